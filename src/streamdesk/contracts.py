@@ -1,0 +1,172 @@
+"""The code side of `schemas/`: canonical event records and JSON Schema validation per topic.
+
+Connectors build these records; stream processors read them. `tests/test_contracts.py` keeps the
+records and the JSON Schemas in step.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field
+
+from streamdesk.config import get_settings
+from streamdesk.exceptions import ContractError
+
+Op = Literal["upsert", "delete", "tombstone"]
+EntityType = Literal["customer", "order", "order_item", "invoice", "product"]
+TicketEventType = Literal[
+    "created", "comment_added", "status_changed", "priority_changed", "assignment_changed", "updated"
+]
+Stage = Literal["raw", "canonical", "document", "entity", "ticket"]
+
+
+def utcnow() -> datetime:
+    """Timezone-aware now, in UTC."""
+    return datetime.now(UTC)
+
+
+class Record(BaseModel):
+    """Base of every canonical record: strict fields, JSON-friendly dumps."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as the JSON object its topic carries."""
+        return self.model_dump(mode="json", exclude_none=False)
+
+
+class Access(Record):
+    """Who may read a document: everyone, any employee, or members of named groups."""
+
+    level: Literal["public", "internal", "restricted"] = "internal"
+    groups: list[str] = Field(default_factory=list)
+
+
+class DocumentEvent(Record):
+    """A knowledge document changed (upsert) or disappeared (delete, tombstone)."""
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    external_id: str = Field(min_length=1)
+    op: Op
+    version: list[int]
+    occurred_at: datetime
+    title: str = ""
+    body: str = ""
+    url: str | None = None
+    doc_type: str = "article"
+    language: str | None = None
+    tenant: str = "default"
+    access: Access = Field(default_factory=Access)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.external_id}"
+
+
+class EntityEvent(Record):
+    """A business record (customer, order, order item, invoice, product) changed or disappeared."""
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    entity_type: EntityType
+    external_id: str = Field(min_length=1)
+    op: Op
+    version: list[int]
+    occurred_at: datetime
+    partial: bool = False
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    unchanged_fields: list[str] = Field(default_factory=list)
+    nulled_fields: list[str] = Field(default_factory=list)
+    tenant: str = "default"
+
+    @property
+    def key(self) -> str:
+        return f"{self.entity_type}:{self.source}:{self.external_id}"
+
+
+class Requester(Record):
+    """The person who raised a ticket, as the source system knows them."""
+
+    id: str | None = None
+    name: str | None = None
+    email: str | None = None
+
+
+class TicketEvent(Record):
+    """Something happened to a support ticket."""
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+    ticket_id: str = Field(min_length=1)
+    event_type: TicketEventType
+    version: list[int]
+    occurred_at: datetime
+    subject: str | None = None
+    body: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    assignee_id: str | None = None
+    requester: Requester | None = None
+    customer_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    tenant: str = "default"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.ticket_id}"
+
+
+class DeadLetter(Record):
+    """A message that could not be processed, with the reason and its original bytes."""
+
+    schema_version: Literal[1] = 1
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None = None
+    value_b64: str | None = None
+    headers: dict[str, str | None] = Field(default_factory=dict)
+    reason: str = Field(min_length=1)
+    error_type: str
+    stage: Stage
+    occurred_at: datetime = Field(default_factory=utcnow)
+
+
+CanonicalEvent = DocumentEvent | EntityEvent | TicketEvent
+
+
+@lru_cache
+def _load_schema(schemas_dir: Path, name: str) -> dict[str, Any]:
+    path = schemas_dir / name
+    if not path.is_file():
+        raise ContractError(f"schema {name!r} not found in {schemas_dir}")
+    schema: dict[str, Any] = json.loads(path.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+@lru_cache
+def validator_for(name: str) -> jsonschema.Draft202012Validator:
+    """A compiled validator for the schema file `name` (relative to `schemas/`)."""
+    schema = _load_schema(get_settings().schemas_dir, name)
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+
+
+def validate(name: str, payload: Any) -> None:
+    """Raise ContractError naming the first violation of schema `name`, if any."""
+    error = jsonschema.exceptions.best_match(validator_for(name).iter_errors(payload))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise ContractError(f"payload violates {name} at {where}: {error.message}")

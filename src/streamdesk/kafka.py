@@ -1,0 +1,92 @@
+"""A validating Kafka producer (confluent-kafka) for tools, replay, and the webhook gateway."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from confluent_kafka import KafkaError, Message, Producer
+
+from streamdesk import contracts, topics
+from streamdesk.exceptions import StreamdeskError
+
+
+class PublishError(StreamdeskError):
+    """A message could not be delivered to the broker."""
+
+
+def encode_key(key: str | bytes | None) -> bytes | None:
+    """Keys travel as UTF-8 bytes."""
+    if key is None or isinstance(key, bytes):
+        return key
+    return key.encode()
+
+
+class Publisher:
+    """Validates payloads against their topic's contract and delivers them idempotently."""
+
+    def __init__(self, bootstrap_servers: str, *, client_id: str = "streamdesk", linger_ms: int = 5):
+        self._producer = Producer(
+            {
+                "bootstrap.servers": bootstrap_servers,
+                "client.id": client_id,
+                "enable.idempotence": True,
+                "linger.ms": linger_ms,
+                "batch.num.messages": 10000,
+            }
+        )
+        self._errors: list[str] = []
+        self.delivered = 0
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            self._errors.append(f"{msg.topic()}: {err}")
+        else:
+            self.delivered += 1
+
+    def publish(
+        self,
+        topic: str,
+        value: Mapping[str, Any] | bytes | None,
+        *,
+        key: str | bytes | None = None,
+        headers: Mapping[str, str | bytes] | None = None,
+        validate: bool = True,
+    ) -> None:
+        """Queue one message; JSON objects are validated against the topic's schema first."""
+        if isinstance(value, Mapping):
+            if validate:
+                contracts.validate(topics.spec(topic).schema, value)
+            payload: bytes | None = json.dumps(value, separators=(",", ":"), default=str).encode()
+        else:
+            payload = value
+        while True:
+            try:
+                self._producer.produce(
+                    topic,
+                    value=payload,
+                    key=encode_key(key),
+                    headers=list((headers or {}).items()),
+                    on_delivery=self._on_delivery,
+                )
+                break
+            except BufferError:
+                self._producer.poll(0.1)
+        self._producer.poll(0)
+
+    def flush(self, timeout_s: float = 30.0) -> int:
+        """Wait for every queued message; raise PublishError if any was not delivered."""
+        remaining = self._producer.flush(timeout_s)
+        if remaining:
+            raise PublishError(f"{remaining} messages still undelivered after {timeout_s}s; is the broker up?")
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise PublishError(f"{len(errors)} messages failed, first: {errors[0]}")
+        return self.delivered
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.flush()

@@ -1,0 +1,1 @@
+"""The embedded runtime: a Tansu broker and PostgreSQL + pgvector, and the workers they serve."""

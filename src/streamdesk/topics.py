@@ -1,0 +1,100 @@
+"""The topic registry (`schemas/topics.yaml`): names, contracts, layout, and topic creation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+
+from streamdesk.config import Settings, get_settings
+from streamdesk.exceptions import ConfigurationError
+
+DOCUMENT = "canonical.document"
+ENTITY = "canonical.entity"
+TICKET = "canonical.ticket"
+DEAD_LETTER = "deadletter"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One registered topic."""
+
+    name: str
+    schema: str
+    key: str
+    partitions: int
+    cleanup_policy: str
+    family: str | None = None
+
+    @property
+    def is_raw(self) -> bool:
+        return self.family is not None
+
+
+@lru_cache
+def load_registry(path: Path) -> dict[str, TopicSpec]:
+    """Read the registry file into specs keyed by topic name."""
+    data = yaml.safe_load(path.read_text())
+    defaults = data.get("defaults", {})
+    specs: dict[str, TopicSpec] = {}
+    for entry in data["topics"]:
+        spec = TopicSpec(
+            name=entry["name"],
+            schema=entry["schema"],
+            key=entry.get("key", ""),
+            partitions=int(entry.get("partitions", defaults.get("partitions", 4))),
+            cleanup_policy=entry.get("cleanup_policy", defaults.get("cleanup_policy", "delete")),
+            family=entry.get("family"),
+        )
+        if spec.name in specs:
+            raise ConfigurationError(f"topic {spec.name!r} is registered twice in {path}")
+        specs[spec.name] = spec
+    return specs
+
+
+def registry(settings: Settings | None = None) -> dict[str, TopicSpec]:
+    """The registered topics for the current settings."""
+    settings = settings or get_settings()
+    return load_registry(settings.schemas_dir / "topics.yaml")
+
+
+def spec(name: str) -> TopicSpec:
+    """The spec of topic `name`; unknown names are a configuration error."""
+    try:
+        return registry()[name]
+    except KeyError:
+        raise ConfigurationError(f"topic {name!r} is not in schemas/topics.yaml; register it there") from None
+
+
+def raw_topics() -> list[TopicSpec]:
+    """Every raw (vendor-payload) topic."""
+    return [s for s in registry().values() if s.is_raw]
+
+
+def ensure_topics(bootstrap_servers: str, *, replication_factor: int = 1, timeout_s: float = 30) -> list[str]:
+    """Create every registered topic that does not exist yet; return the names created."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers})
+    existing = set(admin.list_topics(timeout=timeout_s).topics)
+    wanted = [
+        NewTopic(
+            s.name,
+            num_partitions=s.partitions,
+            replication_factor=replication_factor,
+            config={"cleanup.policy": s.cleanup_policy},
+        )
+        for s in registry().values()
+        if s.name not in existing
+    ]
+    if not wanted:
+        return []
+    for name, future in admin.create_topics(wanted, request_timeout=timeout_s).items():
+        try:
+            future.result(timeout_s)
+        except Exception as exc:  # KafkaException wraps TOPIC_ALREADY_EXISTS on races
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise ConfigurationError(f"could not create topic {name!r}: {exc}") from exc
+    return [t.topic for t in wanted]

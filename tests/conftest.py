@@ -1,0 +1,69 @@
+"""Shared fixtures: the real embedded PostgreSQL (one per session) and Tansu brokers (one per test)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("STREAMDESK_ENVIRONMENT", "test")
+
+from streamdesk import db  # noqa: E402
+from streamdesk.config import get_settings  # noqa: E402
+from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+TABLES = ("dead_letters", "ticket_events", "tickets", "entities", "chunks", "documents")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`../shared/data`: the third-party payloads and datasets (see SOURCES.md)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A migrated embedded PostgreSQL for the whole session."""
+    server = EmbeddedDatabase(tmp_path_factory.mktemp("pg") / "data").start()
+    db.migrate(server.url)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def clean_db(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The session database, emptied before the test, and set as DATABASE_URL."""
+    with db.connect(database_url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    yield database_url
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fresh Tansu broker for this test; its bootstrap servers are set as KAFKA_BOOTSTRAP_SERVERS."""
+    server = EmbeddedBroker(free_port(), tmp_path / "tansu.log").start()
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", server.bootstrap_servers)
+    get_settings.cache_clear()
+    yield server.bootstrap_servers
+    server.stop()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def topics_ready(broker: str) -> str:
+    """The broker with every registered topic created."""
+    from streamdesk import topics
+
+    topics.ensure_topics(broker)
+    return broker
