@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -12,13 +12,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("STREAMDESK_ENVIRONMENT", "test")
 
-from streamdesk import db  # noqa: E402
-from streamdesk.config import get_settings  # noqa: E402
-from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port  # noqa: E402
+from streamdesk import db
+from streamdesk.config import get_settings
+from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-TABLES = ("dead_letters", "ticket_events", "tickets", "entities", "chunks", "documents")
+
+
+def truncate_all(url: str) -> None:
+    """Empty every table the migrations created (not the alembic bookkeeping)."""
+    with db.connect(url, autocommit=True) as conn:
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            )
+        ]
+        if names:
+            conn.execute(f"TRUNCATE {', '.join(names)} CASCADE")
 
 
 @pytest.fixture(scope="session")
@@ -38,11 +50,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def truncate() -> Callable[[str], None]:
+    """`truncate(url)` empties every application table."""
+    return truncate_all
+
+
 @pytest.fixture
 def clean_db(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The session database, emptied before the test, and set as DATABASE_URL."""
-    with db.connect(database_url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+    truncate_all(database_url)
     monkeypatch.setenv("DATABASE_URL", database_url)
     get_settings.cache_clear()
     yield database_url

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -11,7 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamdesk.exceptions import ConfigurationError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(os.environ.get("STREAMDESK_HOME") or Path(__file__).resolve().parents[2])
 
 
 class KafkaSettings(BaseModel):
@@ -90,8 +91,6 @@ class Settings(BaseSettings):
     @classmethod
     def _conventional_env(cls, data: dict[str, object]) -> dict[str, object]:
         """Honour the conventional `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` variables."""
-        import os
-
         data = dict(data)
         if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
             kafka = dict(data.get("kafka") or {})  # type: ignore[call-overload]

@@ -1,0 +1,1 @@
+"""The `streamdesk` command line."""

@@ -1,0 +1,229 @@
+"""`streamdesk`: run the platform, its workers and its tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streamdesk import db
+from streamdesk.config import REPO_ROOT, get_settings
+from streamdesk.logs import configure_logging
+
+app = typer.Typer(help="streamdesk: enterprise events in, grounded answers out.", no_args_is_help=True)
+worker_app = typer.Typer(help="Run one worker in the foreground.", no_args_is_help=True)
+topics_app = typer.Typer(help="The topic registry.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks that print one JSON object as their last line.", no_args_is_help=True)
+app.add_typer(worker_app, name="worker")
+app.add_typer(topics_app, name="topics")
+app.add_typer(bench_app, name="bench")
+console = Console(stderr=True)
+
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False) -> None:
+    """Set up logging and offline model loading for every command."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    configure_logging(level="DEBUG" if verbose else get_settings().telemetry.log_level)
+
+
+def _emit(data: dict[str, Any], *, as_json: bool, title: str) -> None:
+    if as_json:
+        typer.echo(json.dumps(data, default=str))
+        return
+    table = Table(title=title, show_header=False)
+    for key, value in data.items():
+        table.add_row(key, json.dumps(value, default=str) if isinstance(value, dict | list) else str(value))
+    Console().print(table)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply database migrations (DATABASE_URL)."""
+    db.migrate()
+    console.print("migrations applied")
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every topic of the registry that does not exist (KAFKA_BOOTSTRAP_SERVERS)."""
+    from streamdesk import topics
+
+    bootstrap = get_settings().kafka.bootstrap_servers
+    if not bootstrap:
+        raise typer.BadParameter("set KAFKA_BOOTSTRAP_SERVERS")
+    created = topics.ensure_topics(bootstrap, replication_factor=get_settings().kafka.replication_factor)
+    console.print(f"created {len(created)} topics: {', '.join(created) or '-'}")
+
+
+@topics_app.command("list")
+def topics_list(as_json: JsonOpt = False) -> None:
+    """Show the topic registry."""
+    from streamdesk import topics
+
+    specs = {s.name: {"schema": s.schema, "partitions": s.partitions, "key": s.key} for s in topics.registry().values()}
+    _emit(specs, as_json=as_json, title="topics")
+
+
+@worker_app.command("ingest")
+def worker_ingest() -> None:
+    """Raw -> canonical -> chunks/embeddings/rows (Faust)."""
+    from streamdesk.ingest.app import run_worker
+
+    run_worker()
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+) -> None:
+    """Serve the HTTP API and webhook gateway."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "streamdesk.api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="warning",
+    )
+
+
+@app.command()
+def replay(
+    what: Annotated[list[str] | None, typer.Option(help="Sample sets: taubench, knowledge.")] = None,
+    limit: Annotated[int | None, typer.Option(help="At most this many records per set.")] = None,
+    shared_data: Annotated[Path, typer.Option(help="Folder of the third-party data.")] = SHARED_DATA,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish the bundled sample events (tau2 retail world as Debezium CDC, knowledge articles)."""
+    from streamdesk.seed import service as seed
+
+    if what is None:
+        what = ["taubench", "knowledge"]
+    bootstrap = get_settings().kafka.bootstrap_servers
+    if not bootstrap:
+        raise typer.BadParameter("set KAFKA_BOOTSTRAP_SERVERS (or use `streamdesk up --seed`)")
+    summary = seed.replay(bootstrap_servers=bootstrap, shared_data=shared_data, what=what, limit=limit)
+    _emit(summary.as_dict(), as_json=as_json, title="replayed")
+
+
+@app.command()
+def status(as_json: JsonOpt = False) -> None:
+    """What the store holds, and the ingest worker's lag."""
+    from streamdesk.ingest import status as ingest_status
+
+    with db.connect() as conn:
+        data = ingest_status.store_counts(conn)
+    bootstrap = get_settings().kafka.bootstrap_servers
+    if bootstrap:
+        data["lag"] = ingest_status.ingest_lag(bootstrap)
+    _emit(data, as_json=as_json, title="streamdesk status")
+
+
+def _wait_until_caught_up(bootstrap: str, *, timeout_s: float, quiet_s: float = 3.0) -> dict[str, Any]:
+    """Poll until the ingest lag is zero and the store stops changing; return the counts."""
+    from streamdesk.ingest import status as ingest_status
+
+    deadline = time.monotonic() + timeout_s
+    last: dict[str, Any] | None = None
+    stable_since = time.monotonic()
+    while time.monotonic() < deadline:
+        with db.connect() as conn:
+            counts = ingest_status.store_counts(conn)
+        lag = sum(ingest_status.ingest_lag(bootstrap).values())
+        if counts != last:
+            last, stable_since = counts, time.monotonic()
+        if lag == 0 and time.monotonic() - stable_since >= quiet_s:
+            return counts
+        time.sleep(1.0)
+    raise typer.Exit(code=1)
+
+
+def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float) -> None:
+    from streamdesk.runtime.service import platform
+    from streamdesk.runtime.supervisor import Supervisor, child_env, streamdesk_argv
+
+    settings = get_settings()
+    with platform(settings) as plat:
+        supervisor = Supervisor()
+        logs = settings.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        env = child_env(KAFKA_BOOTSTRAP_SERVERS=plat.bootstrap_servers, DATABASE_URL=plat.database_url)
+        supervisor.add("ingest", streamdesk_argv("worker", "ingest"), env=env, log_path=str(logs / "ingest.log"))
+        if with_api:
+            supervisor.add("api", streamdesk_argv("api"), env=env, log_path=str(logs / "api.log"))
+        supervisor.start()
+        stop = {"now": False}
+
+        def _stop(*_: object) -> None:
+            stop["now"] = True
+
+        signal.signal(signal.SIGTERM, _stop)
+        try:
+            console.print(f"broker   {plat.bootstrap_servers}" + (" (embedded Tansu)" if plat.embedded_broker else ""))
+            console.print("database " + ("embedded PostgreSQL 18 + pgvector" if plat.embedded_database else "external"))
+            if with_api:
+                console.print(f"api      http://{settings.api_host}:{settings.api_port}  (logs in {logs})")
+            if seed:
+                replay(what=["taubench", "knowledge"], limit=None, shared_data=SHARED_DATA, as_json=False)
+                console.print("waiting for ingest to catch up ...")
+                counts = _wait_until_caught_up(plat.bootstrap_servers, timeout_s=timeout_s)
+                _emit(counts, as_json=False, title="ingested")
+            if stay:
+                console.print("running; Ctrl-C stops everything")
+                while not stop["now"]:
+                    supervisor.poll()
+                    time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            console.print("stopping ...")
+            supervisor.stop()
+
+
+@app.command()
+def up(
+    seed: Annotated[bool, typer.Option(help="Replay the bundled sample events first.")] = False,
+    with_api: Annotated[bool, typer.Option("--api/--no-api", help="Also serve the HTTP API.")] = True,
+    timeout_s: Annotated[float, typer.Option(help="Longest wait for the seed to be ingested.")] = 1800,
+) -> None:
+    """Start the platform (embedded broker and database unless configured) and its workers until Ctrl-C."""
+    _run_platform(seed=seed, stay=True, with_api=with_api, timeout_s=timeout_s)
+
+
+@app.command()
+def demo(
+    timeout_s: Annotated[float, typer.Option(help="Longest wait for the seed to be ingested.")] = 1800,
+) -> None:
+    """Start everything, ingest the bundled samples end to end, print a summary, and stop."""
+    _run_platform(seed=True, stay=False, with_api=False, timeout_s=timeout_s)
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    docs: Annotated[int, typer.Option(help="Passages in the throughput phase.")] = 400,
+    freshness_s: Annotated[float, typer.Option(help="Length of the freshness phase, in seconds.")] = 30.0,
+    shared_data: Annotated[Path, typer.Option(help="Folder of the third-party data.")] = SHARED_DATA,
+) -> None:
+    """End-to-end ingest throughput and freshness versus the bare embedder."""
+    from streamdesk.bench import ingest as ingest_bench
+
+    typer.echo(json.dumps(ingest_bench.run(shared_data=shared_data, docs=docs, freshness_s=freshness_s)))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,134 @@
+"""POST /webhooks/{source}: the HTTP face of the gateway; 202 means the broker has the webhook."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from streamdesk.config import Settings, get_settings
+from streamdesk.exceptions import ConfigurationError, StreamdeskError
+from streamdesk.gateway import service
+from streamdesk.gateway.exceptions import (
+    GatewayUnavailableError,
+    InvalidPayloadError,
+    PayloadTooLargeError,
+    ReplayedDeliveryError,
+    SignatureError,
+    UnknownSourceError,
+)
+from streamdesk.gateway.signatures import SignedRequest
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["webhooks"])
+_publisher_lock = threading.Lock()
+
+STATUS_CODES: dict[type[StreamdeskError], int] = {
+    InvalidPayloadError: 400,
+    SignatureError: 401,
+    UnknownSourceError: 404,
+    ReplayedDeliveryError: 409,
+    PayloadTooLargeError: 413,
+    GatewayUnavailableError: 503,
+}
+
+
+def status_for(exc: StreamdeskError) -> int:
+    """The HTTP status of a refusal; unexpected streamdesk errors (configuration) are 503."""
+    for cls in type(exc).__mro__:
+        if cls in STATUS_CODES:
+            return STATUS_CODES[cls]
+    return 503
+
+
+def app_settings(request: Request) -> Settings:
+    """The settings the application was created with."""
+    settings: Settings | None = getattr(request.app.state, "settings", None)
+    return settings or get_settings()
+
+
+SettingsDep = Annotated[Settings, Depends(app_settings)]
+
+
+def get_publisher(app: FastAPI, settings: Settings) -> service.WebhookPublisher:
+    """The application's one gateway publisher, created on first use."""
+    with _publisher_lock:
+        publisher: service.WebhookPublisher | None = getattr(app.state, "webhook_publisher", None)
+        if publisher is None:
+            if not settings.kafka.bootstrap_servers:
+                raise ConfigurationError("no broker configured for the gateway; set KAFKA_BOOTSTRAP_SERVERS")
+            publisher = service.WebhookPublisher(settings.kafka.bootstrap_servers)
+            app.state.webhook_publisher = publisher
+        return publisher
+
+
+def close_publisher(app: FastAPI) -> None:
+    """Flush and drop the application's gateway publisher, if it has one."""
+    with _publisher_lock:
+        publisher: service.WebhookPublisher | None = getattr(app.state, "webhook_publisher", None)
+        app.state.webhook_publisher = None
+    if publisher is not None:
+        publisher.close()
+
+
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """The body, refused with PayloadTooLargeError as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit():
+        service.check_size(size=int(declared), limit=limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        service.check_size(size=size, limit=limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def request_url(request: Request) -> str:
+    """The absolute URL as the sender addressed it (raw path, raw query); HubSpot signs it."""
+    raw_path: bytes | None = request.scope.get("raw_path")
+    path = raw_path.decode("latin-1") if raw_path else request.url.path
+    query: bytes = request.scope.get("query_string", b"")
+    url = f"{request.url.scheme}://{request.url.netloc}{path}"
+    return f"{url}?{query.decode('latin-1')}" if query else url
+
+
+@router.post("/{source}", status_code=202, summary="Receive one signed webhook")
+async def receive_webhook(
+    source: str,
+    request: Request,
+    settings: SettingsDep,
+    mapping: Annotated[str | None, Query(description="Declarative mapping (generic source only).")] = None,
+) -> dict[str, str]:
+    """Verify, deduplicate and publish a webhook verbatim to its raw topic."""
+    try:
+        service.get_source(name=source)
+        body = await read_body(request, limit=settings.ingest.max_body_bytes)
+        signed = SignedRequest(
+            method=request.method, url=request_url(request), body=body, headers=dict(request.headers)
+        )
+        publisher = get_publisher(request.app, settings)
+        delivery = await run_in_threadpool(
+            service.accept,
+            source_name=source,
+            request=signed,
+            settings=settings,
+            publisher=publisher,
+            mapping=mapping,
+        )
+    except StreamdeskError as exc:
+        status = status_for(exc)
+        log.warning("webhook %s refused with %d: %s", source, status, exc)
+        raise HTTPException(status_code=status, detail=str(exc)) from exc
+    log.info("webhook %s %s accepted to %s", source, delivery.delivery_id[:40], delivery.topic)
+    return {
+        "status": "accepted",
+        "source": delivery.source,
+        "delivery_id": delivery.delivery_id,
+        "topic": delivery.topic,
+        "key": delivery.key,
+    }

@@ -1,0 +1,1 @@
+"""Ingest stream processors: raw vendor payloads -> canonical events -> chunks, vectors and rows."""

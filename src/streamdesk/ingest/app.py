@@ -1,0 +1,244 @@
+"""The Faust application: raw -> canonical, then documents, entities and tickets into PostgreSQL.
+
+Each agent takes a batch, does its work, and returns to Faust only after the work is durable (canonical
+events delivered, or the database transaction committed); Faust acks, and so commits, a batch's offsets
+only when control returns to it. Anything that cannot be made durable crashes the worker before that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import faust
+import psycopg
+
+from connectors.base import RawMessage
+from streamdesk import db, topics
+from streamdesk.config import Settings, get_settings
+from streamdesk.contracts import DeadLetter
+from streamdesk.ingest import processors
+from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters
+from streamdesk.ingest.policy import ErrorAction, default_policy, describe
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+CRASH_EXIT_CODE = 70
+
+
+def raw_message(event: Any) -> RawMessage:
+    """A Faust event as the connectors' RawMessage."""
+    msg = event.message
+    headers = {}
+    for name, value in msg.headers or ():
+        headers[name] = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+    return RawMessage(
+        topic=msg.topic,
+        value=msg.value,
+        key=msg.key,
+        headers=headers,
+        partition=msg.partition,
+        offset=msg.offset,
+        timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
+    )
+
+
+def crash(reason: str) -> None:
+    """Exit at once, before Faust can commit the offsets of the batch in hand."""
+    log.critical("ingest worker crashing without committing: %s", reason)
+    logging.shutdown()
+    os._exit(CRASH_EXIT_CODE)
+
+
+class BatchWriter:
+    """Runs one hop's database writes on a dedicated thread, under the shared error policy."""
+
+    def __init__(self, *, name: str, settings: Settings, retry_for_s: float = 60.0):
+        self.name = name
+        self.settings = settings
+        self.retry_for_s = retry_for_s
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ingest-{name}")
+        self._conn: psycopg.Connection | None = None
+
+    def _connection(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed:
+            self._conn = db.connect(db.database_url(self.settings))
+        return self._conn
+
+    def _write(self, fn: Callable[[psycopg.Connection, Sequence[T]], Any], items: Sequence[T]) -> Any:
+        conn = self._connection()
+        try:
+            with conn.transaction():
+                return fn(conn, items)
+        except psycopg.OperationalError:
+            conn.close()
+            raise
+
+    def _write_isolating(
+        self,
+        fn: Callable[[psycopg.Connection, Sequence[T]], Any],
+        items: Sequence[T],
+        on_bad: Callable[[T, Exception], DeadLetter],
+    ) -> list[DeadLetter]:
+        """Write `items`; split the batch to isolate and dead-letter items whose data breaks the write."""
+        deadline = time.monotonic() + self.retry_for_s
+        delay = 0.2
+        while True:
+            try:
+                self._write(fn, items)
+                return []
+            except Exception as exc:
+                action = default_policy(exc)
+                if action is ErrorAction.RETRY and time.monotonic() < deadline:
+                    log.warning("%s write failed (%s); retrying in %.1fs", self.name, describe(exc), delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                if action is ErrorAction.DEAD_LETTER:
+                    if len(items) == 1:
+                        return [on_bad(items[0], exc)]
+                    mid = len(items) // 2
+                    return self._write_isolating(fn, items[:mid], on_bad) + self._write_isolating(
+                        fn, items[mid:], on_bad
+                    )
+                crash(f"{self.name} write failed: {describe(exc)}")
+                raise  # unreachable; keeps type checkers honest
+
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
+        """Store dead letters durably (retrying; crash if the database stays away)."""
+        if letters:
+            self._write_isolating(
+                lambda conn, batch: store_dead_letters(conn, letters=batch), list(letters), lambda d, e: d
+            )
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` on this hop's thread."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, fn, *args)
+
+
+def create_app(settings: Settings | None = None) -> faust.App:
+    """The ingest Faust app for `settings` (broker and database from there)."""
+    from streamdesk.entities import store as entities
+    from streamdesk.knowledge import embedding
+    from streamdesk.knowledge import store as knowledge
+
+    settings = settings or get_settings()
+    if not settings.kafka.bootstrap_servers:
+        raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
+    ingest = settings.ingest
+    app = faust.App(
+        "streamdesk-ingest",
+        broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        producer_acks=-1,
+        producer_linger=0.005,
+        stream_buffer_maxsize=4096,
+        logging_config=None,
+    )
+    raw_names = [s.name for s in topics.raw_topics()]
+    raw_topic = app.topic(
+        *raw_names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
+    )
+
+    def canonical(name: str) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    out_topics = {name: canonical(name) for name in (topics.DOCUMENT, topics.ENTITY, topics.TICKET)}
+    dlq_topic = canonical(topics.DEAD_LETTER)
+    writers = {
+        name: BatchWriter(name=name, settings=settings) for name in ("raw", "document", "entity", "ticket")
+    }
+
+    async def publish_dead_letters(writer: BatchWriter, letters: Sequence[DeadLetter]) -> None:
+        if not letters:
+            return
+        await writer.run(writer.write_dead_letters, letters)
+        futures = []
+        for letter in letters:
+            key = f"{letter.topic}/{letter.partition}/{letter.offset}".encode()
+            futures.append(await dlq_topic.send(key=key, value=letter.model_dump_json().encode()))
+        await asyncio.gather(*futures)
+        for letter in letters:
+            log.warning(
+                "dead-lettered %s/%s@%s: %s", letter.topic, letter.partition, letter.offset, letter.reason
+            )
+
+    @app.agent(raw_topic, name="canonicalize")
+    async def canonicalize(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(500, within=0.05):
+            messages = [raw_message(e) for e in events]
+            result = processors.canonicalize(messages, max_body_bytes=ingest.max_body_bytes)
+            futures = [
+                await out_topics[o.topic].send(key=o.key.encode(), value=o.value) for o in result.outgoing
+            ]
+            await asyncio.gather(*futures)
+            await publish_dead_letters(writers["raw"], result.dead_letters)
+
+    def hop(name: str, apply: Callable[[psycopg.Connection, Sequence[Any]], Any], batch: int) -> None:
+        writer = writers[name]
+        stage: Any = name
+
+        async def process(stream: faust.StreamT) -> None:
+            async for events in stream.take_events(batch, within=ingest.batch_within_s):
+                letters: list[DeadLetter] = []
+                parsed: list[tuple[RawMessage, Any]] = []
+                for event in events:
+                    message = raw_message(event)
+                    try:
+                        parsed.append((message, processors.parse_canonical(message)))
+                    except Exception as exc:
+                        if default_policy(exc) is not ErrorAction.DEAD_LETTER:
+                            raise
+                        letters.append(dead_letter_for(message, exc, stage=stage))
+                if parsed:
+                    letters += await writer.run(
+                        writer._write_isolating,
+                        lambda conn, items: apply(conn, [record for _, record in items]),
+                        parsed,
+                        lambda item, exc: dead_letter_for(item[0], exc, stage=stage),
+                    )
+                await publish_dead_letters(writer, letters)
+
+        process.__name__ = f"store_{name}s"
+        app.agent(out_topics[f"canonical.{name}"], name=f"store_{name}s")(process)
+
+    def apply_documents(conn: psycopg.Connection, events: Sequence[Any]) -> Any:
+        return knowledge.apply_documents(
+            conn,
+            events,
+            embedder=embedding.get_embedder(),
+            chunk_tokens=ingest.chunk_tokens,
+            chunk_overlap=ingest.chunk_overlap,
+        )
+
+    hop("document", apply_documents, ingest.embed_batch)
+    hop("entity", entities.apply_entities, 1000)
+    hop("ticket", entities.apply_tickets, 500)
+
+    @app.on_startup.connect
+    async def warm_up(app: faust.App, **_: Any) -> None:
+        """Load the embedder before the first batch, so the first documents do not wait for it."""
+        await writers["document"].run(embedding.get_embedder)
+
+    return app
+
+
+def run_worker(settings: Settings | None = None, *, loglevel: str = "info") -> None:
+    """Run the ingest worker in the foreground until stopped."""
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    worker.execute_from_commandline()

@@ -1,0 +1,91 @@
+"""The work of each hop, as plain functions over messages, free of Faust."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors import registry as connectors
+from connectors.base import RawMessage, decode_json
+from streamdesk import contracts, topics
+from streamdesk.contracts import DeadLetter, DocumentEvent, EntityEvent, TicketEvent
+from streamdesk.ingest.deadletter import dead_letter_for
+from streamdesk.ingest.exceptions import PayloadTooLarge, UnknownTopic
+from streamdesk.ingest.policy import ErrorAction, default_policy
+
+CANONICAL_TOPIC = {DocumentEvent: topics.DOCUMENT, EntityEvent: topics.ENTITY, TicketEvent: topics.TICKET}
+CANONICAL_SCHEMA = {
+    topics.DOCUMENT: "document.v1.json",
+    topics.ENTITY: "entity.v1.json",
+    topics.TICKET: "ticket.v1.json",
+}
+CANONICAL_RECORD: dict[str, type[DocumentEvent] | type[EntityEvent] | type[TicketEvent]] = {
+    topics.DOCUMENT: DocumentEvent,
+    topics.ENTITY: EntityEvent,
+    topics.TICKET: TicketEvent,
+}
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A canonical event ready to publish."""
+
+    topic: str
+    key: str
+    value: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Canonicalized:
+    """What a batch of raw messages became."""
+
+    outgoing: list[Outgoing] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    skipped: int = 0
+
+
+def canonical_events(message: RawMessage, *, max_body_bytes: int) -> list[Outgoing]:
+    """Raw vendor message -> validated canonical events; raises for input that cannot be used."""
+    if message.value is not None and len(message.value) > max_body_bytes:
+        raise PayloadTooLarge(
+            f"payload of {len(message.value)} bytes exceeds ingest.max_body_bytes={max_body_bytes}"
+        )
+    spec = topics.registry().get(message.topic)
+    if spec is None or spec.family is None:
+        raise UnknownTopic(f"topic {message.topic!r} is not a raw topic in schemas/topics.yaml")
+    decoded = decode_json(message.value)
+    if decoded is not None:
+        contracts.validate(spec.schema, decoded)
+    outgoing = []
+    for event in connectors.connector_for(spec.family).parse(message):
+        topic = CANONICAL_TOPIC[type(event)]
+        payload = event.to_json()
+        contracts.validate(CANONICAL_SCHEMA[topic], payload)
+        outgoing.append(Outgoing(topic, event.key, json.dumps(payload, separators=(",", ":")).encode()))
+    return outgoing
+
+
+def canonicalize(messages: list[RawMessage], *, max_body_bytes: int) -> Canonicalized:
+    """Canonicalize a batch; each unusable message becomes a dead letter, the others go on."""
+    result = Canonicalized()
+    for message in messages:
+        try:
+            produced = canonical_events(message, max_body_bytes=max_body_bytes)
+        except Exception as exc:
+            if default_policy(exc) is not ErrorAction.DEAD_LETTER:
+                raise
+            result.dead_letters.append(dead_letter_for(message, exc, stage="raw"))
+            continue
+        if not produced:
+            result.skipped += 1
+        result.outgoing.extend(produced)
+    return result
+
+
+def parse_canonical(message: RawMessage) -> Any:
+    """Validate a canonical message on receipt and return its record."""
+    payload = decode_json(message.value)
+    contracts.validate(CANONICAL_SCHEMA[message.topic], payload)
+    return CANONICAL_RECORD[message.topic].model_validate(payload)

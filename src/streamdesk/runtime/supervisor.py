@@ -1,0 +1,95 @@
+"""Process supervision: start the workers, restart the ones that die, stop them all on request."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ManagedProcess:
+    """A child command kept running by the supervisor."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    log_path: str | None = None
+
+    def start(self) -> None:
+        stdout = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - the child owns it
+        self.process = subprocess.Popen(self.argv, env=self.env, stdout=stdout, stderr=subprocess.STDOUT)
+        log.info("started %s (pid %s)", self.name, self.process.pid)
+
+
+@dataclass
+class Supervisor:
+    """Keeps a set of child processes alive with exponential back-off between restarts."""
+
+    processes: list[ManagedProcess] = field(default_factory=list)
+    max_backoff_s: float = 30.0
+
+    def add(self, name: str, argv: list[str], *, env: dict[str, str], log_path: str | None = None) -> None:
+        self.processes.append(ManagedProcess(name, argv, env, log_path=log_path))
+
+    def start(self) -> None:
+        for proc in self.processes:
+            proc.start()
+
+    def poll(self) -> list[str]:
+        """Restart children that exited; return the names restarted now."""
+        restarted = []
+        now = time.monotonic()
+        for proc in self.processes:
+            if proc.process is None or proc.process.poll() is None:
+                continue
+            if proc.next_start == 0.0:
+                proc.restarts += 1
+                delay = min(self.max_backoff_s, 0.5 * 2 ** min(proc.restarts, 6))
+                proc.next_start = now + delay
+                log.warning(
+                    "%s exited with %s; restarting in %.1fs", proc.name, proc.process.returncode, delay
+                )
+            elif now >= proc.next_start:
+                proc.next_start = 0.0
+                proc.start()
+                restarted.append(proc.name)
+        return restarted
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM every child, then SIGKILL whatever is left after `timeout_s`."""
+        for proc in self.processes:
+            if proc.process is not None and proc.process.poll() is None:
+                proc.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.processes:
+            if proc.process is None:
+                continue
+            try:
+                proc.process.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.process.kill()
+                proc.process.wait()
+
+
+def streamdesk_argv(*args: str) -> list[str]:
+    """argv that runs the streamdesk CLI with this interpreter."""
+    return [sys.executable, "-m", "streamdesk.cli.main", *args]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """The environment for a child: ours plus `extra`, models offline."""
+    env = dict(os.environ)
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.update(extra)
+    return env

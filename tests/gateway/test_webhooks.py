@@ -1,0 +1,221 @@
+"""POST /webhooks/{source} on the real broker and database: accepted, replayed, forged, refused."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from confluent_kafka import Message
+from fastapi import FastAPI
+
+from streamdesk.api.app import create_app
+from streamdesk.config import get_settings
+from streamdesk.gateway import service
+from streamdesk.runtime.embedded import free_port
+from tests.gateway.conftest import BASE_URL, Signer, read_topic, remembered
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.stack
+
+PAYLOADS: dict[str, Any] = {
+    "salesforce": {"payload": {"ChangeEventHeader": {"entityName": "Account", "recordIds": ["001xx1"]}}},
+    "hubspot": [{"eventId": 1, "subscriptionType": "contact.creation", "objectId": 123}],
+    "zendesk": {"type": "zen:event-type:ticket.created", "detail": {"id": "5158", "subject": "Cannot log in"}},
+    "wordpress": {"ID": 4, "post_title": "Hello", "post_status": "publish"},
+    "contentful": {"sys": {"id": "entry-7", "type": "Entry"}, "fields": {}},
+    "stripe": {"id": "evt_1", "type": "customer.updated", "data": {"object": {"id": "cus_9"}}},
+    "generic": {"id": "rec-1", "name": "anything"},
+}
+KEYS = {
+    "salesforce": "001xx1",
+    "hubspot": "123",
+    "zendesk": "5158",
+    "wordpress": "4",
+    "contentful": "entry-7",
+    "stripe": "cus_9",
+    "generic": "rec-1",
+}
+TOPICS = {source: f"raw.{source}" for source in PAYLOADS} | {"generic": "raw.mapped"}
+
+
+def header_map(message: Message) -> dict[str, str]:
+    raw = message.headers() or []
+    pairs = raw.items() if isinstance(raw, dict) else raw
+    return {name: value.decode() if isinstance(value, bytes) else value or "" for name, value in pairs}
+
+
+def path_of(source: str) -> str:
+    return f"/webhooks/{source}" + ("?mapping=crm.accounts" if source == "generic" else "")
+
+
+def post(client: TestClient, signer: Signer, source: str, body: bytes, **sign: Any) -> Any:
+    headers = signer(source, body, path=path_of(source), **sign) | {"Content-Type": "application/json"}
+    return client.post(path_of(source), content=body, headers=headers)
+
+
+@contextmanager
+def app_client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app, base_url=BASE_URL) as test_client:
+        yield test_client
+
+
+def test_each_source_lands_verbatim_on_its_raw_topic(
+    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer
+) -> None:
+    for source, payload in PAYLOADS.items():
+        body = json.dumps(payload, indent=1).encode()  # whitespace included: bytes travel untouched
+        response = post(client, signer, source, body, delivery_id=f"{source}-delivery-1")
+        assert response.status_code == 202, response.text
+        assert response.json()["topic"] == TOPICS[source]
+        [message] = read_topic(topics_ready, TOPICS[source])
+        headers = header_map(message)
+        assert message.value() == body
+        assert message.key() == KEYS[source].encode()
+        assert headers["source"] == source
+        assert headers["delivery-id"] == response.json()["delivery_id"]
+        assert headers["received-at"].endswith("+00:00")
+        if source == "contentful":
+            assert headers["x-contentful-topic"] == "ContentManagement.Entry.publish"
+        if source == "generic":
+            assert headers["mapping"] == "crm.accounts"
+    rows = remembered(gateway_db)
+    assert len(rows) == len(PAYLOADS)
+    assert ("zendesk", "zendesk-delivery-1") in rows
+    assert ("contentful", "contentful-delivery-1") in rows
+
+
+def test_a_replayed_delivery_gets_409_and_is_published_once(
+    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer
+) -> None:
+    body = json.dumps(PAYLOADS["zendesk"]).encode()
+    first = post(client, signer, "zendesk", body, delivery_id="8350205582")
+    assert first.status_code == 202
+    again = post(client, signer, "zendesk", body, delivery_id="8350205582", at=time.time() - 5)
+    assert again.status_code == 409
+    assert "8350205582" in again.json()["detail"]
+    stripe_body = json.dumps(PAYLOADS["stripe"]).encode()
+    headers = signer("stripe", stripe_body) | {"Content-Type": "application/json"}
+    assert client.post("/webhooks/stripe", content=stripe_body, headers=headers).status_code == 202
+    assert client.post("/webhooks/stripe", content=stripe_body, headers=headers).status_code == 409
+    assert len(read_topic(topics_ready, "raw.zendesk")) == 1
+    assert len(read_topic(topics_ready, "raw.stripe")) == 1
+    assert len(remembered(gateway_db)) == 2
+
+
+def test_forged_unsigned_and_stale_webhooks_get_401_and_nothing_is_published(
+    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer
+) -> None:
+    for source, payload in PAYLOADS.items():
+        body = json.dumps(payload).encode()
+        forged = post(client, signer, source, body, secret="not-the-secret")
+        assert forged.status_code == 401, (source, forged.text)
+        assert "does not match" in forged.json()["detail"]
+        stale = post(client, signer, source, body, at=time.time() - 3600)
+        assert stale.status_code == 401, (source, stale.text)
+        unsigned = client.post(path_of(source), content=body, headers={"Content-Type": "application/json"})
+        assert unsigned.status_code == 401
+        assert "is missing" in unsigned.json()["detail"]
+        assert read_topic(topics_ready, TOPICS[source]) == []
+    body = json.dumps(PAYLOADS["hubspot"]).encode()
+    tampered = client.post("/webhooks/hubspot", content=body + b" ", headers=signer("hubspot", body))
+    assert tampered.status_code == 401
+    assert remembered(gateway_db) == []
+
+
+def test_bad_requests_are_refused_before_anything_is_recorded(
+    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer
+) -> None:
+    not_json = b"<soapenv:Envelope/>"
+    response = client.post("/webhooks/wordpress", content=not_json, headers=signer("wordpress", not_json))
+    assert response.status_code == 400
+    assert "not valid JSON" in response.json()["detail"]
+    body = b'{"id": "rec-1"}'
+    unmapped = client.post("/webhooks/generic", content=body, headers=signer("generic", body))
+    assert unmapped.status_code == 400
+    assert "mapping=NAME" in unmapped.json()["detail"]
+    unknown = client.post("/webhooks/jira", content=body, headers=signer("generic", body))
+    assert unknown.status_code == 404
+    assert remembered(gateway_db) == []
+    assert read_topic(topics_ready, "raw.wordpress") == []
+    assert read_topic(topics_ready, "raw.mapped") == []
+
+
+def test_oversized_bodies_get_413(topics_ready: str, gateway_db: str, signer: Signer) -> None:
+    base = get_settings()
+    settings = base.model_copy(update={"ingest": base.ingest.model_copy(update={"max_body_bytes": 64})})
+    with app_client(create_app(settings)) as small:
+        body = json.dumps({"ID": 4, "post_content": "x" * 100}).encode()
+        response = small.post("/webhooks/wordpress", content=body, headers=signer("wordpress", body))
+        assert response.status_code == 413
+        assert "64-byte limit" in response.json()["detail"]
+        chunks = iter([b'{"ID": 4, ', b'"post_content": "' + b"y" * 80 + b'"}'])
+        streamed = small.post("/webhooks/wordpress", content=chunks, headers=signer("wordpress", body))
+        assert streamed.status_code == 413
+    assert read_topic(topics_ready, "raw.wordpress") == []
+
+
+def test_an_unconfirmed_publish_is_503_and_not_remembered(
+    gateway_db: str, signer: Signer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "FLUSH_TIMEOUT_S", 1.0)
+    base = get_settings()
+    dead = base.model_copy(
+        update={"kafka": base.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"})}
+    )
+    body = json.dumps(PAYLOADS["stripe"]).encode()
+    with app_client(create_app(dead)) as offline:
+        response = offline.post("/webhooks/stripe", content=body, headers=signer("stripe", body))
+    assert response.status_code == 503
+    assert "did not confirm" in response.json()["detail"]
+    assert remembered(gateway_db) == []
+
+
+def test_health_and_readiness(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "checks": {"broker": "ok", "database": "ok"}}
+
+
+def test_readiness_names_what_is_unreachable() -> None:
+    base = get_settings()
+    settings = base.model_copy(
+        update={
+            "kafka": base.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"}),
+            "database": base.database.model_copy(update={"url": f"postgresql://nobody@127.0.0.1:{free_port()}/none"}),
+        }
+    )
+    with app_client(create_app(settings)) as app:
+        assert app.get("/healthz").status_code == 200
+        response = app.get("/readyz")
+    assert response.status_code == 503
+    checks = response.json()["checks"]
+    assert checks["broker"].startswith("unreachable at 127.0.0.1:")
+    assert checks["database"].startswith("unreachable")
+
+
+def test_deliveries_are_remembered_once_and_can_be_forgotten(gateway_db: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from streamdesk import db
+    from streamdesk.gateway.exceptions import ReplayedDeliveryError
+
+    now = datetime.now(UTC)
+    with db.connect(gateway_db) as conn:
+        service.remember_delivery(conn=conn, source="stripe", delivery_id="abc", received_at=now - timedelta(days=8))
+        service.remember_delivery(conn=conn, source="zendesk", delivery_id="abc", received_at=now)
+        conn.commit()
+        with pytest.raises(ReplayedDeliveryError, match="stripe delivery 'abc' was accepted before"):
+            service.remember_delivery(conn=conn, source="stripe", delivery_id="abc", received_at=now)
+        conn.rollback()
+        assert service.forget_deliveries(conn=conn, before=now - timedelta(days=7)) == 1
+        conn.commit()
+    assert remembered(gateway_db) == [("zendesk", "abc")]
