@@ -36,6 +36,8 @@ def decode_json(data: bytes | None, *, what: str = "value") -> Any:
         return json.loads(data)
     except UnicodeDecodeError as exc:
         raise ConnectorError(f"{what} is not UTF-8 text (byte {exc.start}); send JSON") from exc
+    except RecursionError as exc:
+        raise ConnectorError(f"{what} is nested too deeply to parse; flatten the payload") from exc
     except json.JSONDecodeError as exc:
         hint = " (truncated?)" if exc.pos >= len(data.rstrip()) - 1 else ""
         raise ConnectorError(f"{what} is not valid JSON at char {exc.pos}{hint}: {exc.msg}") from exc

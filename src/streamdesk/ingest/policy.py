@@ -41,6 +41,7 @@ DATA_ERRORS: tuple[type[Exception], ...] = (
     ValidationError,
     json.JSONDecodeError,
     UnicodeDecodeError,
+    RecursionError,
     psycopg.DataError,
     psycopg.errors.IntegrityError,
 )
