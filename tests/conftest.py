@@ -30,6 +30,7 @@ def truncate_all(url: str) -> None:
             )
         ]
         if names:
+            conn.execute("SET streamdesk.audit_maintenance = 'on'")
             conn.execute(f"TRUNCATE {', '.join(names)} CASCADE")
 
 

@@ -17,5 +17,5 @@ def test_every_registered_topic_is_created_with_its_partitions(topics_ready: str
 
 
 def test_publisher_refuses_a_payload_that_breaks_the_contract(topics_ready: str) -> None:
-    with Publisher(topics_ready) as publisher, pytest.raises(ContractError, match="document.v1.json"):
+    with Publisher(topics_ready) as publisher, pytest.raises(ContractError, match=r"document\.v1\.json"):
         publisher.publish(topics.DOCUMENT, {"schema_version": 1, "op": "upsert"}, key="x")

@@ -26,12 +26,14 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(*, level: str = "INFO", as_json: bool | None = None) -> None:
     """Configure the root logger once per process."""
     from streamdesk.config import get_settings
+    from streamdesk.guardrails.service import PiiRedactingFilter
 
     as_json = get_settings().telemetry.log_json if as_json is None else as_json
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
+    handler.addFilter(PiiRedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from streamdesk import __version__, db
 from streamdesk.config import Settings, get_settings
 from streamdesk.gateway import views as gateway
+from streamdesk.policy import views as approval_views
 
 READY_TIMEOUT_S = 2.0
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="streamdesk", version=__version__, lifespan=lifespan)
     app.state.settings = settings or get_settings()
     app.include_router(gateway.router, prefix="/webhooks")
+    app.include_router(approval_views.router, prefix="/approvals")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"], response_model=None)
     return app

@@ -14,8 +14,10 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdesk import db
+from streamdesk.audit.cli import audit_app
 from streamdesk.config import REPO_ROOT, get_settings
 from streamdesk.logs import configure_logging
+from streamdesk.policy.cli import approvals_app
 
 app = typer.Typer(help="streamdesk: enterprise events in, grounded answers out.", no_args_is_help=True)
 worker_app = typer.Typer(help="Run one worker in the foreground.", no_args_is_help=True)
@@ -24,6 +26,8 @@ bench_app = typer.Typer(help="Benchmarks that print one JSON object as their las
 app.add_typer(worker_app, name="worker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(bench_app, name="bench")
+app.add_typer(audit_app, name="audit")
+app.add_typer(approvals_app, name="approvals")
 console = Console(stderr=True)
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"

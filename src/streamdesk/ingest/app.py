@@ -132,6 +132,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     if not settings.kafka.bootstrap_servers:
         raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
     ingest = settings.ingest
+    embedding.get_embedder()  # load the model before joining the group, so no batch waits for it
     app = faust.App(
         "streamdesk-ingest",
         broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
@@ -228,11 +229,6 @@ def create_app(settings: Settings | None = None) -> faust.App:
     hop("document", apply_documents, ingest.embed_batch)
     hop("entity", entities.apply_entities, 1000)
     hop("ticket", entities.apply_tickets, 500)
-
-    @app.on_startup.connect
-    async def warm_up(app: faust.App, **_: Any) -> None:
-        """Load the embedder before the first batch, so the first documents do not wait for it."""
-        await writers["document"].run(embedding.get_embedder)
 
     return app
 

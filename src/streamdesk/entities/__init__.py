@@ -1,0 +1,1 @@
+"""Entities and tickets: versioned business records and folded support tickets."""

@@ -1,0 +1,1 @@
+"""Knowledge: chunking, embedding and the versioned document/chunk store (pgvector)."""

