@@ -1,0 +1,1 @@
+"""The audit trail: every model action as one append-only, hash-chained, signed record in PostgreSQL."""

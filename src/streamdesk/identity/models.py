@@ -1,0 +1,143 @@
+"""Principals: a person with roles, or the agent's service identity bound to one verified customer."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+from typing import Any, Literal
+from urllib.parse import parse_qs
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from streamdesk.identity.exceptions import InvalidPrincipalError
+
+PrincipalKind = Literal["user", "agent"]
+
+
+class Role(StrEnum):
+    """What a principal may do; people hold the first five, the agent's service identity the last."""
+
+    VIEWER = "viewer"
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+    AUDITOR = "auditor"
+    SERVICE_AGENT = "service_agent"
+
+
+APPROVER_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
+"""Roles that may approve or reject a pending action."""
+
+
+class Principal(BaseModel):
+    """Who acts: kind, id, roles, groups and tenant; the agent identity also names its verified customer."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: PrincipalKind
+    id: str = Field(min_length=1)
+    roles: frozenset[Role] = frozenset()
+    groups: frozenset[str] = frozenset()
+    tenant: str = Field(default="default", min_length=1)
+    customer_id: str | None = None
+    approver: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _agent_role_by_default(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("kind") == "agent" and not data.get("roles"):
+            return {**data, "roles": frozenset({Role.SERVICE_AGENT})}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Principal:
+        if self.kind == "agent":
+            if not self.customer_id:
+                raise InvalidPrincipalError(
+                    f"agent principal {self.id!r} has no customer_id; build it with agent_for_customer(customer_id)"
+                )
+            if self.roles != {Role.SERVICE_AGENT}:
+                raise InvalidPrincipalError(
+                    f"agent principal {self.id!r} has roles {self.role_names}; it must hold exactly service_agent"
+                )
+        elif Role.SERVICE_AGENT in self.roles:
+            raise InvalidPrincipalError(
+                f"user {self.id!r} holds service_agent; that role belongs to the agent identity only"
+            )
+        return self
+
+    @property
+    def role_names(self) -> list[str]:
+        """The roles as sorted strings (stable for logs and audit records)."""
+        return sorted(str(role) for role in self.roles)
+
+    @property
+    def is_agent(self) -> bool:
+        """True for the agent's service identity."""
+        return self.kind == "agent"
+
+    @property
+    def can_approve(self) -> bool:
+        """True for a person holding supervisor or admin."""
+        return self.kind == "user" and bool(APPROVER_ROLES & set(self.roles))
+
+    def has_any_role(self, roles: Iterable[Role | str]) -> bool:
+        """True when the principal holds at least one of `roles`."""
+        return not self.roles.isdisjoint(roles)
+
+    def describe(self) -> str:
+        """A short label for logs and the audit trail."""
+        if self.is_agent:
+            return f"agent for customer {self.customer_id} (tenant {self.tenant})"
+        return f"user {self.id} roles={self.role_names} groups={sorted(self.groups)} (tenant {self.tenant})"
+
+    def to_json(self) -> dict[str, Any]:
+        """The principal as a JSON object with sorted roles and groups."""
+        return {**self.model_dump(mode="json"), "roles": self.role_names, "groups": sorted(self.groups)}
+
+    @classmethod
+    def parse(cls, spec: str) -> Principal:
+        """`user:ID[?roles=a,b&groups=c&tenant=t]` or `agent:CUSTOMER_ID[?tenant=t]` (CLI and test shorthand)."""
+        head, _, query = spec.partition("?")
+        kind, sep, ident = head.partition(":")
+        if not sep or kind not in ("user", "agent") or not ident:
+            raise InvalidPrincipalError(
+                f"principal {spec!r} is not `user:ID[?roles=..&groups=..&tenant=..]` or `agent:CUSTOMER_ID`"
+            )
+        params = {key: ",".join(values) for key, values in parse_qs(query, strict_parsing=bool(query)).items()}
+        unknown = set(params) - {"roles", "groups", "tenant"}
+        if unknown:
+            raise InvalidPrincipalError(
+                f"principal {spec!r} has unknown option(s) {sorted(unknown)}; use roles, groups, tenant"
+            )
+
+        def names(key: str) -> frozenset[str]:
+            return frozenset(n.strip() for n in params.get(key, "").split(",") if n.strip())
+
+        tenant = params.get("tenant") or "default"
+        if kind == "agent":
+            return agent_for_customer(ident, tenant=tenant, agent_id=f"agent-for-{ident}")
+        unknown_roles = names("roles") - {role.value for role in Role}
+        if unknown_roles:
+            raise InvalidPrincipalError(
+                f"principal {spec!r} names unknown role(s) {sorted(unknown_roles)}; "
+                f"use {', '.join(r.value for r in Role)}"
+            )
+        roles = frozenset(Role(name) for name in names("roles"))
+        return cls(kind="user", id=ident, roles=roles, groups=names("groups"), tenant=tenant)
+
+
+def agent_for_customer(
+    customer_id: str, *, tenant: str = "default", agent_id: str = "streamdesk-agent", groups: Iterable[str] = ()
+) -> Principal:
+    """The agent's service identity acting for the ticket's verified customer `customer_id`."""
+    if not customer_id:
+        raise InvalidPrincipalError("customer_id is empty; verify the ticket's customer before acting for them")
+    return Principal(
+        kind="agent",
+        id=agent_id,
+        roles=frozenset({Role.SERVICE_AGENT}),
+        groups=frozenset(groups),
+        tenant=tenant,
+        customer_id=customer_id,
+    )

@@ -1,0 +1,86 @@
+"""The rules file: roles to tool groups, each tool's kind, argument ownership and amount, parsed and checked."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from streamdesk.identity.models import Role
+from streamdesk.policy.config import PolicySettings, get_policy_settings
+from streamdesk.policy.exceptions import InvalidRulesError
+from streamdesk.policy.models import Permission, Rules
+
+KINDS = ("read", "write")
+RESOURCES = ("customer", "order")
+
+
+def _permission(name: str, spec: Mapping[str, Any], roles: frozenset[Role], *, path: Path) -> Permission:
+    kind = spec.get("kind")
+    if kind not in KINDS:
+        raise InvalidRulesError(f"tool {name!r} in {path} has kind {kind!r}; use one of {', '.join(KINDS)}")
+    owns = dict(spec.get("owns") or {})
+    for argument, resource in owns.items():
+        if resource not in RESOURCES:
+            raise InvalidRulesError(
+                f"tool {name!r} in {path} says {argument!r} owns {resource!r}; use one of {', '.join(RESOURCES)}"
+            )
+    amount = spec.get("amount")
+    return Permission(
+        tool_name=name,
+        kind=kind,
+        roles=roles,
+        owns=owns,
+        amount_argument=None if amount in (None, "derived") else str(amount),
+        amount_derived=amount == "derived",
+    )
+
+
+@lru_cache(maxsize=4)
+def _load_rules(path: Path, text: str) -> Rules:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise InvalidRulesError(f"rules file {path} is not valid YAML: {exc}") from None
+    groups: dict[str, list[str]] = data.get("groups") or {}
+    tools: dict[str, Mapping[str, Any]] = data.get("tools") or {}
+    holders: dict[str, set[Role]] = {name: set() for name in tools}
+    for role_name, entries in (data.get("roles") or {}).items():
+        try:
+            role = Role(role_name)
+        except ValueError:
+            known = ", ".join(r.value for r in Role)
+            raise InvalidRulesError(f"role {role_name!r} in {path} is unknown; use one of {known}") from None
+        for entry in entries:
+            for tool in groups.get(entry, [entry]):
+                if tool not in holders:
+                    raise InvalidRulesError(
+                        f"role {role_name!r} in {path} lists {tool!r}, which is neither a group nor a tool; "
+                        "declare it under `tools:`"
+                    )
+                holders[tool].add(role)
+    permissions = {
+        name: _permission(name, spec or {}, frozenset(holders[name]), path=path) for name, spec in tools.items()
+    }
+    return Rules(
+        version=str(data.get("version", "unversioned")),
+        digest=hashlib.sha256(text.encode()).hexdigest(),
+        permissions=permissions,
+    )
+
+
+def load_rules(*, settings: PolicySettings | None = None) -> Rules:
+    """The rules file named by the settings, parsed and checked (cached per file content)."""
+    settings = settings or get_policy_settings()
+    path = settings.rules_path
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InvalidRulesError(
+            f"rules file {path} cannot be read ({exc}); set STREAMDESK_POLICY__RULES_PATH"
+        ) from None
+    return _load_rules(path, text)
