@@ -98,8 +98,7 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX ix_entities_external_id ON entities (external_id)")
     op.execute(
-        "CREATE INDEX ix_entities_email ON entities (lower(attributes->>'email')) "
-        "WHERE entity_type = 'customer'"
+        "CREATE INDEX ix_entities_email ON entities (lower(attributes->>'email')) WHERE entity_type = 'customer'"
     )
     op.execute(
         "CREATE INDEX ix_entities_customer_id ON entities ((attributes->>'customer_id')) "

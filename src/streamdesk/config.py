@@ -36,7 +36,7 @@ class DatabaseSettings(BaseModel):
 class IngestSettings(BaseModel):
     """Chunking, embedding and batching of the ingest path."""
 
-    chunk_tokens: int = Field(256, ge=100, le=700, description="Target tokens per chunk (100-700).")
+    chunk_tokens: int = Field(200, ge=100, le=700, description="Target tokens per chunk (100-700).")
     chunk_overlap: int = Field(32, ge=0, le=200, description="Tokens shared by consecutive chunks.")
     embed_batch: int = Field(64, ge=1, description="Chunks embedded per model call.")
     batch_within_s: float = Field(0.25, gt=0, description="Longest wait to fill a batch, in seconds.")

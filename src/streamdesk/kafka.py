@@ -79,9 +79,7 @@ class Publisher:
         """Wait for every queued message; raise PublishError if any was not delivered."""
         remaining = self._producer.flush(timeout_s)
         if remaining:
-            raise PublishError(
-                f"{remaining} messages still undelivered after {timeout_s}s; is the broker up?"
-            )
+            raise PublishError(f"{remaining} messages still undelivered after {timeout_s}s; is the broker up?")
         if self._errors:
             errors, self._errors = self._errors, []
             raise PublishError(f"{len(errors)} messages failed, first: {errors[0]}")

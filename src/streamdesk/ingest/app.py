@@ -151,18 +151,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
         logging_config=None,
     )
     raw_names = [s.name for s in topics.raw_topics()]
-    raw_topic = app.topic(
-        *raw_names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw"
-    )
+    raw_topic = app.topic(*raw_names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
     def canonical(name: str) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
     out_topics = {name: canonical(name) for name in (topics.DOCUMENT, topics.ENTITY, topics.TICKET)}
     dlq_topic = canonical(topics.DEAD_LETTER)
-    writers = {
-        name: BatchWriter(name=name, settings=settings) for name in ("raw", "document", "entity", "ticket")
-    }
+    writers = {name: BatchWriter(name=name, settings=settings) for name in ("raw", "document", "entity", "ticket")}
 
     async def publish_dead_letters(writer: BatchWriter, letters: Sequence[DeadLetter]) -> None:
         if not letters:
@@ -174,18 +170,16 @@ def create_app(settings: Settings | None = None) -> faust.App:
             futures.append(await dlq_topic.send(key=key, value=letter.model_dump_json().encode()))
         await asyncio.gather(*futures)
         for letter in letters:
-            log.warning(
-                "dead-lettered %s/%s@%s: %s", letter.topic, letter.partition, letter.offset, letter.reason
-            )
+            log.warning("dead-lettered %s/%s@%s: %s", letter.topic, letter.partition, letter.offset, letter.reason)
 
     @app.agent(raw_topic, name="canonicalize")
     async def canonicalize(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(500, within=0.05):
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            500, within=0.05
+        ):
             messages = [raw_message(e) for e in events]
             result = processors.canonicalize(messages, max_body_bytes=ingest.max_body_bytes)
-            futures = [
-                await out_topics[o.topic].send(key=o.key.encode(), value=o.value) for o in result.outgoing
-            ]
+            futures = [await out_topics[o.topic].send(key=o.key.encode(), value=o.value) for o in result.outgoing]
             await asyncio.gather(*futures)
             await publish_dead_letters(writers["raw"], result.dead_letters)
 
@@ -194,7 +188,9 @@ def create_app(settings: Settings | None = None) -> faust.App:
         stage: Any = name
 
         async def process(stream: faust.StreamT) -> None:
-            async for events in stream.take_events(batch, within=ingest.batch_within_s):
+            async for events in stream.take_events(  # type: ignore[attr-defined]
+                batch, within=ingest.batch_within_s
+            ):
                 letters: list[DeadLetter] = []
                 parsed: list[tuple[RawMessage, Any]] = []
                 for event in events:

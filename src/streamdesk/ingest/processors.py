@@ -49,9 +49,7 @@ class Canonicalized:
 def canonical_events(message: RawMessage, *, max_body_bytes: int) -> list[Outgoing]:
     """Raw vendor message -> validated canonical events; raises for input that cannot be used."""
     if message.value is not None and len(message.value) > max_body_bytes:
-        raise PayloadTooLarge(
-            f"payload of {len(message.value)} bytes exceeds ingest.max_body_bytes={max_body_bytes}"
-        )
+        raise PayloadTooLarge(f"payload of {len(message.value)} bytes exceeds ingest.max_body_bytes={max_body_bytes}")
     spec = topics.registry().get(message.topic)
     if spec is None or spec.family is None:
         raise UnknownTopic(f"topic {message.topic!r} is not a raw topic in schemas/topics.yaml")

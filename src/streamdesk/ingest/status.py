@@ -24,7 +24,7 @@ def store_counts(conn: psycopg.Connection) -> dict[str, Any]:
         """
     ).fetchone()
     assert row is not None
-    entities = dict(
+    entities: dict[str, int] = dict(
         conn.execute(
             "SELECT entity_type, count(*) FROM entities WHERE NOT deleted GROUP BY entity_type ORDER BY 1"
         ).fetchall()

@@ -9,9 +9,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 def consumer_lag(bootstrap_servers: str, *, group: str, topic_names: Iterable[str]) -> dict[str, int]:
     """Messages not yet committed by `group`, per topic."""
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap_servers, "group.id": group, "enable.auto.commit": False}
-    )
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group, "enable.auto.commit": False})
     try:
         lag: dict[str, int] = {}
         metadata = consumer.list_topics(timeout=10)

@@ -56,9 +56,7 @@ class Supervisor:
                 proc.restarts += 1
                 delay = min(self.max_backoff_s, 0.5 * 2 ** min(proc.restarts, 6))
                 proc.next_start = now + delay
-                log.warning(
-                    "%s exited with %s; restarting in %.1fs", proc.name, proc.process.returncode, delay
-                )
+                log.warning("%s exited with %s; restarting in %.1fs", proc.name, proc.process.returncode, delay)
             elif now >= proc.next_start:
                 proc.next_start = 0.0
                 proc.start()
