@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamdesk.agent.config import AgentSettings
 from streamdesk.exceptions import ConfigurationError
 
 REPO_ROOT = Path(os.environ.get("STREAMDESK_HOME") or Path(__file__).resolve().parents[2])
@@ -86,6 +87,7 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     gateway: GatewaySettings = GatewaySettings()
     telemetry: TelemetrySettings = TelemetrySettings()
+    agent: AgentSettings = AgentSettings()
 
     @model_validator(mode="before")
     @classmethod

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import random
+import time
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from streamdesk.contracts import Access, DocumentEvent
+from streamdesk.knowledge.embedding import Embedder
 
 _VOCABULARY = (
     "account balance card payment refund transfer customer support agent policy order invoice delivery "
@@ -62,3 +67,39 @@ def document_event(
         body=body,
         **fields,
     )
+
+
+class ObservedEmbedder:
+    """The real embedder, recording each model call's size and time; `before_call` runs before each."""
+
+    def __init__(self, inner: Embedder, *, before_call: Callable[[], None] | None = None) -> None:
+        self.inner = inner
+        self.calls: list[int] = []
+        self.seconds = 0.0
+        self.before_call = before_call
+
+    @property
+    def model_name(self) -> str:
+        return self.inner.model_name
+
+    @property
+    def version(self) -> str:
+        return self.inner.version
+
+    @property
+    def tokenizer(self) -> Any:
+        return self.inner.tokenizer
+
+    @property
+    def max_seq_length(self) -> int:
+        return self.inner.max_seq_length
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        self.calls.append(len(texts))
+        if self.before_call is not None:
+            self.before_call()
+        started = time.perf_counter()
+        try:
+            return self.inner.embed(texts)
+        finally:
+            self.seconds += time.perf_counter() - started

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from dataclasses import astuple
 from typing import Any
 
@@ -15,33 +14,15 @@ from streamdesk import db
 from streamdesk.contracts import DocumentEvent
 from streamdesk.knowledge import store
 from streamdesk.knowledge.chunking import chunk_text
-from streamdesk.knowledge.embedding import Embedder, embedding_input
+from streamdesk.knowledge.embedding import Embedder, TextEmbedder, embedding_input
 from streamdesk.knowledge.exceptions import InvalidDocumentEventError
-from tests.knowledge.factories import document_event, prose
+from tests.knowledge.factories import ObservedEmbedder, document_event, prose
 
 TOKENS, OVERLAP = 100, 16
 BODIES = {"a": prose(1, words=120), "b": prose(2, words=120), "c": prose(3, words=120)}
 
 
-class CountingEmbedder:
-    """The real embedder, recording how many texts each model call embedded."""
-
-    def __init__(self, inner: Embedder, *, before_call: Any = None) -> None:
-        self.inner = inner
-        self.calls: list[int] = []
-        self.before_call = before_call
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        self.calls.append(len(texts))
-        if self.before_call is not None:
-            self.before_call()
-        return self.inner.embed(texts)
-
-
-def apply(conn: psycopg.Connection, events: list[DocumentEvent], embedder: Any) -> store.DocumentStats:
+def apply(conn: psycopg.Connection, events: list[DocumentEvent], embedder: TextEmbedder) -> store.DocumentStats:
     stats = store.apply_documents(conn, events, embedder=embedder, chunk_tokens=TOKENS, chunk_overlap=OVERLAP)
     conn.commit()
     assert stats.upserted + stats.deleted + stats.stale + stats.unchanged == len(events)
@@ -171,7 +152,7 @@ def test_chunks_are_replaced_when_a_document_shrinks(conn: psycopg.Connection, e
 
 def test_unchanged_text_is_never_re_embedded(conn: psycopg.Connection, embedder: Embedder) -> None:
     body = prose(20, paragraphs=3, words=100)
-    counting = CountingEmbedder(embedder)
+    counting = ObservedEmbedder(embedder)
     first = apply(conn, [document_event("d", version=[1], body=body)], counting)
     before = chunks(conn, "d")
     again = apply(conn, [document_event("d", version=[2], body=body)], counting)
@@ -264,7 +245,7 @@ def test_metadata_change_rewrites_the_document_but_no_chunk(conn: psycopg.Connec
 
 
 def test_a_batch_embeds_all_its_misses_in_one_call(conn: psycopg.Connection, embedder: Embedder) -> None:
-    counting = CountingEmbedder(embedder)
+    counting = ObservedEmbedder(embedder)
     shared = prose(70, words=90)
     events = [document_event(f"d{i}", body=prose(100 + i, words=150)) for i in range(6)]
     events += [document_event("same-1", body=shared), document_event("same-2", body=shared)]
@@ -289,7 +270,7 @@ def test_a_concurrent_newer_write_wins_over_the_batch(
                     chunk_overlap=OVERLAP,
                 )
 
-    counting = CountingEmbedder(embedder, before_call=newer_write_during_embedding)
+    counting = ObservedEmbedder(embedder, before_call=newer_write_during_embedding)
     stats = apply(conn, [document_event("d", version=[5], body=BODIES["a"])], counting)
     assert (stats.upserted, stats.stale, stats.chunks_written) == (0, 1, 0)
     row = document(conn, "d")

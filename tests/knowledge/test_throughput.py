@@ -5,35 +5,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import psycopg
 import pytest
 
 from streamdesk.contracts import DocumentEvent
 from streamdesk.knowledge import store
 from streamdesk.knowledge.embedding import Embedder
-
-
-class TimedEmbedder:
-    """The real embedder, timing its model calls."""
-
-    def __init__(self, inner: Embedder) -> None:
-        self.inner = inner
-        self.seconds = 0.0
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        started = time.perf_counter()
-        try:
-            return self.inner.embed(texts)
-        finally:
-            self.seconds += time.perf_counter() - started
+from tests.knowledge.factories import ObservedEmbedder
 
 
 @pytest.mark.slow
@@ -55,7 +36,7 @@ def test_apply_documents_overhead_is_small(conn: psycopg.Connection, embedder: E
         for r in picked
     ]
     embedder.embed(["warm up"] * 8)
-    timed = TimedEmbedder(embedder)
+    timed = ObservedEmbedder(embedder)
     started = time.perf_counter()
     stats = store.apply_documents(conn, events, embedder=timed, chunk_tokens=230, chunk_overlap=32)
     conn.commit()

@@ -20,6 +20,7 @@ find_user_id_by_name_zip        D      A       A     A          A     A
 get_user_details                D      A       A     A          A     A
 get_order_details               D      A       A     A          A     A
 get_product_details             A      A       A     A          A     A
+get_item_details                A      A       A     A          A     A
 list_all_product_types          A      A       A     A          A     A
 calculate                       A      A       A     A          A     A
 search_knowledge                A      A       A     A          A     A
@@ -43,6 +44,7 @@ CALLS: dict[str, tuple[str, dict[str, Any], float | None]] = {
     "get_user_details": ("read", {"user_id": CUSTOMER}, None),
     "get_order_details": ("read", {"order_id": ORDER}, None),
     "get_product_details": ("read", {"product_id": "8310926033"}, None),
+    "get_item_details": ("read", {"item_id": "6469567736"}, None),
     "list_all_product_types": ("read", {}, None),
     "calculate": ("read", {"expression": "54.04 + 195.11"}, None),
     "search_knowledge": ("read", {"query": "return policy for water bottles"}, None),

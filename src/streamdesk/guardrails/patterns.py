@@ -12,6 +12,7 @@ TOOL_NAMES = (
     "get_order_details",
     "get_product_details",
     "list_all_product_types",
+    "get_item_details",
     "cancel_pending_order",
     "modify_pending_order_address",
     "modify_pending_order_items",

@@ -29,7 +29,7 @@ from streamdesk.knowledge.embedding import embedding_input
 from streamdesk.knowledge.exceptions import InvalidDocumentEventError
 
 if TYPE_CHECKING:
-    from streamdesk.knowledge.embedding import Embedder
+    from streamdesk.knowledge.embedding import TextEmbedder
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def apply_documents(
     conn: psycopg.Connection,
     events: Sequence[DocumentEvent],
     *,
-    embedder: Embedder,
+    embedder: TextEmbedder,
     chunk_tokens: int,
     chunk_overlap: int,
 ) -> DocumentStats:
@@ -187,13 +187,13 @@ def apply_documents(
     return stats
 
 
-def document_hash(event: DocumentEvent, *, embedder: Embedder, chunk_tokens: int, chunk_overlap: int) -> str:
+def document_hash(event: DocumentEvent, *, embedder: TextEmbedder, chunk_tokens: int, chunk_overlap: int) -> str:
     """Hash of everything a document's chunks are derived from: text, model and chunking."""
     material = [event.title, event.body, embedder.model_name, embedder.version, chunk_tokens, chunk_overlap]
     return _sha256(material)
 
 
-def chunk_hash(text: str, *, embedder: Embedder) -> str:
+def chunk_hash(text: str, *, embedder: TextEmbedder) -> str:
     """Hash of one embedder input under the embedder's model and version."""
     return _sha256([embedder.model_name, embedder.version, text])
 
@@ -202,7 +202,7 @@ def _sha256(material: list[Any]) -> str:
     return hashlib.sha256(json.dumps(material, ensure_ascii=False, separators=(",", ":")).encode()).hexdigest()
 
 
-def _prepare(event: DocumentEvent, *, embedder: Embedder, max_tokens: int, overlap: int) -> _Prepared:
+def _prepare(event: DocumentEvent, *, embedder: TextEmbedder, max_tokens: int, overlap: int) -> _Prepared:
     _warn_if_truncated(event.title, embedder=embedder, max_tokens=max_tokens)
     chunks = chunk_text(event.body, tokenizer=embedder.tokenizer, max_tokens=max_tokens, overlap=overlap)
     inputs = [embedding_input(event.title, chunk.text) for chunk in chunks]
@@ -214,7 +214,7 @@ def _prepare(event: DocumentEvent, *, embedder: Embedder, max_tokens: int, overl
     )
 
 
-def _warn_if_truncated(title: str, *, embedder: Embedder, max_tokens: int) -> None:
+def _warn_if_truncated(title: str, *, embedder: TextEmbedder, max_tokens: int) -> None:
     """Warn once per process when a chunk plus its title can exceed what the model reads."""
     global _warned_truncation
     if _warned_truncation:
@@ -370,7 +370,7 @@ def _document_row(event: DocumentEvent, content_hash: str, chunk_count: int) -> 
 
 
 def _fill_embeddings(
-    conn: psycopg.Connection, texts: dict[str, str], vectors: dict[str, Any], *, embedder: Embedder
+    conn: psycopg.Connection, texts: dict[str, str], vectors: dict[str, Any], *, embedder: TextEmbedder
 ) -> int:
     """Complete `vectors` for `texts` (by hash): stored embeddings first, then one model call; return its size."""
     missing = [h for h in texts if h not in vectors]
@@ -386,7 +386,7 @@ def _fill_embeddings(
     return len(missing)
 
 
-def _write(conn: psycopg.Connection, plan: _Plan, vectors: dict[str, Any], *, embedder: Embedder) -> None:
+def _write(conn: psycopg.Connection, plan: _Plan, vectors: dict[str, Any], *, embedder: TextEmbedder) -> None:
     """Write the plan's rows in one pipeline: documents, tombstones, chunk trims, chunk upserts."""
     with conn.pipeline(), conn.cursor() as cur:
         if plan.documents:
@@ -399,7 +399,7 @@ def _write(conn: psycopg.Connection, plan: _Plan, vectors: dict[str, Any], *, em
             cur.executemany(_UPSERT_CHUNK, _chunk_rows(plan, vectors, embedder=embedder))
 
 
-def _chunk_rows(plan: _Plan, vectors: dict[str, Any], *, embedder: Embedder) -> Iterator[tuple[Any, ...]]:
+def _chunk_rows(plan: _Plan, vectors: dict[str, Any], *, embedder: TextEmbedder) -> Iterator[tuple[Any, ...]]:
     for event, chunk, content_hash, _ in plan.chunks:
         yield (
             event.source,

@@ -1,0 +1,1 @@
+"""The tool-using ticket agent: LLM backends, constrained tool calls, the τ²-bench retail tools."""

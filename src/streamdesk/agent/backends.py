@@ -1,0 +1,384 @@
+"""LLM backends behind one interface: local transformers (SmolLM2, xgrammar) or an OpenAI-compatible endpoint."""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from streamdesk.agent import config as agent_config
+from streamdesk.agent import model_cache
+from streamdesk.agent.exceptions import AdapterNotFoundError, BackendError
+from streamdesk.agent.models import Generation, Message
+
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class LLMBackend(ABC):
+    """Chat completion with optional JSON-schema-constrained output and a named LoRA adapter."""
+
+    model_name: str
+
+    @abstractmethod
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_new_tokens: int = 256,
+        adapter: str | None = None,
+    ) -> Generation:
+        """Greedy completion of `messages`; with `json_schema` the text is a JSON instance of it."""
+
+
+class PrefixCache:
+    """Key/value caches of recent sequences, reused for the longest token prefix a new prompt shares with one.
+
+    The system prompt (policy and tools, ~2,300 tokens) dominates every step's cost on CPU; a hit skips
+    its prefill. A conversation's next step continues its last sequence, so that entry is handed over
+    without a copy; a new conversation copies the entry and crops it to the shared prefix.
+    """
+
+    def __init__(self, *, entries: int, min_tokens: int = 16) -> None:
+        self.entries = entries
+        self.min_tokens = min_tokens
+        self._caches: OrderedDict[tuple[str | None, tuple[int, ...]], Any] = OrderedDict()
+
+    def take(self, *, adapter: str | None, ids: Sequence[int]) -> tuple[Any, int]:
+        """A cache holding the longest stored prefix of `ids` (at most all but the last id) and its length."""
+        best, shared = None, 0
+        for key in self._caches:
+            if key[0] == adapter:
+                n = _shared_prefix(key[1], ids)
+                if n > shared:
+                    best, shared = key, n
+        shared = min(shared, len(ids) - 1)
+        if best is None or shared < self.min_tokens:
+            return None, 0
+        if shared == len(best[1]):
+            cache = self._caches.pop(best)
+        else:
+            cache = copy.deepcopy(self._caches[best])
+            self._caches.move_to_end(best)
+        surplus = cache.get_seq_length() - shared
+        if surplus:
+            cache.crop(-surplus)
+        return cache, shared
+
+    def put(self, *, adapter: str | None, ids: Sequence[int], cache: Any) -> None:
+        """Keep `cache` (holding `ids`), dropping the least recently used entries beyond `entries`."""
+        if self.entries <= 0:
+            return
+        self._caches[(adapter, tuple(ids))] = cache
+        self._caches.move_to_end((adapter, tuple(ids)))
+        while len(self._caches) > self.entries:
+            self._caches.popitem(last=False)
+
+    def clear(self) -> None:
+        """Drop every cached entry."""
+        self._caches.clear()
+
+
+def _shared_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+
+
+class TransformersBackend(LLMBackend):
+    """A causal LM on CPU via transformers: greedy decoding, xgrammar JSON schemas, peft LoRA adapters."""
+
+    def __init__(
+        self,
+        *,
+        model_dir: Path,
+        quantization: agent_config.Quantization = "none",
+        adapters_dir: Path | None = None,
+        threads: int | None = None,
+        prefix_cache_entries: int = 4,
+    ) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        if not (model_dir / "config.json").is_file():
+            raise BackendError(
+                f"no model in {model_dir}; call model_cache.ensure_model() or set STREAMDESK_AGENT__MODEL_DIR"
+            )
+        if threads:
+            torch.set_num_threads(threads)
+        self._torch = torch
+        self.model_name = model_dir.name
+        self.adapters_dir = adapters_dir
+        self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir))
+        self.model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), **_load_options(quantization))
+        self.model.eval()
+        self._lock = threading.Lock()
+        self._grammars: dict[str, Any] = {}
+        self._compiler: Any = None
+        self._adapters: set[str] = set()
+        self.prefix_cache = PrefixCache(entries=prefix_cache_entries)
+
+    @classmethod
+    def from_settings(cls, settings: agent_config.AgentSettings | None = None) -> TransformersBackend:
+        """The backend the agent settings describe (converting the GGUF on first use)."""
+        settings = settings or agent_config.agent_settings()
+        return cls(
+            model_dir=model_cache.ensure_model(),
+            quantization=settings.quantization,
+            adapters_dir=agent_config.adapters_dir(),
+            threads=settings.torch_threads,
+            prefix_cache_entries=settings.prefix_cache_entries,
+        )
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_new_tokens: int = 256,
+        adapter: str | None = None,
+    ) -> Generation:
+        """Greedy completion of `messages`; with `json_schema` the text is a JSON instance of it."""
+        with self._lock:
+            started = time.perf_counter()
+            inputs = self.encode(messages)
+            processors = [self._logits_processor(json_schema)] if json_schema is not None else []
+            with self._adapter(adapter), self._torch.inference_mode():
+                cache, cached = self.prefix_cache.take(adapter=adapter, ids=inputs["input_ids"][0].tolist())
+                output = self.model.generate(
+                    **inputs,
+                    generation_config=self._generation_config(max_new_tokens),
+                    logits_processor=processors,
+                    past_key_values=cache,
+                )
+            sequence = output.sequences[0]
+            if output.past_key_values is not None:
+                kept = output.past_key_values.get_seq_length()
+                self.prefix_cache.put(adapter=adapter, ids=sequence[:kept].tolist(), cache=output.past_key_values)
+            new_tokens = sequence[inputs["input_ids"].shape[1] :]
+            text = str(self.tokenizer.decode(new_tokens, skip_special_tokens=True))
+            seconds = time.perf_counter() - started
+        eos = self.tokenizer.eos_token_id
+        return Generation(
+            text=text,
+            prompt_tokens=int(inputs["input_ids"].shape[1]),
+            completion_tokens=int(new_tokens.shape[0]),
+            model=self.model_name,
+            adapter=adapter,
+            seconds=seconds,
+            finish_reason="stop" if new_tokens.shape[0] and int(new_tokens[-1]) == eos else "length",
+            cached_prompt_tokens=cached,
+        )
+
+    def encode(self, messages: Sequence[Message]) -> dict[str, Any]:
+        """Token ids (and attention mask) of `messages` in the chat template, ready for the assistant turn."""
+        prompt = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        return dict(self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False))
+
+    def compiled_grammar(self, json_schema: dict[str, Any]) -> Any:
+        """The xgrammar grammar of `json_schema`, compiled once per distinct schema (key order matters)."""
+        import xgrammar as xgr
+
+        key = json.dumps(json_schema, separators=(",", ":"))
+        compiled = self._grammars.get(key)
+        if compiled is None:
+            if self._compiler is None:
+                info = xgr.TokenizerInfo.from_huggingface(
+                    self.tokenizer,
+                    vocab_size=self.model.config.vocab_size,
+                    stop_token_ids=[self.tokenizer.eos_token_id],
+                )
+                self._compiler = xgr.GrammarCompiler(info, max_threads=1)
+            try:
+                compiled = self._compiler.compile_json_schema(key, any_whitespace=False)
+            except Exception as exc:
+                raise BackendError(f"xgrammar cannot compile the schema {key[:200]}...: {exc}") from exc
+            self._grammars[key] = compiled
+        return compiled
+
+    def _logits_processor(self, json_schema: dict[str, Any]) -> Any:
+        import xgrammar as xgr
+
+        return xgr.contrib.hf.LogitsProcessor(self.compiled_grammar(json_schema))
+
+    def _generation_config(self, max_new_tokens: int) -> Any:
+        from transformers import GenerationConfig
+
+        eos = self.tokenizer.eos_token_id
+        return GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=eos,
+            pad_token_id=eos,
+            return_dict_in_generate=True,
+        )
+
+    def _adapter(self, name: str | None) -> Any:
+        """A context in which the model runs with LoRA adapter `name` (None: the base model)."""
+        from contextlib import nullcontext
+
+        if name is None:
+            return self.model.disable_adapter() if self._adapters else nullcontext()
+        if name not in self._adapters:
+            self._load_adapter(name)
+        self.model.set_adapter(name)
+        return nullcontext()
+
+    def _load_adapter(self, name: str) -> None:
+        from peft import PeftModel
+
+        if not ADAPTER_NAME.match(name):
+            raise AdapterNotFoundError(f"adapter name {name!r} is not a plain folder name; use [A-Za-z0-9._-]")
+        if self.adapters_dir is None or not (self.adapters_dir / name / "adapter_config.json").is_file():
+            raise AdapterNotFoundError(
+                f"no LoRA adapter {name!r} under {self.adapters_dir}; save one there with "
+                "model.save_pretrained(<adapters_dir>/<name>) or set STREAMDESK_AGENT__ADAPTERS_DIR"
+            )
+        path = str(self.adapters_dir / name)
+        if self._adapters:
+            self.model.load_adapter(path, adapter_name=name)
+        else:
+            self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
+            self.model.eval()
+        self._adapters.add(name)
+
+
+def _load_options(quantization: agent_config.Quantization) -> dict[str, Any]:
+    """`from_pretrained` keyword arguments: fp32 on CPU, or bitsandbytes 8-/4-bit (NF4) weights."""
+    import torch
+
+    if quantization == "none":
+        return {"dtype": torch.float32}
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        bnb = BitsAndBytesConfig(load_in_8bit=True)
+    elif quantization == "4bit":
+        bnb = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.float32)
+    else:
+        raise BackendError(f"quantization {quantization!r} is not known; use 'none', '8bit' or '4bit'")
+    return {"quantization_config": bnb, "device_map": "cpu"}
+
+
+class OpenAICompatibleBackend(LLMBackend):
+    """Any OpenAI-compatible `/chat/completions` endpoint (vLLM, Ollama, TGI); adapters are served model names."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        timeout_s: float = 60.0,
+        schema_mode: agent_config.SchemaMode = "response_format",
+    ) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise BackendError(f"base_url {base_url!r} is not an http(s) URL; use e.g. http://localhost:8000/v1")
+        self.model_name = model
+        self.schema_mode = schema_mode
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self._client = httpx.Client(
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(10.0, timeout_s)),
+        )
+
+    @classmethod
+    def from_settings(cls, settings: agent_config.AgentSettings | None = None) -> OpenAICompatibleBackend:
+        """The backend the agent settings describe."""
+        settings = settings or agent_config.agent_settings()
+        if not settings.openai_base_url:
+            raise BackendError("backend 'openai' needs a URL; set STREAMDESK_AGENT__OPENAI_BASE_URL")
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
+        return cls(
+            base_url=settings.openai_base_url,
+            model=settings.openai_model,
+            api_key=key,
+            timeout_s=settings.openai_timeout_s,
+            schema_mode=settings.openai_schema_mode,
+        )
+
+    def request_body(
+        self,
+        messages: Sequence[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_new_tokens: int = 256,
+        adapter: str | None = None,
+    ) -> dict[str, Any]:
+        """The JSON body of one chat completion request."""
+        body: dict[str, Any] = {
+            "model": adapter or self.model_name,
+            "messages": [dict(message) for message in messages],
+            "max_tokens": max_new_tokens,
+            "temperature": 0,
+        }
+        if json_schema is not None:
+            if self.schema_mode == "guided_json":
+                body["guided_json"] = json_schema
+            elif self.schema_mode == "tgi":
+                body["response_format"] = {"type": "json", "value": json_schema}
+            else:
+                body["response_format"] = {
+                    "type": "json_schema",
+                    "json_schema": {"name": "agent_step", "schema": json_schema, "strict": True},
+                }
+        return body
+
+    def generate(
+        self,
+        messages: Sequence[Message],
+        *,
+        json_schema: dict[str, Any] | None = None,
+        max_new_tokens: int = 256,
+        adapter: str | None = None,
+    ) -> Generation:
+        """Greedy completion of `messages` by the endpoint; with `json_schema` the endpoint constrains it."""
+        body = self.request_body(messages, json_schema=json_schema, max_new_tokens=max_new_tokens, adapter=adapter)
+        url = self.url
+        started = time.perf_counter()
+        try:
+            response = self._client.post(url, json=body)
+        except httpx.HTTPError as exc:
+            raise BackendError(f"POST {url} failed: {exc!r}; check the endpoint is up and the timeout") from exc
+        seconds = time.perf_counter() - started
+        if response.status_code >= 400:
+            raise BackendError(
+                f"POST {url} answered {response.status_code}: {response.text[:300]}; "
+                "check the model name, the API key and the schema mode"
+            )
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            text = choice["message"]["content"] or ""
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise BackendError(f"POST {url} returned no chat completion: {response.text[:300]!r}") from exc
+        usage = data.get("usage") or {}
+        return Generation(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            completion_tokens=int(usage.get("completion_tokens") or 0),
+            model=str(data.get("model") or body["model"]),
+            adapter=adapter,
+            seconds=seconds,
+            finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+        )
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._client.close()
+
+
+def get_backend(settings: agent_config.AgentSettings | None = None) -> LLMBackend:
+    """The backend the agent settings select."""
+    settings = settings or agent_config.agent_settings()
+    if settings.backend == "openai":
+        return OpenAICompatibleBackend.from_settings(settings)
+    return TransformersBackend.from_settings(settings)

