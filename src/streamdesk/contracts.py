@@ -41,6 +41,31 @@ class Record(BaseModel):
         return self.model_dump(mode="json", exclude_none=False)
 
 
+class SourcePosition(Record):
+    """Where the raw message behind a canonical event sits in Kafka."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+def tombstone_applies(*, stored: SourcePosition | None, tombstone: SourcePosition | None) -> bool:
+    """Whether a versionless tombstone deletes a live row last written from the raw message at `stored`.
+
+    A tombstone carries no version, so a redelivered old tombstone must not delete a row re-created
+    after it: it applies only when it comes later in the same partition than the raw message that last
+    wrote the row, or when it carries no position at all.
+    """
+    if tombstone is None:
+        return True
+    if stored is None:
+        return False
+    return (stored.topic, stored.partition) == (
+        tombstone.topic,
+        tombstone.partition,
+    ) and stored.offset < tombstone.offset
+
+
 class Access(Record):
     """Who may read a document: everyone, any employee, or members of named groups."""
 
@@ -66,6 +91,7 @@ class DocumentEvent(Record):
     tenant: str = "default"
     access: Access = Field(default_factory=Access)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    position: SourcePosition | None = None
 
     @property
     def key(self) -> str:
@@ -88,6 +114,7 @@ class EntityEvent(Record):
     unchanged_fields: list[str] = Field(default_factory=list)
     nulled_fields: list[str] = Field(default_factory=list)
     tenant: str = "default"
+    position: SourcePosition | None = None
 
     @property
     def key(self) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from streamdesk.contracts import EntityEvent
+from streamdesk.contracts import EntityEvent, SourcePosition
 from streamdesk.entities import store
 from streamdesk.entities.exceptions import InvalidEntityEventError
 
@@ -220,3 +220,43 @@ def test_large_batch_is_written_in_few_round_trips(conn: psycopg.Connection) -> 
     events = [entity(external_id=f"c{i}", attributes={"email": f"u{i}@x.io"}) for i in range(1000)]
     assert apply(conn, events).upserted == 1000
     assert conn.execute("SELECT count(*) FROM entities").fetchone() == (1000,)
+
+
+def at(offset: int, topic: str = "raw.debezium.customers", partition: int = 0) -> SourcePosition:
+    return SourcePosition(topic=topic, partition=partition, offset=offset)
+
+
+@pytest.mark.parametrize("one_batch", [False, True], ids=["one batch per event", "one batch"])
+def test_a_redelivered_tombstone_never_deletes_a_row_recreated_after_it(
+    conn: psycopg.Connection, one_batch: bool
+) -> None:
+    stream = [
+        entity("upsert", [1], attributes=named("a"), position=at(10)),
+        entity("delete", [2], position=at(11)),
+        entity("tombstone", position=at(12)),
+        entity("upsert", [3], attributes=named("b"), position=at(13)),
+    ]
+    for replay in (stream, stream):  # the second pass is a redelivery after a crash
+        if one_batch:
+            apply(conn, replay)
+        else:
+            for event in replay:
+                apply(conn, [event])
+    assert row(conn) == (False, [3], {"name": "b"})
+
+
+def test_a_tombstone_after_the_last_write_deletes_when_deletes_arrive_only_as_tombstones(
+    conn: psycopg.Connection,
+) -> None:
+    apply(conn, [entity("upsert", [5], attributes=named("a"), position=at(20))])
+    apply(conn, [entity("tombstone", position=at(21))])
+    assert row(conn)[0] is True  # type: ignore[index]
+
+
+def test_writes_without_a_position_keep_the_last_raw_position(conn: psycopg.Connection) -> None:
+    apply(conn, [entity("upsert", [5], attributes=named("a"), position=at(20))])
+    apply(conn, [entity("upsert", [6], attributes=named("agent edit"), partial=True)])
+    apply(conn, [entity("tombstone", position=at(19))])  # older than the raw write: a redelivery
+    assert row(conn) == (False, [6], {"name": "agent edit"})
+    apply(conn, [entity("tombstone", position=at(21))])
+    assert row(conn)[0] is True  # type: ignore[index]

@@ -14,7 +14,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from streamdesk.contracts import EntityEvent, TicketEvent
+from streamdesk.contracts import EntityEvent, SourcePosition, TicketEvent, tombstone_applies
 from streamdesk.entities.exceptions import InvalidEntityEventError
 
 EntityKey = tuple[str, str, str]
@@ -50,23 +50,24 @@ class _EntityState:
     deleted: bool
     attributes: dict[str, Any]
     event: EntityEvent | None = None
+    position: SourcePosition | None = None
 
 
 _LOCK_KEYS = "SELECT pg_advisory_xact_lock(%s, k) FROM unnest(%s::int4[]) AS k"
 _SELECT_ENTITIES = """
-    SELECT entity_type, source, external_id, version, deleted, attributes
+    SELECT entity_type, source, external_id, version, deleted, attributes, source_position
     FROM entities
     WHERE (entity_type, source, external_id) IN (SELECT * FROM unnest(%s::text[], %s::text[], %s::text[]))
     FOR UPDATE
 """
 _UPSERT_ENTITY = """
     INSERT INTO entities (entity_type, source, external_id, version, deleted, event_id, attributes, tenant,
-                          occurred_at, updated_at)
-    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                          occurred_at, source_position, updated_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
     ON CONFLICT (entity_type, source, external_id) DO UPDATE SET
         version = EXCLUDED.version, deleted = EXCLUDED.deleted, event_id = EXCLUDED.event_id,
         attributes = EXCLUDED.attributes, tenant = EXCLUDED.tenant, occurred_at = EXCLUDED.occurred_at,
-        updated_at = now()
+        source_position = COALESCE(EXCLUDED.source_position, entities.source_position), updated_at = now()
 """
 _INSERT_TICKET_EVENTS = """
     INSERT INTO ticket_events (event_id, source, ticket_id, event_type, version, body, occurred_at, payload)
@@ -115,7 +116,12 @@ def apply_entities(conn: psycopg.Connection, events: Sequence[EntityEvent]) -> E
         with conn.pipeline():
             conn.execute(_LOCK_KEYS, (ENTITY_LOCK_NAMESPACE, _lock_ids(keys)))
             cur = conn.execute(_SELECT_ENTITIES, [list(column) for column in zip(*keys, strict=True)])
-        stored = {(row[0], row[1], row[2]): _EntityState(list(row[3]), row[4], row[5]) for row in cur.fetchall()}
+        stored = {
+            (row[0], row[1], row[2]): _EntityState(
+                list(row[3]), row[4], row[5], position=None if row[6] is None else SourcePosition(**row[6])
+            )
+            for row in cur.fetchall()
+        }
         rows = []
         for key in keys:
             state = _fold_entity(by_key[key], stored.get(key), stats)
@@ -130,6 +136,7 @@ def apply_entities(conn: psycopg.Connection, events: Sequence[EntityEvent]) -> E
                         Jsonb(state.attributes),
                         event.tenant,
                         event.occurred_at,
+                        None if state.position is None else Jsonb(state.position.to_json()),
                     )
                 )
         if rows:
@@ -141,12 +148,14 @@ def apply_entities(conn: psycopg.Connection, events: Sequence[EntityEvent]) -> E
 def _fold_entity(events: list[EntityEvent], stored: _EntityState | None, stats: EntityStats) -> _EntityState | None:
     """Fold `events` (batch order) over `stored`; count each event in `stats`; None when nothing applied.
 
-    An upsert applies above the current version, a delete at or above it, a tombstone at it; at equal
-    versions within the batch the later event wins.
+    An upsert applies above the current version, a delete at or above it, a tombstone at it (only if it
+    comes after the raw message that last wrote a live row: see `tombstone_applies`); at equal versions
+    within the batch the later event wins.
     """
     state = stored
     applied = False
     for event in events:
+        position = event.position or (state.position if state is not None else None)
         tie = state is not None and event.version == state.version
         if event.op == "upsert":
             if state is None or event.version > state.version or (tie and applied):
@@ -156,20 +165,22 @@ def _fold_entity(events: list[EntityEvent], stored: _EntityState | None, stats: 
                     stats.unchanged += 1
                 else:
                     stats.upserted += 1
-                state, applied = _EntityState(event.version, False, attributes, event), True
+                state, applied = _EntityState(event.version, False, attributes, event, position), True
             else:
                 stats.stale += 1
         elif event.op == "delete":
             if state is None or event.version > state.version or (tie and (applied or not state.deleted)):
                 stats.deleted += 1
-                state, applied = _EntityState(event.version, True, {}, event), True
+                state, applied = _EntityState(event.version, True, {}, event, position), True
             elif tie:
                 stats.unchanged += 1
             else:
                 stats.stale += 1
-        elif state is None or not state.deleted:
+        elif state is None or (
+            not state.deleted and tombstone_applies(stored=state.position, tombstone=event.position)
+        ):
             stats.deleted += 1
-            state, applied = _EntityState(state.version if state else [0], True, {}, event), True
+            state, applied = _EntityState(state.version if state else [0], True, {}, event, position), True
         else:
             stats.unchanged += 1
     return state if applied else None

@@ -9,7 +9,7 @@ from typing import Any
 from connectors import registry as connectors
 from connectors.base import RawMessage, decode_json
 from streamdesk import contracts, topics
-from streamdesk.contracts import DeadLetter, DocumentEvent, EntityEvent, TicketEvent
+from streamdesk.contracts import DeadLetter, DocumentEvent, EntityEvent, SourcePosition, TicketEvent
 from streamdesk.ingest.deadletter import dead_letter_for
 from streamdesk.ingest.exceptions import PayloadTooLarge, UnknownTopic
 from streamdesk.ingest.policy import ErrorAction, default_policy
@@ -57,7 +57,10 @@ def canonical_events(message: RawMessage, *, max_body_bytes: int) -> list[Outgoi
     if decoded is not None:
         contracts.validate(spec.schema, decoded)
     outgoing = []
+    position = SourcePosition(topic=message.topic, partition=message.partition, offset=message.offset)
     for event in connectors.connector_for(spec.family).parse(message):
+        if isinstance(event, DocumentEvent | EntityEvent):
+            event = event.model_copy(update={"position": position})
         topic = CANONICAL_TOPIC[type(event)]
         payload = event.to_json()
         contracts.validate(CANONICAL_SCHEMA[topic], payload)

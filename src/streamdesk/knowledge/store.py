@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from streamdesk.contracts import DocumentEvent
+from streamdesk.contracts import DocumentEvent, SourcePosition, tombstone_applies
 from streamdesk.knowledge.chunking import Chunk, chunk_text
 from streamdesk.knowledge.embedding import embedding_input
 from streamdesk.knowledge.exceptions import InvalidDocumentEventError
@@ -62,6 +62,7 @@ class _StoredDocument:
     language: str | None
     metadata: dict[str, Any]
     chunk_count: int
+    position: SourcePosition | None = None
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ class _Plan:
 
 _SELECT_DOCUMENTS = """
     SELECT source, external_id, version, deleted, content_hash, url, doc_type, tenant, access_level,
-           access_groups, language, metadata, chunk_count
+           access_groups, language, metadata, chunk_count, source_position
     FROM documents
     WHERE (source, external_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
 """
@@ -106,22 +107,25 @@ _SELECT_EMBEDDINGS = (
 _UPSERT_DOCUMENT = """
     INSERT INTO documents (source, external_id, version, deleted, event_id, title, url, doc_type, language,
                            tenant, access_level, access_groups, content_hash, chunk_count, metadata,
-                           occurred_at, updated_at)
-    VALUES (%s, %s, %s, false, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                           occurred_at, source_position, updated_at)
+    VALUES (%s, %s, %s, false, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
     ON CONFLICT (source, external_id) DO UPDATE SET
         version = EXCLUDED.version, deleted = false, event_id = EXCLUDED.event_id, title = EXCLUDED.title,
         url = EXCLUDED.url, doc_type = EXCLUDED.doc_type, language = EXCLUDED.language,
         tenant = EXCLUDED.tenant, access_level = EXCLUDED.access_level,
         access_groups = EXCLUDED.access_groups, content_hash = EXCLUDED.content_hash,
         chunk_count = EXCLUDED.chunk_count, metadata = EXCLUDED.metadata,
-        occurred_at = EXCLUDED.occurred_at, updated_at = now()
+        occurred_at = EXCLUDED.occurred_at,
+        source_position = COALESCE(EXCLUDED.source_position, documents.source_position), updated_at = now()
 """
 _TOMBSTONE_DOCUMENT = """
-    INSERT INTO documents (source, external_id, version, deleted, event_id, tenant, occurred_at, updated_at)
-    VALUES (%s, %s, %s, true, %s, %s, %s, now())
+    INSERT INTO documents (source, external_id, version, deleted, event_id, tenant, occurred_at, source_position,
+                           updated_at)
+    VALUES (%s, %s, %s, true, %s, %s, %s, %s, now())
     ON CONFLICT (source, external_id) DO UPDATE SET
         version = EXCLUDED.version, deleted = true, event_id = EXCLUDED.event_id, content_hash = NULL,
-        chunk_count = 0, occurred_at = EXCLUDED.occurred_at, updated_at = now()
+        chunk_count = 0, occurred_at = EXCLUDED.occurred_at,
+        source_position = COALESCE(EXCLUDED.source_position, documents.source_position), updated_at = now()
 """
 _TRIM_CHUNKS = """
     DELETE FROM chunks AS c
@@ -258,6 +262,7 @@ def _read_state(
             language=row[10],
             metadata=row[11],
             chunk_count=row[12],
+            position=None if row[13] is None else SourcePosition(**row[13]),
         )
         for row in documents.fetchall()
     }
@@ -278,6 +283,7 @@ def _resolve(
     """
     version = stored.version if stored else None
     deleted = stored.deleted if stored else False
+    position = stored.position if stored else None
     winner: DocumentEvent | None = None
     applied = stale = noops = 0
     for event in events:
@@ -289,10 +295,11 @@ def _resolve(
             applies = version is None or event.version > version or (tie and (winner is not None or not deleted))
             new_version, new_deleted = event.version, True
         else:
-            applies = version is None or not deleted
+            applies = version is None or (not deleted and tombstone_applies(stored=position, tombstone=event.position))
             new_version, new_deleted = (version if version is not None else [0]), True
         if applies:
             winner, version, deleted = event, new_version, new_deleted
+            position = event.position or position
             applied += 1
         elif event.op == "tombstone" or (event.op == "delete" and tie):
             noops += 1
@@ -319,7 +326,9 @@ def _plan(
             continue
         if winner.op != "upsert":
             plan.stats.deleted += 1
-            plan.tombstones.append((*key, version, winner.event_id, winner.tenant, winner.occurred_at))
+            plan.tombstones.append(
+                (*key, version, winner.event_id, winner.tenant, winner.occurred_at, _position(winner))
+            )
             if stored_chunks.get(key):
                 plan.trims.append((*key, 0))
             continue
@@ -366,7 +375,12 @@ def _document_row(event: DocumentEvent, content_hash: str, chunk_count: int) -> 
         chunk_count,
         Jsonb(event.metadata),
         event.occurred_at,
+        _position(event),
     )
+
+
+def _position(event: DocumentEvent) -> Jsonb | None:
+    return None if event.position is None else Jsonb(event.position.to_json())
 
 
 def _fill_embeddings(
