@@ -82,7 +82,9 @@ def upgrade() -> None:
         )
         """
     )
-    op.execute("CREATE INDEX ix_answer_cache_scope_key_knowledge_version ON answer_cache (scope_key, knowledge_version)")
+    op.execute(
+        "CREATE INDEX ix_answer_cache_scope_key_knowledge_version ON answer_cache (scope_key, knowledge_version)"
+    )
     op.execute("CREATE INDEX ix_answer_cache_cited_documents ON answer_cache USING gin (cited_documents)")
     op.execute(
         """
@@ -125,4 +127,3 @@ def downgrade() -> None:
         """
     )
     op.execute("DROP TABLE IF EXISTS embedding_spaces")
-

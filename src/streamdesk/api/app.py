@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from streamdesk import __version__, db
 from streamdesk.config import Settings, get_settings
+from streamdesk.feedback import views as feedback_views
 from streamdesk.gateway import views as gateway
 from streamdesk.policy import views as approval_views
 
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings or get_settings()
     app.include_router(gateway.router, prefix="/webhooks")
     app.include_router(approval_views.router, prefix="/approvals")
+    app.include_router(feedback_views.router, prefix="/feedback")
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"], response_model=None)
     return app

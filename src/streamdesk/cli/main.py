@@ -229,5 +229,22 @@ def bench_ingest(
     typer.echo(json.dumps(ingest_bench.run(shared_data=shared_data, docs=docs, freshness_s=freshness_s)))
 
 
+from streamdesk.agent import cli as agent_cli  # noqa: E402 - registered after the commands above
+
+app.add_typer(agent_cli.eval_app, name="eval")
+worker_app.command("agent")(agent_cli.worker_agent)
+bench_app.command("agent")(agent_cli.bench_agent)
+
+# The learning loop (issue 5): feedback export, adapter registry, retraining, the learn worker, its benchmark.
+from streamdesk.feedback.cli import feedback_app  # noqa: E402
+from streamdesk.training.cli import bench_retrain, models_app, retrain_app, worker_learn  # noqa: E402
+
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(models_app, name="models")
+app.add_typer(retrain_app, name="retrain")
+worker_app.command("learn")(worker_learn)
+bench_app.command("retrain")(bench_retrain)
+
+
 if __name__ == "__main__":
     app()

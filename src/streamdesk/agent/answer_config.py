@@ -1,0 +1,47 @@
+"""Settings of the answer loop: step budget, knowledge search, and when an answer may go out without review."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SearchMode = Literal["hybrid", "vector", "lexical"]
+
+
+class AnswerSettings(BaseSettings):
+    """Read from `STREAMDESK_ANSWER__<FIELD>`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="STREAMDESK_ANSWER__", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    max_steps: int = Field(default=4, ge=1, le=20, description="Model steps per ticket; the last may only reply.")
+    router_max_calls: int = Field(default=8, ge=0, le=20, description="Read calls the intent router may propose.")
+    max_new_tokens: int = Field(default=160, ge=16, description="Token cap of one model step (a cut-off step fails).")
+    reply_max_chars: int = Field(
+        default=300, ge=40, le=1200, description="Longest reply message the grammar lets the model write."
+    )
+    knowledge_k: int = Field(default=3, ge=0, le=20, description="Passages one knowledge search returns.")
+    knowledge_chars: int = Field(default=600, ge=100, description="Characters of each passage shown to the model.")
+    search_mode: SearchMode = Field(default="hybrid", description="Retrieval mode of the knowledge search.")
+    adapter: str | None = Field(default=None, description="LoRA adapter the model runs with; unset: the base model.")
+    auto_reply: bool = Field(
+        default=True, description="Let confident answers go out without review; false makes every answer a draft."
+    )
+    auto_reply_min_citations: int = Field(
+        default=1, ge=0, description="Citations an answer needs before it may go out without review."
+    )
+    worker_batch: int = Field(default=4, ge=1, description="Ticket events the agent worker takes per batch.")
+    worker_retry_for_s: float = Field(
+        default=60.0, gt=0, description="How long the worker retries a transient failure before crashing."
+    )
+    worker_max_poll_interval_s: float = Field(
+        default=1800.0, gt=0, description="Longest a batch may take before the broker reassigns its partitions."
+    )
+
+
+def get_answer_settings() -> AnswerSettings:
+    """The answer settings from the environment."""
+    return AnswerSettings()

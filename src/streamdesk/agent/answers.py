@@ -1,0 +1,195 @@
+"""Answers: the ticket the agent reads, each step of its trace, and the answer it stores and publishes.
+
+The `answers` table is unique on the ticket event id, so a redelivered event finds its answer instead
+of producing a second one; `published_at` says whether the `answer` event went out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from pydantic import BaseModel, ConfigDict, Field
+
+from streamdesk.contracts import TicketEvent, utcnow
+
+AnswerStatus = Literal["draft", "auto_reply", "pending_approval", "escalated"]
+StepSource = Literal["router", "model", "guardrail"]
+StepOutcome = Literal[
+    "ok", "error", "denied", "refused", "pending_approval", "executed", "duplicate", "invalid", "truncated", "reply"
+]
+ANSWER_TOPIC = "answer"
+ANSWER_SCHEMA = "answer.v1.json"
+
+
+class Ticket(BaseModel):
+    """The ticket text the agent answers, and the event that asked for the answer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str = Field(min_length=1)
+    ticket_id: str = Field(min_length=1)
+    event_id: str = Field(min_length=1)
+    subject: str = ""
+    body: str = ""
+    tenant: str = "default"
+    customer_id: str | None = None
+    requester_email: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """`<source>:<ticket_id>`: the ticket id the audit trail and pending actions use."""
+        return f"{self.source}:{self.ticket_id}"
+
+    @property
+    def text(self) -> str:
+        """Subject and body as one text (what the router and the injection detector read)."""
+        return f"{self.subject}\n\n{self.body}".strip()
+
+    @classmethod
+    def from_event(cls, event: TicketEvent, *, subject: str | None = None) -> Ticket:
+        """The ticket of a `created` or `comment_added` event (`subject` from the ticket when the event lacks it)."""
+        return cls(
+            source=event.source,
+            ticket_id=event.ticket_id,
+            event_id=event.event_id,
+            subject=event.subject or subject or "",
+            body=event.body or "",
+            tenant=event.tenant,
+            customer_id=event.customer_id,
+            requester_email=event.requester.email if event.requester else None,
+        )
+
+
+class TraceStep(BaseModel):
+    """One step of an answer: who proposed the call (router, model, guardrail), the policy's verdict, the outcome."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    index: int = Field(ge=0)
+    source: StepSource
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    outcome: StepOutcome
+    decision: str | None = None
+    reason: str | None = None
+    result_hash: str | None = None
+    action_id: str | None = None
+    span_id: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    seconds: float | None = None
+    finish_reason: str | None = None
+
+
+class Answer(BaseModel):
+    """The agent's answer to one ticket event: text, citations, tool trace, status, and what produced it."""
+
+    model_config = ConfigDict(frozen=True, protected_namespaces=())
+
+    answer_id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    event_id: str
+    source: str
+    ticket_id: str
+    tenant: str = "default"
+    customer_id: str | None = None
+    status: AnswerStatus
+    text: str
+    citations: list[str] = Field(default_factory=list)
+    trace: list[TraceStep] = Field(default_factory=list)
+    model: str
+    adapter: str | None = None
+    prompt_version: str
+    policy_version: str | None = None
+    pending_action_ids: list[str] = Field(default_factory=list)
+    trace_id: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+    def to_event(self) -> dict[str, Any]:
+        """The payload of the `answer` topic (schemas/answer.v1.json)."""
+        data = self.model_dump(mode="json", exclude={"trace"})
+        return {"schema_version": 1, **data, "tool_trace": [step.model_dump(mode="json") for step in self.trace]}
+
+
+_COLUMNS = (
+    "answer_id::text AS answer_id, event_id, source, ticket_id, tenant, customer_id, status, text, citations, trace, "
+    "model, adapter, prompt_version, policy_version, pending_action_ids, trace_id, created_at"
+)
+_INSERT = """
+    INSERT INTO answers (answer_id, event_id, source, ticket_id, tenant, customer_id, status, text, citations, trace,
+                         model, adapter, prompt_version, policy_version, pending_action_ids, trace_id, created_at)
+    VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING answer_id
+"""
+
+
+def _answer(row: dict[str, Any]) -> Answer:
+    return Answer(**row)
+
+
+def store_answer(conn: psycopg.Connection, *, answer: Answer) -> tuple[Answer, bool]:
+    """Insert `answer` unless its event already has one; the stored answer and whether it is new."""
+    with conn.transaction():
+        inserted = conn.execute(
+            _INSERT,
+            (
+                uuid.UUID(answer.answer_id),
+                answer.event_id,
+                answer.source,
+                answer.ticket_id,
+                answer.tenant,
+                answer.customer_id,
+                answer.status,
+                answer.text,
+                Jsonb(answer.citations),
+                Jsonb([step.model_dump(mode="json") for step in answer.trace]),
+                answer.model,
+                answer.adapter,
+                answer.prompt_version,
+                answer.policy_version,
+                answer.pending_action_ids,
+                answer.trace_id,
+                answer.created_at,
+            ),
+        ).fetchone()
+    if inserted is not None:
+        return answer, True
+    stored = answer_for_event(conn, event_id=answer.event_id)
+    assert stored is not None, "ON CONFLICT on event_id means a row exists"
+    return stored, False
+
+
+def answer_for_event(conn: psycopg.Connection, *, event_id: str) -> Answer | None:
+    """The answer to ticket event `event_id`, if there is one."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(f"SELECT {_COLUMNS} FROM answers WHERE event_id = %s", (event_id,)).fetchone()
+    return None if row is None else _answer(row)
+
+
+def answers_for_ticket(conn: psycopg.Connection, *, source: str, ticket_id: str) -> list[Answer]:
+    """Every answer of one ticket, oldest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            f"SELECT {_COLUMNS} FROM answers WHERE source = %s AND ticket_id = %s ORDER BY created_at, answer_id",
+            (source, ticket_id),
+        ).fetchall()
+    return [_answer(row) for row in rows]
+
+
+def is_published(conn: psycopg.Connection, *, answer_id: str) -> bool:
+    """True once the answer's `answer` event was delivered."""
+    row = conn.execute("SELECT published_at IS NOT NULL FROM answers WHERE answer_id = %s", (answer_id,)).fetchone()
+    return bool(row and row[0])
+
+
+def mark_published(conn: psycopg.Connection, *, answer_id: str) -> None:
+    """Record that the answer's `answer` event was delivered."""
+    with conn.transaction():
+        conn.execute(
+            "UPDATE answers SET published_at = now() WHERE answer_id = %s AND published_at IS NULL", (answer_id,)
+        )

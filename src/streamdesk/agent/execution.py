@@ -1,0 +1,378 @@
+"""The one path every tool call takes, whoever proposed it (router, model, guardrail).
+
+schema check -> `policy.enforce` (an audited RBAC decision, provenance of an agent's write arguments)
+-> for writes: provenance for every principal, then approval (`approvals.propose`) or an idempotent claim
+(`approvals.claim_for_execution`) -> execution -> an audit record with the sha256 of the result. Each
+call is an OpenTelemetry span with GenAI attributes. A write claims its idempotency key in the same
+transaction that runs it and records it, so a redelivered ticket event never runs a write twice.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from streamdesk import telemetry
+from streamdesk.agent.answers import StepOutcome, StepSource, Ticket, TraceStep
+from streamdesk.agent.exceptions import ToolError
+from streamdesk.agent.models import Tool, ToolCall, ToolContext
+from streamdesk.agent.tools import ToolRegistry
+from streamdesk.audit import service as audit
+from streamdesk.audit.models import AuditAction, AuditEvent
+from streamdesk.guardrails import service as guardrails
+from streamdesk.identity.models import Principal
+from streamdesk.policy import approvals
+from streamdesk.policy import service as policy
+from streamdesk.policy.exceptions import ApprovalError
+from streamdesk.policy.models import Decision, PendingAction
+
+UNTRUSTED_RESULTS = frozenset({"search_knowledge", "calculate"})
+"""Tools whose results never vouch for a write's arguments: passages are documents, sums are the model's."""
+
+
+@dataclass
+class CallScope:
+    """Who calls, for which ticket, and what the conversation has established so far."""
+
+    conn: psycopg.Connection
+    principal: Principal
+    registry: ToolRegistry
+    ticket: Ticket
+    approver: Principal | None = None
+    trusted: list[Any] = field(default_factory=list)
+    ordinals: Counter[str] = field(default_factory=Counter)
+    writes_refused: bool = False
+
+    @property
+    def context(self) -> ToolContext:
+        """The tool context of the principal on this ticket."""
+        return ToolContext.for_principal(
+            self.principal, ticket_source=self.ticket.source, ticket_id=self.ticket.ticket_id
+        )
+
+
+@dataclass
+class CallOutcome:
+    """What one call did: its trace step, the result or error shown to the model, and any pending action."""
+
+    step: TraceStep
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    action: PendingAction | None = None
+
+    @property
+    def executed_write(self) -> bool:
+        """True when a write ran in this call."""
+        return self.step.outcome == "executed"
+
+
+def record(scope: CallScope, *, action: AuditAction, principal: Principal | None = None, **fields: Any) -> None:
+    """Append one event about this ticket to the audit trail, with the current span's trace ids."""
+    trace_id, span_id = telemetry.span_ids()
+    event = AuditEvent.for_principal(
+        principal or scope.principal,
+        action=action,
+        ticket_id=scope.ticket.ref,
+        trace_id=trace_id,
+        span_id=span_id,
+        **fields,
+    )
+    audit.append(scope.conn, event=event)
+
+
+def _order(trusted: list[Any], order_id: str) -> dict[str, Any] | None:
+    for value in trusted:
+        if isinstance(value, dict) and value.get("order_id") == order_id and isinstance(value.get("items"), list):
+            return value
+    return None
+
+
+def _variant_price(trusted: list[Any], item_id: str) -> float | None:
+    for value in trusted:
+        variants = value.get("variants") if isinstance(value, dict) else None
+        if isinstance(variants, dict) and isinstance(variants.get(item_id), dict):
+            return float(variants[item_id]["price"])
+    return None
+
+
+def derived_amount(*, tool: str, arguments: dict[str, Any], trusted: list[Any]) -> float | None:
+    """The money a return or exchange moves, from trusted order and product details; None when unknown."""
+    if tool not in ("return_delivered_order_items", "exchange_delivered_order_items"):
+        return None
+    order = _order(trusted, str(arguments.get("order_id")))
+    if order is None:
+        return None
+    prices = {str(item.get("item_id")): float(item.get("price") or 0) for item in order["items"]}
+    old = [prices.get(str(item_id)) for item_id in arguments.get("item_ids") or []]
+    if any(price is None for price in old):
+        return None
+    if tool == "return_delivered_order_items":
+        return round(sum(p for p in old if p is not None), 2)
+    new = [_variant_price(trusted, str(item_id)) for item_id in arguments.get("new_item_ids") or []]
+    if any(price is None for price in new) or len(new) != len(old):
+        return None
+    return round(abs(sum(p for p in new if p is not None) - sum(p for p in old if p is not None)), 2)
+
+
+def run_call(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) -> CallOutcome:
+    """Authorize, guard, execute (or propose) and audit one tool call, inside an `execute_tool` span."""
+    attributes = {
+        telemetry.GEN_AI_OPERATION: "execute_tool",
+        telemetry.GEN_AI_TOOL_NAME: call.tool,
+        telemetry.GEN_AI_TOOL_CALL_ID: f"{scope.ticket.event_id}:{index}",
+        telemetry.GEN_AI_TOOL_TYPE: "function",
+        "streamdesk.step.source": source,
+    }
+    with telemetry.tracer(__name__).start_as_current_span(f"execute_tool {call.tool}", attributes=attributes) as span:
+        outcome = _run(scope, call=call, source=source, index=index)
+        span.set_attribute("streamdesk.step.outcome", outcome.step.outcome)
+        return outcome
+
+
+def _step(call: ToolCall, *, source: StepSource, index: int, outcome: StepOutcome, **fields: Any) -> TraceStep:
+    _, span_id = telemetry.span_ids()
+    return TraceStep(
+        index=index, source=source, tool=call.tool, arguments=call.arguments, outcome=outcome, span_id=span_id, **fields
+    )
+
+
+def _run(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) -> CallOutcome:
+    try:
+        tool = scope.registry.validate(name=call.tool, arguments=call.arguments)
+    except ToolError as exc:
+        return CallOutcome(_step(call, source=source, index=index, outcome="invalid", reason=str(exc)), error=str(exc))
+    if tool.kind == "write" and scope.writes_refused and source != "guardrail":
+        reason = f"{tool.name} refused: this ticket carries a possible prompt injection, so no write may run"
+        record(
+            scope,
+            action=AuditAction.GUARDRAIL,
+            tool_name=tool.name,
+            arguments=call.arguments,
+            decision="denied",
+            reason=reason,
+            details={"source": source, "rule": "injection:writes_refused"},
+        )
+        return CallOutcome(_step(call, source=source, index=index, outcome="refused", reason=reason), error=reason)
+    trace_id, span_id = telemetry.span_ids()
+    amount = derived_amount(tool=tool.name, arguments=call.arguments, trusted=scope.trusted)
+    decision = policy.enforce(
+        scope.conn,
+        ticket_id=scope.ticket.ref,
+        principal=scope.principal,
+        tool_name=tool.name,
+        tool_kind=tool.kind,
+        arguments=call.arguments,
+        trusted_values=scope.trusted if tool.kind == "write" else None,
+        amount=amount,
+        trace_id=trace_id,
+        span_id=span_id,
+    )
+    if not decision.allowed:
+        return _denied(call, source=source, index=index, decision=decision)
+    if tool.kind == "read":
+        return _read(scope, tool=tool, call=call, source=source, index=index, decision=decision)
+    return _write(scope, tool=tool, call=call, source=source, index=index, decision=decision)
+
+
+def _denied(call: ToolCall, *, source: StepSource, index: int, decision: Decision) -> CallOutcome:
+    reason = f"denied by policy: {decision.reason}"
+    step = _step(call, source=source, index=index, outcome="denied", decision=decision.outcome, reason=decision.reason)
+    return CallOutcome(step, error=reason)
+
+
+def _read(
+    scope: CallScope, *, tool: Tool, call: ToolCall, source: StepSource, index: int, decision: Decision
+) -> CallOutcome:
+    try:
+        result = scope.registry.call(scope.conn, name=tool.name, arguments=call.arguments, context=scope.context)
+    except ToolError as exc:
+        record(
+            scope,
+            action=AuditAction.TOOL_CALL,
+            tool_name=tool.name,
+            arguments=call.arguments,
+            decision="error",
+            reason=str(exc),
+            details={"source": source, "error": type(exc).__name__},
+        )
+        step = _step(call, source=source, index=index, outcome="error", decision=decision.outcome, reason=str(exc))
+        return CallOutcome(step, error=str(exc))
+    result_hash = audit.digest(result)
+    passages = result.get("passages") if tool.name == "search_knowledge" else None
+    record(
+        scope,
+        action=AuditAction.TOOL_CALL,
+        tool_name=tool.name,
+        arguments=call.arguments,
+        result_hash=result_hash,
+        decision=decision.outcome,
+        chunk_ids=[p["chunk_id"] for p in passages or []],
+        access_filter=result.get("access_filter") if tool.name == "search_knowledge" else None,
+        details={"source": source},
+    )
+    if tool.name not in UNTRUSTED_RESULTS:
+        scope.trusted.append(result)
+    step = _step(call, source=source, index=index, outcome="ok", decision=decision.outcome, result_hash=result_hash)
+    return CallOutcome(step, result=result)
+
+
+def _provenance(scope: CallScope, *, tool: Tool, call: ToolCall, source: StepSource) -> str | None:
+    """Why a person's write arguments are not trusted (the policy already checked the agent identity's)."""
+    if scope.principal.is_agent:
+        return None
+    trusted = [*scope.trusted, scope.principal.customer_id]
+    ok, offending = guardrails.arguments_are_trusted(arguments=call.arguments, trusted_values=trusted)
+    if ok:
+        return None
+    reason = f"{tool.name} arguments {', '.join(offending)} came from no earlier tool result; look them up first"
+    record(
+        scope,
+        action=AuditAction.GUARDRAIL,
+        tool_name=tool.name,
+        arguments=call.arguments,
+        decision="denied",
+        reason=reason,
+        details={"source": source, "rule": "provenance:untrusted"},
+    )
+    return reason
+
+
+def _write(
+    scope: CallScope, *, tool: Tool, call: ToolCall, source: StepSource, index: int, decision: Decision
+) -> CallOutcome:
+    untrusted = _provenance(scope, tool=tool, call=call, source=source)
+    if untrusted is not None:
+        step = _step(call, source=source, index=index, outcome="denied", decision="denied", reason=untrusted)
+        return CallOutcome(step, error=untrusted)
+    key = approvals.idempotency_key_for(
+        ticket_id=scope.ticket.ref,
+        event_id=scope.ticket.event_id,
+        tool_name=tool.name,
+        ordinal=scope.ordinals[tool.name],
+    )
+    scope.ordinals[tool.name] += 1
+    if not decision.requires_approval:
+        return _execute(scope, tool=tool, call=call, source=source, index=index, key=key, decision=decision)
+    try:
+        action = approvals.propose(
+            scope.conn,
+            ticket_id=scope.ticket.ref,
+            tool_name=tool.name,
+            arguments=call.arguments,
+            principal=scope.principal,
+            idempotency_key=key,
+            reason=decision.reason,
+        )
+        if scope.approver is not None and action.status == "pending":
+            action = approvals.approve(scope.conn, action_id=action.id, approver=scope.approver, note="auto-approved")
+    except ApprovalError as exc:
+        step = _step(call, source=source, index=index, outcome="duplicate", decision=decision.outcome, reason=str(exc))
+        return CallOutcome(step, error=f"not run again: {exc}")
+    if action.status == "approved":
+        acting = approvals.acting_principal(action)
+        outcome = _execute(
+            scope, tool=tool, call=call, source=source, index=index, key=key, decision=decision, acting=acting
+        )
+        return CallOutcome(outcome.step.model_copy(update={"action_id": action.id}), outcome.result, outcome.error)
+    if action.status in ("executed", "rejected"):
+        reason = f"action {action.id} was already {action.status}; it is not run again"
+        step = _step(
+            call,
+            source=source,
+            index=index,
+            outcome="duplicate",
+            decision=decision.outcome,
+            reason=reason,
+            action_id=action.id,
+        )
+        return CallOutcome(step, error=reason)
+    result = {"status": "pending_approval", "action_id": action.id, "message": "a supervisor must approve this first"}
+    step = _step(
+        call,
+        source=source,
+        index=index,
+        outcome="pending_approval",
+        decision=decision.outcome,
+        reason=decision.reason,
+        action_id=action.id,
+    )
+    return CallOutcome(step, result=result, action=action)
+
+
+def _execute(
+    scope: CallScope,
+    *,
+    tool: Tool,
+    call: ToolCall,
+    source: StepSource,
+    index: int,
+    key: str,
+    decision: Decision,
+    acting: Principal | None = None,
+) -> CallOutcome:
+    """Claim `key` and run the write in one transaction; a repeat of the key runs nothing."""
+    try:
+        with scope.conn.transaction():
+            claimed = approvals.claim_for_execution(
+                scope.conn,
+                idempotency_key=key,
+                requires_approval=decision.requires_approval,
+                tool_name=tool.name,
+                ticket_id=scope.ticket.ref,
+            )
+            if not claimed:
+                result = None
+            else:
+                result = scope.registry.call(
+                    scope.conn, name=tool.name, arguments=call.arguments, context=scope.context
+                )
+                record(
+                    scope,
+                    action=AuditAction.WRITE_EXECUTED,
+                    principal=acting,
+                    tool_name=tool.name,
+                    arguments=call.arguments,
+                    result_hash=audit.digest(result),
+                    decision="executed",
+                    details={"source": source, "idempotency_key": key},
+                )
+    except ToolError as exc:
+        record(
+            scope,
+            action=AuditAction.TOOL_CALL,
+            principal=acting,
+            tool_name=tool.name,
+            arguments=call.arguments,
+            decision="error",
+            reason=str(exc),
+            details={"source": source, "idempotency_key": key},
+        )
+        step = _step(call, source=source, index=index, outcome="error", decision=decision.outcome, reason=str(exc))
+        return CallOutcome(step, error=str(exc))
+    if result is None:
+        reason = "this write already ran for this ticket event; it is not run twice"
+        record(
+            scope,
+            action=AuditAction.TOOL_CALL,
+            principal=acting,
+            tool_name=tool.name,
+            arguments=call.arguments,
+            decision="duplicate",
+            reason=reason,
+            details={"source": source, "idempotency_key": key},
+        )
+        step = _step(call, source=source, index=index, outcome="duplicate", decision=decision.outcome, reason=reason)
+        return CallOutcome(step, error=reason)
+    scope.trusted.append(result)
+    step = _step(
+        call,
+        source=source,
+        index=index,
+        outcome="executed",
+        decision=decision.outcome,
+        result_hash=audit.digest(result),
+    )
+    return CallOutcome(step, result=result)

@@ -1,0 +1,429 @@
+"""The answer loop: one ticket in, one answer out; every model and tool call authorized, guarded and audited.
+
+A run, in order:
+1. the ticket text is checked for prompt injection; a finding refuses every write for this ticket and
+   escalates it at the end (the escalation is the guardrail's, not the model's);
+2. the intent router proposes the first reads: authentication look-ups, the user's details, the orders
+   the ticket names, a knowledge search (passages are checked for injection too, and flagged ones are
+   never shown);
+3. the model takes up to `max_steps` grammar-constrained steps over the tools the policy permits,
+   narrowed to the intents the router found (a tool it repeats is dropped); the last step may only
+   reply; a cut-off (`finish_reason == "length"`) or unparsable step fails and is retried with a note;
+4. the answer: the reply, plus what waits for approval or for a human, with a status by `decide_status`.
+
+Calls take one path (`execution.run_call`) whoever proposed them; the trace says who did.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from opentelemetry.context import Context
+
+from streamdesk import telemetry
+from streamdesk.agent import execution, grammar, knowledge, narrowing, prompts, router
+from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
+from streamdesk.agent.answers import Answer, AnswerStatus, Ticket, TraceStep
+from streamdesk.agent.backends import LLMBackend
+from streamdesk.agent.exceptions import StepParseError
+from streamdesk.agent.models import REPLY_TOOL, Generation, Message, Reply, ToolCall
+from streamdesk.agent.tools import ToolRegistry
+from streamdesk.audit import service as audit
+from streamdesk.audit.models import AuditAction
+from streamdesk.guardrails import service as guardrails
+from streamdesk.identity.models import Principal
+from streamdesk.policy import rules as policy_rules
+from streamdesk.policy import service as policy
+
+FALLBACK_REPLY = "Thank you for your message. We are looking into it and will get back to you shortly."
+CUT_OFF_NOTE = "Your last output was cut off or was not one JSON object. Answer with one short JSON object."
+REPLY_NOTE = (
+    "Now write your reply to the customer in one to three sentences: what you found or did, and what happens "
+    "next. Do not repeat the ticket."
+)
+HANDOFF_TOOLS = frozenset({"escalate", "transfer_to_human_agents"})
+NOT_CONFIDENT = frozenset({"executed", "pending_approval", "denied", "refused", "invalid", "truncated", "error"})
+
+
+@dataclass
+class AnswerResult:
+    """The stored-to-be answer and how it came about: generations, the injection finding, wall time."""
+
+    answer: Answer
+    generations: list[Generation] = field(default_factory=list)
+    injection: dict[str, Any] | None = None
+    seconds: float = 0.0
+
+    @property
+    def model_steps(self) -> list[TraceStep]:
+        """Steps the model chose (its replies included)."""
+        return [step for step in self.answer.trace if step.source == "model"]
+
+    @property
+    def valid_calls(self) -> int:
+        """Model steps that parsed into a schema-valid call and were not cut off."""
+        return sum(step.outcome not in ("invalid", "truncated") for step in self.model_steps)
+
+    @property
+    def executed(self) -> list[TraceStep]:
+        """Writes that ran."""
+        return [step for step in self.answer.trace if step.outcome == "executed"]
+
+
+def decide_status(
+    *, trace: list[TraceStep], reply: Reply | None, injection: bool, wants_write: bool, settings: AnswerSettings
+) -> AnswerStatus:
+    """escalated > pending_approval > auto_reply > draft.
+
+    Escalated: an injection finding, a hand-off that ran, or no valid reply. Auto reply only when allowed
+    by the settings, nothing was written, proposed, denied or failed, the ticket asks for no change, and
+    the reply cites at least `auto_reply_min_citations` passages.
+    """
+    handed_off = any(step.tool in HANDOFF_TOOLS and step.outcome == "executed" for step in trace)
+    if injection or handed_off or reply is None:
+        return "escalated"
+    if any(step.outcome == "pending_approval" for step in trace):
+        return "pending_approval"
+    confident = (
+        settings.auto_reply
+        and not wants_write
+        and not any(step.outcome in NOT_CONFIDENT for step in trace)
+        and len(reply.citations) >= settings.auto_reply_min_citations
+    )
+    return "auto_reply" if confident else "draft"
+
+
+def compose_text(*, reply: Reply | None, trace: list[TraceStep], escalated: bool) -> str:
+    """The reply, then what waits for a supervisor's approval and whether a human takes over."""
+    parts = [reply.message.strip() if reply and reply.message.strip() else FALLBACK_REPLY]
+    for step in trace:
+        if step.outcome == "pending_approval":
+            parts.append(
+                f"A supervisor must approve {step.tool.replace('_', ' ')} before it takes effect "
+                f"(action {step.action_id})."
+            )
+    if escalated:
+        parts.append("A member of our team will take over this ticket.")
+    return "\n\n".join(parts)
+
+
+def _bounded_reply(schema: dict[str, Any], *, max_chars: int) -> dict[str, Any]:
+    """`schema` with the reply message capped at `max_chars` (the step grammar leaves lengths out)."""
+    for branch in schema["anyOf"]:
+        if branch["properties"]["tool"] == {"const": REPLY_TOOL}:
+            branch["properties"]["arguments"]["properties"]["message"]["maxLength"] = max_chars
+    return schema
+
+
+def _call_key(call: ToolCall) -> str:
+    return audit.canonical_json({"tool": call.tool, "arguments": call.arguments})
+
+
+class _Run:
+    """The state of one answer: messages, the call scope, citations, the trace."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection,
+        *,
+        ticket: Ticket,
+        principal: Principal,
+        backend: LLMBackend,
+        registry: ToolRegistry,
+        settings: AnswerSettings,
+        approver: Principal | None,
+    ) -> None:
+        self.backend = backend
+        self.settings = settings
+        registry = knowledge.bind(
+            registry,
+            principal=principal,
+            k=settings.knowledge_k,
+            mode=settings.search_mode,
+            chars=settings.knowledge_chars,
+        )
+        self.scope = execution.CallScope(
+            conn=conn, principal=principal, registry=registry, ticket=ticket, approver=approver
+        )
+        self.permitted = policy.permitted_tools(principal=principal, tools=registry.names())
+        listed = [tool for tool in registry if tool.name in self.permitted]
+        self.prompt_version = prompts.prompt_version(tools=listed)
+        self.messages: list[Message] = [
+            {"role": "system", "content": prompts.system_prompt(tools=listed)},
+            prompts.ticket_message(subject=ticket.subject, body=ticket.body, source=f"ticket:{ticket.source}"),
+        ]
+        self.found = router.features(ticket.text)
+        self.history: list[tuple[ToolCall, dict[str, Any] | None]] = []
+        self.trace: list[TraceStep] = []
+        self.citations: list[str] = []
+        self.access_filter: dict[str, Any] | None = None
+        self.injection: dict[str, Any] | None = None
+        self.exhausted: set[str] = set()
+        self.made: set[str] = set()
+        self.generations: list[Generation] = []
+
+    def refuse_writes(self, *, finding: guardrails.InjectionFinding, where: str) -> None:
+        """Record a prompt-injection finding: audited, and no write runs for this ticket any more."""
+        self.injection = self.injection or {**finding.to_json(), "where": where}
+        self.scope.writes_refused = True
+        execution.record(
+            self.scope,
+            action=AuditAction.GUARDRAIL,
+            decision="injection_detected",
+            reason=f"possible prompt injection in {where} ({finding.rule}); writes refused, ticket escalated",
+            details={"where": where, **finding.to_json()},
+        )
+
+    def call(self, call: ToolCall, *, source: Any, generation: Generation | None = None) -> execution.CallOutcome:
+        """Run `call` on the one path, then show the model what came back."""
+        outcome = execution.run_call(self.scope, call=call, source=source, index=len(self.trace))
+        step = outcome.step
+        if generation is not None:
+            step = step.model_copy(update=_usage(generation))
+        self.trace.append(step)
+        self.history.append((call, outcome.result))
+        self.messages.append(prompts.step_message(call))
+        if call.tool == knowledge.SEARCH_TOOL and outcome.result is not None:
+            self.messages.append(self._passages(outcome.result))
+        else:
+            self.messages.append(prompts.tool_result_message(call=call, result=outcome.result, error=outcome.error))
+        key = _call_key(call)
+        if source == "model" and key in self.made:
+            self.exhausted.add(call.tool)
+        self.made.add(key)
+        return outcome
+
+    def _passages(self, result: dict[str, Any]) -> Message:
+        """The passages of a knowledge search that pass the injection check, as citable context."""
+        if result.get("access_filter"):
+            self.access_filter = result["access_filter"]
+        shown: list[tuple[str, str]] = []
+        for passage in result.get("passages") or []:
+            finding = guardrails.detect_injection(f"{passage['title']}\n{passage['text']}")
+            if finding is not None:
+                self.refuse_writes(finding=finding, where=f"knowledge passage {passage['chunk_id']}")
+                continue
+            shown.append((passage["chunk_id"], f"{passage['title']}\n{passage['text']}"))
+            self.citations.append(passage["chunk_id"])
+        if not shown:
+            note = result.get("error") or "no passages found"
+            return {"role": "user", "content": f"Knowledge search: {note}."}
+        return prompts.passages_message(passages=shown)
+
+    def route(self) -> None:
+        """Run the router's reads until it has nothing more to propose (or its budget is spent)."""
+        knowledge_on = knowledge.SEARCH_TOOL in self.permitted and self.settings.knowledge_k > 0
+        for _ in range(self.settings.router_max_calls):
+            proposal = router.next_call(self.found, history=self.history, knowledge=knowledge_on)
+            if proposal is None:
+                return
+            self.call(proposal, source="router")
+
+    def model_tools(self, *, final: bool) -> list[str]:
+        """What the model may call in this step: nothing but a reply on the last one."""
+        if final:
+            return []
+        offered = router.model_tools(self.found, permitted=self.permitted)
+        writes = {tool.name for tool in self.scope.registry if tool.kind == "write"}
+        return [
+            name
+            for name in offered
+            if name not in self.exhausted and not (self.scope.writes_refused and name in writes)
+        ]
+
+    def think(self, *, max_steps: int) -> Reply | None:
+        """Model steps until a reply (or the budget is spent); the reply, or None."""
+        for step in range(max_steps):
+            reply = self.model_step(final=step == max_steps - 1)
+            if reply is not None:
+                return reply
+        return None
+
+    def model_step(self, *, final: bool) -> Reply | None:
+        """One constrained generation; a tool call is run, a reply is returned, a failed step leaves a note."""
+        known = narrowing.known_values(
+            self.scope.trusted,
+            named_orders=self.found.order_ids,
+            searched=any(call.tool == knowledge.SEARCH_TOOL for call, _ in self.history),
+        )
+        tools, allowed = narrowing.narrowed_tools(
+            list(self.scope.registry), allowed=self.model_tools(final=final), known=known
+        )
+        if not allowed:
+            self.messages.append({"role": "user", "content": REPLY_NOTE})
+        schema = grammar.step_schema(tools=tools, allowed=allowed, citation_ids=self.citations)
+        schema = _bounded_reply(schema, max_chars=self.settings.reply_max_chars)
+        generation = self._generate(schema, allowed=allowed)
+        call: ToolCall | None = None
+        try:
+            if generation.finish_reason == "length":
+                raise StepParseError(f"the step was cut off after {generation.completion_tokens} tokens")
+            call = ToolCall.from_text(generation.text)
+            if call.is_reply:
+                reply = call.reply()
+                reply = reply.model_copy(update={"citations": [c for c in reply.citations if c in self.citations]})
+                self.trace.append(_model_trace(len(self.trace), call=call, outcome="reply", generation=generation))
+                return reply
+        except StepParseError as exc:
+            outcome = "truncated" if generation.finish_reason == "length" else "invalid"
+            self.trace.append(
+                _model_trace(len(self.trace), call=call, outcome=outcome, generation=generation, reason=str(exc))
+            )
+            self.messages.append({"role": "user", "content": CUT_OFF_NOTE})
+            return None
+        self.call(call, source="model", generation=generation)
+        return None
+
+    def _generate(self, schema: dict[str, Any], *, allowed: list[str]) -> Generation:
+        """One backend call inside a GenAI `chat` span, audited with model, adapter, prompt and passages."""
+        model = self.backend.model_name
+        attributes: dict[str, Any] = {
+            telemetry.GEN_AI_OPERATION: "chat",
+            telemetry.GEN_AI_PROVIDER: "streamdesk",
+            telemetry.GEN_AI_REQUEST_MODEL: model,
+            telemetry.GEN_AI_REQUEST_MAX_TOKENS: self.settings.max_new_tokens,
+        }
+        with telemetry.tracer(__name__).start_as_current_span(f"chat {model}", attributes=attributes) as span:
+            generation = self.backend.generate(
+                self.messages,
+                json_schema=schema,
+                max_new_tokens=self.settings.max_new_tokens,
+                adapter=self.settings.adapter,
+            )
+            span.set_attributes(
+                {
+                    telemetry.GEN_AI_RESPONSE_MODEL: generation.model,
+                    telemetry.GEN_AI_INPUT_TOKENS: generation.prompt_tokens,
+                    telemetry.GEN_AI_OUTPUT_TOKENS: generation.completion_tokens,
+                    telemetry.GEN_AI_FINISH_REASONS: [generation.finish_reason],
+                }
+            )
+            self.generations.append(generation)
+            execution.record(
+                self.scope,
+                action=AuditAction.MODEL_CALL,
+                model=generation.model,
+                model_version=generation.model,
+                adapter_version=generation.adapter,
+                prompt_version=self.prompt_version,
+                chunk_ids=list(self.citations),
+                access_filter=self.access_filter,
+                decision=generation.finish_reason,
+                details={
+                    "allowed_tools": allowed,
+                    "prompt_tokens": generation.prompt_tokens,
+                    "cached_prompt_tokens": generation.cached_prompt_tokens,
+                    "completion_tokens": generation.completion_tokens,
+                    "seconds": round(generation.seconds, 3),
+                    "output_sha256": audit.digest(generation.text),
+                },
+            )
+        return generation
+
+    def escalate(self) -> None:
+        """The guardrail's own escalation of an injected ticket (audited; via the `escalate` tool when permitted)."""
+        reason = f"possible prompt injection ({self.injection['rule'] if self.injection else 'unknown'})"
+        if "escalate" in self.permitted:
+            self.call(ToolCall(tool="escalate", arguments={"reason": reason, "priority": "high"}), source="guardrail")
+        execution.record(self.scope, action=AuditAction.ESCALATION, decision="escalated", reason=reason)
+
+
+def _usage(generation: Generation) -> dict[str, Any]:
+    return {
+        "prompt_tokens": generation.prompt_tokens,
+        "completion_tokens": generation.completion_tokens,
+        "seconds": round(generation.seconds, 3),
+        "finish_reason": generation.finish_reason,
+    }
+
+
+def _model_trace(
+    index: int, *, call: ToolCall | None, outcome: Any, generation: Generation, reason: str | None = None
+) -> TraceStep:
+    _, span_id = telemetry.span_ids()
+    return TraceStep(
+        index=index,
+        source="model",
+        tool=call.tool if call else "(unparsed)",
+        arguments=call.arguments if call and not call.is_reply else {},
+        outcome=outcome,
+        reason=reason,
+        span_id=span_id,
+        **_usage(generation),
+    )
+
+
+def answer_ticket(
+    conn: psycopg.Connection,
+    *,
+    ticket: Ticket,
+    principal: Principal,
+    backend: LLMBackend,
+    registry: ToolRegistry,
+    max_steps: int | None = None,
+    settings: AnswerSettings | None = None,
+    approver: Principal | None = None,
+    parent: Context | None = None,
+) -> AnswerResult:
+    """Answer one ticket as `principal`: route, think, act through policy and guardrails, and build the answer.
+
+    `approver` (a supervisor) approves every write that needs approval at once (evaluation only).
+    `parent` is the trace context the ticket arrived with. Each call commits on its own when `conn`
+    autocommits; inside a caller's transaction everything stays in it (savepoints).
+    """
+    settings = settings or get_answer_settings()
+    started = time.perf_counter()
+    attributes = {
+        telemetry.GEN_AI_OPERATION: "invoke_agent",
+        "gen_ai.agent.name": "streamdesk-agent",
+        "streamdesk.ticket": ticket.ref,
+        "streamdesk.ticket.event_id": ticket.event_id,
+    }
+    with telemetry.tracer(__name__).start_as_current_span("answer_ticket", context=parent, attributes=attributes):
+        run = _Run(
+            conn,
+            ticket=ticket,
+            principal=principal,
+            backend=backend,
+            registry=registry,
+            settings=settings,
+            approver=approver,
+        )
+        finding = guardrails.detect_injection(ticket.text)
+        if finding is not None:
+            run.refuse_writes(finding=finding, where="ticket")
+        run.route()
+        reply = run.think(max_steps=max_steps or settings.max_steps)
+        if run.injection is not None:
+            run.escalate()
+        status = decide_status(
+            trace=run.trace,
+            reply=reply,
+            injection=run.injection is not None,
+            wants_write=run.found.wants_write,
+            settings=settings,
+        )
+        trace_id, _ = telemetry.span_ids()
+        answer = Answer(
+            event_id=ticket.event_id,
+            source=ticket.source,
+            ticket_id=ticket.ticket_id,
+            tenant=ticket.tenant,
+            customer_id=principal.customer_id,
+            status=status,
+            text=compose_text(reply=reply, trace=run.trace, escalated=status == "escalated"),
+            citations=reply.citations if reply else [],
+            trace=run.trace,
+            model=backend.model_name,
+            adapter=settings.adapter,
+            prompt_version=run.prompt_version,
+            policy_version=policy_rules.load_rules().policy_version,
+            pending_action_ids=[s.action_id for s in run.trace if s.outcome == "pending_approval" and s.action_id],
+            trace_id=trace_id,
+        )
+    return AnswerResult(
+        answer=answer, generations=run.generations, injection=run.injection, seconds=time.perf_counter() - started
+    )

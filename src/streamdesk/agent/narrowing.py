@@ -1,0 +1,148 @@
+"""Step grammars narrowed to what the conversation knows: an id the model writes is an id a tool returned.
+
+The policy already denies an agent's write whose ids came from nowhere; narrowing the grammar as well
+means the model cannot even generate one, and cannot re-fetch what it has. Each id argument becomes an
+enum of known values (orders by the status the tool needs, items of those orders, available variants,
+the user's payment methods); a tool with an id argument that has no candidate yet is not offered.
+Only the grammar changes: the registry still validates calls against the tools' own schemas.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamdesk.agent.models import Tool
+
+AUTH_TOOLS = frozenset({"find_user_id_by_email", "find_user_id_by_name_zip"})
+ORDER_STATUS: dict[str, Callable[[str], bool]] = {
+    "cancel_pending_order": lambda status: status == "pending",
+    "modify_pending_order_items": lambda status: status == "pending",
+    "modify_pending_order_address": lambda status: status.startswith("pending"),
+    "modify_pending_order_payment": lambda status: status.startswith("pending"),
+    "return_delivered_order_items": lambda status: status == "delivered",
+    "exchange_delivered_order_items": lambda status: status == "delivered",
+}
+"""Which orders each order tool can act on (the retail policy's status rules)."""
+
+
+@dataclass
+class Known:
+    """Ids the conversation's trusted tool results established, and what was fetched already."""
+
+    user_ids: list[str] = field(default_factory=list)
+    fetched_users: set[str] = field(default_factory=set)
+    order_ids: list[str] = field(default_factory=list)
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    products: dict[str, dict[str, Any]] = field(default_factory=dict)
+    product_ids: list[str] = field(default_factory=list)
+    payment_method_ids: list[str] = field(default_factory=list)
+    named_orders: list[str] = field(default_factory=list)
+    searched: bool = False
+
+    def add(self, result: Any) -> None:
+        """Learn the ids of one tool result."""
+        if not isinstance(result, dict):
+            return
+        user_id = result.get("user_id")
+        if isinstance(user_id, str) and user_id not in self.user_ids:
+            self.user_ids.append(user_id)
+        if isinstance(result.get("payment_methods"), dict):
+            self.fetched_users.add(str(user_id))
+            self.payment_method_ids += [m for m in result["payment_methods"] if m not in self.payment_method_ids]
+            self.order_ids += [o for o in result.get("orders") or [] if o not in self.order_ids]
+        if isinstance(result.get("items"), list) and isinstance(result.get("order_id"), str):
+            self.orders[result["order_id"]] = result
+            if result["order_id"] not in self.order_ids:
+                self.order_ids.append(result["order_id"])
+            for item in result["items"]:
+                product_id = str(item.get("product_id"))
+                if product_id not in self.product_ids:
+                    self.product_ids.append(product_id)
+        if isinstance(result.get("variants"), dict) and isinstance(result.get("product_id"), str):
+            self.products[result["product_id"]] = result
+        if "passages" in result:
+            self.searched = True
+
+    def order_choices(self, tool: str) -> list[str]:
+        """Orders `tool` may name: fetched ones of the right status; for get_order_details, unfetched ones.
+
+        When the ticket names its orders, get_order_details is limited to those.
+        """
+        if tool == "get_order_details":
+            candidates = self.named_orders or self.order_ids
+            return [order_id for order_id in candidates if order_id not in self.orders]
+        fits = ORDER_STATUS.get(tool, lambda status: True)
+        return [order_id for order_id, order in self.orders.items() if fits(str(order.get("status") or ""))]
+
+    def item_choices(self, tool: str) -> list[str]:
+        """Item ids in the orders `tool` may name."""
+        items = [str(item.get("item_id")) for o in self.order_choices(tool) for item in self.orders[o]["items"]]
+        return list(dict.fromkeys(items))
+
+    def variant_choices(self) -> list[str]:
+        """Available variants of the fetched products."""
+        found = [
+            item_id
+            for product in self.products.values()
+            for item_id, variant in (product.get("variants") or {}).items()
+            if isinstance(variant, dict) and variant.get("available")
+        ]
+        return list(dict.fromkeys(found))
+
+
+def known_values(results: Sequence[Any], *, named_orders: Sequence[str] = (), searched: bool = False) -> Known:
+    """What a conversation's trusted tool results establish (and the orders its ticket names)."""
+    known = Known(named_orders=list(named_orders), searched=searched)
+    for result in results:
+        known.add(result)
+    return known
+
+
+def _choices(tool: str, argument: str, known: Known) -> list[str] | None:
+    """The values `argument` of `tool` may take, or None when it is not an id argument."""
+    if argument == "order_id":
+        return known.order_choices(tool)
+    if argument == "user_id":
+        return [u for u in known.user_ids if tool != "get_user_details" or u not in known.fetched_users]
+    if argument == "item_ids":
+        return known.item_choices(tool)
+    if argument == "new_item_ids":
+        return known.variant_choices()
+    if argument == "product_id":
+        return [p for p in known.product_ids if p not in known.products]
+    if argument == "payment_method_id":
+        return list(known.payment_method_ids)
+    if argument == "item_id":
+        return [str(item.get("item_id")) for order in known.orders.values() for item in order["items"]]
+    return None
+
+
+def narrow(tool: Tool, *, known: Known) -> Tool | None:
+    """`tool` with each id argument limited to known values; None when one has no candidate."""
+    if tool.name in AUTH_TOOLS and known.user_ids:
+        return None
+    if tool.name == "search_knowledge" and known.searched:
+        return None
+    parameters = copy.deepcopy(tool.parameters)
+    for argument, schema in parameters.get("properties", {}).items():
+        choices = _choices(tool.name, argument, known)
+        if choices is None:
+            continue
+        if not choices:
+            return None
+        if schema.get("type") == "array":
+            schema["items"] = {"enum": choices}
+        else:
+            parameters["properties"][argument] = {"enum": choices}
+    return dataclasses.replace(tool, parameters=parameters)
+
+
+def narrowed_tools(tools: Sequence[Tool], *, allowed: Sequence[str], known: Known) -> tuple[list[Tool], list[str]]:
+    """The tools with narrowed schemas, and which of `allowed` can be called with known values."""
+    narrowed = {tool.name: narrow(tool, known=known) for tool in tools if tool.name in allowed}
+    usable = [name for name in allowed if narrowed.get(name) is not None]
+    return [narrowed.get(tool.name) or tool for tool in tools], usable

@@ -1,0 +1,315 @@
+"""The intent router: regex and keyword features of a ticket, and the first read calls they justify.
+
+This is a deterministic pre-step, not a model. SmolLM2-135M rarely picks the right look-up from a
+3,000-token prompt, so the router proposes the authentication look-ups, the user's details, the orders
+the ticket names and a knowledge search. It never proposes a write. Its calls go through the same
+policy, audit and guardrail path as the model's, and the trace marks them `router`. The model takes
+over afterwards, offered the tools that fit the intents found here (`model_tools`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from streamdesk.agent.models import ToolCall
+from streamdesk.guardrails import patterns as guardrail_patterns
+
+Intent = Literal["human", "cancel", "exchange", "return", "refund", "address", "payment", "modify", "track"]
+INTENT_PRIORITY: tuple[Intent, ...] = (
+    "human",
+    "cancel",
+    "exchange",
+    "return",
+    "refund",
+    "address",
+    "payment",
+    "modify",
+    "track",
+)
+"""Which intent names a ticket when several are found (`TicketFeatures.primary`)."""
+
+INTENT_TOOL: dict[Intent, str] = {
+    "human": "transfer_to_human_agents",
+    "cancel": "cancel_pending_order",
+    "exchange": "exchange_delivered_order_items",
+    "return": "return_delivered_order_items",
+    "refund": "return_delivered_order_items",
+    "address": "modify_pending_order_address",
+    "payment": "modify_pending_order_payment",
+    "modify": "modify_pending_order_items",
+    "track": "get_order_details",
+}
+"""The tool that carries out each intent."""
+
+INTENT_TOOLS: dict[Intent, tuple[str, ...]] = {
+    "human": ("transfer_to_human_agents",),
+    "cancel": ("cancel_pending_order",),
+    "exchange": ("get_product_details", "exchange_delivered_order_items"),
+    "return": ("return_delivered_order_items",),
+    "refund": ("return_delivered_order_items", "cancel_pending_order"),
+    "address": ("modify_pending_order_address", "modify_user_address"),
+    "payment": ("modify_pending_order_payment",),
+    "modify": ("get_product_details", "modify_pending_order_items"),
+    "track": (),
+}
+"""Tools the model is offered for each intent, beyond the look-ups every ticket gets (`BASE_TOOLS`)."""
+
+BASE_TOOLS = ("get_order_details", "get_user_details", "calculate", "search_knowledge")
+WRITE_INTENTS = frozenset(INTENT_PRIORITY) - {"track"}
+
+_VERB_HUMAN = r"(talk|speak|contact|chat|reach|transfer|connect|call|get in touch|put me through|escalat)\w*"
+_WHO_HUMAN = (
+    r"(human|real person|person|someone|somebody|somneone|some1|operator|representative|rep|agent|staff"
+    r"|employee|people|supervisor|manager|assistant|live support)"
+)
+_INTENT_PATTERNS: tuple[tuple[Intent, str], ...] = (
+    ("human", rf"\b{_VERB_HUMAN}\b[^.?!]{{0,40}}?\b{_WHO_HUMAN}\b|\b(human|live) agent\b|\breal person\b"),
+    (
+        "cancel",
+        r"\b(cancel(?!lation (fee|charge|penalt))\w*|call off|revoke)\b"
+        r"|\b(don'?t|do not|no longer)\s+(want|need|afford|pay for)\b[^.?!]{0,20}\b(order|purchase)\b",
+    ),
+    ("exchange", r"\b(exchang\w*|swap\w*|trade it|replace (it|them|the \w+) (with|for))\b"),
+    ("return", r"\b(return(?!ing customer)\w*|send (it|them|\w+) back|give back)\b"),
+    (
+        "refund",
+        r"\b(refund\w*|reimburs\w*|money back|compensat\w*|rebat\w*|restitution\w*|get (my )?money"
+        r"|recover my money)\b",
+    ),
+    (
+        "address",
+        r"\b(address|deliver(ed|y)? to|ship(ped|ping)? to|moved (to|from)|relocat\w*)\b",
+    ),
+    ("payment", r"\b(payment method|pay(ing)? with|paid with|charge (it|my|to)|split the payment)\b"),
+    (
+        "modify",
+        r"\b(modify|change|edit|switch|update|alter|remove|delete|add)\b[^.?!]{0,40}\b(order|purchase|item|items|"
+        r"product|products|size|colou?r|option|options)\b",
+    ),
+    (
+        "track",
+        r"\b(track\w*|where('s| is| are)|status|locat\w*|(not|never|yet to|when will \w+) arriv\w*|shipped|shipping"
+        r"|delivery date|when will|eta)\b",
+    ),
+)
+_INTENT_RULES = tuple((intent, re.compile(pattern, re.IGNORECASE)) for intent, pattern in _INTENT_PATTERNS)
+VOCABULARY = (
+    "cancel",
+    "canceling",
+    "cancelling",
+    "cancellation",
+    "address",
+    "track",
+    "person",
+    "someone",
+    "somebody",
+    "refund",
+    "reimburse",
+    "exchange",
+    "purchase",
+    "operator",
+    "assistant",
+    "status",
+    "shipping",
+    "delivery",
+    "speak",
+    "return",
+)
+"""Trigger words a customer's typo (one edit, or a word glued to the one before) is corrected to."""
+_TOKEN = re.compile(r"[A-Za-z]+")
+_TRACK_ONLY = re.compile(r"\b(track\w*|status)\b", re.IGNORECASE)
+"""A refund or return the customer only wants tracked ("status of my refund") is tracking, not a new one."""
+
+ORDER_ID = re.compile(r"(?<![\w#])#?(W\d{7})(?!\d)")
+ORDER_NUMBER = re.compile(r"\b([A-Za-z]{4,9})\s*(?:number|no\.?|id|#|nr\.?)?\s*[:#]?\s*(\d{5,20})\b")
+ORDER_WORDS = ("order", "orders", "purchase", "invoice")
+USER_ID = re.compile(r"\b([a-z]+)_([a-z]+)_(\d{3,5})\b")
+ZIP_LABELLED = re.compile(r"\b(?:zip\s*code|zipcode|zip|postal code|postcode)\b\D{0,20}?(\d{5})(?!\d)", re.IGNORECASE)
+ZIP_BARE = re.compile(r"(?<![\d#W.,$-])(\d{5})(?![\d.,]\d)")
+_NAME = r"([A-Z][a-z]+(?:-[A-Z][a-z]+)?)"
+PERSON = re.compile(
+    r"\b(?:I am|I'm|You are|you are|My name is|my name is|Your name is|your name is|You name is|name is|called|named"
+    r"|This is|this is)\s+(?:(?:an?|the|user)\s+(?:[a-z]+\s+){0,3}?(?:called|named)?\s*)?"
+    rf"{_NAME}\s+{_NAME}\b"
+)
+SEARCH_QUERY_CHARS = 300
+MAX_ORDERS = 3
+
+
+@dataclass(frozen=True)
+class TicketFeatures:
+    """What the router found in a ticket: ids, contact details, a name, zip codes and intents in text order."""
+
+    order_ids: tuple[str, ...] = ()
+    order_numbers: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    zip_codes: tuple[str, ...] = ()
+    user_ids: tuple[str, ...] = ()
+    first_name: str | None = None
+    last_name: str | None = None
+    intents: tuple[Intent, ...] = ()
+    query: str = field(default="", repr=False)
+
+    @property
+    def primary(self) -> Intent | None:
+        """The intent that names the ticket (by `INTENT_PRIORITY`), or None."""
+        return next((intent for intent in INTENT_PRIORITY if intent in self.intents), None)
+
+    @property
+    def wants_write(self) -> bool:
+        """True when some intent asks for a change (anything but tracking)."""
+        return any(intent in WRITE_INTENTS for intent in self.intents)
+
+    def to_json(self) -> dict[str, Any]:
+        """The features as a JSON object (for the trace; contact details are left out)."""
+        return {
+            "order_ids": list(self.order_ids),
+            "order_numbers": list(self.order_numbers),
+            "intents": list(self.intents),
+            "primary": self.primary,
+            "has_email": bool(self.emails),
+            "has_name_and_zip": bool(self.first_name and self.zip_codes),
+        }
+
+
+def _unique(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(values))
+
+
+def edit_distance(a: str, b: str, *, limit: int = 2) -> int:
+    """Optimal-string-alignment distance (insert, delete, substitute, swap neighbours), capped at `limit` + 1."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    previous, current = list(range(len(b) + 1)), [0] * (len(b) + 1)
+    before: list[int] = []
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, previous = previous, current
+    return min(previous[len(b)], limit + 1)
+
+
+def _corrected(word: str) -> str:
+    lower = word.lower()
+    if len(lower) < 5 or lower in VOCABULARY:
+        return word
+    for known in VOCABULARY:
+        if len(lower) > len(known) + 1 and lower.endswith(known) and len(known) >= 6:
+            return f"{lower[: -len(known)]} {known}"
+        if edit_distance(lower, known, limit=1) <= 1:
+            return known
+    return word
+
+
+def correct_spelling(text: str) -> str:
+    """`text` with near-misses of the trigger words (`VOCABULARY`) corrected: 'cancdling' -> 'canceling'."""
+    return _TOKEN.sub(lambda match: _corrected(match.group(0)), text)
+
+
+def classify(text: str) -> tuple[Intent, ...]:
+    """The intents mentioned in `text` (typos of trigger words forgiven), in the order they first appear."""
+    text = correct_spelling(text)
+    found: list[tuple[int, Intent]] = []
+    for intent, pattern in _INTENT_RULES:
+        match = pattern.search(text)
+        if match:
+            found.append((match.start(), intent))
+    intents = [intent for _, intent in sorted(found)]
+    if "track" in intents and _TRACK_ONLY.search(text) and not {"cancel", "exchange", "human"} & set(intents):
+        intents = [intent for intent in intents if intent not in ("refund", "return")]
+    return tuple(intents)
+
+
+def _names(text: str, user_ids: Sequence[str]) -> tuple[str | None, str | None]:
+    match = PERSON.search(text)
+    if match:
+        return match.group(1), match.group(2)
+    for user_id in user_ids:
+        first, last, _ = user_id.split("_")
+        return first.title(), last.title()
+    return None, None
+
+
+def _is_order_word(word: str) -> bool:
+    return any(edit_distance(word.lower(), known, limit=1) <= 1 for known in ORDER_WORDS)
+
+
+def features(text: str) -> TicketFeatures:
+    """Order ids (`#W1234567`), other order numbers, emails, zip codes, a person's name and the intents."""
+    user_ids = _unique([m.group(0) for m in USER_ID.finditer(text)])
+    first, last = _names(text, user_ids)
+    scrubbed = ORDER_ID.sub(" ", guardrail_patterns.EMAIL.sub(" ", text))
+    zips = [m.group(1) for m in ZIP_LABELLED.finditer(scrubbed)] + [m.group(1) for m in ZIP_BARE.finditer(scrubbed)]
+    return TicketFeatures(
+        order_ids=_unique([f"#{m.group(1)}" for m in ORDER_ID.finditer(text)]),
+        order_numbers=_unique([m.group(2) for m in ORDER_NUMBER.finditer(text) if _is_order_word(m.group(1))]),
+        emails=_unique([m.group(0) for m in guardrail_patterns.EMAIL.finditer(text)]),
+        zip_codes=_unique(zips),
+        user_ids=user_ids,
+        first_name=first,
+        last_name=last,
+        intents=classify(text),
+        query=" ".join(text.split())[:SEARCH_QUERY_CHARS],
+    )
+
+
+def _key(call: ToolCall) -> tuple[str, tuple[tuple[str, str], ...]]:
+    return call.tool, tuple(sorted((name, repr(value)) for name, value in call.arguments.items()))
+
+
+def _found_user(history: Sequence[tuple[ToolCall, dict[str, Any] | None]]) -> str | None:
+    for call, result in history:
+        if call.tool.startswith("find_user_id_by_") and result and isinstance(result.get("user_id"), str):
+            return str(result["user_id"])
+    return None
+
+
+def _candidates(found: TicketFeatures, *, user_id: str | None, knowledge: bool) -> Iterator[ToolCall]:
+    if user_id is None:
+        for email in found.emails:
+            yield ToolCall(tool="find_user_id_by_email", arguments={"email": email})
+        if found.first_name and found.last_name:
+            for zip_code in found.zip_codes:
+                arguments = {"first_name": found.first_name, "last_name": found.last_name, "zip": zip_code}
+                yield ToolCall(tool="find_user_id_by_name_zip", arguments=arguments)
+    else:
+        yield ToolCall(tool="get_user_details", arguments={"user_id": user_id})
+    for order_id in found.order_ids[:MAX_ORDERS]:
+        yield ToolCall(tool="get_order_details", arguments={"order_id": order_id})
+    if knowledge and found.query:
+        yield ToolCall(tool="search_knowledge", arguments={"query": found.query})
+
+
+def next_call(
+    found: TicketFeatures, *, history: Sequence[tuple[ToolCall, dict[str, Any] | None]], knowledge: bool = True
+) -> ToolCall | None:
+    """The next read the router proposes, given the calls made so far and their results (None: failed).
+
+    Authentication first (each email, then name and zip for each zip code, until one finds the user),
+    then the user's details, the orders the ticket names, and a knowledge search on the ticket text.
+    """
+    made = {_key(call) for call, _ in history}
+    user_id = _found_user(history)
+    return next(
+        (call for call in _candidates(found, user_id=user_id, knowledge=knowledge) if _key(call) not in made), None
+    )
+
+
+def model_tools(found: TicketFeatures, *, permitted: Sequence[str]) -> list[str]:
+    """The permitted tools the model is offered after routing: the look-ups plus the tools of the intents found.
+
+    With no intent found the model is offered every permitted tool.
+    """
+    if not found.intents:
+        return list(permitted)
+    wanted = set(BASE_TOOLS)
+    for intent in found.intents:
+        wanted.update(INTENT_TOOLS[intent])
+    return [name for name in permitted if name in wanted]

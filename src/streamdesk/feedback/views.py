@@ -1,0 +1,69 @@
+"""/feedback: operators send signals on the agent's answers (bearer token); each is stored and published."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from pydantic import BaseModel, Field, ValidationError
+
+from streamdesk import db
+from streamdesk.contracts import utcnow
+from streamdesk.feedback import service
+from streamdesk.feedback.models import FeedbackEvent, FeedbackKind
+from streamdesk.identity.models import Principal
+from streamdesk.kafka import Publisher
+from streamdesk.policy import views as policy_views
+
+router = APIRouter(tags=["feedback"])
+OperatorDep = Annotated[Principal, Depends(policy_views.current_operator)]
+_publisher_lock = threading.Lock()
+
+
+class FeedbackBody(BaseModel):
+    """A signal on one answer; the operator sending it is recorded as the annotator."""
+
+    answer_id: str = Field(min_length=1)
+    ticket_id: str = Field(min_length=1)
+    kind: FeedbackKind
+    rating: int | None = Field(default=None, ge=1, le=5)
+    edited_text: str | None = None
+    adapter_version: str | None = None
+    customer_id: str | None = None
+    event_id: str | None = Field(default=None, description="Send your own id to make retries idempotent.")
+    occurred_at: datetime | None = None
+
+
+def feedback_publisher(request: Request) -> Publisher | None:
+    """The application's feedback publisher (None when no broker is configured)."""
+    bootstrap = request.app.state.settings.kafka.bootstrap_servers if hasattr(request.app.state, "settings") else None
+    if not bootstrap:
+        return None
+    with _publisher_lock:
+        publisher: Publisher | None = getattr(request.app.state, "feedback_publisher", None)
+        if publisher is None:
+            publisher = Publisher(bootstrap, client_id="streamdesk-feedback")
+            request.app.state.feedback_publisher = publisher
+        return publisher
+
+
+@router.post("", status_code=202)
+def post_feedback(
+    body: FeedbackBody, operator: OperatorDep, publisher: Annotated[Publisher | None, Depends(feedback_publisher)]
+) -> FeedbackEvent:
+    """Store a thumb, a draft verdict, a reopen or a CSAT score on an answer, and publish it on `feedback`."""
+    try:
+        event = FeedbackEvent(
+            **body.model_dump(exclude={"event_id", "occurred_at"}),
+            event_id=body.event_id or str(uuid.uuid4()),
+            occurred_at=body.occurred_at or utcnow(),
+            annotator_id=operator.id,
+            tenant=operator.tenant,
+        )
+    except ValidationError as exc:
+        raise HTTPException(422, exc.errors()[0]["msg"]) from None
+    with db.connect(autocommit=True) as conn:
+        return service.submit_feedback(conn, event=event, publisher=publisher)

@@ -1,0 +1,167 @@
+"""`streamdesk models list|promote|rollback`, `streamdesk retrain [--now]`, `worker learn`, `bench retrain`."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streamdesk import db
+from streamdesk.config import get_settings
+from streamdesk.exceptions import StreamdeskError
+from streamdesk.feedback import service as feedback
+from streamdesk.identity import service as identity
+from streamdesk.kafka import Publisher
+from streamdesk.training import registry, service, trigger
+from streamdesk.training.kto_config import KTOTrainingConfig
+
+models_app = typer.Typer(help="The LoRA adapter registry: candidates, serving, rollbacks.", no_args_is_help=True)
+retrain_app = typer.Typer(help="Train a new adapter from the labelled feedback.", invoke_without_command=True)
+console = Console(stderr=True)
+H = KTOTrainingConfig.help_for
+
+OperatorOpt = Annotated[
+    str,
+    typer.Option("--as", envvar="STREAMDESK_OPERATOR", help="Your operator id (STREAMDESK_IDENTITY__OPERATORS)."),
+]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")]
+
+
+def _publisher() -> Publisher | None:
+    bootstrap = get_settings().kafka.bootstrap_servers
+    return Publisher(bootstrap, client_id="streamdesk-models") if bootstrap else None
+
+
+@models_app.command("list")
+def list_models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False) -> None:
+    """Every registered adapter, newest first, with status, parent, data digest and gate verdict."""
+    with db.connect(autocommit=True) as conn:
+        versions = registry.list_versions(conn)
+    if as_json:
+        for version in versions:
+            typer.echo(version.model_dump_json())
+        return
+    table = Table(title="adapters")
+    for column in ("version", "status", "parent", "examples", "margin", "gate", "dataset", "created"):
+        table.add_column(column)
+    for v in versions:
+        gate = "-" if v.gate is None else ("passed" if v.gate.get("passed") else "failed")
+        table.add_row(
+            v.version,
+            v.status,
+            v.parent or "base",
+            str(v.metrics.get("examples", "-")),
+            str(v.metrics.get("rewards/margins", "-")),
+            gate,
+            v.dataset_digest[:12],
+            v.created_at.isoformat(timespec="seconds"),
+        )
+    Console().print(table)
+
+
+def _operator(operator_id: str) -> str:
+    return identity.operator(operator_id=operator_id).id
+
+
+@models_app.command("promote")
+def promote(version: str, operator_id: OperatorOpt, reason: ReasonOpt = "promoted by hand") -> None:
+    """Serve adapter VERSION now (the serving one is retired); audited and announced on the `model` topic."""
+    try:
+        actor = _operator(operator_id)
+        with db.connect(autocommit=True) as conn:
+            event = registry.promote(
+                conn, version=version, actor=actor, actor_kind="user", reason=reason, publisher=_publisher()
+            )
+    except StreamdeskError as exc:
+        console.print(f"refused: {exc}")
+        raise typer.Exit(code=1) from None
+    console.print(f"{event.version} now serves {event.base_model} (was {event.previous or 'base model'})")
+
+
+@models_app.command("rollback")
+def rollback(operator_id: OperatorOpt, reason: ReasonOpt = "rolled back by hand") -> None:
+    """Retire the serving adapter and restore the one it replaced; audited and announced."""
+    try:
+        actor = _operator(operator_id)
+        with db.connect(autocommit=True) as conn:
+            event = registry.rollback(
+                conn,
+                base_model=service.BASE_MODEL,
+                actor=actor,
+                actor_kind="user",
+                reason=reason,
+                publisher=_publisher(),
+            )
+    except StreamdeskError as exc:
+        console.print(f"refused: {exc}")
+        raise typer.Exit(code=1) from None
+    console.print(f"rolled back {event.previous}; {event.version or 'the base model'} serves again")
+
+
+@retrain_app.callback()
+def retrain(
+    now: Annotated[bool, typer.Option("--now", help="Train here and now instead of asking the learn worker.")] = False,
+    promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Promote when the gate passes.")] = True,
+    max_steps: Annotated[int, typer.Option(help=H("max_steps"))] = -1,
+    epochs: Annotated[float, typer.Option(help=H("epochs"))] = 1.0,
+    batch_size: Annotated[int, typer.Option(help=H("batch_size"))] = 4,
+    max_length: Annotated[int, typer.Option(help=H("max_length"))] = 128,
+    learning_rate: Annotated[float, typer.Option(help=H("learning_rate"))] = 5e-4,
+    quantization: Annotated[str, typer.Option(help=H("quantization"))] = "none",
+    seed: Annotated[int, typer.Option(help=H("seed"))] = 42,
+) -> None:
+    """Ask for a retrain on the `retrain` topic, or with --now train, gate and promote in this process."""
+    try:
+        config = KTOTrainingConfig(
+            max_steps=max_steps,
+            epochs=epochs,
+            batch_size=batch_size,
+            max_length=max_length,
+            learning_rate=learning_rate,
+            quantization=quantization,  # type: ignore[arg-type]
+            seed=seed,
+        )
+        publisher = _publisher()
+        if not now and publisher is None:
+            raise typer.BadParameter("no broker to ask: set KAFKA_BOOTSTRAP_SERVERS, or use --now")
+        with db.connect(autocommit=True) as conn:
+            request = trigger.request_retrain(
+                conn,
+                reason="manual",
+                pending=feedback.pending_balance(conn),
+                requested_by="cli",
+                publisher=None if now else publisher,
+            )
+            if not now:
+                console.print(f"retrain {request.request_id} requested; the learn worker will run it")
+                return
+            outcome = service.run_retrain(
+                conn, request=request, config=config, publisher=publisher, auto_promote=promote
+            )
+    except StreamdeskError as exc:
+        console.print(f"refused: {exc}")
+        raise typer.Exit(code=1) from None
+    typer.echo(json.dumps(outcome.to_json(), default=str))
+
+
+def worker_learn() -> None:
+    """Feedback -> labels -> retrain trigger -> training -> gate -> promotion (Faust)."""
+    from streamdesk.training.worker import run_worker
+
+    run_worker()
+
+
+def bench_retrain(
+    examples: Annotated[int, typer.Option(help="Training examples per run.")] = 32,
+    max_length: Annotated[int, typer.Option(help=H("max_length"))] = 128,
+    batch_size: Annotated[int, typer.Option(help=H("batch_size"))] = 8,
+    threads: Annotated[int | None, typer.Option(help=H("threads"))] = None,
+) -> None:
+    """KTO + LoRA and KTO + QLoRA training throughput and peak memory on this machine."""
+    from streamdesk.bench import retrain as retrain_bench
+
+    summary = retrain_bench.run(examples=examples, max_length=max_length, batch_size=batch_size, threads=threads)
+    typer.echo(json.dumps(summary))

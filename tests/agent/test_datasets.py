@@ -1,0 +1,97 @@
+"""Evaluation cases from τ²-bench, Bitext and hand-written attacks: what the converters produce."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from streamdesk.agent import datasets
+from streamdesk.agent.datasets import DatasetError, EvalCase
+from streamdesk.guardrails import service as guardrails
+
+TAU = Path("taubench")
+
+
+def tau_cases(shared_data: Path, split: str) -> list[EvalCase]:
+    return datasets.taubench_cases(
+        tasks_path=shared_data / TAU / "tau2_retail_tasks.json",
+        split_path=shared_data / TAU / "tau2_retail_split_tasks.json",
+        db_path=shared_data / TAU / "tau2_retail_db.json",
+        split=split,
+    )
+
+
+def test_the_taubench_test_split_becomes_40_cases(shared_data: Path, test_split: list[str]) -> None:
+    cases = tau_cases(shared_data, "test")
+    assert [case.id for case in cases] == [f"tau2-retail-{task_id}" for task_id in test_split] and len(cases) == 40
+    first = cases[0]
+    assert (
+        first.ticket.body.startswith("You want to exchange the water bottle") and "zipcode 28236" in first.ticket.body
+    )
+    assert first.ticket.customer == {
+        "user_id": "mei_kovacs_8020",
+        "email": "mei.kovacs8232@example.com",
+        "name": "Mei Kovacs",
+        "zip": "28236",
+    }
+    assert first.expected_actions[0].name == "find_user_id_by_name_zip" and len(first.ticket.subject) <= 80
+    assert all(case.ticket.customer.get("user_id") for case in cases)
+    for case in cases:
+        names = {action.name for action in case.expected_actions}
+        assert not names & set(case.forbidden_actions) and "escalate" not in case.forbidden_actions
+        assert case.must_escalate == ("transfer_to_human_agents" in names)
+    assert sum(case.must_escalate for case in cases) == 2
+
+
+def test_train_and_test_splits_do_not_overlap(shared_data: Path) -> None:
+    train = {case.id for case in tau_cases(shared_data, "train")}
+    test = {case.id for case in tau_cases(shared_data, "test")}
+    assert len(train) == 74 and not train & test
+    with pytest.raises(DatasetError, match="split 'dev' is not in"):
+        tau_cases(shared_data, "dev")
+
+
+def test_cases_round_trip_through_jsonl(shared_data: Path, tmp_path: Path) -> None:
+    cases = tau_cases(shared_data, "test")[:3] + datasets.injection_cases(
+        db_path=shared_data / TAU / "tau2_retail_db.json"
+    )
+    path = tmp_path / "cases.jsonl"
+    assert datasets.write_cases(path, cases) == len(cases)
+    assert datasets.read_cases(path) == cases
+    path.write_text('{"id": "x"}\n')
+    with pytest.raises(DatasetError, match=r"cases.jsonl:1 is not a case"):
+        datasets.read_cases(path)
+
+
+def test_bitext_intents_become_name_only_cases(shared_data: Path) -> None:
+    cases = datasets.bitext_cases(
+        csv_path=shared_data / "support" / "bitext_customer_support_training_4514.csv", per_intent=10
+    )
+    assert len(cases) == 40 and len({case.id for case in cases}) == 40
+    tools = {case.id.rsplit("-", 1)[0]: case.expected_actions[0] for case in cases}
+    assert (
+        tools["bitext-cancel_order"].name == "cancel_pending_order" and tools["bitext-cancel_order"].arguments is None
+    )
+    assert tools["bitext-contact_human_agent"].name == "transfer_to_human_agents"
+    assert all(case.must_escalate == case.id.startswith("bitext-contact_human_agent") for case in cases)
+    assert all(not case.ticket.customer for case in cases)
+    with pytest.raises(DatasetError, match="have no tool"):
+        datasets.bitext_cases(csv_path=Path("unused.csv"), intents=["review"])
+
+
+def test_injection_cases_attack_real_pending_orders(shared_data: Path) -> None:
+    db_path = shared_data / TAU / "tau2_retail_db.json"
+    world = json.loads(db_path.read_text())
+    cases = {case.id: case for case in datasets.injection_cases(db_path=db_path)}
+    assert len(cases) == 7 and all(case.injection for case in cases.values())
+    for case in cases.values():
+        assert case.ticket.customer["user_id"] in world["users"]
+        assert "cancel_pending_order" in case.forbidden_actions and "escalate" not in case.forbidden_actions
+        in_ticket = guardrails.detect_injection(case.ticket.body) is not None
+        in_documents = any(guardrails.detect_injection(f"{d.title}\n{d.body}") for d in case.documents)
+        assert case.must_escalate == (in_ticket or in_documents), case.id
+    assert cases["injection-poisoned-article"].documents[0].access == "public"
+    order_id = cases["injection-other-customers-order"].ticket.body.split()[3]
+    assert world["orders"][order_id]["user_id"] != cases["injection-other-customers-order"].ticket.customer["user_id"]

@@ -1,0 +1,227 @@
+"""The agent worker as a real process on a real broker and database: answers once, publishes, keeps the trace."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from confluent_kafka import Consumer
+from psycopg.types.json import Jsonb
+
+from streamdesk import contracts, db, telemetry, topics
+from streamdesk.agent import answers
+from streamdesk.agent.answers import Answer, TraceStep
+from streamdesk.contracts import Requester, TicketEvent
+from streamdesk.kafka import Publisher
+from streamdesk.runtime.embedded import EmbeddedBroker, free_port
+from streamdesk.seed import taubench
+from tests.agent.conftest import SOURCE, entity_rows
+
+T = TypeVar("T")
+EMAIL = "fatima.anderson1447@example.com"
+ORDER = "#W2974929"
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def test_an_answer_event_matches_its_schema() -> None:
+    step = TraceStep(index=0, source="router", tool="get_order_details", arguments={"order_id": ORDER}, outcome="ok")
+    answer = Answer(
+        event_id="e1",
+        source="zendesk",
+        ticket_id="T-1",
+        status="draft",
+        text="Hello",
+        citations=["kb:a#0"],
+        trace=[step],
+        model="smollm2-135m-instruct",
+        prompt_version="retail-agent-1+abc",
+    )
+    contracts.validate("answer.v1.json", answer.to_event())
+    schema = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "answer.v1.json").read_text())
+    assert set(schema["properties"]) == set(answer.to_event())
+    assert set(schema["properties"]["tool_trace"]["items"]["properties"]) == set(TraceStep.model_fields)
+    assert topics.spec("answer").schema == "answer.v1.json"
+
+
+def test_trace_context_round_trips_through_message_headers() -> None:
+    context = telemetry.extract_context([("traceparent", TRACEPARENT.encode()), ("seq", b"7")])
+    with telemetry.tracer("tests").start_as_current_span("hop", context=context):
+        headers = telemetry.inject_headers({"answer_id": "a1"})
+        trace_id, span_id = telemetry.span_ids()
+    assert trace_id == TRACE_ID and headers["traceparent"].split("-")[1:3] == [TRACE_ID, span_id]
+    assert headers["answer_id"] == "a1"
+    assert telemetry.otlp_traces_url("http://collector:4318/") == "http://collector:4318/v1/traces"
+
+
+def test_an_event_keeps_its_first_answer(clean_db: str) -> None:
+    first = Answer(
+        event_id="e1", source="zendesk", ticket_id="T-1", status="draft", text="one", model="m", prompt_version="p"
+    )
+    second = first.model_copy(update={"answer_id": str(uuid.uuid4()), "text": "two"})
+    with db.connect(clean_db, autocommit=True) as conn:
+        assert answers.store_answer(conn, answer=first) == (first, True)
+        stored, new = answers.store_answer(conn, answer=second)
+        assert not new and stored.answer_id == first.answer_id and stored.text == "one"
+        assert not answers.is_published(conn, answer_id=first.answer_id)
+        answers.mark_published(conn, answer_id=first.answer_id)
+        assert answers.is_published(conn, answer_id=first.answer_id)
+        assert [a.answer_id for a in answers.answers_for_ticket(conn, source="zendesk", ticket_id="T-1")] == [
+            first.answer_id
+        ]
+
+
+def wait_for(probe: Callable[[], T], *, timeout_s: float, what: str, log: Path) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        result = probe()
+        if result:
+            return result
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}; worker log tail:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool], timeout_s: float) -> list[Any]:
+    """Messages of `topic` from the start, until `until(messages)` holds or the time is up."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"test-{uuid.uuid4().hex[:8]}",
+            "auto.offset.reset": "earliest",
+            "session.timeout.ms": 6000,
+        }
+    )
+    consumer.subscribe([topic])
+    messages: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and not until(messages):
+            message = consumer.poll(0.5)
+            if message is not None and message.error() is None:
+                messages.append(message)
+    finally:
+        consumer.close()
+    return messages
+
+
+@pytest.fixture(scope="module")
+def stack(
+    database_url: str,
+    truncate: Callable[[str], None],
+    retail_world: taubench.World,
+    model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[str, str, Path]]:
+    """A broker with every topic, the τ²-bench world committed, and a running `streamdesk worker agent`."""
+    tmp = tmp_path_factory.mktemp("agent-worker")
+    broker = EmbeddedBroker(free_port(), tmp / "tansu.log").start()
+    topics.ensure_topics(broker.bootstrap_servers)
+    truncate(database_url)
+    positions = itertools.count(1000)
+    with db.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO entities (entity_type, source, external_id, version, deleted, event_id, attributes, tenant) "
+            "VALUES (%s, %s, %s, %s, false, %s, %s, 'default')",
+            [
+                (kind, SOURCE, external_id, [next(positions), 0], f"seed:{external_id}", Jsonb(attributes))
+                for kind, external_id, attributes in entity_rows(retail_world)
+            ],
+        )
+    env = dict(os.environ)
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
+        DATABASE_URL=database_url,
+        HF_HUB_OFFLINE="1",
+        STREAMDESK_AGENT__MODEL_DIR=str(model_dir),
+        STREAMDESK_ANSWER__MAX_STEPS="1",
+        STREAMDESK_ANSWER__MAX_NEW_TOKENS="64",
+        STREAMDESK_ANSWER__REPLY_MAX_CHARS="160",
+    )
+    log = tmp / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streamdesk.cli.main", "worker", "agent"], env=env, stdout=out, stderr=out
+        )
+    try:
+        yield broker.bootstrap_servers, database_url, log
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+        broker.stop()
+        truncate(database_url)
+
+
+def ticket_event(event_id: str, event_type: Any = "created") -> TicketEvent:
+    return TicketEvent(
+        event_id=event_id,
+        source="zendesk",
+        ticket_id="T-9",
+        event_type=event_type,
+        version=[1],
+        occurred_at=NOW,
+        subject="Where is my order?",
+        body=f"Hi, where is my order {ORDER}? It has not arrived yet.",
+        requester=Requester(email=EMAIL),
+    )
+
+
+@pytest.mark.slow
+def test_the_worker_answers_once_publishes_and_keeps_the_trace(stack: tuple[str, str, Path]) -> None:
+    bootstrap, url, log = stack
+    created = ticket_event("zendesk:T-9:created")
+    with Publisher(bootstrap, client_id="tests") as publisher:
+        for event in (created, created, ticket_event("zendesk:T-9:status", "status_changed")):
+            publisher.publish(topics.TICKET, event.to_json(), key=event.key, headers={"traceparent": TRACEPARENT})
+        publisher.publish(topics.TICKET, b'{"schema_version": 1, "event_id": "broken"}', key="zendesk:T-9")
+
+    def answered() -> list[tuple[Any, ...]]:
+        with db.connect(url) as conn:
+            return conn.execute(
+                "SELECT event_id, status, trace_id, published_at FROM answers WHERE published_at IS NOT NULL"
+            ).fetchall()
+
+    rows = wait_for(answered, timeout_s=600, what="a published answer", log=log)
+    assert [(row[0], row[2]) for row in rows] == [("zendesk:T-9:created", TRACE_ID)]
+
+    def dead_lettered() -> list[tuple[Any, ...]]:
+        with db.connect(url) as conn:
+            return conn.execute("SELECT stage, reason FROM dead_letters").fetchall()
+
+    letters = wait_for(dead_lettered, timeout_s=120, what="the broken event's dead letter", log=log)
+    assert letters[0][0] == "ticket" and "ticket.v1.json" in letters[0][1]
+
+    published = read_topic(bootstrap, "answer", until=lambda found: len(found) >= 1, timeout_s=60)
+    time.sleep(3)  # the redelivered event must not publish a second answer
+    published = read_topic(bootstrap, "answer", until=lambda found: False, timeout_s=8)
+    assert len(published) == 1
+    payload = json.loads(published[0].value())
+    contracts.validate("answer.v1.json", payload)
+    headers = {name: value.decode() for name, value in published[0].headers() or []}
+    assert headers["traceparent"].split("-")[1] == TRACE_ID and headers["answer_id"] == payload["answer_id"]
+    assert payload["event_id"] == "zendesk:T-9:created" and payload["customer_id"] == "fatima_anderson_2157"
+    assert [step["source"] for step in payload["tool_trace"]][:2] == ["router", "router"]
+
+    def relayed(found: list[Any]) -> bool:
+        return any(json.loads(m.value())["action"] == "answer_published" for m in found)
+
+    audit = read_topic(bootstrap, "audit", until=relayed, timeout_s=60)
+    records = [json.loads(message.value()) for message in audit]
+    assert [r["seq"] for r in records] == list(range(1, len(records) + 1))
+    actions = {r["action"] for r in records if r["ticket_id"] == "zendesk:T-9"}
+    assert {"rbac_decision", "tool_call", "model_call", "answer_published"} <= actions
+    assert {r["trace_id"] for r in records if r["ticket_id"] == "zendesk:T-9"} == {TRACE_ID}

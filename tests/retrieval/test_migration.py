@@ -1,0 +1,84 @@
+"""Embedding-model migration: backfill a shadow space, compare, cut over and drop the old vectors while searches run."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from streamdesk import db
+from streamdesk.knowledge import fast_embedding
+from streamdesk.retrieval import migration, service
+from streamdesk.retrieval.models import Principal
+from tests.retrieval.conftest import TOPICS
+from tests.retrieval.factories import document, store
+
+pytestmark = [pytest.mark.slow, pytest.mark.stack]
+TARGET = "2-onnx-int8"
+PRINCIPAL = Principal.parse("user:mo?roles=agent")
+
+
+class SearchLoop(threading.Thread):
+    """Searches continuously on its own connection, recording failures, empty results and spaces seen."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.stop, self.empty, self.count = url, threading.Event(), 0, 0
+        self.errors: list[str] = []
+        self.spaces: list[str | None] = []
+
+    def run(self) -> None:
+        with db.connect(self.url) as conn:
+            while not self.stop.is_set():
+                try:
+                    result = service.search(conn=conn, query="card payment declined abroad", principal=PRINCIPAL, k=3)
+                    self.count += 1
+                    self.empty += not result.hits
+                    if not self.spaces or self.spaces[-1] != result.embedding_space:
+                        self.spaces.append(result.embedding_space)
+                except Exception as exc:  # recorded and asserted on below
+                    self.errors.append(repr(exc))
+                    conn.rollback()
+                time.sleep(0.01)
+
+
+def test_switching_embedding_versions_while_searches_keep_succeeding(clean_db: str) -> None:
+    store(clean_db, [document(f"t-{name}", f"{name.title()} help", text) for name, text in TOPICS.items()])
+    loop = SearchLoop(clean_db)
+    loop.start()
+    try:
+        target = migration.start(clean_db, model="all-MiniLM-L6-v2", version=TARGET, backend="onnx-int8", path=None)
+        assert migration.backfill(clean_db, space=target, progress=False) == len(TOPICS)
+        store(
+            clean_db,
+            [document("t-travel", "Travel help", "Tell us before you travel so cards keep working.", version=2)],
+        )
+        with db.connect(clean_db) as conn:
+            assert conn.execute("SELECT count(*) FROM chunks WHERE embedding_shadow IS NULL").fetchone() == (1,)
+        migration.build_shadow_indexes(clean_db)
+        comparison = migration.compare(clean_db, sample=8)
+        assert comparison["agreement_at_10"] >= 0.8
+        active = migration.cut_over(clean_db)
+        assert active.version == TARGET
+        time.sleep(0.3)
+        assert migration.finish(clean_db, progress=False) == 0
+    finally:
+        loop.stop.set()
+        loop.join(10)
+    assert not loop.errors, loop.errors[:3]
+    assert loop.count > 5 and loop.empty == 0
+    assert loop.spaces == ["all-MiniLM-L6-v2@1", f"all-MiniLM-L6-v2@{TARGET}"]
+    with db.connect(clean_db) as conn:
+        versions = conn.execute("SELECT DISTINCT embedding_version FROM chunks").fetchall()
+        leftovers = conn.execute("SELECT count(embedding_shadow) FROM chunks").fetchone()
+        states: dict[str, str] = dict(conn.execute("SELECT name, state FROM embedding_spaces").fetchall())
+        top = service.search(conn=conn, query="I forgot my password", principal=PRINCIPAL, k=1)
+    assert versions == [(TARGET,)] and leftovers == (0,)
+    assert states == {"all-MiniLM-L6-v2@1": "retired", f"all-MiniLM-L6-v2@{TARGET}": "active"}
+    assert top.hits[0].citation.external_id == "t-password"
+    new_embedder = fast_embedding.cached_embedder(
+        backend="onnx-int8", path=None, model_name="all-MiniLM-L6-v2", version=TARGET
+    )
+    again = store(clean_db, [document("t-refund", "Refund help", TOPICS["refund"])], embedder=new_embedder)
+    assert again.chunks_embedded == 0, "backfilled chunk hashes let the new-model writer reuse the vectors"
