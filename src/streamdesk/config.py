@@ -40,7 +40,7 @@ class IngestSettings(BaseModel):
     chunk_tokens: int = Field(200, ge=100, le=700, description="Target tokens per chunk (100-700).")
     chunk_overlap: int = Field(32, ge=0, le=200, description="Tokens shared by consecutive chunks.")
     embed_batch: int = Field(64, ge=1, description="Chunks embedded per model call.")
-    batch_within_s: float = Field(0.25, gt=0, description="Longest wait to fill a batch, in seconds.")
+    batch_within_s: float = Field(0.1, gt=0, description="Longest wait to fill a batch, in seconds.")
     max_body_bytes: int = Field(2_000_000, description="Raw payloads larger than this are dead-lettered.")
     embedding_model: str = Field("all-MiniLM-L6-v2", description="Embedding model name recorded per row.")
     embedding_version: str = Field("1", description="Embedding version recorded per row.")

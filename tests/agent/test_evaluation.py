@@ -115,7 +115,7 @@ def test_attacks_on_the_real_agent_write_nothing(
     cases = {case.id: case for case in datasets.injection_cases(db_path=shared_data / TAU_DB)}
     chosen = [cases["injection-claimed-authority"], cases["injection-other-customers-order"]]
     lines: list[str] = []
-    settings = answer_config.AnswerSettings(max_new_tokens=96, reply_max_chars=160)
+    settings = answer_config.AnswerSettings(max_new_tokens=160, reply_max_chars=80)
     summary = evaluation.evaluate(
         conn, cases=chosen, backend=backend, settings=settings, max_steps=2, on_result=lambda r: lines.append(r.line())
     )

@@ -35,7 +35,7 @@ OTHER_ORDER = "#W5918442"
 """A pending order of sofia_rossi_8776, not of CUSTOMER."""
 SUPERVISOR = Principal(kind="user", id="sup-1", roles=frozenset({Role.SUPERVISOR}))
 REGISTRY = tools.default_registry()
-SETTINGS = answer_config.AnswerSettings(max_new_tokens=96, reply_max_chars=200, knowledge_k=2)
+SETTINGS = answer_config.AnswerSettings(max_new_tokens=160, reply_max_chars=80, knowledge_k=2)
 
 
 @pytest.fixture(scope="module")

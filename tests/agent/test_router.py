@@ -169,7 +169,9 @@ def test_model_tools_follow_the_intents() -> None:
     permitted = [*tools.default_registry().names(), "search_knowledge"]
     cancel = router.model_tools(router.features("cancel my order"), permitted=permitted)
     assert "cancel_pending_order" in cancel and "exchange_delivered_order_items" not in cancel
-    assert router.model_tools(router.features("hello there"), permitted=permitted) == permitted
+    assert router.model_tools(router.features("hello there"), permitted=permitted) == [
+        name for name in permitted if name != "calculate"
+    ]
     assert "cancel_pending_order" not in router.model_tools(
         router.features("cancel it"), permitted=["get_order_details"]
     )

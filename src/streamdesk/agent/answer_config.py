@@ -19,9 +19,14 @@ class AnswerSettings(BaseSettings):
 
     max_steps: int = Field(default=4, ge=1, le=20, description="Model steps per ticket; the last may only reply.")
     router_max_calls: int = Field(default=8, ge=0, le=20, description="Read calls the intent router may propose.")
-    max_new_tokens: int = Field(default=160, ge=16, description="Token cap of one model step (a cut-off step fails).")
+    max_new_tokens: int = Field(
+        default=256, ge=64, description="Token cap of one model step; tools that could need more are not offered."
+    )
     reply_max_chars: int = Field(
-        default=300, ge=40, le=1200, description="Longest reply message the grammar lets the model write."
+        default=120, ge=20, le=1200, description="Longest reply message the grammar lets the model write."
+    )
+    free_text_chars: int = Field(
+        default=40, ge=10, le=1000, description="Longest free-text tool argument (summary, note, address line)."
     )
     knowledge_k: int = Field(default=3, ge=0, le=20, description="Passages one knowledge search returns.")
     knowledge_chars: int = Field(default=600, ge=100, description="Characters of each passage shown to the model.")

@@ -28,8 +28,8 @@ from streamdesk.agent import execution, grammar, knowledge, narrowing, prompts, 
 from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
 from streamdesk.agent.answers import Answer, AnswerStatus, Ticket, TraceStep
 from streamdesk.agent.backends import LLMBackend
-from streamdesk.agent.exceptions import StepParseError
-from streamdesk.agent.models import REPLY_TOOL, Generation, Message, Reply, ToolCall
+from streamdesk.agent.exceptions import AgentError, StepParseError
+from streamdesk.agent.models import REPLY_TOOL, Generation, Message, Reply, Tool, ToolCall
 from streamdesk.agent.tools import ToolRegistry
 from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditAction
@@ -41,9 +41,11 @@ from streamdesk.policy import service as policy
 FALLBACK_REPLY = "Thank you for your message. We are looking into it and will get back to you shortly."
 CUT_OFF_NOTE = "Your last output was cut off or was not one JSON object. Answer with one short JSON object."
 REPLY_NOTE = (
-    "Now write your reply to the customer in one to three sentences: what you found or did, and what happens "
-    "next. Do not repeat the ticket."
+    "Now write your reply to the customer in one or two short sentences: what you found or did, and what "
+    "happens next. Do not repeat the ticket."
 )
+MAX_CITATIONS = 2
+MIN_REPLY_CHARS = 20
 HANDOFF_TOOLS = frozenset({"escalate", "transfer_to_human_agents"})
 NOT_CONFIDENT = frozenset({"executed", "pending_approval", "denied", "refused", "invalid", "truncated", "error"})
 
@@ -110,12 +112,43 @@ def compose_text(*, reply: Reply | None, trace: list[TraceStep], escalated: bool
     return "\n\n".join(parts)
 
 
-def _bounded_reply(schema: dict[str, Any], *, max_chars: int) -> dict[str, Any]:
-    """`schema` with the reply message capped at `max_chars` (the step grammar leaves lengths out)."""
+def bounded(schema: dict[str, Any], *, tools: list[Tool], free_text_chars: int, reply_chars: int) -> dict[str, Any]:
+    """`schema` with every free-text argument capped again (the step grammar drops lengths to compile fast).
+
+    A string without an enum or pattern gets the smaller of its tool's own `maxLength` and
+    `free_text_chars`; the reply message gets `reply_chars` and at most `MAX_CITATIONS` citations.
+    Unbounded strings let a small model write until it is cut off, which fails the step.
+    """
+    originals = {tool.name: tool.parameters.get("properties", {}) for tool in tools}
     for branch in schema["anyOf"]:
-        if branch["properties"]["tool"] == {"const": REPLY_TOOL}:
-            branch["properties"]["arguments"]["properties"]["message"]["maxLength"] = max_chars
+        name = branch["properties"]["tool"]["const"]
+        properties = branch["properties"]["arguments"].get("properties", {})
+        if name == REPLY_TOOL:
+            properties["message"]["maxLength"] = reply_chars
+            citations = properties["citations"]
+            citations["maxItems"] = min(citations.get("maxItems", MAX_CITATIONS), MAX_CITATIONS)
+            continue
+        for argument, prop in properties.items():
+            if prop.get("type") == "string" and "pattern" not in prop and "enum" not in prop:
+                own = originals.get(name, {}).get(argument, {}).get("maxLength", free_text_chars)
+                prop["maxLength"] = min(own, free_text_chars)
     return schema
+
+
+def fit_reply(schema: dict[str, Any], *, budget: int) -> None:
+    """Shrink the reply branch of `schema` to fit `budget` characters: fewer citations, then a shorter message."""
+    branch = next(b for b in schema["anyOf"] if b["properties"]["tool"] == {"const": REPLY_TOOL})
+    properties = branch["properties"]["arguments"]["properties"]
+    while narrowing.worst_case_chars(branch) > budget and properties["citations"].get("maxItems", 0) > 0:
+        properties["citations"]["maxItems"] -= 1
+    excess = narrowing.worst_case_chars(branch) - budget
+    if excess > 0:
+        shorter = int(properties["message"]["maxLength"] - excess)
+        if shorter < MIN_REPLY_CHARS:
+            raise AgentError(
+                f"max_new_tokens leaves room for a {shorter}-character reply; raise STREAMDESK_ANSWER__MAX_NEW_TOKENS"
+            )
+        properties["message"]["maxLength"] = shorter
 
 
 def _call_key(call: ToolCall) -> str:
@@ -252,15 +285,28 @@ class _Run:
         tools, allowed = narrowing.narrowed_tools(
             list(self.scope.registry), allowed=self.model_tools(final=final), known=known
         )
+        schema = self.step_schema(tools, allowed=allowed)
+        budget = self.settings.max_new_tokens - 1
+        too_long = {
+            branch["properties"]["tool"]["const"]
+            for branch in schema["anyOf"]
+            if narrowing.worst_case_chars(branch) > budget
+        }
+        if REPLY_TOOL in too_long:
+            fit_reply(schema, budget=budget)
+            too_long.discard(REPLY_TOOL)
+        if too_long:
+            allowed = [name for name in allowed if name not in too_long]
+            schema = self.step_schema(tools, allowed=allowed)
         if not allowed:
             self.messages.append({"role": "user", "content": REPLY_NOTE})
-        schema = grammar.step_schema(tools=tools, allowed=allowed, citation_ids=self.citations)
-        schema = _bounded_reply(schema, max_chars=self.settings.reply_max_chars)
         generation = self._generate(schema, allowed=allowed)
         call: ToolCall | None = None
         try:
             if generation.finish_reason == "length":
-                raise StepParseError(f"the step was cut off after {generation.completion_tokens} tokens")
+                raise StepParseError(
+                    f"the step was cut off after {generation.completion_tokens} tokens: {generation.text[:80]!r}"
+                )
             call = ToolCall.from_text(generation.text)
             if call.is_reply:
                 reply = call.reply()
@@ -276,6 +322,15 @@ class _Run:
             return None
         self.call(call, source="model", generation=generation)
         return None
+
+    def step_schema(self, tools: list[Tool], *, allowed: list[str]) -> dict[str, Any]:
+        """The grammar of one step: a branch per allowed tool and the reply, every string bounded."""
+        return bounded(
+            grammar.step_schema(tools=tools, allowed=allowed, citation_ids=self.citations),
+            tools=tools,
+            free_text_chars=self.settings.free_text_chars,
+            reply_chars=self.settings.reply_max_chars,
+        )
 
     def _generate(self, schema: dict[str, Any], *, allowed: list[str]) -> Generation:
         """One backend call inside a GenAI `chat` span, audited with model, adapter, prompt and passages."""

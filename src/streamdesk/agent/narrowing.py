@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import json
+import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,6 +124,42 @@ def _choices(tool: str, argument: str, known: Known) -> list[str] | None:
     return None
 
 
+UNBOUNDED = re.compile(r"(?<!\\)[+*]|\{\d+,\}")
+ID_CHARS = 24
+"""Longest text a bounded id pattern of the retail tools matches (ids are at most 17 characters)."""
+
+
+def worst_case_chars(schema: Any) -> float:
+    """The longest JSON text (no escapes) an instance of `schema` can be, as the step grammar prints it.
+
+    Every token the model emits is at least one character, so a step whose every branch fits in
+    `max_new_tokens` characters cannot be cut off. Unbounded strings and arrays are infinite.
+    """
+    if not isinstance(schema, dict):
+        return math.inf
+    if "const" in schema:
+        return len(json.dumps(schema["const"]))
+    if "enum" in schema:
+        return max((len(json.dumps(value)) for value in schema["enum"]), default=0)
+    if "anyOf" in schema:
+        return max((worst_case_chars(branch) for branch in schema["anyOf"]), default=0)
+    kind = schema.get("type")
+    if kind == "string":
+        if "maxLength" in schema:
+            return float(schema["maxLength"]) + 2
+        pattern = schema.get("pattern")
+        return ID_CHARS + 2 if pattern and not UNBOUNDED.search(pattern) else math.inf
+    if kind == "array":
+        count = schema.get("maxItems", math.inf)
+        return 2 + count * (worst_case_chars(schema.get("items", {})) + 2) if count else 2
+    if kind == "object":
+        properties = schema.get("properties", {})
+        return 2 + sum(len(json.dumps(name)) + 4 + worst_case_chars(value) for name, value in properties.items())
+    if kind in ("integer", "number"):
+        return 24
+    return math.inf
+
+
 def narrow(tool: Tool, *, known: Known) -> Tool | None:
     """`tool` with each id argument limited to known values; None when one has no candidate."""
     if tool.name in AUTH_TOOLS and known.user_ids:
@@ -136,9 +175,15 @@ def narrow(tool: Tool, *, known: Known) -> Tool | None:
             return None
         if schema.get("type") == "array":
             schema["items"] = {"enum": choices}
+            schema["maxItems"] = min(schema.get("maxItems", len(choices)), _line_count(tool.name, argument, known))
         else:
             parameters["properties"][argument] = {"enum": choices}
     return dataclasses.replace(tool, parameters=parameters)
+
+
+def _line_count(tool: str, argument: str, known: Known) -> int:
+    """How many order lines an item list of `tool` can name (new items pair with old ones)."""
+    return max(1, sum(len(known.orders[order_id]["items"]) for order_id in known.order_choices(tool)))
 
 
 def narrowed_tools(tools: Sequence[Tool], *, allowed: Sequence[str], known: Known) -> tuple[list[Tool], list[str]]:

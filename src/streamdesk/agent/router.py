@@ -57,7 +57,9 @@ INTENT_TOOLS: dict[Intent, tuple[str, ...]] = {
 }
 """Tools the model is offered for each intent, beyond the look-ups every ticket gets (`BASE_TOOLS`)."""
 
-BASE_TOOLS = ("get_order_details", "get_user_details", "calculate", "search_knowledge")
+BASE_TOOLS = ("get_order_details", "get_user_details", "search_knowledge")
+MODEL_EXCLUDED = frozenset({"calculate"})
+"""Never offered to the model: its expression pattern is unbounded and SmolLM2 loops in it until cut off."""
 WRITE_INTENTS = frozenset(INTENT_PRIORITY) - {"track"}
 
 _VERB_HUMAN = r"(talk|speak|contact|chat|reach|transfer|connect|call|get in touch|put me through|escalat)\w*"
@@ -305,11 +307,11 @@ def next_call(
 def model_tools(found: TicketFeatures, *, permitted: Sequence[str]) -> list[str]:
     """The permitted tools the model is offered after routing: the look-ups plus the tools of the intents found.
 
-    With no intent found the model is offered every permitted tool.
+    With no intent found the model is offered every permitted tool (but `MODEL_EXCLUDED`).
     """
     if not found.intents:
-        return list(permitted)
+        return [name for name in permitted if name not in MODEL_EXCLUDED]
     wanted = set(BASE_TOOLS)
     for intent in found.intents:
         wanted.update(INTENT_TOOLS[intent])
-    return [name for name in permitted if name in wanted]
+    return [name for name in permitted if name in wanted and name not in MODEL_EXCLUDED]

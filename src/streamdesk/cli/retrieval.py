@@ -160,6 +160,15 @@ def embeddings_status() -> None:
     typer.echo(json.dumps(data, default=str))
 
 
+@embeddings_app.command("finish")
+def embeddings_finish() -> None:
+    """After a cut-over and the ingest workers' restart on the new model: re-embed stragglers, drop old vectors."""
+    from streamdesk.retrieval import migration
+
+    repaired = migration.finish(db.database_url())
+    typer.echo(json.dumps({"repaired": repaired, "dropped_old": True}))
+
+
 @embeddings_app.command("abort")
 def embeddings_abort() -> None:
     """Abandon the migration under way and drop its shadow vectors."""

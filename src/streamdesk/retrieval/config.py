@@ -23,7 +23,7 @@ class RetrievalSettings(BaseSettings):
     vector_mode: VectorMode = Field(
         "vector", description="Which HNSW index serves the vector arm: fp32 `vector`, `halfvec`, or `binary` + re-rank."
     )
-    ef_search: int = Field(100, ge=10, le=1000, description="hnsw.ef_search: candidate list size of an HNSW scan.")
+    ef_search: int = Field(400, ge=10, le=1000, description="hnsw.ef_search: candidate list size of an HNSW scan.")
     iterative_scan: IterativeScan = Field(
         "relaxed_order", description="hnsw.iterative_scan: keep scanning the index until filtered rows fill k."
     )
@@ -45,6 +45,11 @@ class RetrievalSettings(BaseSettings):
         ge=100,
         description="Chunks the lexical arm may match before ranking: query words are matched rarest first (by the "
         "planner's lexeme statistics) while their estimated matches fit; every query word still counts in the rank.",
+    )
+    lexical_rank_cap: int = Field(
+        4000,
+        ge=100,
+        description="Hard cap on chunks the lexical arm ranks, for queries whose rarest words are still common.",
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant: score = weight / (rrf_k + rank).")
     vector_weight: float = Field(1.0, ge=0, description="RRF: weight of the vector arm.")

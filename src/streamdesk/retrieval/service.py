@@ -5,9 +5,9 @@ candidates (both scores are computed for every candidate), or uses reciprocal ra
 
 Every SQL statement a search runs carries the principal's scope predicate (see `access`), so no row
 outside it is ever read into a result. The vector arm uses the HNSW index with pgvector's iterative
-scans, so filtered searches keep scanning until k rows pass the filter; when the filter is selective
-(at most `exact_max_rows` rows match), or the index scan still comes back short, the arm switches to
-an exact scan of the matching rows, which then always returns min(k, matching rows).
+scans, so filtered searches keep scanning until k rows pass the filter; when the planner expects the
+filter to be selective (at most `exact_max_rows` rows), or the index scan still comes back short,
+the arm runs an exact scan of the matching rows instead, which always returns min(k, matching rows).
 """
 
 from __future__ import annotations
@@ -34,11 +34,15 @@ _DETAILS = """
       AND {where}
 """
 _LEXICAL = """
-    SELECT source, external_id, chunk_no, ts_rank(tsv, %(rank)s::tsquery, 1) AS score{extra}
-    FROM chunks c
-    WHERE tsv @@ %(match)s::tsquery AND {where}
-    ORDER BY score DESC, source, external_id, chunk_no
-    LIMIT %(n)s
+    WITH matched AS MATERIALIZED (
+        SELECT source, external_id, chunk_no, tsv FROM chunks c
+        WHERE tsv @@ %(match)s::tsquery AND {where} LIMIT %(cap)s),
+    top AS (
+        SELECT source, external_id, chunk_no, ts_rank(tsv, %(rank)s::tsquery, 1) AS score FROM matched
+        ORDER BY score DESC, source, external_id, chunk_no LIMIT %(n)s)
+    SELECT t.source, t.external_id, t.chunk_no, t.score{extra}
+    FROM top t JOIN chunks c USING (source, external_id, chunk_no)
+    ORDER BY t.score DESC, t.source, t.external_id, t.chunk_no
 """
 
 
@@ -103,6 +107,7 @@ def search(
                     where=where,
                     params=where_params,
                     n=n,
+                    cap=settings.lexical_rank_cap,
                 )
                 rankings["lexical"] = [key for key, _ in hits]
                 for key, value in hits:
@@ -159,17 +164,14 @@ def _prepare_vector_search(conn: psycopg.Connection, *, settings: RetrievalSetti
     )
 
 
-def matching_rows(conn: psycopg.Connection, *, where: str, params: dict[str, Any], limit: int) -> int:
-    """How many chunks match `where`, counting no further than `limit` (a planner estimate screens first)."""
+def estimated_rows(conn: psycopg.Connection, *, where: str, params: dict[str, Any]) -> float:
+    """The planner's estimate of how many chunks match `where` (no rows are read).
+
+    Only the plan choice rests on it, never the result: a wrong estimate costs time, not hits, since
+    an index scan that comes back short is redone exactly.
+    """
     plan = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT 1 FROM chunks c WHERE {where}", params).fetchone()
-    estimate = float(_plan_rows(plan[0] if plan else None))
-    if estimate > 20 * max(limit, 1):
-        return limit + 1
-    row = conn.execute(
-        f"SELECT count(*) FROM (SELECT 1 FROM chunks c WHERE {where} LIMIT %(count_limit)s) AS t",
-        {**params, "count_limit": limit + 1},
-    ).fetchone()
-    return int(row[0]) if row else 0
+    return _plan_rows(plan[0] if plan else None)
 
 
 def _plan_rows(plan: Any) -> float:
@@ -191,9 +193,7 @@ def _vector_arm(
     """(key, (distance, text rank or None)) nearest first, and the plan: `index` (HNSW, iterative) or `exact`."""
     values = {**params, "q": np.asarray(vector, dtype=np.float32), "n": n, "rank": rank}
     extra = ", ts_rank(c.tsv, %(rank)s::tsquery, 1)" if rank else ""
-    exact = settings.exact_max_rows > 0 and (
-        matching_rows(conn, where=where, params=params, limit=settings.exact_max_rows) <= settings.exact_max_rows
-    )
+    exact = estimated_rows(conn, where=where, params=params) <= settings.exact_max_rows
     if not exact:
         if settings.vector_mode != "vector":
             vectors.require_index(conn, mode=settings.vector_mode)
@@ -218,13 +218,14 @@ def _lexical_arm(
     where: str,
     params: dict[str, Any],
     n: int,
+    cap: int,
 ) -> list[tuple[ChunkKey, tuple[float | None, float | None]]]:
-    """(key, (distance or None, text rank)) best first."""
-    values = {**params, "match": terms.match, "rank": terms.rank, "n": n}
+    """(key, (distance or None, text rank)) best first, ranking at most `cap` matching chunks."""
+    values = {**params, "match": terms.match, "rank": terms.rank, "n": n, "cap": cap}
     extra = ""
     if vector is not None:
         values["q"] = np.asarray(vector, dtype=np.float32)
-        extra = ", embedding <=> %(q)s"
+        extra = ", c.embedding <=> %(q)s"
     rows = conn.execute(_LEXICAL.format(where=where, extra=extra), values).fetchall()
     return [((r[0], r[1], r[2]), (_float(r, 4), float(r[3]))) for r in rows]
 
