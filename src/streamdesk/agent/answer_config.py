@@ -20,7 +20,7 @@ class AnswerSettings(BaseSettings):
     max_steps: int = Field(default=4, ge=1, le=20, description="Model steps per ticket; the last may only reply.")
     router_max_calls: int = Field(default=8, ge=0, le=20, description="Read calls the intent router may propose.")
     max_new_tokens: int = Field(
-        default=256, ge=64, description="Token cap of one model step; tools that could need more are not offered."
+        default=384, ge=64, description="Token cap of one model step; tools that could need more are not offered."
     )
     reply_max_chars: int = Field(
         default=120, ge=20, le=1200, description="Longest reply message the grammar lets the model write."

@@ -275,8 +275,12 @@ class _Run:
                 return reply
         return None
 
-    def model_step(self, *, final: bool) -> Reply | None:
-        """One constrained generation; a tool call is run, a reply is returned, a failed step leaves a note."""
+    def grammar_for_step(self, *, final: bool) -> tuple[dict[str, Any], list[str]]:
+        """The step's schema and tools: permitted, fit for the intents, narrowed to known ids, within the budget.
+
+        A tool whose longest call could exceed `max_new_tokens` is not offered, and the reply is shrunk to
+        fit, so no step can be cut off (each token is at least one character).
+        """
         known = narrowing.known_values(
             self.scope.trusted,
             named_orders=self.found.order_ids,
@@ -291,13 +295,16 @@ class _Run:
             branch["properties"]["tool"]["const"]
             for branch in schema["anyOf"]
             if narrowing.worst_case_chars(branch) > budget
-        }
-        if REPLY_TOOL in too_long:
-            fit_reply(schema, budget=budget)
-            too_long.discard(REPLY_TOOL)
+        } - {REPLY_TOOL}
         if too_long:
             allowed = [name for name in allowed if name not in too_long]
             schema = self.step_schema(tools, allowed=allowed)
+        fit_reply(schema, budget=budget)
+        return schema, allowed
+
+    def model_step(self, *, final: bool) -> Reply | None:
+        """One constrained generation; a tool call is run, a reply is returned, a failed step leaves a note."""
+        schema, allowed = self.grammar_for_step(final=final)
         if not allowed:
             self.messages.append({"role": "user", "content": REPLY_NOTE})
         generation = self._generate(schema, allowed=allowed)

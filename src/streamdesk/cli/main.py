@@ -245,6 +245,15 @@ app.add_typer(retrain_app, name="retrain")
 worker_app.command("learn")(worker_learn)
 bench_app.command("retrain")(bench_retrain)
 
+# Retrieval (issue 3): search, eval retrieval, bench retrieval/embedders, embedding-model migration.
+from streamdesk.cli import retrieval as retrieval_cli  # noqa: E402
+
+app.command("search")(retrieval_cli.search)
+agent_cli.eval_app.command("retrieval")(retrieval_cli.eval_retrieval)
+bench_app.command("retrieval")(retrieval_cli.bench_retrieval)
+bench_app.command("embedders")(retrieval_cli.bench_embedders)
+app.add_typer(retrieval_cli.embeddings_app, name="embeddings")
+
 
 if __name__ == "__main__":
     app()

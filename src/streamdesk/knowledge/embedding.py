@@ -135,7 +135,18 @@ class Embedder:
 def get_embedder() -> Embedder:
     """The process-wide embedder, loaded on first use from the current settings."""
     settings = get_settings().ingest
-    embedder = Embedder.from_settings(settings)
+    if settings.embedding_backend != "torch":
+        from streamdesk.knowledge import fast_embedding
+
+        embedder = fast_embedding.load_embedder(
+            backend=settings.embedding_backend,
+            path=settings.embedding_path,
+            model_name=settings.embedding_model,
+            version=settings.embedding_version,
+            threads=settings.torch_threads,
+        )
+    else:
+        embedder = Embedder.from_settings(settings)
     log.info(
         "embedder %s v%s loaded (max_seq_length %d)", embedder.model_name, embedder.version, embedder.max_seq_length
     )
