@@ -18,6 +18,7 @@ from tests.knowledge.factories import ObservedEmbedder
 
 
 @pytest.mark.slow
+@pytest.mark.perf
 def test_apply_documents_overhead_is_small(conn: psycopg.Connection, embedder: Embedder, shared_data: Path) -> None:
     corpus = shared_data / "retrieval" / "tau2_banking_knowledge" / "corpus.jsonl"
     rows = [json.loads(line) for line in corpus.read_text().splitlines()]
