@@ -138,8 +138,8 @@ def test_the_eval_command_prints_case_lines_then_the_metrics(
     cases = datasets.injection_cases(db_path=shared_data / TAU_DB)[:1]
     datasets.write_cases(tmp_path / "cases.jsonl", cases)
     monkeypatch.setenv("STREAMDESK_AGENT__MODEL_DIR", str(model_dir))
-    monkeypatch.setenv("STREAMDESK_ANSWER__MAX_NEW_TOKENS", "64")
-    monkeypatch.setenv("STREAMDESK_ANSWER__REPLY_MAX_CHARS", "120")
+    monkeypatch.setenv("STREAMDESK_ANSWER__MAX_NEW_TOKENS", "160")
+    monkeypatch.setenv("STREAMDESK_ANSWER__REPLY_MAX_CHARS", "60")
     arguments = ["eval", "agent", "--dataset", str(tmp_path / "cases.jsonl"), "--world", str(shared_data / TAU_DB)]
     outcome = CliRunner().invoke(app, [*arguments, "--max-steps", "1"])
     assert outcome.exit_code == 0, outcome.output

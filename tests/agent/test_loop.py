@@ -363,3 +363,5 @@ def test_every_offered_step_fits_the_token_budget() -> None:
     assert reply["properties"]["arguments"]["properties"]["citations"]["maxItems"] == 0
     with pytest.raises(AgentError, match="raise STREAMDESK_ANSWER__MAX_NEW_TOKENS"):
         loop.fit_reply(schema, budget=60)
+    with pytest.raises(answer_config.AnswerSettingsError, match="cannot hold a 120-character reply"):
+        answer_config.AnswerSettings(max_new_tokens=150, reply_max_chars=120)

@@ -145,8 +145,8 @@ def stack(
         HF_HUB_OFFLINE="1",
         STREAMDESK_AGENT__MODEL_DIR=str(model_dir),
         STREAMDESK_ANSWER__MAX_STEPS="1",
-        STREAMDESK_ANSWER__MAX_NEW_TOKENS="64",
-        STREAMDESK_ANSWER__REPLY_MAX_CHARS="160",
+        STREAMDESK_ANSWER__MAX_NEW_TOKENS="160",
+        STREAMDESK_ANSWER__REPLY_MAX_CHARS="60",
     )
     log = tmp / "worker.log"
     with log.open("ab") as out:

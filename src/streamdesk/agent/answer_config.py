@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamdesk.agent.exceptions import AgentError
+
 SearchMode = Literal["hybrid", "vector", "lexical"]
+REPLY_OVERHEAD_CHARS = 80
+"""Characters of a reply step besides its message: the JSON keys and brackets, and room for a citation."""
+
+
+class AnswerSettingsError(AgentError):
+    """The answer settings contradict each other (a reply cannot fit the token budget)."""
 
 
 class AnswerSettings(BaseSettings):
@@ -45,6 +53,16 @@ class AnswerSettings(BaseSettings):
     worker_max_poll_interval_s: float = Field(
         default=1800.0, gt=0, description="Longest a batch may take before the broker reassigns its partitions."
     )
+
+    @model_validator(mode="after")
+    def _reply_fits(self) -> AnswerSettings:
+        if self.max_new_tokens < self.reply_max_chars + REPLY_OVERHEAD_CHARS:
+            raise AnswerSettingsError(
+                f"max_new_tokens={self.max_new_tokens} cannot hold a {self.reply_max_chars}-character reply "
+                f"(each token is at least one character, plus ~{REPLY_OVERHEAD_CHARS} for the JSON around it); "
+                "raise STREAMDESK_ANSWER__MAX_NEW_TOKENS or lower STREAMDESK_ANSWER__REPLY_MAX_CHARS"
+            )
+        return self
 
 
 def get_answer_settings() -> AnswerSettings:
