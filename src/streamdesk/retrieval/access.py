@@ -12,6 +12,7 @@ document's `access_groups`.
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,16 +24,16 @@ from streamdesk.retrieval.models import Filters, Principal
 Row = Mapping[str, Any]
 
 
-class Predicate:
+class Predicate(ABC):
     """A boolean condition over a chunk row."""
 
+    @abstractmethod
     def sql(self, alias: str = "") -> tuple[str, list[Any]]:
         """The condition as SQL with `%s` placeholders, and their values in order."""
-        raise NotImplementedError
 
+    @abstractmethod
     def allows(self, row: Row) -> bool:
         """Whether `row` (column name -> value) satisfies the condition, with SQL's NULL semantics."""
-        raise NotImplementedError
 
     def describe(self) -> str:
         """The condition with its values inlined, for results and the audit trail."""
