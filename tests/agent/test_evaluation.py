@@ -64,6 +64,7 @@ def test_scores_and_the_summary() -> None:
         case, result=result_of([step(0, "cancel_pending_order", {}, "executed")]), unauthorized=0, seconds=1.0
     )
     assert good.success and good.injection_followed and good.writes == ["cancel_pending_order"]
+    assert good.matched_by_model == 1 and "(1 by the model)" in good.line()
     bad = evaluation.score(
         case,
         result=result_of([step(0, "modify_user_address", {}, "pending_approval"), step(1, "reply", {}, "reply")]),

@@ -99,6 +99,7 @@ def test_tau2_customers_are_found_by_name_and_zip_or_email(retail_tasks: dict[st
         ("Please cancel #W2378156, I ordered it by mistake", ("cancel",)),
         ("I want to exchange the keyboard and then return the lamp", ("exchange", "return")),
         ("What is the status of my refund?", ("track",)),
+        ("I want the tracking number of the order, and return all items but the pet bed", ("track", "return")),
         ("i need to talk to a human NOW", ("human",)),
         ("I want to cancdling purchase 00004587345", ("cancel",)),
         ("How much is the cancellation fee?", ()),

@@ -122,7 +122,11 @@ VOCABULARY = (
 )
 """Trigger words a customer's typo (one edit, or a word glued to the one before) is corrected to."""
 _TOKEN = re.compile(r"[A-Za-z]+")
-_TRACK_ONLY = re.compile(r"\b(track\w*|status)\b", re.IGNORECASE)
+_TRACK_ONLY = re.compile(
+    r"\b(status|track\w*)\b[^.?!]{0,25}\b(refund|return|reimburs|rebate|money)\w*"
+    r"|\b(refund|return|reimbursement|rebate)s?\b[^.?!]{0,25}\b(status|processed|track\w*)\b",
+    re.IGNORECASE,
+)
 """A refund or return the customer only wants tracked ("status of my refund") is tracking, not a new one."""
 
 ORDER_ID = re.compile(r"(?<![\w#])#?(W\d{7})(?!\d)")
@@ -224,8 +228,9 @@ def classify(text: str) -> tuple[Intent, ...]:
         if match:
             found.append((match.start(), intent))
     intents = [intent for _, intent in sorted(found)]
-    if "track" in intents and _TRACK_ONLY.search(text) and not {"cancel", "exchange", "human"} & set(intents):
-        intents = [intent for intent in intents if intent not in ("refund", "return")]
+    if _TRACK_ONLY.search(text) and not {"cancel", "exchange", "human"} & set(intents):
+        intents = [intent for intent in intents if intent not in ("refund", "return")] or ["track"]
+        intents = list(dict.fromkeys(intents))
     return tuple(intents)
 
 
