@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help run demo test test-wip test-perf test-fast lint typecheck format bench bench-ingest system-deps clean
+.PHONY: help run demo test test-perf test-fast lint typecheck format bench bench-ingest system-deps clean
 
 help: ## List the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,11 +31,8 @@ run: $(STAMP) ## Start the whole service on the embedded default, seeded with th
 demo: $(STAMP) ## Ingest the samples end to end, print a summary, exit.
 	$(VENV)/bin/streamdesk demo
 
-test: $(STAMP) system-deps ## Install and run the whole test suite (less `wip` and `perf` tests).
-	$(VENV)/bin/pytest -q -m "not wip and not perf"
-
-test-wip: $(STAMP) system-deps ## Work-in-progress tests (the model-driven agent tests of issue 4).
-	$(VENV)/bin/pytest -q -m wip
+test: $(STAMP) system-deps ## Install and run the whole test suite (less the `perf` speed-ratio tests).
+	$(VENV)/bin/pytest -q -m "not perf"
 
 test-perf: $(STAMP) system-deps ## Tests that assert speed ratios (run them on an idle machine).
 	$(VENV)/bin/pytest -q -m perf

@@ -92,10 +92,3 @@ def backend(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> backen
     return backends.TransformersBackend(
         model_dir=model_dir, adapters_dir=tmp_path_factory.mktemp("adapters"), threads=1
     )
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Model-driven agent tests are work in progress (issue 4): `make test-wip` runs them, `make test` does not."""
-    for item in items:
-        if "tests/agent/" in str(item.fspath) and item.get_closest_marker("slow"):
-            item.add_marker(pytest.mark.wip)

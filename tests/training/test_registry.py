@@ -91,12 +91,13 @@ def test_promote_and_roll_back_are_audited_and_announced(
             registry.rollback(conn, base_model=BASE, actor="sam")
 
     records = audit.records_after(conn, after_seq=0)
-    assert [(r.action, r.decision, r.adapter_version) for r in records] == [
-        ("approval", "promoted", v1.version),
-        ("approval", "promoted", v2.version),
-        ("rejection", "rolled_back", v2.version),
-        ("rejection", "rolled_back", v1.version),
+    assert [(r.action, r.decision, r.adapter_version, r.actor_id) for r in records] == [
+        ("model_promoted", "promoted", v1.version, "sam"),
+        ("model_promoted", "promoted", v2.version, "retrain-gate"),
+        ("model_rolled_back", "rolled_back", v2.version, "sam"),
+        ("model_rolled_back", "rolled_back", v1.version, "sam"),
     ]
+    assert records[1].details["previous"] == v1.version and records[1].reason == "gate passed"
     assert records[2].details["restored"] == v1.version and records[2].reason == "complaints"
     assert audit.verify(conn).ok
     events = model_events(topics_ready)

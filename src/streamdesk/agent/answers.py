@@ -193,3 +193,14 @@ def mark_published(conn: psycopg.Connection, *, answer_id: str) -> None:
         conn.execute(
             "UPDATE answers SET published_at = now() WHERE answer_id = %s AND published_at IS NULL", (answer_id,)
         )
+
+
+def get_answer(conn: psycopg.Connection, *, answer_id: str) -> Answer | None:
+    """The answer `answer_id`, if there is one (None too for an id that is not a UUID)."""
+    try:
+        key = uuid.UUID(answer_id)
+    except ValueError:
+        return None
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(f"SELECT {_COLUMNS} FROM answers WHERE answer_id = %s", (key,)).fetchone()
+    return None if row is None else _answer(row)

@@ -30,6 +30,8 @@ class AuditAction(StrEnum):
     WRITE_EXECUTED = "write_executed"
     ANSWER_PUBLISHED = "answer_published"
     ESCALATION = "escalation"
+    MODEL_PROMOTED = "model_promoted"
+    MODEL_ROLLED_BACK = "model_rolled_back"
 
 
 class AuditEvent(BaseModel):

@@ -307,3 +307,35 @@ def _lock_ids(keys: Sequence[tuple[str, ...]]) -> list[int]:
 
 def _array_literal(values: Sequence[int]) -> str:
     return "{" + ",".join(str(int(v)) for v in values) + "}"
+
+
+_TICKET_COLUMNS = (
+    "source, ticket_id, subject, status, priority, assignee_id, requester, customer_id, tags, tenant, "
+    "created_at, updated_at"
+)
+
+
+def list_tickets(
+    conn: psycopg.Connection, *, tenant: str, status: str | None = None, limit: int = 50, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Tickets of `tenant` (with `status`), most recently updated first."""
+    sql = f"SELECT {_TICKET_COLUMNS} FROM tickets WHERE tenant = %s"
+    params: list[Any] = [tenant]
+    if status is not None:
+        sql += " AND status = %s"
+        params.append(status)
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            sql + " ORDER BY updated_at DESC, source, ticket_id LIMIT %s OFFSET %s", [*params, limit, offset]
+        ).fetchall()
+
+
+def get_ticket(conn: psycopg.Connection, *, source: str, ticket_id: str, tenant: str) -> dict[str, Any] | None:
+    """One ticket of `tenant`, with the body of its first message."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            f"SELECT {_TICKET_COLUMNS}, (SELECT body FROM ticket_events e WHERE e.source = t.source "
+            "AND e.ticket_id = t.ticket_id AND body IS NOT NULL ORDER BY version, occurred_at LIMIT 1) AS body "
+            "FROM tickets t WHERE source = %s AND ticket_id = %s AND tenant = %s",
+            (source, ticket_id, tenant),
+        ).fetchone()

@@ -1,4 +1,4 @@
-"""/feedback: operators send signals on the agent's answers (bearer token); each is stored and published."""
+"""/feedback: operators send signals on the agent's answers; each is stored and published; and list them."""
 
 from __future__ import annotations
 
@@ -7,19 +7,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from streamdesk import db
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service
 from streamdesk.feedback.models import FeedbackEvent, FeedbackKind
-from streamdesk.identity.models import Principal
+from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.kafka import Publisher
-from streamdesk.policy import views as policy_views
 
-router = APIRouter(tags=["feedback"])
-OperatorDep = Annotated[Principal, Depends(policy_views.current_operator)]
+router = APIRouter(tags=["feedback"], dependencies=[Gate])
 _publisher_lock = threading.Lock()
 
 
@@ -52,7 +50,7 @@ def feedback_publisher(request: Request) -> Publisher | None:
 
 @router.post("", status_code=202)
 def post_feedback(
-    body: FeedbackBody, operator: OperatorDep, publisher: Annotated[Publisher | None, Depends(feedback_publisher)]
+    body: FeedbackBody, operator: PrincipalDep, publisher: Annotated[Publisher | None, Depends(feedback_publisher)]
 ) -> FeedbackEvent:
     """Store a thumb, a draft verdict, a reopen or a CSAT score on an answer, and publish it on `feedback`."""
     try:
@@ -67,3 +65,13 @@ def post_feedback(
         raise HTTPException(422, exc.errors()[0]["msg"]) from None
     with db.connect(autocommit=True) as conn:
         return service.submit_feedback(conn, event=event, publisher=publisher)
+
+
+@router.get("")
+def list_feedback(
+    operator: PrincipalDep, answer_id: Annotated[str, Query(min_length=1, max_length=200)]
+) -> list[FeedbackEvent]:
+    """The signals stored on answer `answer_id` (of the caller's tenant), oldest first."""
+    with db.connect(autocommit=True) as conn:
+        signals = service.signals_for(conn, answer_ids=[answer_id])[answer_id]
+    return [signal for signal in signals if signal.tenant == operator.tenant]

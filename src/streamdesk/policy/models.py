@@ -36,12 +36,22 @@ class Permission:
 
 
 @dataclass(frozen=True)
+class RouteRule:
+    """Who may call one HTTP route (`METHOD /path`): anyone (`public`), or holders of one of `roles`."""
+
+    route: str
+    roles: frozenset[Role] = frozenset()
+    public: bool = False
+
+
+@dataclass(frozen=True)
 class Rules:
-    """The whole rules file: its version, a digest of its text, and one permission per tool."""
+    """The whole rules file: its version, a digest of its text, one permission per tool and one rule per route."""
 
     version: str
     digest: str
     permissions: dict[str, Permission]
+    routes: dict[str, RouteRule] = field(default_factory=dict)
 
     @property
     def policy_version(self) -> str:

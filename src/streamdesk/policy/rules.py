@@ -1,4 +1,5 @@
-"""The rules file: roles to tool groups, each tool's kind, argument ownership and amount, parsed and checked."""
+"""The rules file: roles to tool groups, each tool's kind, argument ownership and amount, and who may call
+which HTTP route; parsed and checked."""
 
 from __future__ import annotations
 
@@ -13,10 +14,45 @@ import yaml
 from streamdesk.identity.models import Role
 from streamdesk.policy.config import PolicySettings, get_policy_settings
 from streamdesk.policy.exceptions import InvalidRulesError
-from streamdesk.policy.models import Permission, Rules
+from streamdesk.policy.models import Permission, RouteRule, Rules
 
 KINDS = ("read", "write")
 RESOURCES = ("customer", "order")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+PUBLIC = "public"
+
+
+def _role(name: str, *, path: Path, where: str) -> Role:
+    try:
+        return Role(name)
+    except ValueError:
+        known = ", ".join(r.value for r in Role)
+        raise InvalidRulesError(f"role {name!r} in {where} of {path} is unknown; use one of {known}") from None
+
+
+def _route_rules(data: Mapping[str, Any], *, path: Path) -> dict[str, RouteRule]:
+    """`routes:` (`METHOD /path` -> `public` or role and role-set names), with `role_sets:` expanded."""
+    role_sets = {
+        name: frozenset(_role(role, path=path, where=f"role set {name!r}") for role in roles or [])
+        for name, roles in (data.get("role_sets") or {}).items()
+    }
+    rules: dict[str, RouteRule] = {}
+    for route, spec in (data.get("routes") or {}).items():
+        method, _, route_path = str(route).partition(" ")
+        if method not in HTTP_METHODS or not route_path.startswith("/"):
+            raise InvalidRulesError(
+                f"route {route!r} in {path} is not `METHOD /path` with METHOD one of {', '.join(HTTP_METHODS)}"
+            )
+        if spec == PUBLIC:
+            rules[route] = RouteRule(route=route, public=True)
+            continue
+        if not isinstance(spec, list):
+            raise InvalidRulesError(f"route {route!r} in {path} must list roles or role sets, or say `{PUBLIC}`")
+        roles: set[Role] = set()
+        for entry in spec:
+            roles |= role_sets[entry] if entry in role_sets else {_role(entry, path=path, where=f"route {route!r}")}
+        rules[route] = RouteRule(route=route, roles=frozenset(roles))
+    return rules
 
 
 def _permission(name: str, spec: Mapping[str, Any], roles: frozenset[Role], *, path: Path) -> Permission:
@@ -50,11 +86,7 @@ def _load_rules(path: Path, text: str) -> Rules:
     tools: dict[str, Mapping[str, Any]] = data.get("tools") or {}
     holders: dict[str, set[Role]] = {name: set() for name in tools}
     for role_name, entries in (data.get("roles") or {}).items():
-        try:
-            role = Role(role_name)
-        except ValueError:
-            known = ", ".join(r.value for r in Role)
-            raise InvalidRulesError(f"role {role_name!r} in {path} is unknown; use one of {known}") from None
+        role = _role(role_name, path=path, where="roles")
         for entry in entries:
             for tool in groups.get(entry, [entry]):
                 if tool not in holders:
@@ -70,6 +102,7 @@ def _load_rules(path: Path, text: str) -> Rules:
         version=str(data.get("version", "unversioned")),
         digest=hashlib.sha256(text.encode()).hexdigest(),
         permissions=permissions,
+        routes=_route_rules(data, path=path),
     )
 
 

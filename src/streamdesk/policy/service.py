@@ -19,7 +19,7 @@ from streamdesk.audit.models import AuditAction, AuditEvent
 from streamdesk.guardrails import service as guardrails
 from streamdesk.identity.models import Principal
 from streamdesk.policy.config import PolicySettings, get_policy_settings
-from streamdesk.policy.models import Decision, OwnerLookup, Permission, Rules
+from streamdesk.policy.models import Decision, OwnerLookup, Permission, RouteRule, Rules
 from streamdesk.policy.rules import load_rules
 
 
@@ -39,6 +39,38 @@ def permitted_tools(*, principal: Principal, tools: Iterable[str], settings: Pol
     return [
         name for name in tools if name in rules.permissions and principal.has_any_role(rules.permissions[name].roles)
     ]
+
+
+def route_rule(*, route: str, settings: PolicySettings | None = None) -> RouteRule | None:
+    """The rule for HTTP route `METHOD /path` (the path template, e.g. `GET /tickets/{source}/{ticket_id}`)."""
+    return load_rules(settings=settings).routes.get(route)
+
+
+def authorize_route(*, principal: Principal | None, route: str, settings: PolicySettings | None = None) -> Decision:
+    """Decide one HTTP request: a route with no rule is denied; a public one is allowed to anyone."""
+    settings = settings or get_policy_settings()
+    rules = load_rules(settings=settings)
+    rule = rules.routes.get(route)
+    if rule is None:
+        decision = _deny(
+            f"route {route!r} has no rule; add it under `routes:` in {settings.rules_path.name}", "unknown_route"
+        )
+    elif rule.public:
+        decision = Decision(allowed=True, reason=f"{route} is public", rule=f"route:{route}")
+    elif principal is None:
+        decision = _deny(f"{route} needs an authenticated caller", f"route:{route}")
+    elif not principal.has_any_role(rule.roles):
+        held = ", ".join(principal.role_names) or "no role"
+        allowed = ", ".join(sorted(rule.roles)) or "nobody"
+        decision = _deny(
+            f"{principal.kind} {principal.id!r} ({held}) may not call {route}; allowed roles: {allowed}",
+            f"route:{route}",
+        )
+    else:
+        decision = Decision(
+            allowed=True, reason=f"{', '.join(principal.role_names)} may call {route}", rule=f"route:{route}"
+        )
+    return dataclasses.replace(decision, policy_version=rules.policy_version)
 
 
 def order_owner_lookup(conn: psycopg.Connection, *, tenant: str) -> OwnerLookup:

@@ -27,9 +27,8 @@ from streamdesk.training.exceptions import AdapterVersionNotFoundError, Promotio
 from streamdesk.training.models import AdapterVersion, ModelEvent
 
 MODEL_TOPIC = "model"
-PROMOTION_AUDIT = AuditAction.APPROVAL
-ROLLBACK_AUDIT = AuditAction.REJECTION
-"""Audit actions for promotions and rollbacks until the audit trail has model actions of its own."""
+PROMOTION_AUDIT = AuditAction.MODEL_PROMOTED
+ROLLBACK_AUDIT = AuditAction.MODEL_ROLLED_BACK
 REGISTRY_LOCK = 0x5D0A0D18
 """Advisory lock key that serialises promotions and rollbacks."""
 _COLUMNS = (
