@@ -6,6 +6,7 @@ of producing a second one; `published_at` says whether the `answer` event went o
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -39,6 +40,7 @@ class Ticket(BaseModel):
     tenant: str = "default"
     customer_id: str | None = None
     requester_email: str | None = None
+    requester_id: str | None = None
 
     @property
     def ref(self) -> str:
@@ -62,6 +64,7 @@ class Ticket(BaseModel):
             tenant=event.tenant,
             customer_id=event.customer_id,
             requester_email=event.requester.email if event.requester else None,
+            requester_id=event.requester.id if event.requester else None,
         )
 
 
@@ -204,3 +207,34 @@ def get_answer(conn: psycopg.Connection, *, answer_id: str) -> Answer | None:
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(f"SELECT {_COLUMNS} FROM answers WHERE answer_id = %s", (key,)).fetchone()
     return None if row is None else _answer(row)
+
+
+def citation_titles(conn: psycopg.Connection, *, citations: list[str]) -> dict[str, str]:
+    """Title of each cited chunk's document (`<source>:<external_id>#<chunk_no>` ids)."""
+    keys = {citation: citation.rpartition("#")[0].partition(":") for citation in citations}
+    titles: dict[str, str] = {}
+    for citation, (source, _, external_id) in keys.items():
+        row = conn.execute(
+            "SELECT title FROM documents WHERE source = %s AND external_id = %s", (source, external_id)
+        ).fetchone()
+        titles[citation] = row[0] if row and row[0] else "(untitled)"
+    return titles
+
+
+def describe(answer: Answer, *, question: str = "", titles: dict[str, str] | None = None) -> str:
+    """The answer as a few lines of text: status, reply, citations with titles, and the tool trace."""
+    titles = titles or {}
+    lines = [f"ticket {answer.source}:{answer.ticket_id}  [{answer.status}]  adapter {answer.adapter or 'base'}"]
+    if question:
+        lines.append(f"  asked:   {' '.join(question.split())}")
+    lines.append(f"  answer:  {answer.text}")
+    for citation in answer.citations:
+        lines.append(f"  cites:   {titles.get(citation, '')} ({citation})".replace("   (", "  ("))
+    for step in answer.trace:
+        arguments = json.dumps(step.arguments, ensure_ascii=False, separators=(",", ":"))
+        verdict = f" [{step.decision}]" if step.decision else ""
+        why = f": {step.reason}" if step.reason and step.outcome not in ("executed", "reply") else ""
+        lines.append(f"  step {step.index} {step.source:9} {step.tool}{arguments} -> {step.outcome}{verdict}{why}")
+    if answer.pending_action_ids:
+        lines.append(f"  awaiting approval: {', '.join(answer.pending_action_ids)} (streamdesk approvals list)")
+    return "\n".join(lines)

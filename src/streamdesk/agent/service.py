@@ -78,15 +78,34 @@ def last_published_seq(bootstrap_servers: str, *, timeout_s: float = 10.0) -> in
         consumer.close()
 
 
+def requester_email(conn: psycopg.Connection, *, ticket: Ticket) -> str | None:
+    """The requester's email: on the ticket, else on the helpdesk's user record of the requester."""
+    if ticket.requester_email:
+        return ticket.requester_email
+    if not ticket.requester_id:
+        return None
+    user = entities.get_entity(
+        conn, entity_type="customer", external_id=f"user:{ticket.requester_id}", source=ticket.source
+    )
+    email = (user or {}).get("attributes", {}).get("email")
+    return str(email) if email else None
+
+
 def principal_for(conn: psycopg.Connection, *, ticket: Ticket) -> Principal | None:
-    """The agent identity for the ticket's verified customer: its customer id, else its requester's unique email."""
+    """The agent identity for the ticket's verified customer.
+
+    The ticket's customer id when the source names one; else the one customer of another system (the ERP)
+    whose email is the requester's (from the ticket, or from the helpdesk's record of the requester).
+    The helpdesk's own user records are not customers the agent can act for, so they never match.
+    """
     if ticket.customer_id:
         return identity.agent_identity(customer_id=ticket.customer_id, tenant=ticket.tenant)
-    if ticket.requester_email:
+    email = requester_email(conn, ticket=ticket)
+    if email:
         matches = [
             row
-            for row in entities.find_customers_by_email(conn, email=ticket.requester_email)
-            if row["tenant"] == ticket.tenant
+            for row in entities.find_customers_by_email(conn, email=email)
+            if row["tenant"] == ticket.tenant and row["source"] != ticket.source
         ]
         if len(matches) == 1:
             return identity.agent_identity(customer_id=matches[0]["external_id"], tenant=ticket.tenant)

@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         APP_ID,
         broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
         store="memory://",
+        datadir=str(settings.state_dir / "faust" / "{conf.name}"),
         autodiscover=False,
         web_enabled=False,
         topic_allow_declare=False,

@@ -157,7 +157,33 @@ def _wait_until_caught_up(bootstrap: str, *, timeout_s: float, quiet_s: float = 
     raise typer.Exit(code=1)
 
 
-def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float) -> None:
+def _show_answers(supervisor: Any, *, timeout_s: float) -> None:
+    """Print each sample ticket's answer (reply, citations, tool trace) as it is stored."""
+    from streamdesk.agent import answers
+    from streamdesk.seed import tickets
+
+    waiting = set(tickets.ticket_ids())
+    deadline = time.monotonic() + timeout_s
+    with db.connect() as conn:
+        while waiting and time.monotonic() < deadline:
+            supervisor.poll()
+            for ticket_id in sorted(waiting):
+                found = answers.answers_for_ticket(conn, source="zendesk", ticket_id=ticket_id)
+                if found:
+                    row = conn.execute(
+                        "SELECT subject FROM tickets WHERE source = 'zendesk' AND ticket_id = %s", (ticket_id,)
+                    ).fetchone()
+                    titles = answers.citation_titles(conn, citations=found[0].citations)
+                    text = answers.describe(found[0], question=row[0] if row else "", titles=titles)
+                    console.print(text, markup=False, highlight=False)
+                    waiting.discard(ticket_id)
+            conn.commit()
+            time.sleep(1.0)
+    if waiting:
+        console.print(f"no answer yet for tickets {sorted(waiting)}; see {get_settings().state_dir / 'logs'}")
+
+
+def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, with_agent: bool = False) -> None:
     from streamdesk.runtime.service import platform
     from streamdesk.runtime.supervisor import Supervisor, child_env, streamdesk_argv
 
@@ -168,6 +194,9 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float) -
         logs.mkdir(parents=True, exist_ok=True)
         env = child_env(KAFKA_BOOTSTRAP_SERVERS=plat.bootstrap_servers, DATABASE_URL=plat.database_url)
         supervisor.add("ingest", streamdesk_argv("worker", "ingest"), env=env, log_path=str(logs / "ingest.log"))
+        if with_agent:
+            supervisor.add("agent", streamdesk_argv("worker", "agent"), env=env, log_path=str(logs / "agent.log"))
+            supervisor.add("learn", streamdesk_argv("worker", "learn"), env=env, log_path=str(logs / "learn.log"))
         if with_api:
             supervisor.add("api", streamdesk_argv("api"), env=env, log_path=str(logs / "api.log"))
         supervisor.start()
@@ -183,10 +212,14 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float) -
             if with_api:
                 console.print(f"api      http://{settings.api_host}:{settings.api_port}  (logs in {logs})")
             if seed:
-                replay(what=["taubench", "knowledge"], limit=None, shared_data=SHARED_DATA, as_json=False)
+                replay(what=["taubench", "knowledge", "requesters"], limit=None, shared_data=SHARED_DATA, as_json=False)
                 console.print("waiting for ingest to catch up ...")
                 counts = _wait_until_caught_up(plat.bootstrap_servers, timeout_s=timeout_s)
                 _emit(counts, as_json=False, title="ingested")
+                if with_agent:
+                    replay(what=["tickets"], limit=None, shared_data=SHARED_DATA, as_json=False)
+                    console.print("the agent is answering the sample tickets (the model loads first) ...")
+                    _show_answers(supervisor, timeout_s=timeout_s)
             if stay:
                 console.print("running; Ctrl-C stops everything")
                 while not stop["now"]:
@@ -203,10 +236,13 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float) -
 def up(
     seed: Annotated[bool, typer.Option(help="Replay the bundled sample events first.")] = False,
     with_api: Annotated[bool, typer.Option("--api/--no-api", help="Also serve the HTTP API.")] = True,
+    with_agent: Annotated[
+        bool, typer.Option("--agent/--no-agent", help="Also run the ticket agent and the learning worker.")
+    ] = True,
     timeout_s: Annotated[float, typer.Option(help="Longest wait for the seed to be ingested.")] = 1800,
 ) -> None:
     """Start the platform (embedded broker and database unless configured) and its workers until Ctrl-C."""
-    _run_platform(seed=seed, stay=True, with_api=with_api, timeout_s=timeout_s)
+    _run_platform(seed=seed, stay=True, with_api=with_api, timeout_s=timeout_s, with_agent=with_agent)
 
 
 @app.command()

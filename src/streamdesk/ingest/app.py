@@ -137,6 +137,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         "streamdesk-ingest",
         broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
         store="memory://",
+        datadir=str(settings.state_dir / "faust" / "{conf.name}"),
         autodiscover=False,
         web_enabled=False,
         topic_allow_declare=False,

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from streamdesk import topics
 from streamdesk.config import get_settings
 from streamdesk.kafka import Publisher
-from streamdesk.seed import knowledge, taubench
+from streamdesk.seed import knowledge, taubench, tickets
 from streamdesk.seed.changes import ChangeStream
 from streamdesk.seed.config import default_shared_data
 from streamdesk.seed.exceptions import SeedError
@@ -28,6 +28,8 @@ SEED_SETS = {
     "knowledge": ("policy", "banking"),
     "policy": ("policy",),
     "banking": ("banking",),
+    "requesters": ("requesters",),
+    "tickets": ("tickets",),
 }
 
 
@@ -75,10 +77,15 @@ def seed_records(
     records: list[RawRecord] = []
     sources: dict[str, str] = {}
     for part in _expand(what):
-        if part == "taubench":
+        if part in ("taubench", "requesters", "tickets"):
             path = taubench.world_path(shared_data=shared_data)
             world = taubench.load_world(path=path)
-            records.extend(taubench.snapshot_records(world=world, log=DebeziumLog(), limit=limit))
+            if part == "taubench":
+                records.extend(taubench.snapshot_records(world=world, log=DebeziumLog(), limit=limit))
+            elif part == "requesters":
+                records.extend(tickets.requester_records(world)[:limit])
+            else:
+                records.extend(tickets.ticket_records(world)[:limit])
         elif part == "policy":
             path = knowledge.policy_path(shared_data=shared_data)
             records.extend(map(kb_article_record, knowledge.policy_articles(path=path)[:limit]))
