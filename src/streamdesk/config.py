@@ -124,3 +124,10 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def faust_dir(settings: Settings) -> Path:
+    """Where the Faust apps keep their local data (one folder per app inside); created on demand."""
+    path = settings.state_dir / "faust"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -16,7 +16,7 @@ import faust
 from streamdesk import telemetry, topics
 from streamdesk.agent.answer_config import get_answer_settings
 from streamdesk.agent.service import AnswerService
-from streamdesk.config import Settings, get_settings
+from streamdesk.config import Settings, faust_dir, get_settings
 from streamdesk.ingest.app import raw_message
 
 APP_ID = "streamdesk-agent"
@@ -35,7 +35,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         APP_ID,
         broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
         store="memory://",
-        datadir=str(settings.state_dir / "faust" / "{conf.name}"),
+        datadir=str(faust_dir(settings) / "{conf.name}"),
         autodiscover=False,
         web_enabled=False,
         topic_allow_declare=False,

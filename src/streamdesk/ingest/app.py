@@ -20,7 +20,7 @@ import psycopg
 
 from connectors.base import RawMessage
 from streamdesk import db, topics
-from streamdesk.config import Settings, get_settings
+from streamdesk.config import Settings, faust_dir, get_settings
 from streamdesk.contracts import DeadLetter
 from streamdesk.ingest import processors
 from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters
@@ -137,7 +137,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         "streamdesk-ingest",
         broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
         store="memory://",
-        datadir=str(settings.state_dir / "faust" / "{conf.name}"),
+        datadir=str(faust_dir(settings) / "{conf.name}"),
         autodiscover=False,
         web_enabled=False,
         topic_allow_declare=False,

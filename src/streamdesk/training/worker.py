@@ -18,7 +18,7 @@ from typing import Any
 import faust
 
 from streamdesk import db
-from streamdesk.config import Settings, get_settings
+from streamdesk.config import Settings, faust_dir, get_settings
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.exceptions import AnswersUnavailableError
@@ -103,7 +103,7 @@ def create_app(
         "streamdesk-learn",
         broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
         store="memory://",
-        datadir=str(settings.state_dir / "faust" / "{conf.name}"),
+        datadir=str(faust_dir(settings) / "{conf.name}"),
         autodiscover=False,
         web_enabled=False,
         topic_allow_declare=False,
