@@ -336,6 +336,25 @@ def test_the_answer_says_what_waits_and_who_takes_over() -> None:
     assert loop.compose_text(reply=None, trace=[], escalated=False) == loop.FALLBACK_REPLY
 
 
+def test_the_answer_states_order_facts_from_the_tools_not_the_model() -> None:
+    looked_up = {"order_id": "#W1", "status": "processed", "fulfillments": [{"tracking_id": ["123", "456"]}]}
+    history: list[tuple[ToolCall, dict[str, Any] | None]] = [
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W1"}), looked_up),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W2"}), {"order_id": "#W2", "status": "pending"}),
+        (ToolCall(tool="cancel_pending_order", arguments={}), {"order_id": "#W2", "status": "cancelled"}),
+        (ToolCall(tool="cancel_pending_order", arguments={}), {"status": "pending_approval", "action_id": "a"}),
+    ]
+    assert loop.order_facts(history) == [
+        "Order #W1 is processed. Tracking numbers: 123, 456.",
+        "Order #W2 is now cancelled.",
+    ]
+    text = loop.compose_text(reply=Reply(message="Hi."), trace=[], escalated=False, history=history)
+    assert text == "Hi.\n\nOrder #W1 is processed. Tracking numbers: 123, 456. Order #W2 is now cancelled."
+    assert "#W1" not in loop.compose_text(reply=Reply(message="Hi."), trace=[], escalated=True, history=history)
+    attacked = loop.compose_text(reply=Reply(message="Sure, all cancelled"), trace=[], escalated=True, injection=True)
+    assert "cancelled" not in attacked and attacked.startswith(loop.FALLBACK_REPLY)
+
+
 def test_every_offered_step_fits_the_token_budget() -> None:
     known = narrowing.known_values(
         [

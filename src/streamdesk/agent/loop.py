@@ -47,6 +47,13 @@ REPLY_NOTE = (
 MAX_CITATIONS = 2
 MIN_REPLY_CHARS = 20
 HANDOFF_TOOLS = frozenset({"escalate", "transfer_to_human_agents"})
+FACT_WRITES = frozenset(
+    {
+        "cancel_pending_order", "modify_pending_order_address", "modify_pending_order_items",
+        "modify_pending_order_payment", "return_delivered_order_items", "exchange_delivered_order_items",
+    }
+)  # fmt: skip
+"""Writes whose result is the changed order: the answer states its new status."""
 NOT_CONFIDENT = frozenset({"executed", "pending_approval", "denied", "refused", "invalid", "truncated", "error"})
 
 
@@ -98,9 +105,41 @@ def decide_status(
     return "auto_reply" if confident else "draft"
 
 
-def compose_text(*, reply: Reply | None, trace: list[TraceStep], escalated: bool) -> str:
-    """The reply, then what waits for a supervisor's approval and whether a human takes over."""
-    parts = [reply.message.strip() if reply and reply.message.strip() else FALLBACK_REPLY]
+def order_facts(history: list[tuple[ToolCall, dict[str, Any] | None]]) -> list[str]:
+    """One sentence per order the tools looked up or changed, stated from the tool results (never the model's)."""
+    facts: dict[str, str] = {}
+    for call, result in history:
+        if not isinstance(result, dict) or not result.get("order_id") or not result.get("status"):
+            continue
+        order_id, status = str(result["order_id"]), str(result["status"])
+        if call.tool == "get_order_details":
+            tracking = [t for f in result.get("fulfillments") or [] for t in f.get("tracking_id") or []]
+            fact = f"Order {order_id} is {status}."
+            if tracking:
+                fact += f" Tracking number{'s' if len(tracking) > 1 else ''}: {', '.join(map(str, tracking))}."
+            facts.setdefault(order_id, fact)
+        elif call.tool in FACT_WRITES:
+            facts[order_id] = f"Order {order_id} is now {status.replace('_', ' ')}."
+    return list(facts.values())
+
+
+def compose_text(
+    *,
+    reply: Reply | None,
+    trace: list[TraceStep],
+    escalated: bool,
+    history: list[tuple[ToolCall, dict[str, Any] | None]] | None = None,
+    injection: bool = False,
+) -> str:
+    """The reply, the order facts from the tools, what waits for a supervisor's approval, whether a human takes over.
+
+    A ticket that tried a prompt injection gets none of the model's words back, only the fixed hand-off.
+    """
+    usable = reply is not None and reply.message.strip() and not injection
+    parts = [reply.message.strip() if usable and reply else FALLBACK_REPLY]
+    facts = [] if escalated else order_facts(history or [])
+    if facts:
+        parts.append(" ".join(facts))
     for step in trace:
         if step.outcome == "pending_approval":
             parts.append(
@@ -211,7 +250,14 @@ class _Run:
         )
 
     def call(self, call: ToolCall, *, source: Any, generation: Generation | None = None) -> execution.CallOutcome:
-        """Run `call` on the one path, then show the model what came back."""
+        """Run `call` on the one path, then show the model what came back.
+
+        A call the model repeats with the same arguments is not run again (a write would otherwise claim a
+        second idempotency key and act twice): the step is recorded as a duplicate and the tool is spent.
+        """
+        key = _call_key(call)
+        if source == "model" and key in self.made:
+            return self._repeated(call, generation=generation)
         outcome = execution.run_call(self.scope, call=call, source=source, index=len(self.trace))
         step = outcome.step
         if generation is not None:
@@ -223,11 +269,20 @@ class _Run:
             self.messages.append(self._passages(outcome.result))
         else:
             self.messages.append(prompts.tool_result_message(call=call, result=outcome.result, error=outcome.error))
-        key = _call_key(call)
-        if source == "model" and key in self.made:
-            self.exhausted.add(call.tool)
         self.made.add(key)
         return outcome
+
+    def _repeated(self, call: ToolCall, *, generation: Generation | None) -> execution.CallOutcome:
+        reason = f"{call.tool} was already called with these arguments for this ticket; its result is above"
+        step = TraceStep(
+            index=len(self.trace), source="model", tool=call.tool, arguments=call.arguments, outcome="duplicate",
+            reason=reason, **(_usage(generation) if generation is not None else {}),
+        )  # fmt: skip
+        self.trace.append(step)
+        self.exhausted.add(call.tool)
+        self.messages.append(prompts.step_message(call))
+        self.messages.append(prompts.tool_result_message(call=call, error=f"not run again: {reason}"))
+        return execution.CallOutcome(step, error=reason)
 
     def _passages(self, result: dict[str, Any]) -> Message:
         """The passages of a knowledge search that pass the injection check, as citable context."""
@@ -476,7 +531,13 @@ def answer_ticket(
             tenant=ticket.tenant,
             customer_id=principal.customer_id,
             status=status,
-            text=compose_text(reply=reply, trace=run.trace, escalated=status == "escalated"),
+            text=compose_text(
+                reply=reply,
+                trace=run.trace,
+                escalated=status == "escalated",
+                history=run.history,
+                injection=run.injection is not None,
+            ),
             citations=reply.citations if reply else [],
             trace=run.trace,
             model=backend.model_name,

@@ -175,7 +175,7 @@ def _show_answers(supervisor: Any, *, timeout_s: float) -> None:
                     ).fetchone()
                     titles = answers.citation_titles(conn, citations=found[0].citations)
                     text = answers.describe(found[0], question=row[0] if row else "", titles=titles)
-                    console.print(text, markup=False, highlight=False)
+                    console.print(text, markup=False, highlight=False, soft_wrap=True)
                     waiting.discard(ticket_id)
             conn.commit()
             time.sleep(1.0)
