@@ -228,6 +228,7 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
         except KeyboardInterrupt:
             pass
         finally:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abandon the workers
             console.print("stopping ...")
             supervisor.stop()
 
