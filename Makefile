@@ -22,8 +22,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create the virtualenv and install everything.
 
-system-deps: ## Debian packages the tests use (kcat, a real third-party Kafka client).
+system-deps: ## Debian packages the tests use (kcat, a real third-party Kafka client; chromium for the console tests).
 	@command -v kcat >/dev/null || (apt-get update -qq && apt-get install -y -qq kcat >/dev/null)
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
 run: $(STAMP) ## Start the whole service on the embedded default, seeded with the samples; Ctrl-C stops it.
 	$(VENV)/bin/streamdesk up --seed

@@ -1,4 +1,8 @@
-"""The FastAPI application: the webhook gateway at /webhooks, liveness at /healthz, readiness at /readyz."""
+"""The FastAPI application: every domain's routes behind one RBAC gate, health, readiness and metrics.
+
+Each domain router carries `api.auth.Gate`, so the policy's `routes:` table decides every request
+(a route without a rule is denied). Errors the domains raise on purpose map to 4xx/503 here.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +10,28 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import psycopg
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from streamdesk import __version__, db
+from streamdesk.agent import views as answer_views
+from streamdesk.api import deps, metrics
+from streamdesk.api.auth import Gate
+from streamdesk.audit import views as audit_views
 from streamdesk.config import Settings, get_settings
+from streamdesk.console import views as console_views
+from streamdesk.entities import views as ticket_views
+from streamdesk.exceptions import ConfigurationError, ContractError, StreamdeskError
 from streamdesk.feedback import views as feedback_views
 from streamdesk.gateway import views as gateway
+from streamdesk.ingest import views as ingest_views
+from streamdesk.kafka import PublishError
 from streamdesk.policy import views as approval_views
+from streamdesk.retrieval import views as search_views
+from streamdesk.training import views as model_views
 
 READY_TIMEOUT_S = 2.0
 
@@ -46,14 +63,32 @@ def check_database(settings: Settings, *, timeout_s: float = READY_TIMEOUT_S) ->
     return "ok"
 
 
-def healthz() -> dict[str, str]:
+class Health(BaseModel):
+    """Liveness."""
+
+    status: str
+
+
+class Readiness(BaseModel):
+    """Readiness, and what each dependency said."""
+
+    status: str
+    checks: dict[str, str]
+
+
+health = APIRouter(tags=["health"], dependencies=[Gate])
+
+
+@health.get("/healthz")
+def healthz() -> Health:
     """Liveness: the process serves requests."""
-    return {"status": "ok"}
+    return Health(status="ok")
 
 
+@health.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: the broker and the database are reachable."""
-    settings: Settings = request.app.state.settings
+    settings = deps.app_settings(request)
     checks = {
         "broker": await run_in_threadpool(check_broker, settings),
         "database": await run_in_threadpool(check_database, settings),
@@ -66,18 +101,63 @@ async def readyz(request: Request) -> JSONResponse:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Flush the gateway's publisher on shutdown."""
+    """Flush the publishers on shutdown."""
     yield
     await run_in_threadpool(gateway.close_publisher, app)
+    await run_in_threadpool(deps.close_publisher, app.state)
+
+
+ERROR_STATUS: dict[type[Exception], int] = {
+    ContractError: 422,
+    psycopg.DataError: 422,
+    PublishError: 503,
+    ConfigurationError: 503,
+    psycopg.OperationalError: 503,
+}
+"""Errors that reach the app: bad values are 422, an unreachable broker or database is 503."""
+
+
+async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+    """The status of a deliberate error from a domain (see ERROR_STATUS); other streamdesk errors are 400."""
+    status = next((code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)), 400)
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
+    401: {"description": "Missing, unknown or expired credentials (see `WWW-Authenticate`)."},
+    403: {"description": "The caller's roles may not call this route (policy `routes:`)."},
+}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new application; settings default to the environment (`get_settings()`)."""
-    app = FastAPI(title="streamdesk", version=__version__, lifespan=lifespan)
+    app = FastAPI(
+        title="streamdesk",
+        version=__version__,
+        lifespan=lifespan,
+        description="Tickets, answers, approvals, feedback, search, audit, models and ingest health, under RBAC.",
+    )
     app.state.settings = settings or get_settings()
-    app.include_router(gateway.router, prefix="/webhooks")
-    app.include_router(approval_views.router, prefix="/approvals")
-    app.include_router(feedback_views.router, prefix="/feedback")
-    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
-    app.add_api_route("/readyz", readyz, methods=["GET"], tags=["health"], response_model=None)
+    app.state.metrics_registry = CollectorRegistry()
+    app.state.metrics_registry.register(metrics.DomainCollector())
+    app.add_middleware(metrics.MetricsMiddleware, registry=app.state.metrics_registry)
+    for error in (StreamdeskError, psycopg.DataError, psycopg.OperationalError):
+        app.add_exception_handler(error, domain_error)
+    app.include_router(gateway.router, prefix="/webhooks", dependencies=[Gate])
+    app.include_router(health)
+    app.include_router(metrics.router)
+    for router, prefix in (
+        (ticket_views.router, "/tickets"),
+        (answer_views.router, "/answers"),
+        (approval_views.router, "/approvals"),
+        (feedback_views.router, "/feedback"),
+        (search_views.router, "/search"),
+        (audit_views.router, "/audit"),
+        (model_views.router, "/models"),
+        (ingest_views.router, "/ingest"),
+    ):
+        app.include_router(router, prefix=prefix, responses=AUTH_RESPONSES)
+    app.include_router(console_views.router, prefix="/console")
+    app.add_api_route("/", lambda: RedirectResponse("/console/"), include_in_schema=False, response_model=None)
     return app

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from streamdesk import db
+from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service
 from streamdesk.feedback.models import FeedbackEvent, FeedbackKind
-from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.kafka import Publisher
 
 router = APIRouter(tags=["feedback"], dependencies=[Gate])

@@ -1,0 +1,65 @@
+"""/audit: a ticket's trail (or the latest records), chain verification, and the export as JSON lines."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from streamdesk.api.auth import Gate
+from streamdesk.api.deps import ConnDep
+from streamdesk.audit import service
+from streamdesk.audit.models import AuditRecord
+
+router = APIRouter(tags=["audit"], dependencies=[Gate])
+TicketQuery = Annotated[str | None, Query(min_length=1, max_length=300, description="Ticket id, e.g. zendesk:42.")]
+
+
+class VerifyResult(BaseModel):
+    """What verification found: ok, records and checkpoints checked, the first broken record and why."""
+
+    ok: bool
+    checked: int
+    checkpoints: int
+    first_broken_seq: int | None = None
+    reason: str | None = None
+
+
+@router.get("")
+def show_trail(
+    conn: ConnDep,
+    ticket: TicketQuery = None,
+    after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditRecord]:
+    """Every record of `ticket` in chain order, or without it up to `limit` records after `after_seq`."""
+    if ticket is not None:
+        return service.trail(conn, ticket_id=ticket)
+    return service.records_after(conn, after_seq=after_seq, limit=limit)
+
+
+@router.get("/verify")
+def verify_chain(conn: ConnDep) -> VerifyResult:
+    """Walk the whole chain and its checkpoints; report the first record changed, removed, moved or forged."""
+    return VerifyResult(**service.verify(conn).to_json())
+
+
+@router.get(
+    "/export",
+    response_class=Response,
+    responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
+)
+def export_trail(conn: ConnDep, ticket: TicketQuery = None) -> Response:
+    """The records (of one ticket, or all) as JSON lines, one canonical record per line."""
+    out = io.StringIO()
+    count = service.export(conn, out=out, ticket_id=ticket)
+    name = re.sub(r"[^A-Za-z0-9._:-]", "_", f"audit-{ticket or 'all'}.jsonl")
+    return Response(
+        out.getvalue(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": f'attachment; filename="{name}"', "X-Record-Count": str(count)},
+    )

@@ -1,0 +1,91 @@
+"""What the console pages show: drafts with their ticket and citations, retrain runs, dead letters, lag."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from streamdesk.agent.answers import Answer
+
+VERDICT_KINDS: dict[str, str] = {"accept": "accepted", "edit": "edited", "reject": "rejected"}
+"""The feedback kind each review button records."""
+
+
+@dataclass(frozen=True)
+class Citation:
+    """A passage a draft cites: its chunk id and the document it comes from (title, source, url when known)."""
+
+    chunk_id: str
+    document_id: str
+    source: str
+    title: str
+    url: str | None = None
+    found: bool = True
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A draft answer awaiting review, with the ticket it answers and the documents it cites."""
+
+    answer: Answer
+    subject: str
+    body: str
+    requester: str | None
+    citations: list[Citation] = field(default_factory=list)
+
+    @property
+    def ticket_ref(self) -> str:
+        """`<source>:<ticket_id>`: the ticket id of the audit trail."""
+        return f"{self.answer.source}:{self.answer.ticket_id}"
+
+
+@dataclass(frozen=True)
+class RetrainRun:
+    """One retrain request and how it went."""
+
+    request_id: str
+    reason: str
+    status: str
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    version: str | None
+    details: dict[str, Any]
+
+    @property
+    def seconds(self) -> float | None:
+        """How long the run took, once finished."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    """A message the ingest path could not use: where it came from, why, and the start of its bytes."""
+
+    id: int
+    topic: str
+    partition: int
+    offset: int
+    stage: str
+    error_type: str
+    reason: str
+    preview: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class IngestHealth:
+    """Consumer lag per topic (or why it is unknown), store counts and the latest dead letters."""
+
+    lag: dict[str, int]
+    lag_error: str | None
+    counts: dict[str, Any]
+    dead_letters: list[DeadLetterRow]
+
+    @property
+    def total_lag(self) -> int:
+        """Messages not yet processed, over all topics."""
+        return sum(self.lag.values())

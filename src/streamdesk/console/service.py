@@ -1,0 +1,364 @@
+"""What the console reads and writes, under the signed-in operator: who may see which page, drafts, reviews.
+
+Every page and button is decided by the policy's rule for the matching API route (`routes:` in the
+rules file), so the console and the API grant exactly the same. A review is a feedback signal and an
+audit record written in one transaction; the signal goes out on the `feedback` topic after the commit.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from streamdesk.agent.answers import Answer
+from streamdesk.audit import service as audit
+from streamdesk.audit.models import AuditAction, AuditEvent, AuditRecord
+from streamdesk.console.exceptions import AlreadyReviewedError, DraftNotFoundError, InvalidReviewError
+from streamdesk.console.models import (
+    Citation,
+    DeadLetterRow,
+    Draft,
+    IngestHealth,
+    RetrainRun,
+)
+from streamdesk.contracts import utcnow
+from streamdesk.feedback import service as feedback
+from streamdesk.feedback.models import FeedbackEvent
+from streamdesk.identity.models import Principal
+from streamdesk.ingest import status as ingest_status
+from streamdesk.kafka import Publisher
+from streamdesk.policy import service as policy
+from streamdesk.policy.models import Decision
+from streamdesk.training.kto_trainer import CURVES_FILE
+from streamdesk.training.models import AdapterVersion
+
+PAGE_ROUTES: dict[str, str] = {
+    "review": "POST /answers/{answer_id}/accept",
+    "approvals": "GET /approvals",
+    "audit": "GET /audit",
+    "models": "GET /models",
+    "ingest": "GET /ingest/lag",
+}
+"""The API route whose rule decides who may open each page."""
+ACTION_ROUTES: dict[str, str] = {
+    "accepted": "POST /answers/{answer_id}/accept",
+    "edited": "POST /answers/{answer_id}/edit",
+    "rejected": "POST /answers/{answer_id}/reject",
+    "approve": "POST /approvals/{action_id}/approve",
+    "reject": "POST /approvals/{action_id}/reject",
+    "verify": "GET /audit/verify",
+    "retrains": "GET /models/retrains",
+    "dead_letters": "GET /ingest/dead-letters",
+}
+"""The API route whose rule decides each button and each optional part of a page."""
+PAGE_TITLES = {
+    "review": "Review queue",
+    "approvals": "Approvals",
+    "audit": "Audit",
+    "models": "Models",
+    "ingest": "Ingest health",
+}
+VERDICTS = frozenset({"accepted", "edited", "rejected"})
+
+_DRAFT_SQL = """
+    SELECT a.answer_id::text AS answer_id, a.event_id, a.source, a.ticket_id, a.tenant, a.customer_id, a.status,
+           a.text, a.citations, a.trace, a.model, a.adapter, a.prompt_version, a.policy_version,
+           a.pending_action_ids, a.trace_id, a.created_at,
+           coalesce(t.subject, '') AS ticket_subject, coalesce(e.body, '') AS ticket_body,
+           t.requester ->> 'email' AS requester
+      FROM answers a
+      LEFT JOIN tickets t ON t.source = a.source AND t.ticket_id = a.ticket_id
+      LEFT JOIN ticket_events e ON e.event_id = a.event_id
+     WHERE a.tenant = %s AND {where}
+     ORDER BY a.created_at, a.answer_id
+     LIMIT %s
+"""
+_UNREVIEWED = (
+    "a.status = 'draft' AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.answer_id = a.answer_id::text "
+    "AND f.kind IN ('accepted', 'edited', 'rejected'))"
+)
+
+
+def authorize_page(principal: Principal, page: str) -> Decision:
+    """The policy's decision on the principal opening `page` (the rule of the matching API route)."""
+    return policy.authorize_route(principal=principal, route=PAGE_ROUTES[page])
+
+
+def may_view(principal: Principal, page: str) -> bool:
+    """True when the policy lets the principal open `page`."""
+    return principal.kind == "user" and authorize_page(principal, page).allowed
+
+
+def authorize_action(principal: Principal, action: str) -> Decision:
+    """The policy's decision on the principal taking `action` (a key of ACTION_ROUTES)."""
+    return policy.authorize_route(principal=principal, route=ACTION_ROUTES[action])
+
+
+def may_act(principal: Principal, action: str) -> bool:
+    """True when the policy lets the principal take `action`."""
+    return principal.kind == "user" and authorize_action(principal, action).allowed
+
+
+def pages_for(principal: Principal) -> list[str]:
+    """The pages the principal may open, in navigation order."""
+    return [page for page in PAGE_TITLES if may_view(principal, page)]
+
+
+def split_chunk_id(chunk_id: str) -> tuple[str, str]:
+    """(source, external_id) of a cited `<source>:<external_id>#<chunk_no>` passage."""
+    document_id = chunk_id.rsplit("#", 1)[0]
+    source, _, external_id = document_id.partition(":")
+    return source, external_id
+
+
+def citations_for(conn: psycopg.Connection, *, chunk_ids: Sequence[str], tenant: str) -> list[Citation]:
+    """The documents behind cited chunk ids, in citation order; unknown ones are marked not found."""
+    keys = [split_chunk_id(chunk_id) for chunk_id in chunk_ids]
+    found: dict[tuple[str, str], tuple[str, str | None]] = {}
+    if keys:
+        rows = conn.execute(
+            "SELECT source, external_id, title, url FROM documents WHERE tenant = %s AND NOT deleted "
+            "AND (source, external_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))",
+            (tenant, [k[0] for k in keys], [k[1] for k in keys]),
+        ).fetchall()
+        found = {(row[0], row[1]): (row[2], row[3]) for row in rows}
+    citations = []
+    for chunk_id, key in zip(chunk_ids, keys, strict=True):
+        title, url = found.get(key, ("", None))
+        citations.append(
+            Citation(
+                chunk_id=chunk_id,
+                document_id=f"{key[0]}:{key[1]}",
+                source=key[0],
+                title=title or "(document not in the store)",
+                url=url,
+                found=key in found,
+            )
+        )
+    return citations
+
+
+def _drafts(conn: psycopg.Connection, *, tenant: str, where: str, params: Sequence[Any], limit: int) -> list[Draft]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(_DRAFT_SQL.format(where=where), (tenant, *params, limit)).fetchall()
+    drafts = []
+    for row in rows:
+        subject, body, requester = row.pop("ticket_subject"), row.pop("ticket_body"), row.pop("requester")
+        answer = Answer(**row)
+        drafts.append(
+            Draft(
+                answer=answer,
+                subject=subject,
+                body=body,
+                requester=requester,
+                citations=citations_for(conn, chunk_ids=answer.citations, tenant=tenant),
+            )
+        )
+    return drafts
+
+
+def review_queue(conn: psycopg.Connection, *, tenant: str, limit: int = 50) -> list[Draft]:
+    """Draft answers of `tenant` that nobody has accepted, edited or rejected yet, oldest first."""
+    return _drafts(conn, tenant=tenant, where=_UNREVIEWED, params=(), limit=limit)
+
+
+def get_draft(conn: psycopg.Connection, *, answer_id: str, tenant: str) -> Draft:
+    """The draft answer `answer_id` of `tenant`, reviewed or not."""
+    try:
+        key = uuid.UUID(answer_id)
+    except ValueError:
+        raise DraftNotFoundError(
+            f"{answer_id!r} is not an answer id (a UUID); pick a draft in the review queue"
+        ) from None
+    drafts = _drafts(conn, tenant=tenant, where="a.answer_id = %s", params=(key,), limit=1)
+    if not drafts:
+        raise DraftNotFoundError(f"no answer {answer_id!r} in tenant {tenant!r}; pick a draft in the review queue")
+    return drafts[0]
+
+
+def review_feedback_id(answer_id: str) -> str:
+    """The feedback event id of the console's verdict on an answer (one verdict per answer)."""
+    return f"console-review:{answer_id}"
+
+
+def record_review(
+    conn: psycopg.Connection,
+    *,
+    answer_id: str,
+    kind: str,
+    operator: Principal,
+    edited_text: str | None = None,
+    publisher: Publisher | None = None,
+) -> FeedbackEvent:
+    """Record an operator's verdict on a draft as feedback and an audit record; publish it on `feedback`.
+
+    `kind` is 'accepted', 'edited' (with `edited_text`, which must change the draft) or 'rejected'.
+    """
+    if kind not in VERDICTS:
+        raise InvalidReviewError(f"verdict {kind!r} is unknown; use one of {', '.join(sorted(VERDICTS))}")
+    draft = get_draft(conn, answer_id=answer_id, tenant=operator.tenant)
+    answer = draft.answer
+    if kind == "edited":
+        if not edited_text or not edited_text.strip():
+            raise InvalidReviewError("the edited answer is empty; write the text the customer should get")
+        if edited_text.strip() == answer.text.strip():
+            raise InvalidReviewError("the edited answer is the same as the draft; accept it instead")
+    previous = conn.execute(
+        "SELECT kind, annotator_id FROM feedback WHERE answer_id = %s AND kind = ANY(%s) ORDER BY occurred_at LIMIT 1",
+        (answer.answer_id, sorted(VERDICTS)),
+    ).fetchone()
+    if previous is not None:
+        raise AlreadyReviewedError(f"answer {answer.answer_id} was already {previous[0]} by {previous[1]}")
+    event = FeedbackEvent(
+        event_id=review_feedback_id(answer.answer_id),
+        answer_id=answer.answer_id,
+        ticket_id=answer.ticket_id,
+        kind=kind,
+        edited_text=edited_text.strip() if kind == "edited" and edited_text else None,
+        adapter_version=answer.adapter,
+        customer_id=answer.customer_id,
+        annotator_id=operator.id,
+        tenant=operator.tenant,
+        occurred_at=utcnow(),
+    )
+    with conn.transaction():
+        stored = feedback.submit_feedback(conn, event=event)
+        audit.append(
+            conn,
+            event=AuditEvent.for_principal(
+                operator,
+                action=AuditAction.REJECTION if kind == "rejected" else AuditAction.ANSWER_PUBLISHED,
+                ticket_id=draft.ticket_ref,
+                customer_id=answer.customer_id,
+                model=answer.model,
+                adapter_version=answer.adapter,
+                prompt_version=answer.prompt_version,
+                policy_version=answer.policy_version,
+                chunk_ids=answer.citations,
+                tool_name="review",
+                decision=kind,
+                reason=f"draft {kind} by {operator.id} in the console",
+                details={"answer_id": answer.answer_id, "feedback_event_id": stored.event_id},
+            ),
+        )
+    if publisher is not None:
+        publisher.publish(feedback.FEEDBACK_TOPIC, stored.to_json(), key=stored.answer_id)
+        publisher.flush()
+    return stored
+
+
+def recent_audit(conn: psycopg.Connection, *, tenant: str, limit: int = 25) -> list[AuditRecord]:
+    """The latest audit records of `tenant` (and those without a tenant), newest first."""
+    rows = conn.execute(
+        "SELECT seq, content, prev_hash, record_hash, signature FROM audit_records "
+        "WHERE tenant = %s OR tenant IS NULL ORDER BY seq DESC LIMIT %s",
+        (tenant, limit),
+    ).fetchall()
+    return [
+        AuditRecord.from_row(seq=r[0], content=r[1], prev_hash=r[2], record_hash=r[3], signature=r[4]) for r in rows
+    ]
+
+
+def retrain_runs(conn: psycopg.Connection, *, limit: int = 50) -> list[RetrainRun]:
+    """The latest retrain runs, newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT request_id, reason, status, requested_at, started_at, finished_at, version, details "
+            "FROM retrain_runs ORDER BY requested_at DESC LIMIT %s",
+            (limit,),
+        ).fetchall()
+    return [RetrainRun(**row) for row in rows]
+
+
+def _preview(value: bytes | None, *, chars: int = 160) -> str:
+    if value is None:
+        return "(no value)"
+    text = bytes(value).decode("utf-8", errors="replace")
+    return text if len(text) <= chars else text[:chars] + "…"
+
+
+def dead_letters(conn: psycopg.Connection, *, limit: int = 50) -> list[DeadLetterRow]:
+    """The latest dead letters with their reasons, newest first."""
+    rows = conn.execute(
+        'SELECT id, topic, partition, "offset", stage, error_type, reason, value, created_at '
+        "FROM dead_letters ORDER BY id DESC LIMIT %s",
+        (limit,),
+    ).fetchall()
+    return [
+        DeadLetterRow(
+            id=r[0],
+            topic=r[1],
+            partition=r[2],
+            offset=r[3],
+            stage=r[4],
+            error_type=r[5],
+            reason=r[6],
+            preview=_preview(r[7]),
+            created_at=r[8],
+        )
+        for r in rows
+    ]
+
+
+def ingest_health(
+    conn: psycopg.Connection, *, bootstrap_servers: str | None, with_dead_letters: bool = True, limit: int = 50
+) -> IngestHealth:
+    """Consumer lag of the ingest worker, store counts and (unless left out) the latest dead letters."""
+    lag: dict[str, int] = {}
+    lag_error: str | None = None
+    if not bootstrap_servers:
+        lag_error = "no broker configured: set KAFKA_BOOTSTRAP_SERVERS"
+    else:
+        try:
+            lag = ingest_status.ingest_lag(bootstrap_servers)
+        except Exception as exc:  # the page must render while the broker is down
+            lag_error = f"broker unreachable at {bootstrap_servers}: {type(exc).__name__}: {exc}"
+    return IngestHealth(
+        lag=lag,
+        lag_error=lag_error,
+        counts=ingest_status.store_counts(conn),
+        dead_letters=dead_letters(conn, limit=limit) if with_dead_letters else [],
+    )
+
+
+def curves_path(adapter: AdapterVersion) -> Path | None:
+    """The training-curve PNG the trainer saved with the adapter, if there is one."""
+    path = Path(adapter.path) / CURVES_FILE if adapter.path else None
+    return path if path is not None and path.is_file() else None
+
+
+EVALUATION_SCORES = ("reward_margin", "likelihood_gap", "perplexity")
+
+
+def evaluation_png(adapter: AdapterVersion) -> bytes | None:
+    """A bar chart of the eval gate's scores, candidate against the serving adapter; None without a gate report."""
+    gate = adapter.gate or {}
+    candidate, serving = gate.get("candidate") or {}, gate.get("serving") or {}
+    if not candidate:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(EVALUATION_SCORES), figsize=(9, 2.6))
+    for axis, score in zip(axes, EVALUATION_SCORES, strict=True):
+        values = [serving.get(score), candidate.get(score)]
+        heights = [float(v) if isinstance(v, int | float) else 0.0 for v in values]
+        axis.bar(["serving", "candidate"], heights, color=["#94a3b8", "#2563eb"])
+        axis.set_title(score.replace("_", " "))
+        axis.grid(True, axis="y", alpha=0.3)
+        axis.axhline(0, color="#475569", linewidth=0.8)
+    verdict = "passed" if gate.get("passed") else "failed"
+    figure.suptitle(f"eval gate {verdict}: {adapter.version}", fontsize=10)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=80)
+    plt.close(figure)
+    return buffer.getvalue()

@@ -1,0 +1,124 @@
+"""/tickets: submit a ticket (a `ticket` event on the canonical topic), list tickets, show one with its answers."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field
+
+from streamdesk import topics
+from streamdesk.agent import answers
+from streamdesk.agent.answers import Answer
+from streamdesk.api.auth import Gate, PrincipalDep
+from streamdesk.api.deps import ConnDep, PublisherDep
+from streamdesk.contracts import Requester, TicketEvent, utcnow
+from streamdesk.entities import store
+
+router = APIRouter(tags=["tickets"], dependencies=[Gate])
+Text = Annotated[str, Field(max_length=20_000)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class TicketSubmission(BaseModel):
+    """A new ticket from an operator (or an integration using an operator's key)."""
+
+    subject: Text = Field(min_length=1)
+    body: Text = ""
+    source: Name = Field(default="api", description="Source system the ticket id belongs to.")
+    ticket_id: Name | None = Field(default=None, description="Your ticket id; a new one is made when unset.")
+    customer_id: Name | None = None
+    requester_email: Name | None = None
+    priority: Name | None = None
+    tags: list[Name] = Field(default_factory=list, max_length=50)
+
+
+class SubmittedTicket(BaseModel):
+    """The ticket event that went out, and where."""
+
+    topic: str
+    event_id: str
+    source: str
+    ticket_id: str
+    tenant: str
+
+
+class TicketSummary(BaseModel):
+    """One row of the ticket list."""
+
+    source: str
+    ticket_id: str
+    subject: str | None
+    status: str | None
+    priority: str | None
+    assignee_id: str | None
+    requester: dict[str, Any] | None
+    customer_id: str | None
+    tags: list[str]
+    tenant: str
+    created_at: datetime | None
+    updated_at: datetime
+
+
+class TicketDetail(TicketSummary):
+    """A ticket with its first message and every answer the agent gave, each with its tool trace."""
+
+    body: str | None
+    answers: list[Answer]
+
+
+@router.post("", status_code=202)
+def submit_ticket(body: TicketSubmission, operator: PrincipalDep, publisher: PublisherDep) -> SubmittedTicket:
+    """Publish a `created` ticket event on the canonical ticket topic; the ingest and agent workers take it on."""
+    event = TicketEvent(
+        event_id=str(uuid.uuid4()),
+        source=body.source,
+        ticket_id=body.ticket_id or f"API-{uuid.uuid4().hex[:12]}",
+        event_type="created",
+        version=[time.time_ns()],
+        occurred_at=utcnow(),
+        subject=body.subject,
+        body=body.body,
+        status="new",
+        priority=body.priority,
+        requester=Requester(email=body.requester_email) if body.requester_email else None,
+        customer_id=body.customer_id,
+        tags=body.tags,
+        tenant=operator.tenant,
+        metadata={"submitted_by": operator.id},
+    )
+    publisher.publish(topics.TICKET, event.to_json(), key=event.key)
+    publisher.flush()
+    return SubmittedTicket(
+        topic=topics.TICKET,
+        event_id=event.event_id,
+        source=event.source,
+        ticket_id=event.ticket_id,
+        tenant=event.tenant,
+    )
+
+
+@router.get("")
+def list_tickets(
+    operator: PrincipalDep,
+    conn: ConnDep,
+    status: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[TicketSummary]:
+    """Tickets of the caller's tenant, most recently updated first."""
+    rows = store.list_tickets(conn, tenant=operator.tenant, status=status, limit=limit, offset=offset)
+    return [TicketSummary(**row) for row in rows]
+
+
+@router.get("/{source}/{ticket_id}")
+def show_ticket(source: str, ticket_id: str, operator: PrincipalDep, conn: ConnDep) -> TicketDetail:
+    """One ticket of the caller's tenant with its answers and their tool traces."""
+    row = store.get_ticket(conn, source=source, ticket_id=ticket_id, tenant=operator.tenant)
+    if row is None:
+        raise HTTPException(404, f"no ticket {source}:{ticket_id} in tenant {operator.tenant!r}")
+    found = answers.answers_for_ticket(conn, source=source, ticket_id=ticket_id)
+    return TicketDetail(**row, answers=[a for a in found if a.tenant == operator.tenant])
