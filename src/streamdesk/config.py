@@ -69,8 +69,16 @@ class TelemetrySettings(BaseModel):
 
     log_level: str = Field("INFO", description="Root log level.")
     log_json: bool = Field(False, description="Emit logs as JSON lines.")
-    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP endpoint; unset disables export.")
+    otlp_endpoint: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="OTLP/HTTP collector endpoint (http://host:4318) for spans and metrics; unset disables export.",
+    )
     console_spans: bool = Field(False, description="Print spans to stderr.")
+    console_metrics: bool = Field(False, description="Print metrics to stderr every `metrics_interval_s`.")
+    metrics_interval_s: float = Field(
+        60.0, gt=0, le=3600, description="Seconds between metric exports (console and OTLP) and lag readings."
+    )
 
 
 class Settings(BaseSettings):

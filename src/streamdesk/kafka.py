@@ -8,7 +8,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
-from streamdesk import contracts, topics
+from streamdesk import contracts, telemetry, topics
 from streamdesk.exceptions import StreamdeskError
 
 
@@ -53,8 +53,15 @@ class Publisher:
         key: str | bytes | None = None,
         headers: Mapping[str, str | bytes] | None = None,
         validate: bool = True,
+        trace_context: bool = False,
     ) -> None:
-        """Queue one message; JSON objects are validated against the topic's schema first."""
+        """Queue one message; JSON objects are validated against the topic's schema first.
+
+        With `trace_context`, the current span's W3C trace context (`traceparent`, `tracestate`) is added
+        to `headers`, so the consumer continues the trace; the other headers are kept as given.
+        """
+        if trace_context:
+            headers = {**(headers or {}), **telemetry.inject_headers()}
         if isinstance(value, Mapping):
             if validate:
                 contracts.validate(topics.spec(topic).schema, value)

@@ -46,6 +46,31 @@ def test_a_principal_without_write_tools_cannot_get_one_generated(backend: backe
     assert chosen is not None and chosen.group(1) in [*reads, REPLY_TOOL]
 
 
+def test_forced_tokens_skip_forward_passes_without_changing_the_output(
+    backend: backends.TransformersBackend,
+) -> None:
+    """The backend's decoder equals plain token-by-token constrained greedy decoding (HF generate + xgrammar)."""
+    import torch
+    import xgrammar as xgr
+    from transformers import GenerationConfig
+
+    schema = grammar.step_schema(tools=list(REGISTRY), allowed=REGISTRY.names())
+    messages = ticket_messages(REGISTRY.names())
+    ours = backend.generate(messages, json_schema=schema, max_new_tokens=96)
+    inputs = backend.encode(messages)
+    eos = backend.tokenizer.eos_token_id
+    config = GenerationConfig(max_new_tokens=96, do_sample=False, eos_token_id=eos, pad_token_id=eos)
+    with torch.inference_mode():
+        reference = backend.model.generate(
+            **inputs,
+            generation_config=config,
+            logits_processor=[xgr.contrib.hf.LogitsProcessor(backend.compiled_grammar(schema))],
+        )
+    expected = backend.tokenizer.decode(reference[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert ours.text == expected
+    assert ours.completion_tokens == reference.shape[1] - inputs["input_ids"].shape[1]
+
+
 def test_free_text_counts_tokens_and_reports_truncation(backend: backends.TransformersBackend) -> None:
     generation = backend.generate(SHORT, max_new_tokens=8)
     assert (generation.completion_tokens, generation.finish_reason) == (8, "length")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from streamdesk import db, topics
+from streamdesk.audit import service as audit
 from streamdesk.feedback import service as feedback
 from tests.api.conftest import Stack, auth, read_topic
 
@@ -48,6 +49,15 @@ def test_edit_records_redacted_feedback_and_publishes_it(stack: Stack) -> None:
     assert published and published[0]["edited_text"] == "Refunded to card [CARD] today."
     listed = stack.client.get("/feedback", params={"answer_id": answer_id}, headers=auth("auditor")).json()
     assert "edit-1" in [s["event_id"] for s in listed]
+    retried = stack.client.post(
+        f"/answers/{answer_id}/edit", json={"text": text, "event_id": "edit-1"}, headers=auth("agent")
+    )
+    assert retried.status_code == 202
+    with db.connect(stack.database_url, autocommit=True) as conn:
+        reviews = [r for r in audit.trail(conn, ticket_id="zendesk:T-1") if r.action == "answer_reviewed"]
+    assert [(r.decision, r.actor_id, r.details["feedback_event_id"]) for r in reviews] == [
+        ("edited", "agent-op", "edit-1")
+    ]
     blank = stack.client.post(f"/answers/{answer_id}/edit", json={"text": "   "}, headers=auth("agent"))
     assert blank.status_code == 422
     missing = stack.client.post("/answers/00000000-0000-0000-0000-000000000000/accept", headers=auth("agent"))

@@ -55,7 +55,7 @@ def test_cli_show_prints_the_ticket_trail(clean_db: str, conn: psycopg.Connectio
     appended(4)
     result = runner.invoke(audit_app, ["show", "--ticket", "T-1", "--json"])
     assert result.exit_code == 0, result.output
-    shown = [json.loads(line) for line in result.stdout.splitlines()]
+    shown = json.loads(result.stdout)
     assert [r["seq"] for r in shown] == [1, 3]
     table = runner.invoke(audit_app, ["show", "--ticket", "T-1"])
     assert table.exit_code == 0 and "audit trail of ticket T-1" in table.stdout
@@ -71,7 +71,7 @@ def test_cli_verify_exits_1_naming_the_first_broken_record(clean_db: str, conn: 
     broken = runner.invoke(audit_app, ["verify", "--json"])
     assert broken.exit_code == 1
     assert "BROKEN at record 2" in broken.output
-    assert json.loads(broken.stdout.splitlines()[0])["first_broken_seq"] == 2
+    assert json.loads(broken.stdout)["first_broken_seq"] == 2
 
 
 def test_cli_export_writes_a_file(clean_db: str, conn: psycopg.Connection, appended, tmp_path: Path) -> None:
@@ -87,6 +87,14 @@ def test_cli_checkpoint_stores_the_head(clean_db: str, conn: psycopg.Connection,
     result = runner.invoke(audit_app, ["checkpoint"])
     assert result.exit_code == 0 and "checkpoint at record 2" in result.output
     assert audit.verify(conn).checkpoints == 1
+    as_json = runner.invoke(audit_app, ["checkpoint", "--json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.stdout)["seq"] == 2
+
+
+def test_cli_checkpoint_json_on_an_empty_chain(clean_db: str) -> None:
+    result = runner.invoke(audit_app, ["checkpoint", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout) == {"seq": None, "record_hash": None}
 
 
 def test_the_audit_contract_and_the_record_have_the_same_fields() -> None:

@@ -183,7 +183,7 @@ def test_review_edit_accept_and_approve_in_a_browser(
         sign_in("ada")
         page.goto(f"{server}/console/audit?ticket={TICKET_REF}")
         expect(page.locator("#chain-status")).to_contain_text("Verified")
-        expect(page.locator("#ticket-trail")).to_contain_text("answer_published")
+        expect(page.locator("#ticket-trail")).to_contain_text("answer_reviewed")
         expect(page.locator("#ticket-trail")).to_contain_text("approval")
         shot("07-audit")
         page.click('nav a[data-page="models"]')
@@ -203,7 +203,7 @@ def test_review_edit_accept_and_approve_in_a_browser(
     assert [(s.kind, s.annotator_id, s.edited_text) for s in signals] == [("edited", "sam", EDITED)]
     assert published_feedback(topics_ready, answer_id=draft.answer_id)["kind"] == "edited"
     trail = audit.trail(conn, ticket_id=TICKET_REF)
-    review = [r for r in trail if r.tool_name == "review"]
+    review = [r for r in trail if r.action == "answer_reviewed"]
     assert len(review) == 1 and review[0].decision == "edited" and review[0].actor_id == "sam"
     assert approvals.get_action(conn, action_id=action.id).status == "approved"
     report = audit.verify(conn)

@@ -151,7 +151,7 @@ def test_edit_accept_records_feedback_and_audit(client: TestClient, conn: psycop
     signals = feedback.signals_for(conn, answer_ids=[draft.answer_id])[draft.answer_id]
     assert [(s.kind, s.annotator_id, s.edited_text) for s in signals] == [("edited", "ana", edited)]
     last = audit.trail(conn, ticket_id=TICKET_REF)[-1]
-    assert (last.action, last.decision, last.actor_id) == ("answer_published", "edited", "ana")
+    assert (last.action, last.decision, last.actor_id) == ("answer_reviewed", "edited", "ana")
     assert last.details["answer_id"] == draft.answer_id
     assert audit.verify(conn).ok
 

@@ -184,4 +184,17 @@ def test_export_cli_writes_jsonl(conn: psycopg.Connection, rows: list[dict[str, 
     assert result.exit_code == 0, result.output
     assert sorted(json.loads(line)["label"] for line in out.read_text().splitlines()) == [False, True]
     balance = CliRunner().invoke(feedback_app, ["balance", "--json"])
-    assert json.loads(balance.output)["total"] == 2
+    assert json.loads(balance.stdout)["total"] == 2
+    table = CliRunner().invoke(feedback_app, ["balance"])
+    assert table.exit_code == 0 and "pending feedback balance" in table.stdout
+
+
+def test_relabel_cli_reports_json(conn: psycopg.Connection) -> None:
+    from typer.testing import CliRunner
+
+    from streamdesk.feedback.cli import feedback_app
+
+    result = CliRunner().invoke(feedback_app, ["relabel", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {"answers": 0, "missing_answers": 0, "examples": 0, "inserted": 0, "updated": 0}
+    assert "relabelled" in CliRunner().invoke(feedback_app, ["relabel"]).stdout

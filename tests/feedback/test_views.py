@@ -32,11 +32,8 @@ def client(conn: psycopg.Connection, topics_ready: str, monkeypatch: pytest.Monk
     app.include_router(feedback_views.router, prefix="/feedback")
     with TestClient(app) as test_client:
         yield test_client
-    publisher = getattr(app.state, "feedback_publisher", None)
-    if publisher is not None:
-        publisher.flush()
-        app.state.feedback_publisher = None
-        del publisher
+    feedback_views.close_publisher(app.state)
+    assert getattr(app.state, "feedback_publisher", None) is None
 
 
 def consume_one(bootstrap: str, topic: str) -> dict[str, object]:
@@ -75,6 +72,7 @@ def test_an_operator_posts_an_edit(client: TestClient, conn: psycopg.Connection,
     assert len(stored) == 1 and stored[0].edited_text == "Refund sent to card [CARD]."
     published = consume_one(topics_ready, "feedback")
     assert published["event_id"] == "fb-1" and published["edited_text"] == "Refund sent to card [CARD]."
+    assert client.app.state.feedback_publisher is not None  # type: ignore[attr-defined]
 
 
 def test_bad_signals_and_strangers_are_refused(client: TestClient) -> None:

@@ -59,10 +59,17 @@ def client(clean_db: str, operators: None) -> Iterator[TestClient]:
 def test_cli_lists_and_approves(conn: psycopg.Connection, operators: None, pending: PendingAction) -> None:
     listed = runner.invoke(approvals_app, ["list", "--json"])
     assert listed.exit_code == 0, listed.output
-    assert [json.loads(line)["id"] for line in listed.stdout.splitlines()] == [pending.id]
+    assert [action["id"] for action in json.loads(listed.stdout)] == [pending.id]
     assert runner.invoke(approvals_app, ["list"]).exit_code == 0
-    result = runner.invoke(approvals_app, ["approve", pending.id, "--as", "sam", "--note", "confirmed by phone"])
-    assert result.exit_code == 0 and "now approved" in result.output
+    result = runner.invoke(
+        approvals_app, ["approve", pending.id, "--as", "sam", "--note", "confirmed by phone", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    decided = json.loads(result.stdout)
+    assert (decided["id"], decided["status"], decided["decided_by"]) == (pending.id, "approved", "sam")
+    assert json.loads(runner.invoke(approvals_app, ["list", "--status", "approved", "--json"]).stdout)[0]["id"] == (
+        pending.id
+    )
     assert approvals.get_action(conn, action_id=pending.id).decided_by == "sam"
     assert audit.trail(conn, ticket_id=TICKET)[-1].reason == "confirmed by phone"
 

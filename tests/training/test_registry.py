@@ -130,12 +130,16 @@ def test_models_cli(conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytes
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
     v1 = register(conn, tmp_path, 1)
     runner = CliRunner()
-    promoted = runner.invoke(models_app, ["promote", v1.version, "--as", "sam"])
+    promoted = runner.invoke(models_app, ["promote", v1.version, "--as", "sam", "--json"])
     assert promoted.exit_code == 0, promoted.output
+    assert json.loads(promoted.stdout)["version"] == v1.version
     listed = runner.invoke(models_app, ["list", "--json"])
-    assert json.loads(listed.output.splitlines()[0])["status"] == "promoted"
+    assert [v["status"] for v in json.loads(listed.stdout)] == ["promoted"]
+    assert runner.invoke(models_app, ["list"]).exit_code == 0
     assert runner.invoke(models_app, ["promote", v1.version, "--as", "nobody"]).exit_code == 1
-    assert runner.invoke(models_app, ["rollback", "--as", "sam"]).exit_code == 0
+    rolled = runner.invoke(models_app, ["rollback", "--as", "sam", "--json"])
+    assert rolled.exit_code == 0, rolled.output
+    assert json.loads(rolled.stdout)["previous"] == v1.version
     assert registry.serving(conn, base_model=BASE) is None
     assert audit.records_after(conn, after_seq=0)[0].actor_id == "sam"
 
@@ -147,8 +151,10 @@ def test_retrain_cli(conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) 
     runner = CliRunner()
     asked = runner.invoke(retrain_app, [])
     assert asked.exit_code != 0 and "--now" in asked.output
-    now = runner.invoke(retrain_app, ["--now", "--max-steps", "1"])
+    now = runner.invoke(retrain_app, ["--now", "--max-steps", "1", "--json"])
     assert now.exit_code == 0, now.output
-    outcome = json.loads(now.output.strip().splitlines()[-1])
+    outcome = json.loads(now.stdout)
     assert outcome["status"] == "skipped" and "cannot fill a batch" in outcome["reason"]
     assert conn.execute("SELECT status, reason FROM retrain_runs").fetchall() == [("finished", "manual")]
+    table = runner.invoke(retrain_app, ["--now", "--max-steps", "1"])
+    assert table.exit_code == 0 and "skipped" in table.stdout

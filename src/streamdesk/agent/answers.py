@@ -16,7 +16,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
+from streamdesk.audit.models import AuditAction, AuditEvent
 from streamdesk.contracts import TicketEvent, utcnow
+from streamdesk.identity.models import Principal
 
 AnswerStatus = Literal["draft", "auto_reply", "pending_approval", "escalated"]
 StepSource = Literal["router", "model", "guardrail"]
@@ -219,6 +221,26 @@ def citation_titles(conn: psycopg.Connection, *, citations: list[str]) -> dict[s
         ).fetchone()
         titles[citation] = row[0] if row and row[0] else "(untitled)"
     return titles
+
+
+def review_audit_event(
+    answer: Answer, *, reviewer: Principal, verdict: str, via: str, details: dict[str, Any]
+) -> AuditEvent:
+    """The audit event of a person's verdict (accepted, edited, rejected) on a draft, made in `via` (console, api)."""
+    return AuditEvent.for_principal(
+        reviewer,
+        action=AuditAction.ANSWER_REVIEWED,
+        ticket_id=f"{answer.source}:{answer.ticket_id}",
+        customer_id=answer.customer_id,
+        model=answer.model,
+        adapter_version=answer.adapter,
+        prompt_version=answer.prompt_version,
+        policy_version=answer.policy_version,
+        chunk_ids=answer.citations,
+        decision=verdict,
+        reason=f"draft {verdict} by {reviewer.id} in the {via}",
+        details={"answer_id": answer.answer_id, "via": via, **details},
+    )
 
 
 def describe(answer: Answer, *, question: str = "", titles: dict[str, str] | None = None) -> str:

@@ -6,12 +6,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from streamdesk.cli import output
 from streamdesk.config import REPO_ROOT
+
+if TYPE_CHECKING:
+    from streamdesk.agent.evaluation import CaseResult
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 TAUBENCH = Path("taubench")
@@ -32,14 +37,28 @@ def eval_agent(
     limit: Annotated[int | None, typer.Option(help="Only the first N cases.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Model steps per case (default: answer settings).")] = None,
 ) -> None:
-    """Run cases through the real agent on a scratch copy of the store (DATABASE_URL); writes are auto-approved."""
+    """Run cases through the real agent on a scratch copy of the store (DATABASE_URL); writes are auto-approved.
+
+    One JSON line per case on stdout, then the summary object; a progress bar on stderr when it is a terminal.
+    """
+    from tqdm import tqdm
+
     from streamdesk import db
     from streamdesk.agent import backends, datasets, evaluation
     from streamdesk.agent.answer_config import get_answer_settings
 
     cases = datasets.read_cases(dataset)[:limit]
     backend = backends.get_backend()
-    with db.connect() as conn, conn.transaction(force_rollback=True):
+    bar = tqdm(total=len(cases), unit="case", desc="eval agent", disable=not output.show_progress(as_json=False))
+
+    def report(result: CaseResult) -> None:
+        if bar.disable:
+            typer.echo(result.line())
+        else:
+            tqdm.write(result.line(), file=sys.stdout)
+        bar.update()
+
+    with bar, db.connect() as conn, conn.transaction(force_rollback=True):
         if world is not None:
             typer.echo(
                 f"loaded {evaluation.load_taubench_world(conn, db_path=world)} entity rows from {world}", err=True
@@ -50,7 +69,7 @@ def eval_agent(
             backend=backend,
             settings=get_answer_settings(),
             max_steps=max_steps,
-            on_result=lambda result: typer.echo(result.line()),
+            on_result=report,
         )
     typer.echo(json.dumps(summary))
 

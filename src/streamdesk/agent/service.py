@@ -222,7 +222,9 @@ class AnswerService:
                 return None
             stored = answers.answer_for_event(self.conn, event_id=event.event_id)
             if stored is None:
+                started = time.perf_counter()
                 stored, _ = answers.store_answer(self.conn, answer=self.answer(event))
+                telemetry.record_answer(seconds=time.perf_counter() - started, status=stored.status)
             elif answers.is_published(self.conn, answer_id=stored.answer_id):
                 return stored
             self.publish(stored)

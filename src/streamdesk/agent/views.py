@@ -1,4 +1,8 @@
-"""/answers: read an answer, and accept, edit or reject a draft; each verdict is feedback (stored and published)."""
+"""/answers: read an answer, and accept, edit or reject a draft.
+
+Each verdict is feedback (stored and published) and an `answer_reviewed` audit record; a retry with the
+same `event_id` adds neither twice.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
 from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.api.deps import ConnDep
+from streamdesk.audit import service as audit
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback import views as feedback_views
@@ -67,7 +72,20 @@ def _record(
         tenant=operator.tenant,
         occurred_at=utcnow(),
     )
-    return feedback.submit_feedback(conn, event=event, publisher=publisher)
+    with conn.transaction():
+        seen = conn.execute("SELECT 1 FROM feedback WHERE event_id = %s", (event.event_id,)).fetchone() is not None
+        stored = feedback.submit_feedback(conn, event=event)
+        if not seen:
+            audit.append(
+                conn,
+                event=answers.review_audit_event(
+                    answer, reviewer=operator, verdict=kind, via="api", details={"feedback_event_id": stored.event_id}
+                ),
+            )
+    if publisher is not None:
+        publisher.publish(feedback.FEEDBACK_TOPIC, stored.to_json(), key=stored.answer_id)
+        publisher.flush()
+    return stored
 
 
 @router.get("/{answer_id}")

@@ -29,6 +29,10 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     if not settings.kafka.bootstrap_servers:
         raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
     telemetry.configure(settings=settings.telemetry, service_name=APP_ID)
+    telemetry.configure_metrics(settings=settings.telemetry, service_name=APP_ID)
+    telemetry.watch_consumer_lag(
+        bootstrap_servers=settings.kafka.bootstrap_servers, group=APP_ID, topic_names=[topics.TICKET]
+    )
     service = service or AnswerService.from_settings(settings)  # the model loads before the worker joins
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent")
     app = faust.App(

@@ -105,6 +105,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     yield
     await run_in_threadpool(gateway.close_publisher, app)
     await run_in_threadpool(deps.close_publisher, app.state)
+    await run_in_threadpool(feedback_views.close_publisher, app.state)
 
 
 ERROR_STATUS: dict[type[Exception], int] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +13,7 @@ from rich.table import Table
 
 from streamdesk import db
 from streamdesk.audit import service
+from streamdesk.cli import output
 
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 console = Console(stderr=True)
@@ -21,14 +22,13 @@ console = Console(stderr=True)
 @audit_app.command("show")
 def show(
     ticket: Annotated[str, typer.Option("--ticket", help="Ticket id whose trail to reconstruct.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Reconstruct the whole trail of one ticket, in order."""
     with db.connect() as conn:
         records = service.trail(conn, ticket_id=ticket)
     if as_json:
-        for record in records:
-            typer.echo(json.dumps(record.to_json(), default=str))
+        output.print_json([record.to_json() for record in records])
         return
     if not records:
         console.print(f"no audit records for ticket {ticket!r}")
@@ -53,13 +53,13 @@ def show(
 
 @audit_app.command("verify")
 def verify_chain(
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Check the whole chain and its checkpoints; exit 1 naming the first broken record."""
     with db.connect() as conn:
         report = service.verify(conn)
     if as_json:
-        typer.echo(json.dumps(report.to_json()))
+        output.print_json(report.to_json())
     if not report.ok:
         console.print(f"audit chain BROKEN at record {report.first_broken_seq}: {report.reason}")
         raise typer.Exit(code=1)
@@ -82,9 +82,12 @@ def export_records(
 
 
 @audit_app.command("checkpoint")
-def checkpoint_now() -> None:
+def checkpoint_now(as_json: output.JsonOpt = False) -> None:
     """Store a signed checkpoint of the chain's head now."""
     with db.connect() as conn:
         stored = service.checkpoint(conn)
         conn.commit()
+    if as_json:
+        output.print_json({"seq": None, "record_hash": None} if stored is None else dataclasses.asdict(stored))
+        return
     console.print("chain is empty; nothing to checkpoint" if stored is None else f"checkpoint at record {stored.seq}")

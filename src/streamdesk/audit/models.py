@@ -29,6 +29,7 @@ class AuditAction(StrEnum):
     REJECTION = "rejection"
     WRITE_EXECUTED = "write_executed"
     ANSWER_PUBLISHED = "answer_published"
+    ANSWER_REVIEWED = "answer_reviewed"
     ESCALATION = "escalation"
     MODEL_PROMOTED = "model_promoted"
     MODEL_ROLLED_BACK = "model_rolled_back"

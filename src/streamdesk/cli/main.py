@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from streamdesk import db
 from streamdesk.audit.cli import audit_app
+from streamdesk.cli import output
 from streamdesk.config import REPO_ROOT, get_settings
 from streamdesk.logs import configure_logging
 from streamdesk.policy.cli import approvals_app
@@ -31,7 +31,7 @@ app.add_typer(approvals_app, name="approvals")
 console = Console(stderr=True)
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+JsonOpt = output.JsonOpt
 
 
 @app.callback()
@@ -43,13 +43,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug lo
 
 
 def _emit(data: dict[str, Any], *, as_json: bool, title: str) -> None:
-    if as_json:
-        typer.echo(json.dumps(data, default=str))
-        return
-    table = Table(title=title, show_header=False)
-    for key, value in data.items():
-        table.add_row(key, json.dumps(value, default=str) if isinstance(value, dict | list) else str(value))
-    Console().print(table)
+    output.emit(data, as_json=as_json, title=title)
 
 
 @app.command()
@@ -60,7 +54,7 @@ def migrate() -> None:
 
 
 @topics_app.command("create")
-def topics_create() -> None:
+def topics_create(as_json: JsonOpt = False) -> None:
     """Create every topic of the registry that does not exist (KAFKA_BOOTSTRAP_SERVERS)."""
     from streamdesk import topics
 
@@ -68,6 +62,9 @@ def topics_create() -> None:
     if not bootstrap:
         raise typer.BadParameter("set KAFKA_BOOTSTRAP_SERVERS")
     created = topics.ensure_topics(bootstrap, replication_factor=get_settings().kafka.replication_factor)
+    if as_json:
+        output.print_json({"created": created})
+        return
     console.print(f"created {len(created)} topics: {', '.join(created) or '-'}")
 
 
@@ -121,7 +118,13 @@ def replay(
     bootstrap = get_settings().kafka.bootstrap_servers
     if not bootstrap:
         raise typer.BadParameter("set KAFKA_BOOTSTRAP_SERVERS (or use `streamdesk up --seed`)")
-    summary = seed.replay(bootstrap_servers=bootstrap, shared_data=shared_data, what=what, limit=limit)
+    summary = seed.replay(
+        bootstrap_servers=bootstrap,
+        shared_data=shared_data,
+        what=what,
+        limit=limit,
+        progress=output.show_progress(as_json=as_json),
+    )
     _emit(summary.as_dict(), as_json=as_json, title="replayed")
 
 

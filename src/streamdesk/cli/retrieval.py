@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 
 from streamdesk import db
+from streamdesk.cli import output
 from streamdesk.config import REPO_ROOT
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -110,6 +111,7 @@ def embeddings_migrate(
     min_agreement: Annotated[float, typer.Option(help="Cut over only at this top-10 agreement or above.")] = 0.0,
     cut_over: Annotated[bool, typer.Option("--cut-over/--no-cut-over", help="Cut over after the comparison.")] = True,
     drop_old: Annotated[bool, typer.Option("--drop-old/--keep-old", help="Drop the old vectors afterwards.")] = True,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Backfill a new embedding model/version into the shadow column, compare, cut over atomically, drop the old."""
     from streamdesk.retrieval import migration
@@ -124,24 +126,32 @@ def embeddings_migrate(
         min_agreement=min_agreement,
         cut=cut_over,
         drop_old=drop_old,
+        progress=output.show_progress(as_json=as_json),
         on_step=lambda s: console.print(f"[bold]{s}[/]"),
     )
-    typer.echo(json.dumps(report.as_dict()))
+    output.emit(report.as_dict(), as_json=as_json, title="embedding migration")
 
 
 @embeddings_app.command("index")
-def embeddings_index(mode: Annotated[str, typer.Option(help="vector, halfvec or binary.")] = "halfvec") -> None:
+def embeddings_index(
+    mode: Annotated[str, typer.Option(help="vector, halfvec or binary.")] = "halfvec",
+    as_json: output.JsonOpt = False,
+) -> None:
     """Build the HNSW index a vector mode needs on the active embedding column (concurrently)."""
     from streamdesk.retrieval import vectors
 
     if mode not in vectors.MODES:
         raise typer.BadParameter(f"mode {mode!r} is not one of {', '.join(vectors.MODES)}")
     with db.connect(autocommit=True) as conn:
-        console.print(f"built {vectors.create_index(conn, mode=mode)}")
+        index = vectors.create_index(conn, mode=mode)
+    if as_json:
+        output.print_json({"mode": mode, "index": index})
+        return
+    console.print(f"built {index}")
 
 
 @embeddings_app.command("status")
-def embeddings_status() -> None:
+def embeddings_status(as_json: output.JsonOpt = False) -> None:
     """The embedding spaces, the vector modes indexed, and chunks still lacking a shadow vector."""
     from streamdesk.retrieval import migration, vectors
 
@@ -157,16 +167,24 @@ def embeddings_status() -> None:
             "shadow_missing": missing[0] if missing and migration.shadow_space(conn) else None,
         }
         conn.commit()
-    typer.echo(json.dumps(data, default=str))
+    if as_json:
+        output.print_json(data)
+        return
+    output.emit_rows(data["spaces"], as_json=False, title="embedding spaces")
+    output.emit(
+        {"vector_modes": data["vector_modes"], "shadow_missing": data["shadow_missing"]},
+        as_json=False,
+        title="vectors",
+    )
 
 
 @embeddings_app.command("finish")
-def embeddings_finish() -> None:
+def embeddings_finish(as_json: output.JsonOpt = False) -> None:
     """After a cut-over and the ingest workers' restart on the new model: re-embed stragglers, drop old vectors."""
     from streamdesk.retrieval import migration
 
-    repaired = migration.finish(db.database_url())
-    typer.echo(json.dumps({"repaired": repaired, "dropped_old": True}))
+    repaired = migration.finish(db.database_url(), progress=output.show_progress(as_json=as_json))
+    output.emit({"repaired": repaired, "dropped_old": True}, as_json=as_json, title="embedding migration finished")
 
 
 @embeddings_app.command("abort")

@@ -16,9 +16,10 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
 from streamdesk.audit import service as audit
-from streamdesk.audit.models import AuditAction, AuditEvent, AuditRecord
+from streamdesk.audit.models import AuditRecord
 from streamdesk.console.exceptions import AlreadyReviewedError, DraftNotFoundError, InvalidReviewError
 from streamdesk.console.models import (
     Citation,
@@ -231,20 +232,8 @@ def record_review(
         stored = feedback.submit_feedback(conn, event=event)
         audit.append(
             conn,
-            event=AuditEvent.for_principal(
-                operator,
-                action=AuditAction.REJECTION if kind == "rejected" else AuditAction.ANSWER_PUBLISHED,
-                ticket_id=draft.ticket_ref,
-                customer_id=answer.customer_id,
-                model=answer.model,
-                adapter_version=answer.adapter,
-                prompt_version=answer.prompt_version,
-                policy_version=answer.policy_version,
-                chunk_ids=answer.citations,
-                tool_name="review",
-                decision=kind,
-                reason=f"draft {kind} by {operator.id} in the console",
-                details={"answer_id": answer.answer_id, "feedback_event_id": stored.event_id},
+            event=answers.review_audit_event(
+                answer, reviewer=operator, verdict=kind, via="console", details={"feedback_event_id": stored.event_id}
             ),
         )
     if publisher is not None:

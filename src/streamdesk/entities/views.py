@@ -7,10 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
+from opentelemetry import trace
 from pydantic import BaseModel, Field
 
-from streamdesk import topics
+from streamdesk import telemetry, topics
 from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
 from streamdesk.api.auth import Gate, PrincipalDep
@@ -71,8 +72,13 @@ class TicketDetail(TicketSummary):
 
 
 @router.post("", status_code=202)
-def submit_ticket(body: TicketSubmission, operator: PrincipalDep, publisher: PublisherDep) -> SubmittedTicket:
-    """Publish a `created` ticket event on the canonical ticket topic; the ingest and agent workers take it on."""
+def submit_ticket(
+    body: TicketSubmission, operator: PrincipalDep, publisher: PublisherDep, request: Request
+) -> SubmittedTicket:
+    """Publish a `created` ticket event on the canonical ticket topic; the ingest and agent workers take it on.
+
+    The event carries the trace context of a producer span (continuing the caller's `traceparent`).
+    """
     event = TicketEvent(
         event_id=str(uuid.uuid4()),
         source=body.source,
@@ -90,8 +96,19 @@ def submit_ticket(body: TicketSubmission, operator: PrincipalDep, publisher: Pub
         tenant=operator.tenant,
         metadata={"submitted_by": operator.id},
     )
-    publisher.publish(topics.TICKET, event.to_json(), key=event.key)
-    publisher.flush()
+    with telemetry.tracer(__name__).start_as_current_span(
+        f"send {topics.TICKET}",
+        context=telemetry.extract_context(request.headers.items()),
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topics.TICKET,
+            "streamdesk.ticket": f"{event.source}:{event.ticket_id}",
+        },
+    ):
+        publisher.publish(topics.TICKET, event.to_json(), key=event.key, trace_context=True)
+        publisher.flush()
     return SubmittedTicket(
         topic=topics.TICKET,
         event_id=event.event_id,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -11,6 +10,7 @@ import typer
 from rich.console import Console
 
 from streamdesk import db
+from streamdesk.cli import output
 from streamdesk.exceptions import StreamdeskError
 from streamdesk.feedback import service
 
@@ -38,15 +38,15 @@ def export(
 
 
 @feedback_app.command("balance")
-def balance(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def balance(as_json: output.JsonOpt = False) -> None:
     """Class balance of the examples a retrain would add, and who contributed most."""
     with db.connect(autocommit=True) as conn:
         report = service.pending_balance(conn).to_json()
-    typer.echo(json.dumps(report) if as_json else json.dumps(report, indent=2))
+    output.emit(report, as_json=as_json, title="pending feedback balance")
 
 
 @feedback_app.command("relabel")
-def relabel() -> None:
+def relabel(as_json: output.JsonOpt = False) -> None:
     """Run the label policy over every answer with feedback (needs the answers table)."""
     try:
         with db.connect(autocommit=True) as conn:
@@ -54,4 +54,4 @@ def relabel() -> None:
     except StreamdeskError as exc:
         console.print(f"refused: {exc}")
         raise typer.Exit(code=1) from None
-    typer.echo(json.dumps(stats.to_json()))
+    output.emit(stats.to_json(), as_json=as_json, title="relabelled")

@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import State
 
 from streamdesk import db
 from streamdesk.api.auth import Gate, PrincipalDep
@@ -46,6 +47,16 @@ def feedback_publisher(request: Request) -> Publisher | None:
             publisher = Publisher(bootstrap, client_id="streamdesk-feedback")
             request.app.state.feedback_publisher = publisher
         return publisher
+
+
+def close_publisher(app_state: State) -> None:
+    """Flush and drop the application's feedback publisher (shared with the console), if one was made."""
+    with _publisher_lock:
+        publisher: Publisher | None = getattr(app_state, "feedback_publisher", None)
+        if publisher is not None:
+            app_state.feedback_publisher = None
+    if publisher is not None:
+        publisher.flush(timeout_s=10)
 
 
 @router.post("", status_code=202)

@@ -1,5 +1,8 @@
 """Accept a webhook: verify its signature, record its delivery id once, publish it verbatim, confirm.
 
+The publish happens in a producer span whose W3C trace context travels in the raw message's headers
+(continuing a `traceparent` the sender gave), so the ticket's trace follows it through ingest and the agent.
+
 Non-JSON bodies are refused with 400 and nothing is recorded or published: every supported vendor
 sends JSON, so anything else is a misconfigured sender that should hear about it at once rather
 than through the dead-letter topic. The delivery row and the publish share one transaction, so a
@@ -18,8 +21,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from opentelemetry import trace
 
-from streamdesk import db, topics
+from streamdesk import db, telemetry, topics
 from streamdesk.config import Settings
 from streamdesk.gateway.exceptions import (
     GatewayUnavailableError,
@@ -184,26 +188,38 @@ def accept(
     signature = verify(source=source, request=request, settings=settings, now=now)
     payload = parse_json(body=request.body)
     delivery = delivery_id(source=source, request=request, signature=signature)
-    headers = {
-        "source": source.name,
-        "delivery-id": delivery,
-        "received-at": received_at.isoformat(timespec="milliseconds"),
-    }
-    headers.update({name: request.headers[name] for name in source.forwarded_headers if name in request.headers})
-    if mapping:
-        headers["mapping"] = mapping
-    accepted = Delivery(
-        source=source.name,
-        delivery_id=delivery,
-        topic=raw_topic(source=source),
-        key=record_key(source=source, payload=payload, fallback=delivery),
-        received_at=received_at,
-        headers=headers,
-    )
-    try:
-        with db.connect(db.database_url(settings)) as conn, conn.transaction():
-            remember_delivery(conn=conn, source=source.name, delivery_id=delivery, received_at=received_at)
-            publisher.deliver(accepted.topic, request.body, key=accepted.key, headers=headers)
-    except psycopg.OperationalError as exc:
-        raise GatewayUnavailableError(f"the database is unreachable, nothing was accepted: {exc}") from exc
+    topic = raw_topic(source=source)
+    with telemetry.tracer(__name__).start_as_current_span(
+        f"send {topic}",
+        context=telemetry.extract_context(request.headers),
+        kind=trace.SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "kafka",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": topic,
+            "streamdesk.webhook.source": source.name,
+        },
+    ):
+        headers = {
+            "source": source.name,
+            "delivery-id": delivery,
+            "received-at": received_at.isoformat(timespec="milliseconds"),
+        }
+        headers.update({name: request.headers[name] for name in source.forwarded_headers if name in request.headers})
+        if mapping:
+            headers["mapping"] = mapping
+        accepted = Delivery(
+            source=source.name,
+            delivery_id=delivery,
+            topic=topic,
+            key=record_key(source=source, payload=payload, fallback=delivery),
+            received_at=received_at,
+            headers=telemetry.inject_headers(headers),
+        )
+        try:
+            with db.connect(db.database_url(settings)) as conn, conn.transaction():
+                remember_delivery(conn=conn, source=source.name, delivery_id=delivery, received_at=received_at)
+                publisher.deliver(accepted.topic, request.body, key=accepted.key, headers=accepted.headers)
+        except psycopg.OperationalError as exc:
+            raise GatewayUnavailableError(f"the database is unreachable, nothing was accepted: {exc}") from exc
     return accepted

@@ -3,6 +3,9 @@
 Each agent takes a batch, does its work, and returns to Faust only after the work is durable (canonical
 events delivered, or the database transaction committed); Faust acks, and so commits, a batch's offsets
 only when control returns to it. Anything that cannot be made durable crashes the worker before that.
+
+Trace context rides along: canonical events carry the trace of the raw message they came from, and each
+store batch is a span linked to its messages' traces (spans only when an exporter is configured).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -19,7 +22,7 @@ import faust
 import psycopg
 
 from connectors.base import RawMessage
-from streamdesk import db, topics
+from streamdesk import db, telemetry, topics
 from streamdesk.config import Settings, faust_dir, get_settings
 from streamdesk.contracts import DeadLetter
 from streamdesk.ingest import processors
@@ -29,6 +32,8 @@ from streamdesk.ingest.policy import ErrorAction, default_policy, describe
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 CRASH_EXIT_CODE = 70
+APP_ID = "streamdesk-ingest"
+"""The Faust app id, which is also the consumer group."""
 
 
 def raw_message(event: Any) -> RawMessage:
@@ -46,6 +51,11 @@ def raw_message(event: Any) -> RawMessage:
         offset=msg.offset,
         timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
     )
+
+
+def kafka_headers(headers: Mapping[str, str]) -> dict[str, bytes] | None:
+    """Headers as the Kafka client sends them (UTF-8 values); None when there are none."""
+    return {name: value.encode() for name, value in headers.items()} if headers else None
 
 
 def crash(reason: str) -> None:
@@ -132,9 +142,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
     if not settings.kafka.bootstrap_servers:
         raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
     ingest = settings.ingest
+    telemetry.configure(settings=settings.telemetry, service_name=APP_ID)
+    telemetry.configure_metrics(settings=settings.telemetry, service_name=APP_ID)
     embedding.get_embedder()  # load the model before joining the group, so no batch waits for it
     app = faust.App(
-        "streamdesk-ingest",
+        APP_ID,
         broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
         store="memory://",
         datadir=str(faust_dir(settings) / "{conf.name}"),
@@ -152,6 +164,11 @@ def create_app(settings: Settings | None = None) -> faust.App:
         logging_config=None,
     )
     raw_names = [s.name for s in topics.raw_topics()]
+    telemetry.watch_consumer_lag(
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group=APP_ID,
+        topic_names=[*raw_names, topics.DOCUMENT, topics.ENTITY, topics.TICKET],
+    )
     raw_topic = app.topic(*raw_names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
     def canonical(name: str) -> faust.TopicT:
@@ -178,11 +195,16 @@ def create_app(settings: Settings | None = None) -> faust.App:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             500, within=0.05
         ):
+            started = time.perf_counter()
             messages = [raw_message(e) for e in events]
             result = processors.canonicalize(messages, max_body_bytes=ingest.max_body_bytes)
-            futures = [await out_topics[o.topic].send(key=o.key.encode(), value=o.value) for o in result.outgoing]
+            futures = [
+                await out_topics[o.topic].send(key=o.key.encode(), value=o.value, headers=kafka_headers(o.headers))
+                for o in result.outgoing
+            ]
             await asyncio.gather(*futures)
             await publish_dead_letters(writers["raw"], result.dead_letters)
+            telemetry.record_ingest_batch(hop="raw", messages=len(messages), seconds=time.perf_counter() - started)
 
     def hop(name: str, apply: Callable[[psycopg.Connection, Sequence[Any]], Any], batch: int) -> None:
         writer = writers[name]
@@ -192,24 +214,29 @@ def create_app(settings: Settings | None = None) -> faust.App:
             async for events in stream.take_events(  # type: ignore[attr-defined]
                 batch, within=ingest.batch_within_s
             ):
-                letters: list[DeadLetter] = []
-                parsed: list[tuple[RawMessage, Any]] = []
-                for event in events:
-                    message = raw_message(event)
-                    try:
-                        parsed.append((message, processors.parse_canonical(message)))
-                    except Exception as exc:
-                        if default_policy(exc) is not ErrorAction.DEAD_LETTER:
-                            raise
-                        letters.append(dead_letter_for(message, exc, stage=stage))
-                if parsed:
-                    letters += await writer.run(
-                        writer._write_isolating,
-                        lambda conn, items: apply(conn, [record for _, record in items]),
-                        parsed,
-                        lambda item, exc: dead_letter_for(item[0], exc, stage=stage),
-                    )
-                await publish_dead_letters(writer, letters)
+                started = time.perf_counter()
+                messages = [raw_message(event) for event in events]
+                attributes = {"messaging.system": "kafka", "messaging.batch.message_count": len(messages)}
+                carriers = (message.headers for message in messages)
+                with telemetry.batch_span(f"store {name}s", carriers, attributes=attributes):
+                    letters: list[DeadLetter] = []
+                    parsed: list[tuple[RawMessage, Any]] = []
+                    for message in messages:
+                        try:
+                            parsed.append((message, processors.parse_canonical(message)))
+                        except Exception as exc:
+                            if default_policy(exc) is not ErrorAction.DEAD_LETTER:
+                                raise
+                            letters.append(dead_letter_for(message, exc, stage=stage))
+                    if parsed:
+                        letters += await writer.run(
+                            writer._write_isolating,
+                            lambda conn, items: apply(conn, [record for _, record in items]),
+                            parsed,
+                            lambda item, exc: dead_letter_for(item[0], exc, stage=stage),
+                        )
+                    await publish_dead_letters(writer, letters)
+                telemetry.record_ingest_batch(hop=name, messages=len(messages), seconds=time.perf_counter() - started)
 
         process.__name__ = f"store_{name}s"
         app.agent(out_topics[f"canonical.{name}"], name=f"store_{name}s")(process)
@@ -234,4 +261,7 @@ def run_worker(settings: Settings | None = None, *, loglevel: str = "info") -> N
     """Run the ingest worker in the foreground until stopped."""
     app = create_app(settings)
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    finally:
+        telemetry.shutdown()

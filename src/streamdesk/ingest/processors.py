@@ -8,7 +8,7 @@ from typing import Any
 
 from connectors import registry as connectors
 from connectors.base import RawMessage, decode_json
-from streamdesk import contracts, topics
+from streamdesk import contracts, telemetry, topics
 from streamdesk.contracts import DeadLetter, DocumentEvent, EntityEvent, SourcePosition, TicketEvent
 from streamdesk.ingest.deadletter import dead_letter_for
 from streamdesk.ingest.exceptions import PayloadTooLarge, UnknownTopic
@@ -46,8 +46,10 @@ class Canonicalized:
     skipped: int = 0
 
 
-def canonical_events(message: RawMessage, *, max_body_bytes: int) -> list[Outgoing]:
-    """Raw vendor message -> validated canonical events; raises for input that cannot be used."""
+def canonical_events(
+    message: RawMessage, *, max_body_bytes: int, headers: dict[str, str] | None = None
+) -> list[Outgoing]:
+    """Raw vendor message -> validated canonical events (carrying `headers`); raises for input that cannot be used."""
     if message.value is not None and len(message.value) > max_body_bytes:
         raise PayloadTooLarge(f"payload of {len(message.value)} bytes exceeds ingest.max_body_bytes={max_body_bytes}")
     spec = topics.registry().get(message.topic)
@@ -64,16 +66,40 @@ def canonical_events(message: RawMessage, *, max_body_bytes: int) -> list[Outgoi
         topic = CANONICAL_TOPIC[type(event)]
         payload = event.to_json()
         contracts.validate(CANONICAL_SCHEMA[topic], payload)
-        outgoing.append(Outgoing(topic, event.key, json.dumps(payload, separators=(",", ":")).encode()))
+        value = json.dumps(payload, separators=(",", ":")).encode()
+        outgoing.append(Outgoing(topic, event.key, value, headers if headers is not None else {}))
     return outgoing
+
+
+def traced_canonical_events(message: RawMessage, *, max_body_bytes: int, tracing: bool) -> list[Outgoing]:
+    """`canonical_events`, continuing the trace the raw message carries into the canonical events' headers.
+
+    With `tracing`, the work is a consumer span in that trace and the events carry its context; without,
+    the raw message's trace headers are passed on unchanged. Messages without trace context cost nothing.
+    """
+    carried = telemetry.trace_headers(message.headers)
+    if not carried:
+        return canonical_events(message, max_body_bytes=max_body_bytes)
+    if not tracing:
+        return canonical_events(message, max_body_bytes=max_body_bytes, headers=carried)
+    attributes = {
+        "messaging.system": "kafka",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": message.topic,
+        "messaging.destination.partition.id": str(message.partition),
+        "messaging.kafka.offset": message.offset,
+    }
+    with telemetry.continue_span(f"process {message.topic}", carried, attributes=attributes):
+        return canonical_events(message, max_body_bytes=max_body_bytes, headers=telemetry.inject_headers())
 
 
 def canonicalize(messages: list[RawMessage], *, max_body_bytes: int) -> Canonicalized:
     """Canonicalize a batch; each unusable message becomes a dead letter, the others go on."""
     result = Canonicalized()
+    tracing = telemetry.exporting()
     for message in messages:
         try:
-            produced = canonical_events(message, max_body_bytes=max_body_bytes)
+            produced = traced_canonical_events(message, max_body_bytes=max_body_bytes, tracing=tracing)
         except Exception as exc:
             if default_policy(exc) is not ErrorAction.DEAD_LETTER:
                 raise

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdesk import db
+from streamdesk.cli import output
 from streamdesk.exceptions import StreamdeskError
 from streamdesk.identity import service as identity
 from streamdesk.policy import approvals
@@ -27,7 +28,7 @@ NoteOpt = Annotated[str | None, typer.Option("--note", help="Why; kept in the au
 @approvals_app.command("list")
 def list_pending(
     status: Annotated[str, typer.Option(help="pending, approved, rejected, executed or all.")] = "pending",
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines instead of a table.")] = False,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Show actions with the given status, oldest first."""
     if status not in ("pending", "approved", "rejected", "executed", "all"):
@@ -36,8 +37,7 @@ def list_pending(
     with db.connect(autocommit=True) as conn:
         actions = approvals.list_actions(conn, status=wanted, limit=1000)
     if as_json:
-        for action in actions:
-            typer.echo(action.model_dump_json())
+        output.print_json([action.model_dump(mode="json") for action in actions])
         return
     table = Table(title=f"{status} actions")
     for column in ("id", "ticket", "tool", "arguments", "proposer", "status", "reason", "created"):
@@ -56,7 +56,7 @@ def list_pending(
     Console().print(table)
 
 
-def _decide(action_id: str, *, operator_id: str, note: str | None, approve: bool) -> None:
+def _decide(action_id: str, *, operator_id: str, note: str | None, approve: bool, as_json: bool) -> None:
     try:
         principal = identity.operator(operator_id=operator_id)
         with db.connect(autocommit=True) as conn:
@@ -65,16 +65,23 @@ def _decide(action_id: str, *, operator_id: str, note: str | None, approve: bool
     except StreamdeskError as exc:
         console.print(f"refused: {exc}")
         raise typer.Exit(code=1) from None
+    if as_json:
+        output.print_json(action.model_dump(mode="json"))
+        return
     console.print(f"action {action.id} ({action.tool_name} on ticket {action.ticket_id}) is now {action.status}")
 
 
 @approvals_app.command("approve")
-def approve_action(action_id: str, operator_id: OperatorOpt, note: NoteOpt = None) -> None:
+def approve_action(
+    action_id: str, operator_id: OperatorOpt, note: NoteOpt = None, as_json: output.JsonOpt = False
+) -> None:
     """Approve a pending action so the agent may execute it once."""
-    _decide(action_id, operator_id=operator_id, note=note, approve=True)
+    _decide(action_id, operator_id=operator_id, note=note, approve=True, as_json=as_json)
 
 
 @approvals_app.command("reject")
-def reject_action(action_id: str, operator_id: OperatorOpt, note: NoteOpt = None) -> None:
+def reject_action(
+    action_id: str, operator_id: OperatorOpt, note: NoteOpt = None, as_json: output.JsonOpt = False
+) -> None:
     """Reject a pending action; it will never execute."""
-    _decide(action_id, operator_id=operator_id, note=note, approve=False)
+    _decide(action_id, operator_id=operator_id, note=note, approve=False, as_json=as_json)

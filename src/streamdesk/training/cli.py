@@ -1,8 +1,13 @@
-"""`streamdesk models list|promote|rollback`, `streamdesk retrain [--now]`, `worker learn`, `bench retrain`."""
+"""The learning loop's commands: `models list|promote|rollback|bootstrap`, `retrain`, `worker learn`, benches, evals.
+
+`eval flywheel` joins the agent CLI's `eval` group when cli/main.py imports this module (`register_evals`).
+"""
 
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,18 +15,23 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdesk import db
-from streamdesk.config import get_settings
+from streamdesk.cli import output
+from streamdesk.config import REPO_ROOT, get_settings
 from streamdesk.exceptions import StreamdeskError
 from streamdesk.feedback import service as feedback
 from streamdesk.identity import service as identity
 from streamdesk.kafka import Publisher
-from streamdesk.training import registry, service, trigger
+from streamdesk.training import registry, service, sft, trigger
 from streamdesk.training.kto_config import KTOTrainingConfig
+from streamdesk.training.sft import SFTTrainingConfig
 
 models_app = typer.Typer(help="The LoRA adapter registry: candidates, serving, rollbacks.", no_args_is_help=True)
 retrain_app = typer.Typer(help="Train a new adapter from the labelled feedback.", invoke_without_command=True)
 console = Console(stderr=True)
 H = KTOTrainingConfig.help_for
+S = SFTTrainingConfig.help_for
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SharedDataOpt = Annotated[Path, typer.Option(help="Folder of the third-party data (shared/data).")]
 
 OperatorOpt = Annotated[
     str,
@@ -36,13 +46,12 @@ def _publisher() -> Publisher | None:
 
 
 @models_app.command("list")
-def list_models(as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False) -> None:
+def list_models(as_json: output.JsonOpt = False) -> None:
     """Every registered adapter, newest first, with status, parent, data digest and gate verdict."""
     with db.connect(autocommit=True) as conn:
         versions = registry.list_versions(conn)
     if as_json:
-        for version in versions:
-            typer.echo(version.model_dump_json())
+        output.print_json([version.model_dump(mode="json") for version in versions])
         return
     table = Table(title="adapters")
     for column in ("version", "status", "parent", "examples", "margin", "gate", "dataset", "created"):
@@ -67,7 +76,9 @@ def _operator(operator_id: str) -> str:
 
 
 @models_app.command("promote")
-def promote(version: str, operator_id: OperatorOpt, reason: ReasonOpt = "promoted by hand") -> None:
+def promote(
+    version: str, operator_id: OperatorOpt, reason: ReasonOpt = "promoted by hand", as_json: output.JsonOpt = False
+) -> None:
     """Serve adapter VERSION now (the serving one is retired); audited and announced on the `model` topic."""
     try:
         actor = _operator(operator_id)
@@ -78,11 +89,16 @@ def promote(version: str, operator_id: OperatorOpt, reason: ReasonOpt = "promote
     except StreamdeskError as exc:
         console.print(f"refused: {exc}")
         raise typer.Exit(code=1) from None
+    if as_json:
+        output.print_json(event.model_dump(mode="json"))
+        return
     console.print(f"{event.version} now serves {event.base_model} (was {event.previous or 'base model'})")
 
 
 @models_app.command("rollback")
-def rollback(operator_id: OperatorOpt, reason: ReasonOpt = "rolled back by hand") -> None:
+def rollback(
+    operator_id: OperatorOpt, reason: ReasonOpt = "rolled back by hand", as_json: output.JsonOpt = False
+) -> None:
     """Retire the serving adapter and restore the one it replaced; audited and announced."""
     try:
         actor = _operator(operator_id)
@@ -98,6 +114,9 @@ def rollback(operator_id: OperatorOpt, reason: ReasonOpt = "rolled back by hand"
     except StreamdeskError as exc:
         console.print(f"refused: {exc}")
         raise typer.Exit(code=1) from None
+    if as_json:
+        output.print_json(event.model_dump(mode="json"))
+        return
     console.print(f"rolled back {event.previous}; {event.version or 'the base model'} serves again")
 
 
@@ -112,6 +131,7 @@ def retrain(
     learning_rate: Annotated[float, typer.Option(help=H("learning_rate"))] = 5e-4,
     quantization: Annotated[str, typer.Option(help=H("quantization"))] = "none",
     seed: Annotated[int, typer.Option(help=H("seed"))] = 42,
+    as_json: output.JsonOpt = False,
 ) -> None:
     """Ask for a retrain on the `retrain` topic, or with --now train, gate and promote in this process."""
     try:
@@ -123,6 +143,7 @@ def retrain(
             learning_rate=learning_rate,
             quantization=quantization,  # type: ignore[arg-type]
             seed=seed,
+            progress=output.show_progress(as_json=as_json),
         )
         publisher = _publisher()
         if not now and publisher is None:
@@ -136,15 +157,19 @@ def retrain(
                 publisher=None if now else publisher,
             )
             if not now:
-                console.print(f"retrain {request.request_id} requested; the learn worker will run it")
+                if as_json:
+                    output.print_json({"request_id": request.request_id, "status": "requested"})
+                else:
+                    console.print(f"retrain {request.request_id} requested; the learn worker will run it")
                 return
-            outcome = service.run_retrain(
-                conn, request=request, config=config, publisher=publisher, auto_promote=promote
-            )
+            with output.stdout_to_stderr(enabled=as_json):
+                outcome = service.run_retrain(
+                    conn, request=request, config=config, publisher=publisher, auto_promote=promote
+                )
     except StreamdeskError as exc:
         console.print(f"refused: {exc}")
         raise typer.Exit(code=1) from None
-    typer.echo(json.dumps(outcome.to_json(), default=str))
+    output.emit(outcome.to_json(), as_json=as_json, title="retrain")
 
 
 def worker_learn() -> None:
@@ -165,3 +190,115 @@ def bench_retrain(
 
     summary = retrain_bench.run(examples=examples, max_length=max_length, batch_size=batch_size, threads=threads)
     typer.echo(json.dumps(summary))
+
+
+@models_app.command("bootstrap")
+def bootstrap(
+    shared_data: SharedDataOpt = SHARED_DATA,
+    train_per_intent: Annotated[int, typer.Option(help="Bitext rows per routed intent to train on.")] = 25,
+    promote: Annotated[bool, typer.Option("--promote/--no-promote", help="Serve the adapter right away.")] = False,
+    epochs: Annotated[float, typer.Option(help=S("epochs"))] = 1.0,
+    max_steps: Annotated[int, typer.Option(help=S("max_steps"))] = -1,
+    batch_size: Annotated[int, typer.Option(help=S("batch_size"))] = 8,
+    max_length: Annotated[int, typer.Option(help=S("max_length"))] = 160,
+    learning_rate: Annotated[float, typer.Option(help=S("learning_rate"))] = 1e-3,
+    seed: Annotated[int, typer.Option(help=S("seed"))] = 42,
+    threads: Annotated[int | None, typer.Option(help=S("threads"))] = None,
+    as_json: output.JsonOpt = False,
+) -> None:
+    """Train the SFT LoRA adapter on resolved tickets (τ²-bench train split, Bitext routes); register it."""
+    try:
+        config = SFTTrainingConfig(
+            epochs=epochs,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            max_length=max_length,
+            learning_rate=learning_rate,
+            seed=seed,
+            threads=threads,
+            progress=output.show_progress(as_json=as_json),
+        )
+        tickets = sft.historical_tickets(shared_data=shared_data, train_per_intent=train_per_intent, seed=seed)
+        publisher = _publisher()
+        with db.connect(autocommit=True) as conn:
+            with output.stdout_to_stderr(enabled=as_json):
+                version = sft.bootstrap(conn, tickets=tickets, config=config, publisher=publisher)
+            if promote:
+                registry.promote(
+                    conn,
+                    version=version.version,
+                    actor=sft.BOOTSTRAP_ACTOR,
+                    reason="SFT bootstrap",
+                    publisher=publisher,
+                )
+                version = registry.get(conn, version=version.version)
+    except StreamdeskError as exc:
+        console.print(f"refused: {exc}")
+        raise typer.Exit(code=1) from None
+    output.emit(version.model_dump(mode="json"), as_json=as_json, title=f"adapter {version.version}")
+
+
+def eval_flywheel(
+    shared_data: SharedDataOpt = SHARED_DATA,
+    eval_per_intent: Annotated[int, typer.Option(help="Held-out Bitext rows per routed intent.")] = 20,
+    train_per_intent: Annotated[int, typer.Option(help="Bitext rows per routed intent for the SFT bootstrap.")] = 25,
+    feedback_per_intent: Annotated[
+        int, typer.Option(help="Bitext rows per routed intent answered live and reviewed (KTO data).")
+    ] = 15,
+    tau_limit: Annotated[
+        int | None, typer.Option(help="Use only the first N τ²-bench tasks of each split (default: all).")
+    ] = None,
+    max_steps: Annotated[int, typer.Option(help="KTO optimiser steps; -1 trains for --epochs.")] = 16,
+    epochs: Annotated[float, typer.Option(help="KTO passes over the feedback examples.")] = 1.0,
+    learning_rate: Annotated[float, typer.Option(help="KTO learning rate of the LoRA weights.")] = 1e-4,
+    sft_max_steps: Annotated[int, typer.Option(help="SFT optimiser steps; -1 trains for --sft-epochs.")] = -1,
+    sft_epochs: Annotated[float, typer.Option(help="SFT passes over the bootstrap tickets.")] = 1.0,
+    max_length: Annotated[int, typer.Option(help="Tokens per training example (prompt + tool call).")] = 160,
+    edit_share: Annotated[
+        float, typer.Option(help="Share of wrong drafts the reviewer edits (the rest rejected).")
+    ] = 0.5,
+    tolerance: Annotated[float, typer.Option(help="How much lower a regression-set metric may go.")] = 0.0,
+    seed: Annotated[int, typer.Option(help="Seed of the splits, both trainings and the reviewer.")] = 42,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = 1,
+    keep: Annotated[bool, typer.Option("--keep", help="Keep the run's database and adapters folder.")] = False,
+) -> None:
+    """Base -> SFT bootstrap -> simulated feedback -> KTO retrain, on held-out tickets; last line is one JSON object."""
+    from streamdesk.training import flywheel
+
+    started = time.perf_counter()
+    try:
+        options = flywheel.FlywheelOptions(
+            shared_data=shared_data,
+            eval_per_intent=eval_per_intent,
+            train_per_intent=train_per_intent,
+            feedback_per_intent=feedback_per_intent,
+            tau_limit=tau_limit,
+            max_steps=max_steps,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            sft_max_steps=sft_max_steps,
+            sft_epochs=sft_epochs,
+            max_length=max_length,
+            edit_share=edit_share,
+            tolerance=tolerance,
+            seed=seed,
+            threads=threads,
+        )
+        report = flywheel.run_flywheel(options, keep=keep)
+    except StreamdeskError as exc:
+        console.print(f"refused: {exc}")
+        raise typer.Exit(code=1) from None
+    summary = report.to_json()
+    summary["timing_s"]["wall"] = round(time.perf_counter() - started, 1)
+    typer.echo(json.dumps(summary))
+
+
+def register_evals() -> None:
+    """Add `eval flywheel` to the agent CLI's `eval` group (cli/main.py imports this module after that group)."""
+    from streamdesk.agent.cli import eval_app
+
+    if not any(command.name == "flywheel" for command in eval_app.registered_commands):
+        eval_app.command("flywheel")(eval_flywheel)
+
+
+register_evals()

@@ -40,6 +40,12 @@ class KTOTrainingConfig:
         default=0.5, metadata={"help": "Older examples replayed per new example, against forgetting."}
     )
     replay_max: int = field(default=256, metadata={"help": "Most older examples replayed in one retrain."})
+    from_serving: bool = field(
+        default=True,
+        metadata={
+            "help": "Start from the serving adapter's weights (also KTO's reference model); False trains a fresh LoRA."
+        },
+    )
     threads: int | None = field(default=None, metadata={"help": "CPU threads for torch; None keeps its default."})
     logging_steps: int = field(default=1, metadata={"help": "Record metrics every this many steps."})
     progress: bool = field(default=True, metadata={"help": "Show a progress bar while training."})

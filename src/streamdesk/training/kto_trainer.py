@@ -94,8 +94,12 @@ class KTOAdapterTrainer:
         self.config = config
         self.model_dir = model_dir
 
-    def load_model(self) -> tuple[Any, Any]:
-        """The tokenizer and base model, quantized to NF4 and prepared for k-bit training when configured."""
+    def load_model(self, *, init_adapter: Path | None = None) -> tuple[Any, Any]:
+        """The tokenizer and base model, quantized to NF4 and prepared for k-bit training when configured.
+
+        With `init_adapter`, the model carries that LoRA (trainable) as its `default` adapter; KTOTrainer
+        then keeps a frozen copy of it as the reference model.
+        """
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -109,10 +113,19 @@ class KTOAdapterTrainer:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         else:
             model = AutoModelForCausalLM.from_pretrained(str(self.model_dir), dtype=torch.float32)
+        if init_adapter is not None:
+            from peft import PeftModel
+
+            return tokenizer, PeftModel.from_pretrained(model, str(init_adapter), is_trainable=True)
         return tokenizer, model
 
-    def train(self, *, examples: Sequence[KtoExample], output_dir: Path) -> TrainResult:
-        """Train on `examples` and save the adapter (safetensors), metrics.json and curves.png in `output_dir`."""
+    def train(
+        self, *, examples: Sequence[KtoExample], output_dir: Path, init_adapter: Path | None = None
+    ) -> TrainResult:
+        """Train on `examples` and save the adapter (safetensors), metrics.json and curves.png in `output_dir`.
+
+        `init_adapter` (a saved LoRA folder) continues that adapter instead of training a fresh one.
+        """
         import torch
         from datasets import Dataset
         from trl import KTOTrainer
@@ -132,7 +145,7 @@ class KTOAdapterTrainer:
         desirable_weight, undesirable_weight = class_weights(desirable=desirable, undesirable=undesirable)
         dataset = Dataset.from_list([e.to_kto(conversational=True) for e in rows])
         output_dir.mkdir(parents=True, exist_ok=True)
-        tokenizer, model = self.load_model()
+        tokenizer, model = self.load_model(init_adapter=init_adapter)
         trainer = KTOTrainer(
             model=model,
             args=config.to_trl(
@@ -142,7 +155,7 @@ class KTOAdapterTrainer:
             ),
             train_dataset=dataset,
             processing_class=tokenizer,
-            peft_config=config.lora(),
+            peft_config=None if init_adapter is not None else config.lora(),
         )
         started = time.perf_counter()
         output = trainer.train()
@@ -151,7 +164,7 @@ class KTOAdapterTrainer:
         for parameter in trained.parameters():
             if parameter.requires_grad:
                 parameter.data = parameter.data.to(torch.float32)
-        trained.save_pretrained(str(output_dir), safe_serialization=True)
+        trained.save_pretrained(str(output_dir), safe_serialization=True, selected_adapters=["default"])
         shutil.rmtree(output_dir / "trainer", ignore_errors=True)
         history = [dict(entry) for entry in trainer.state.log_history]
         metrics = {key: float(value) for key, value in output.metrics.items() if isinstance(value, int | float)}

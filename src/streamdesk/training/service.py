@@ -182,11 +182,16 @@ def _retrain(
     staging = adapters_dir / f".staging-{request.request_id}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
-        result = KTOAdapterTrainer(config=config, model_dir=model_dir).train(examples=data.examples, output_dir=staging)
+        init = Path(serving.path) if serving is not None and config.from_serving else None
+        result = KTOAdapterTrainer(config=config, model_dir=model_dir).train(
+            examples=data.examples, output_dir=staging, init_adapter=init
+        )
     except NotEnoughDataError as exc:
         shutil.rmtree(staging, ignore_errors=True)
         return RetrainOutcome(request.request_id, "skipped", None, str(exc))
     train = {
+        "trainer": "kto",
+        "initialised_from": serving.version if init is not None and serving is not None else None,
         "new": len(data.new),
         "replay": len(data.replay),
         "capped": data.capped,
