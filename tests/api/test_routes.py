@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from streamdesk import db
 from streamdesk.api.app import create_app
 from streamdesk.policy.rules import load_rules
 from tests.api.conftest import ROLES, Stack, auth
@@ -94,6 +95,14 @@ def test_route_by_role(stack: Stack, route: Route, role: str) -> None:
     else:
         assert response.status_code == 403, f"{role} on {route.name}: {response.status_code} {response.text}"
         assert "may not call" in response.json()["detail"]
+        with db.connect(stack.database_url) as conn:
+            denial = conn.execute(
+                "SELECT content::jsonb ->> 'decision', content::jsonb ->> 'actor_id' FROM audit_records "
+                "WHERE action = 'rbac_decision' AND tool_name = %s ORDER BY seq DESC LIMIT 1",
+                (route.name,),
+            ).fetchone()
+        assert denial is not None and denial[0] == "denied", f"no audited denial of {route.name} for {role}"
+        assert denial[1] == f"{role}-op", denial
 
 
 @pytest.mark.parametrize("route", MATRIX, ids=lambda r: r.name)

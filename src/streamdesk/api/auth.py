@@ -9,6 +9,7 @@ whose roles the route's rule does not list is 403.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import MutableMapping
 from functools import lru_cache
@@ -16,10 +17,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import jwt
+import psycopg
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.routing import compile_path
 
+from streamdesk import db
 from streamdesk.api.config import ApiSettings, get_api_settings
 from streamdesk.exceptions import StreamdeskError
 from streamdesk.identity import service as identity
@@ -27,6 +30,8 @@ from streamdesk.identity.exceptions import UnknownOperatorError
 from streamdesk.identity.models import Principal, Role
 from streamdesk.policy import service as policy
 from streamdesk.policy.rules import load_rules
+
+log = logging.getLogger(__name__)
 
 REALM = "streamdesk"
 PEOPLE_ROLES = frozenset(Role) - {Role.SERVICE_AGENT}
@@ -203,9 +208,20 @@ def authorize_route(
         raise unauthorized(str(exc)) from None
     decision = policy.authorize_route(principal=principal, route=route)
     if not decision.allowed:
+        _audit_denial(request, principal=principal, route=route, decision=decision)
         raise HTTPException(403, decision.reason)
     request.state.principal = principal
     return principal
+
+
+def _audit_denial(request: Request, *, principal: Principal, route: str, decision: Any) -> None:
+    """Record the denial in the audit trail; a database outage must not turn the 403 into a 500."""
+    settings = request.app.state.settings
+    try:
+        with db.connect(db.database_url(settings)) as conn, conn.transaction():
+            policy.record_route_denial(conn, principal=principal, route=route, decision=decision)
+    except psycopg.Error as exc:
+        log.warning("could not audit the denial of %s for %s: %s", route, principal.id, exc)
 
 
 Gate = Depends(authorize_route)

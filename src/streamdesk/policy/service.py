@@ -73,6 +73,22 @@ def authorize_route(*, principal: Principal | None, route: str, settings: Policy
     return dataclasses.replace(decision, policy_version=rules.policy_version)
 
 
+def record_route_denial(conn: psycopg.Connection, *, principal: Principal, route: str, decision: Decision) -> None:
+    """Append a denied HTTP request of an authenticated caller to the audit trail (an RBAC decision on a route)."""
+    audit.append(
+        conn,
+        event=AuditEvent.for_principal(
+            principal,
+            action=AuditAction.RBAC_DECISION,
+            tool_name=route,
+            decision=decision.outcome,
+            reason=decision.reason,
+            policy_version=decision.policy_version,
+            details={"rule": decision.rule, "kind": "route"},
+        ),
+    )
+
+
 def order_owner_lookup(conn: psycopg.Connection, *, tenant: str) -> OwnerLookup:
     """An owner lookup over the entity store: the one customer id recorded on the order, within `tenant`."""
 
