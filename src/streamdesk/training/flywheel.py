@@ -70,7 +70,7 @@ class FlywheelOptions:
     sft_max_steps: int = -1
     max_steps: int = 16
     epochs: float = 1.0
-    learning_rate: float = 1e-4
+    learning_rate: float = 5e-5
     max_length: int = 160
     tau_limit: int | None = None
     sft_batch_size: int = 4
