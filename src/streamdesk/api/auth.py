@@ -24,6 +24,7 @@ from starlette.routing import compile_path
 
 from streamdesk import db
 from streamdesk.api.config import ApiSettings, get_api_settings
+from streamdesk.config import get_settings
 from streamdesk.exceptions import StreamdeskError
 from streamdesk.identity import service as identity
 from streamdesk.identity.exceptions import UnknownOperatorError
@@ -216,7 +217,7 @@ def authorize_route(
 
 def _audit_denial(request: Request, *, principal: Principal, route: str, decision: Any) -> None:
     """Record the denial in the audit trail; a database outage must not turn the 403 into a 500."""
-    settings = request.app.state.settings
+    settings = getattr(request.app.state, "settings", None) or get_settings()
     try:
         with db.connect(db.database_url(settings)) as conn, conn.transaction():
             policy.record_route_denial(conn, principal=principal, route=route, decision=decision)
