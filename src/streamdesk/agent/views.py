@@ -16,7 +16,6 @@ from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
 from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.api.deps import ConnDep
-from streamdesk.audit import service as audit
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback import views as feedback_views
@@ -72,20 +71,7 @@ def _record(
         tenant=operator.tenant,
         occurred_at=utcnow(),
     )
-    with conn.transaction():
-        seen = conn.execute("SELECT 1 FROM feedback WHERE event_id = %s", (event.event_id,)).fetchone() is not None
-        stored = feedback.submit_feedback(conn, event=event)
-        if not seen:
-            audit.append(
-                conn,
-                event=answers.review_audit_event(
-                    answer, reviewer=operator, verdict=kind, via="api", details={"feedback_event_id": stored.event_id}
-                ),
-            )
-    if publisher is not None:
-        publisher.publish(feedback.FEEDBACK_TOPIC, stored.to_json(), key=stored.answer_id)
-        publisher.flush()
-    return stored
+    return feedback.record_review(conn, answer=answer, event=event, reviewer=operator, via="api", publisher=publisher)
 
 
 @router.get("/{answer_id}")

@@ -16,9 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
-from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditRecord
 from streamdesk.console.exceptions import AlreadyReviewedError, DraftNotFoundError, InvalidReviewError
 from streamdesk.console.models import (
@@ -228,18 +226,9 @@ def record_review(
         tenant=operator.tenant,
         occurred_at=utcnow(),
     )
-    with conn.transaction():
-        stored = feedback.submit_feedback(conn, event=event)
-        audit.append(
-            conn,
-            event=answers.review_audit_event(
-                answer, reviewer=operator, verdict=kind, via="console", details={"feedback_event_id": stored.event_id}
-            ),
-        )
-    if publisher is not None:
-        publisher.publish(feedback.FEEDBACK_TOPIC, stored.to_json(), key=stored.answer_id)
-        publisher.flush()
-    return stored
+    return feedback.record_review(
+        conn, answer=answer, event=event, reviewer=operator, via="console", publisher=publisher
+    )
 
 
 def recent_audit(conn: psycopg.Connection, *, tenant: str, limit: int = 25) -> list[AuditRecord]:

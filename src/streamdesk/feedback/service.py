@@ -288,3 +288,32 @@ def export_kto(
     for example in examples:
         out.write(json.dumps(example.to_kto(conversational=conversational, lineage=lineage), ensure_ascii=False) + "\n")
     return len(examples)
+
+
+def record_review(
+    conn: psycopg.Connection,
+    *,
+    answer: Any,
+    event: FeedbackEvent,
+    reviewer: Any,
+    via: str,
+    publisher: Publisher | None,
+) -> FeedbackEvent:
+    """A person's verdict on a draft: the feedback row and one `answer_reviewed` audit record in one
+    transaction (a retried event id adds no second record), then the feedback on its topic."""
+    from streamdesk.agent.answers import review_audit_event
+    from streamdesk.audit import service as audit
+
+    with conn.transaction():
+        seen = conn.execute("SELECT 1 FROM feedback WHERE event_id = %s", (event.event_id,)).fetchone() is not None
+        stored = submit_feedback(conn, event=event)
+        if not seen:
+            details = {"feedback_event_id": stored.event_id}
+            audit.append(
+                conn,
+                event=review_audit_event(answer, reviewer=reviewer, verdict=event.kind, via=via, details=details),
+            )
+    if publisher is not None:
+        publisher.publish(FEEDBACK_TOPIC, stored.to_json(), key=stored.answer_id)
+        publisher.flush()
+    return stored
