@@ -32,7 +32,7 @@ def test_a_simple_ticket_yields_a_valid_tool_call(backend: backends.Transformers
     generation = backend.generate(ticket_messages(REGISTRY.names()), json_schema=schema, max_new_tokens=96)
     call = ToolCall.from_text(generation.text)
     print(f"\n{generation.text} ({generation.completion_tokens} tokens, {generation.seconds:.1f} s)")
-    assert generation.finish_reason == "stop" and generation.prompt_tokens > 2000
+    assert generation.finish_reason == "stop" and generation.prompt_tokens > 500
     assert call.is_reply or REGISTRY.validate(name=call.tool, arguments=call.arguments)
     assert "#W1234567" in generation.text or "x@y.com" in generation.text
 

@@ -123,7 +123,7 @@ def test_rbac_denials_are_audited_and_traced(
     chat = finished[f"chat {backend.model_name}"]
     assert chat.attributes is not None and chat.attributes["gen_ai.operation.name"] == "chat"
     assert chat.attributes["gen_ai.request.model"] == backend.model_name
-    assert int(str(chat.attributes["gen_ai.usage.input_tokens"])) > 1000
+    assert int(str(chat.attributes["gen_ai.usage.input_tokens"])) > 500
     assert int(str(chat.attributes["gen_ai.usage.output_tokens"])) > 0
     tool_span = finished["execute_tool find_user_id_by_email"]
     assert tool_span.attributes is not None and tool_span.attributes["gen_ai.tool.name"] == "find_user_id_by_email"

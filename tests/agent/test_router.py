@@ -160,6 +160,74 @@ def test_a_failed_lookup_tries_the_next_zip_then_moves_on() -> None:
     ]
 
 
+USER = {"user_id": "ann_lee_1", "payment_methods": {}, "orders": ["#W1111111", "#W2222222"]}
+LAMP_ORDER = {
+    "order_id": "#W1111111",
+    "status": "delivered",
+    "items": [
+        {"name": "Desk Lamp", "product_id": "p-lamp", "item_id": "i1"},
+        {"name": "Water Bottle", "product_id": "p-bottle", "item_id": "i2"},
+    ],
+}
+
+
+def test_without_named_orders_the_router_reads_the_users_orders_and_named_products() -> None:
+    found = router.features("I want to exchange the desk lamps for brighter ones. I am Ann Lee, zip 12345.")
+    calls = walk(
+        found,
+        {
+            "find_user_id_by_name_zip": {"user_id": "ann_lee_1"},
+            "get_user_details": USER,
+            "get_order_details": LAMP_ORDER,
+        },
+    )
+    assert [(c.tool, dict(c.arguments)) for c in calls][1:] == [
+        ("get_user_details", {"user_id": "ann_lee_1"}),
+        ("get_order_details", {"order_id": "#W1111111"}),
+        ("get_order_details", {"order_id": "#W2222222"}),
+        ("get_product_details", {"product_id": "p-lamp"}),
+        ("search_knowledge", {"query": found.query}),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "orders", "products"),
+    [
+        ("I am Ann Lee, zip 12345. Please connect me to a human agent.", [], False),
+        ("Return the water bottle. I am Ann Lee, zip 12345.", ["#W1111111", "#W2222222"], False),
+        ("Cancel #W2222222 please. I am Ann Lee, zip 12345.", ["#W2222222"], False),
+        ("Swap my water bottle for a bigger one. I am Ann Lee, zip 12345.", ["#W1111111", "#W2222222"], True),
+    ],
+)
+def test_which_orders_and_products_the_router_reads(text: str, orders: list[str], products: bool) -> None:
+    found = router.features(text)
+    calls = walk(
+        found,
+        {
+            "find_user_id_by_name_zip": {"user_id": "ann_lee_1"},
+            "get_user_details": USER,
+            "get_order_details": LAMP_ORDER,
+        },
+    )
+    assert [c.arguments["order_id"] for c in calls if c.tool == "get_order_details"] == orders
+    assert [c.arguments["product_id"] for c in calls if c.tool == "get_product_details"] == (
+        ["p-bottle"] if products else []
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("the Desk Lamp broke", ["p-lamp"]),
+        ("both desk lamps and my water  bottle", ["p-lamp", "p-bottle"]),
+        ("a lampshade", []),
+        ("desk", []),
+    ],
+)
+def test_named_products_match_whole_item_names(text: str, expected: list[str]) -> None:
+    assert router.named_products(text, [LAMP_ORDER]) == expected
+
+
 def test_the_router_never_proposes_a_write(bitext: list[dict[str, str]]) -> None:
     for row in bitext[::7]:
         found = router.features(row["instruction"] + " I am Ann Lee, zip 12345, #W1234567, ann@example.com")

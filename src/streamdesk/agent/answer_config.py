@@ -26,7 +26,7 @@ class AnswerSettings(BaseSettings):
     )
 
     max_steps: int = Field(default=4, ge=1, le=20, description="Model steps per ticket; the last may only reply.")
-    router_max_calls: int = Field(default=8, ge=0, le=20, description="Read calls the intent router may propose.")
+    router_max_calls: int = Field(default=12, ge=0, le=20, description="Read calls the intent router may propose.")
     max_new_tokens: int = Field(
         default=384, ge=64, description="Token cap of one model step; tools that could need more are not offered."
     )
@@ -36,8 +36,18 @@ class AnswerSettings(BaseSettings):
     free_text_chars: int = Field(
         default=40, ge=10, le=1000, description="Longest free-text tool argument (summary, note, address line)."
     )
-    knowledge_k: int = Field(default=3, ge=0, le=20, description="Passages one knowledge search returns.")
-    knowledge_chars: int = Field(default=600, ge=100, description="Characters of each passage shown to the model.")
+    max_writes: int = Field(
+        default=1, ge=1, le=10, description="Model write steps per ticket; after the last one the answer is composed."
+    )
+    reply_after_write: bool = Field(
+        default=False,
+        description=(
+            "After the last write, let the model write the reply too (one more model step); false: the answer "
+            "states the outcome from the tool results (what changed, what waits for approval)."
+        ),
+    )
+    knowledge_k: int = Field(default=2, ge=0, le=20, description="Passages one knowledge search returns.")
+    knowledge_chars: int = Field(default=400, ge=100, description="Characters of each passage shown to the model.")
     search_mode: SearchMode = Field(default="hybrid", description="Retrieval mode of the knowledge search.")
     adapter: str | None = Field(default=None, description="LoRA adapter the model runs with; unset: the base model.")
     auto_reply: bool = Field(

@@ -4,11 +4,14 @@ A run, in order:
 1. the ticket text is checked for prompt injection; a finding refuses every write for this ticket and
    escalates it at the end (the escalation is the guardrail's, not the model's);
 2. the intent router proposes the first reads: authentication look-ups, the user's details, the orders
-   the ticket names, a knowledge search (passages are checked for injection too, and flagged ones are
-   never shown);
+   the ticket names (else the user's orders), the products of items it names when it asks for a change,
+   a knowledge search (passages are checked for injection too, and flagged ones are never shown); the
+   model sees them as one block of compact look-ups after the ticket and the policy sections it needs;
 3. the model takes up to `max_steps` grammar-constrained steps over the tools the policy permits,
    narrowed to the intents the router found (a tool it repeats is dropped); the last step may only
    reply; a cut-off (`finish_reason == "length"`) or unparsable step fails and is retried with a note;
+   after `max_writes` model writes no more steps are taken (unless `reply_after_write`): the answer then
+   states the outcome from the tool results, which a 135M model's own words often get wrong;
 4. the answer: the reply, plus what waits for approval or for a human, with a status by `decide_status`.
 
 Calls take one path (`execution.run_call`) whoever proposed them; the trace says who did.
@@ -39,6 +42,8 @@ from streamdesk.policy import rules as policy_rules
 from streamdesk.policy import service as policy
 
 FALLBACK_REPLY = "Thank you for your message. We are looking into it and will get back to you shortly."
+COMPOSED_LEAD = "Thank you for your message. Here is where your request stands."
+"""The opening of an answer composed from tool results (no model reply after a write)."""
 CUT_OFF_NOTE = "Your last output was cut off or was not one JSON object. Answer with one short JSON object."
 REPLY_NOTE = (
     "Now write your reply to the customer in one or two short sentences: what you found or did, and what "
@@ -123,6 +128,10 @@ def order_facts(history: list[tuple[ToolCall, dict[str, Any] | None]]) -> list[s
     return list(facts.values())
 
 
+def _waiting(trace: list[TraceStep]) -> bool:
+    return any(step.outcome == "pending_approval" for step in trace)
+
+
 def compose_text(
     *,
     reply: Reply | None,
@@ -136,8 +145,9 @@ def compose_text(
     A ticket that tried a prompt injection gets none of the model's words back, only the fixed hand-off.
     """
     usable = reply is not None and reply.message.strip() and not injection
-    parts = [reply.message.strip() if usable and reply else FALLBACK_REPLY]
     facts = [] if escalated else order_facts(history or [])
+    composed = reply is not None and not usable and not injection and (facts or _waiting(trace))
+    parts = [reply.message.strip() if usable and reply else COMPOSED_LEAD if composed else FALLBACK_REPLY]
     if facts:
         parts.append(" ".join(facts))
     for step in trace:
@@ -228,6 +238,9 @@ class _Run:
             prompts.ticket_message(subject=ticket.subject, body=ticket.body, source=f"ticket:{ticket.source}"),
         ]
         self.found = router.features(ticket.text)
+        policy_message = prompts.policy_message(sorted(self.found.intents, key=router.INTENT_PRIORITY.index))
+        if policy_message is not None:
+            self.messages.append(policy_message)
         self.history: list[tuple[ToolCall, dict[str, Any] | None]] = []
         self.trace: list[TraceStep] = []
         self.citations: list[str] = []
@@ -249,8 +262,10 @@ class _Run:
             details={"where": where, **finding.to_json()},
         )
 
-    def call(self, call: ToolCall, *, source: Any, generation: Generation | None = None) -> execution.CallOutcome:
-        """Run `call` on the one path, then show the model what came back.
+    def call(
+        self, call: ToolCall, *, source: Any, generation: Generation | None = None, show: bool = True
+    ) -> execution.CallOutcome:
+        """Run `call` on the one path, then (with `show`) show the model the call and what came back.
 
         A call the model repeats with the same arguments is not run again (a write would otherwise claim a
         second idempotency key and act twice): the step is recorded as a duplicate and the tool is spent.
@@ -264,12 +279,13 @@ class _Run:
             step = step.model_copy(update=_usage(generation))
         self.trace.append(step)
         self.history.append((call, outcome.result))
-        self.messages.append(prompts.step_message(call))
-        if call.tool == knowledge.SEARCH_TOOL and outcome.result is not None:
-            self.messages.append(self._passages(outcome.result))
-        else:
-            self.messages.append(prompts.tool_result_message(call=call, result=outcome.result, error=outcome.error))
         self.made.add(key)
+        if show:
+            self.messages.append(prompts.step_message(call))
+            if call.tool == knowledge.SEARCH_TOOL and outcome.result is not None:
+                self.messages.append(self._passages(outcome.result))
+            else:
+                self.messages.append(prompts.tool_result_message(call=call, result=outcome.result, error=outcome.error))
         return outcome
 
     def _repeated(self, call: ToolCall, *, generation: Generation | None) -> execution.CallOutcome:
@@ -302,13 +318,27 @@ class _Run:
         return prompts.passages_message(passages=shown)
 
     def route(self) -> None:
-        """Run the router's reads until it has nothing more to propose (or its budget is spent)."""
+        """Run the router's reads until it has nothing more to propose (or its budget is spent).
+
+        The model sees their results as one block of look-ups (and the passages as citable context), not
+        as turns of its own: fewer prompt tokens, and nothing it has to repeat.
+        """
         knowledge_on = knowledge.SEARCH_TOOL in self.permitted and self.settings.knowledge_k > 0
+        lookups: list[tuple[ToolCall, dict[str, Any] | None, str | None]] = []
+        passages: Message | None = None
         for _ in range(self.settings.router_max_calls):
             proposal = router.next_call(self.found, history=self.history, knowledge=knowledge_on)
             if proposal is None:
-                return
-            self.call(proposal, source="router")
+                break
+            outcome = self.call(proposal, source="router", show=False)
+            if proposal.tool == knowledge.SEARCH_TOOL and outcome.result is not None:
+                passages = self._passages(outcome.result)
+            else:
+                lookups.append((proposal, outcome.result, outcome.error))
+        if lookups:
+            self.messages.append(prompts.lookups_message(lookups))
+        if passages is not None:
+            self.messages.append(passages)
 
     def model_tools(self, *, final: bool) -> list[str]:
         """What the model may call in this step: nothing but a reply on the last one."""
@@ -323,12 +353,25 @@ class _Run:
         ]
 
     def think(self, *, max_steps: int) -> Reply | None:
-        """Model steps until a reply (or the budget is spent); the reply, or None."""
+        """Model steps until a reply (or the budget is spent); the reply, or None.
+
+        After `max_writes` write steps the model writes no more: with `reply_after_write` it takes one last
+        reply step, otherwise the answer is composed from the tool results alone (an empty reply).
+        """
         for step in range(max_steps):
+            if self.model_writes() >= self.settings.max_writes:
+                if not self.settings.reply_after_write:
+                    return Reply(message="")
+                return self.model_step(final=True)
             reply = self.model_step(final=step == max_steps - 1)
             if reply is not None:
                 return reply
         return None
+
+    def model_writes(self) -> int:
+        """Write steps the model has taken so far (whatever their outcome)."""
+        writes = {tool.name for tool in self.scope.registry if tool.kind == "write"}
+        return sum(step.source == "model" and step.tool in writes for step in self.trace)
 
     def grammar_for_step(self, *, final: bool) -> tuple[dict[str, Any], list[str]]:
         """The step's schema and tools: permitted, fit for the intents, narrowed to known ids, within the budget.

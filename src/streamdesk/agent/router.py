@@ -1,10 +1,11 @@
 """The intent router: regex and keyword features of a ticket, and the first read calls they justify.
 
 This is a deterministic pre-step, not a model. SmolLM2-135M rarely picks the right look-up from a
-3,000-token prompt, so the router proposes the authentication look-ups, the user's details, the orders
-the ticket names and a knowledge search. It never proposes a write. Its calls go through the same
-policy, audit and guardrail path as the model's, and the trace marks them `router`. The model takes
-over afterwards, offered the tools that fit the intents found here (`model_tools`).
+prompt, so the router proposes the authentication look-ups, the user's details, the orders the ticket
+names (or the user's orders), the products of items to change, and a knowledge search. It never
+proposes a write. Its calls go through the same policy, audit and guardrail path as the model's, and
+the trace marks them `router`. The model takes over afterwards, offered the tools that fit the intents
+found here (`model_tools`).
 """
 
 from __future__ import annotations
@@ -143,6 +144,11 @@ PERSON = re.compile(
 )
 SEARCH_QUERY_CHARS = 300
 MAX_ORDERS = 3
+MAX_USER_ORDERS = 5
+"""Orders of the user the router fetches when the ticket names none."""
+MAX_PRODUCTS = 3
+PRODUCT_INTENTS = frozenset({"modify", "exchange"})
+"""Intents that pick a new variant: the router fetches the products of the items the ticket names."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,7 @@ class TicketFeatures:
     last_name: str | None = None
     intents: tuple[Intent, ...] = ()
     query: str = field(default="", repr=False)
+    text: str = field(default="", repr=False)
 
     @property
     def primary(self) -> Intent | None:
@@ -264,6 +271,7 @@ def features(text: str) -> TicketFeatures:
         last_name=last,
         intents=classify(text),
         query=" ".join(text.split())[:SEARCH_QUERY_CHARS],
+        text=text,
     )
 
 
@@ -278,7 +286,37 @@ def _found_user(history: Sequence[tuple[ToolCall, dict[str, Any] | None]]) -> st
     return None
 
 
-def _candidates(found: TicketFeatures, *, user_id: str | None, knowledge: bool) -> Iterator[ToolCall]:
+def _results(history: Sequence[tuple[ToolCall, dict[str, Any] | None]], tool: str) -> list[dict[str, Any]]:
+    return [result for call, result in history if call.tool == tool and isinstance(result, dict)]
+
+
+def _user_orders(history: Sequence[tuple[ToolCall, dict[str, Any] | None]]) -> list[str]:
+    return [str(order) for user in _results(history, "get_user_details") for order in user.get("orders") or []]
+
+
+def _item_pattern(name: str) -> re.Pattern[str]:
+    words = [re.escape(word) for word in name.lower().split()]
+    return re.compile(r"\b" + r"\s+".join(words) + r"(e?s)?\b", re.IGNORECASE)
+
+
+def named_products(text: str, orders: Sequence[dict[str, Any]]) -> list[str]:
+    """Product ids of the order items whose name the text mentions ("the water bottle" -> Water Bottle)."""
+    found: list[str] = []
+    for order in orders:
+        for item in order.get("items") or []:
+            name, product_id = item.get("name"), item.get("product_id")
+            if isinstance(name, str) and name.strip() and product_id and _item_pattern(name).search(text):
+                found.append(str(product_id))
+    return list(dict.fromkeys(found))
+
+
+def _candidates(
+    found: TicketFeatures,
+    *,
+    user_id: str | None,
+    knowledge: bool,
+    history: Sequence[tuple[ToolCall, dict[str, Any] | None]],
+) -> Iterator[ToolCall]:
     if user_id is None:
         for email in found.emails:
             yield ToolCall(tool="find_user_id_by_email", arguments={"email": email})
@@ -288,8 +326,14 @@ def _candidates(found: TicketFeatures, *, user_id: str | None, knowledge: bool) 
                 yield ToolCall(tool="find_user_id_by_name_zip", arguments=arguments)
     else:
         yield ToolCall(tool="get_user_details", arguments={"user_id": user_id})
-    for order_id in found.order_ids[:MAX_ORDERS]:
+    orders = list(found.order_ids[:MAX_ORDERS])
+    if not orders and found.intents != ("human",):
+        orders = _user_orders(history)[:MAX_USER_ORDERS]
+    for order_id in orders:
         yield ToolCall(tool="get_order_details", arguments={"order_id": order_id})
+    if PRODUCT_INTENTS & set(found.intents):
+        for product_id in named_products(found.text, _results(history, "get_order_details"))[:MAX_PRODUCTS]:
+            yield ToolCall(tool="get_product_details", arguments={"product_id": product_id})
     if knowledge and found.query:
         yield ToolCall(tool="search_knowledge", arguments={"query": found.query})
 
@@ -300,13 +344,14 @@ def next_call(
     """The next read the router proposes, given the calls made so far and their results (None: failed).
 
     Authentication first (each email, then name and zip for each zip code, until one finds the user),
-    then the user's details, the orders the ticket names, and a knowledge search on the ticket text.
+    then the user's details, the orders the ticket names (else the user's orders, unless it only asks for
+    a human), for a modification or exchange the products of the items it names, and a knowledge search
+    on the ticket text.
     """
     made = {_key(call) for call, _ in history}
     user_id = _found_user(history)
-    return next(
-        (call for call in _candidates(found, user_id=user_id, knowledge=knowledge) if _key(call) not in made), None
-    )
+    candidates = _candidates(found, user_id=user_id, knowledge=knowledge, history=history)
+    return next((call for call in candidates if _key(call) not in made), None)
 
 
 def model_tools(found: TicketFeatures, *, permitted: Sequence[str]) -> list[str]:
