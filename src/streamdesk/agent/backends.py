@@ -20,6 +20,7 @@ from streamdesk.agent import config as agent_config
 from streamdesk.agent import model_cache
 from streamdesk.agent.exceptions import AdapterNotFoundError, BackendError
 from streamdesk.agent.models import Generation, Message
+from streamdesk.runtime.threads import torch_threads
 
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -124,8 +125,7 @@ class TransformersBackend(LLMBackend):
             raise BackendError(
                 f"no model in {model_dir}; call model_cache.ensure_model() or set STREAMDESK_AGENT__MODEL_DIR"
             )
-        if threads:
-            torch.set_num_threads(threads)
+        self.threads = threads
         self._torch = torch
         self.model_name = model_dir.name
         self.adapters_dir = adapters_dir
@@ -159,7 +159,7 @@ class TransformersBackend(LLMBackend):
         adapter: str | None = None,
     ) -> Generation:
         """Greedy completion of `messages`; with `json_schema` the text is a JSON instance of it."""
-        with self._lock:
+        with self._lock, torch_threads(self.threads):
             started = time.perf_counter()
             inputs = self.encode(messages)
             with self._adapter(adapter), self._torch.inference_mode():
@@ -243,7 +243,10 @@ class TransformersBackend(LLMBackend):
             token = _only_token(bitmask)
             if token is None:
                 output = self.model(
-                    input_ids=torch.tensor([pending], dtype=prompt.dtype), past_key_values=cache, use_cache=True
+                    input_ids=torch.tensor([pending], dtype=prompt.dtype),
+                    past_key_values=cache,
+                    use_cache=True,
+                    logits_to_keep=1,
                 )
                 cache = output.past_key_values
                 logits = output.logits[:, -1, : self.model.config.vocab_size].float()

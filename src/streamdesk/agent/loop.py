@@ -5,8 +5,9 @@ A run, in order:
    escalates it at the end (the escalation is the guardrail's, not the model's);
 2. the intent router proposes the first reads: authentication look-ups, the user's details, the orders
    the ticket names (else the user's orders), the products of items it names when it asks for a change,
-   a knowledge search (passages are checked for injection too, and flagged ones are never shown); the
-   model sees them as one block of compact look-ups after the ticket and the policy sections it needs;
+   and, when it asks for no change, a knowledge search (passages are checked for injection too, and
+   flagged ones are never shown; a change request is grounded in the policy sections instead); the model
+   sees them as one block of compact look-ups after the ticket and the policy sections it needs;
 3. the model takes up to `max_steps` grammar-constrained steps over the tools the policy permits,
    narrowed to the intents the router found (a tool it repeats is dropped); the last step may only
    reply; a cut-off (`finish_reason == "length"`) or unparsable step fails and is retried with a note;
@@ -233,14 +234,14 @@ class _Run:
         self.permitted = policy.permitted_tools(principal=principal, tools=registry.names())
         listed = [tool for tool in registry if tool.name in self.permitted]
         self.prompt_version = prompts.prompt_version(tools=listed)
-        self.messages: list[Message] = [
-            {"role": "system", "content": prompts.system_prompt(tools=listed)},
-            prompts.ticket_message(subject=ticket.subject, body=ticket.body, source=f"ticket:{ticket.source}"),
-        ]
         self.found = router.features(ticket.text)
         policy_message = prompts.policy_message(sorted(self.found.intents, key=router.INTENT_PRIORITY.index))
-        if policy_message is not None:
-            self.messages.append(policy_message)
+        # the policy sections before the ticket: tickets of the same intents share that prefix (cached)
+        self.messages: list[Message] = [
+            {"role": "system", "content": prompts.system_prompt(tools=listed)},
+            *([policy_message] if policy_message is not None else []),
+            prompts.ticket_message(subject=ticket.subject, body=ticket.body, source=f"ticket:{ticket.source}"),
+        ]
         self.history: list[tuple[ToolCall, dict[str, Any] | None]] = []
         self.trace: list[TraceStep] = []
         self.citations: list[str] = []
@@ -323,7 +324,9 @@ class _Run:
         The model sees their results as one block of look-ups (and the passages as citable context), not
         as turns of its own: fewer prompt tokens, and nothing it has to repeat.
         """
-        knowledge_on = knowledge.SEARCH_TOOL in self.permitted and self.settings.knowledge_k > 0
+        knowledge_on = (
+            knowledge.SEARCH_TOOL in self.permitted and self.settings.knowledge_k > 0 and not self.found.wants_write
+        )
         lookups: list[tuple[ToolCall, dict[str, Any] | None, str | None]] = []
         passages: Message | None = None
         for _ in range(self.settings.router_max_calls):
@@ -335,8 +338,18 @@ class _Run:
                 passages = self._passages(outcome.result)
             else:
                 lookups.append((proposal, outcome.result, outcome.error))
+        if any(call.tool == "get_user_details" and result for call, result, _ in lookups):
+            lookups = [entry for entry in lookups if entry[0].tool not in narrowing.AUTH_TOOLS]  # implied by the user
         if lookups:
-            self.messages.append(prompts.lookups_message(lookups))
+            orders = [result for call, result, _ in lookups if call.tool == "get_order_details" and result]
+            self.messages.append(
+                prompts.lookups_message(
+                    lookups,
+                    relevant=narrowing.order_statuses(self.found),
+                    hide=router.hidden_details(self.found, details=prompts.DETAILS),
+                    named_items=frozenset(router.named_items(self.found.text, orders)),
+                )
+            )
         if passages is not None:
             self.messages.append(passages)
 
@@ -382,6 +395,7 @@ class _Run:
         known = narrowing.known_values(
             self.scope.trusted,
             named_orders=self.found.order_ids,
+            text=self.found.text,
             searched=any(call.tool == knowledge.SEARCH_TOOL for call, _ in self.history),
         )
         tools, allowed = narrowing.narrowed_tools(

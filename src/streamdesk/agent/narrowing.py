@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import math
 import re
@@ -18,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamdesk.agent import router
 from streamdesk.agent.models import Tool
 
 AUTH_TOOLS = frozenset({"find_user_id_by_email", "find_user_id_by_name_zip"})
@@ -30,6 +32,15 @@ ORDER_STATUS: dict[str, Callable[[str], bool]] = {
     "exchange_delivered_order_items": lambda status: status == "delivered",
 }
 """Which orders each order tool can act on (the retail policy's status rules)."""
+
+
+def order_statuses(found: router.TicketFeatures) -> Callable[[str], bool] | None:
+    """Which order statuses the ticket's intents can act on (None: any, e.g. tracking or no intent found)."""
+    tools = [router.INTENT_TOOL[intent] for intent in found.intents]
+    if not tools or any(tool not in ORDER_STATUS for tool in tools):
+        return None
+    fits = [ORDER_STATUS[tool] for tool in tools]
+    return lambda status: any(fit(status) for fit in fits)
 
 
 @dataclass
@@ -45,6 +56,8 @@ class Known:
     payment_method_ids: list[str] = field(default_factory=list)
     named_orders: list[str] = field(default_factory=list)
     searched: bool = False
+    text: str = ""
+    """The ticket's text: items it names by product name narrow the item lists."""
 
     def add(self, result: Any) -> None:
         """Learn the ids of one tool result."""
@@ -82,9 +95,44 @@ class Known:
         return [order_id for order_id, order in self.orders.items() if fits(str(order.get("status") or ""))]
 
     def item_choices(self, tool: str) -> list[str]:
-        """Item ids in the orders `tool` may name."""
-        items = [str(item.get("item_id")) for o in self.order_choices(tool) for item in self.orders[o]["items"]]
-        return list(dict.fromkeys(items))
+        """Item ids in the orders `tool` may name; only those the ticket names by product name, if it names any."""
+        orders = [self.orders[o] for o in self.order_choices(tool)]
+        items = list(dict.fromkeys(str(item.get("item_id")) for order in orders for item in order["items"]))
+        named = [item for item in router.named_items(self.text, orders) if item in items]
+        return named or items
+
+    def order_items(self, tool: str, order_id: str) -> list[str]:
+        """Item ids of the lines of one order `tool` may name: those of named items if the ticket names any.
+
+        An item ordered twice is listed twice.
+        """
+        orders = [self.orders[o] for o in self.order_choices(tool)]
+        named = set(router.named_items(self.text, orders))
+        items = [str(item.get("item_id")) for item in self.orders[order_id]["items"]]
+        return [item for item in items if item in named] if named else items
+
+    def new_items(self, order_id: str, item_id: str) -> list[str]:
+        """Available variants of an item's product other than the item itself (empty: product not fetched)."""
+        lines: list[dict[str, Any]] = self.orders[order_id]["items"]
+        item = next((line for line in lines if str(line.get("item_id")) == item_id), {})
+        product = self.products.get(str(item.get("product_id")), {})
+        return [
+            variant_id
+            for variant_id, variant in (product.get("variants") or {}).items()
+            if isinstance(variant, dict) and variant.get("available") and variant_id != item_id
+        ]
+
+    def item_limit(self, tool: str) -> int:
+        """How many order lines an item list of `tool` can name: the named lines, else all lines of its orders."""
+        orders = [self.orders[o] for o in self.order_choices(tool)]
+        lines = [str(item.get("item_id")) for order in orders for item in order["items"]]
+        named = set(router.named_items(self.text, orders))
+        return max(1, sum(line in named for line in lines) or len(lines))
+
+    def product_choices(self) -> list[str]:
+        """Products still to fetch: of the items the ticket names, if it names any, else of every fetched order."""
+        named = router.named_products(self.text, list(self.orders.values()))
+        return [p for p in named or self.product_ids if p not in self.products]
 
     def variant_choices(self) -> list[str]:
         """Available variants of the fetched products."""
@@ -97,9 +145,11 @@ class Known:
         return list(dict.fromkeys(found))
 
 
-def known_values(results: Sequence[Any], *, named_orders: Sequence[str] = (), searched: bool = False) -> Known:
-    """What a conversation's trusted tool results establish (and the orders its ticket names)."""
-    known = Known(named_orders=list(named_orders), searched=searched)
+def known_values(
+    results: Sequence[Any], *, named_orders: Sequence[str] = (), searched: bool = False, text: str = ""
+) -> Known:
+    """What a conversation's trusted tool results establish (and the orders and items its ticket `text` names)."""
+    known = Known(named_orders=list(named_orders), searched=searched, text=text)
     for result in results:
         known.add(result)
     return known
@@ -116,7 +166,7 @@ def _choices(tool: str, argument: str, known: Known) -> list[str] | None:
     if argument == "new_item_ids":
         return known.variant_choices()
     if argument == "product_id":
-        return [p for p in known.product_ids if p not in known.products]
+        return known.product_choices()
     if argument == "payment_method_id":
         return list(known.payment_method_ids)
     if argument == "item_id":
@@ -149,6 +199,8 @@ def worst_case_chars(schema: Any) -> float:
             return float(schema["maxLength"]) + 2
         pattern = schema.get("pattern")
         return ID_CHARS + 2 if pattern and not UNBOUNDED.search(pattern) else math.inf
+    if kind == "array" and "prefixItems" in schema:
+        return 2 + sum(worst_case_chars(item) + 2 for item in schema["prefixItems"])
     if kind == "array":
         count = schema.get("maxItems", math.inf)
         return 2 + count * (worst_case_chars(schema.get("items", {})) + 2) if count else 2
@@ -158,6 +210,49 @@ def worst_case_chars(schema: Any) -> float:
     if kind in ("integer", "number"):
         return 24
     return math.inf
+
+
+MAX_COMBINATION_ITEMS = 4
+"""Orders with at most this many candidate items get one grammar choice per set of items (no repeats)."""
+MAX_ITEM_BRANCHES = 32
+
+
+def _item_branches(tool: str, properties: dict[str, Any], known: Known) -> list[dict[str, Any]] | None:
+    """One arguments schema per (order, set of its items) for a tool with `order_id` and `item_ids`.
+
+    A flat schema lets a small model repeat an item id until the list is full, and name items of another
+    order; here each choice is a set of distinct items of one order, and each new item (exchanges,
+    modifications) is a variant of the product of the item at its position. None: too many choices
+    (the flat narrowing applies then).
+    """
+    branches: list[dict[str, Any]] = []
+    for order_id in known.order_choices(tool):
+        items = known.order_items(tool, order_id)
+        if len(items) > MAX_COMBINATION_ITEMS:
+            return None
+        combinations = (list(c) for size in range(1, len(items) + 1) for c in itertools.combinations(items, size))
+        sets = list({json.dumps(c): c for c in combinations}.values())
+        if "new_item_ids" not in properties:
+            if sets:
+                branches.append(_branch(properties, order_id=order_id, item_ids={"enum": sets}))
+            continue
+        for chosen in sets:
+            variants = [known.new_items(order_id, item) for item in chosen]
+            if all(variants):
+                new = {
+                    "type": "array",
+                    "prefixItems": [{"enum": choices} for choices in variants],
+                    "minItems": len(chosen),
+                    "maxItems": len(chosen),
+                }
+                branches.append(_branch(properties, order_id=order_id, item_ids={"const": chosen}, new_item_ids=new))
+    return branches if len(branches) <= MAX_ITEM_BRANCHES else None
+
+
+def _branch(properties: dict[str, Any], *, order_id: str, **replaced: dict[str, Any]) -> dict[str, Any]:
+    branch = {name: replaced.get(name, schema) for name, schema in properties.items()}
+    branch["order_id"] = {"const": order_id}
+    return {"type": "object", "properties": branch, "required": list(branch), "additionalProperties": False}
 
 
 def narrow(tool: Tool, *, known: Known) -> Tool | None:
@@ -174,16 +269,24 @@ def narrow(tool: Tool, *, known: Known) -> Tool | None:
         if not choices:
             return None
         if schema.get("type") == "array":
+            # a copy of its own: arguments may share one schema object (item_ids and new_item_ids do)
+            schema = parameters["properties"][argument] = copy.deepcopy(schema)
             schema["items"] = {"enum": choices}
             schema["maxItems"] = min(schema.get("maxItems", len(choices)), _line_count(tool.name, argument, known))
         else:
             parameters["properties"][argument] = {"enum": choices}
+    if {"order_id", "item_ids"} <= set(parameters.get("properties", {})):
+        branches = _item_branches(tool.name, parameters["properties"], known)
+        if branches == []:
+            return None
+        if branches is not None:
+            parameters = {"anyOf": branches}
     return dataclasses.replace(tool, parameters=parameters)
 
 
 def _line_count(tool: str, argument: str, known: Known) -> int:
     """How many order lines an item list of `tool` can name (new items pair with old ones)."""
-    return max(1, sum(len(known.orders[order_id]["items"]) for order_id in known.order_choices(tool)))
+    return known.item_limit(tool)
 
 
 def narrowed_tools(tools: Sequence[Tool], *, allowed: Sequence[str], known: Known) -> tuple[list[Tool], list[str]]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -134,9 +134,28 @@ def tool_result_message(*, call: ToolCall, result: dict[str, Any] | None = None,
     return {"role": "user", "content": f"Tool {call.tool} returned:\n{untrusted(body, source=f'tool:{call.tool}')}"}
 
 
-def lookups_message(calls: Sequence[tuple[ToolCall, dict[str, Any] | None, str | None]]) -> Message:
-    """The look-ups made before the model's first step (`(call, result, error)`), as one untrusted block."""
-    lines = [f"{_signature(call)}:\n{result_text(call.tool, result, error=error)}" for call, result, error in calls]
+def lookups_message(
+    calls: Sequence[tuple[ToolCall, dict[str, Any] | None, str | None]],
+    *,
+    relevant: Callable[[str], bool] | None = None,
+    hide: frozenset[str] = frozenset(),
+    named_items: frozenset[str] = frozenset(),
+) -> Message:
+    """The look-ups made before the model's first step (`(call, result, error)`), as one untrusted block.
+
+    An order whose status is not `relevant` (to what the ticket asks), or that holds none of the
+    `named_items` when the ticket names some, is shown as one line, without items; in the others the
+    items the ticket does not name are shown by id and name only. `hide` leaves details out that the
+    ticket's request cannot use (see `result_text`).
+    """
+    lines = []
+    for call, result, error in calls:
+        brief = isinstance(result, dict) and (
+            (relevant is not None and not relevant(str(result.get("status") or "")))
+            or (bool(named_items) and not named_items & {str(i.get("item_id")) for i in result.get("items") or []})
+        )
+        text = result_text(call.tool, result, error=error, brief=brief, hide=hide, named_items=named_items)
+        lines.append(f"{_signature(call)}:\n{text}")
     return {"role": "user", "content": "Look-ups made for this ticket:\n" + untrusted("\n".join(lines), source="tools")}
 
 
@@ -148,18 +167,36 @@ def _signature(call: ToolCall) -> str:
 # --- compact tool results ------------------------------------------------------------------------------------
 
 
-def result_text(tool: str, result: Any, *, error: str | None = None) -> str:
-    """A tool result as compact text lines: users, orders and products by field, anything else as compact JSON."""
+DETAILS = frozenset({"address", "email", "product_id", "options", "price", "payments", "tracking"})
+"""Details of users and orders a ticket may not need (ids, names and statuses are always shown)."""
+
+
+def result_text(
+    tool: str,
+    result: Any,
+    *,
+    error: str | None = None,
+    brief: bool = False,
+    hide: frozenset[str] = frozenset(),
+    named_items: frozenset[str] = frozenset(),
+) -> str:
+    """A tool result as compact text lines: users, orders and products by field, anything else as compact JSON.
+
+    `brief` shows an order as one line: its status and item names; `hide` leaves those of `DETAILS` out.
+    """
     if error is not None:
         return f"error: {error}"
     if not isinstance(result, dict):
         return json.dumps(result, separators=(",", ":"), default=str)
     if isinstance(result.get("items"), list) and "order_id" in result:
-        return _order_text(result)
+        if brief:
+            names = ", ".join(str(item.get("name")) for item in result["items"])
+            return f"order {result['order_id']}: {result.get('status')}; items: {names}"
+        return _order_text(result, hide=hide, named_items=named_items)
     if isinstance(result.get("payment_methods"), dict) and "user_id" in result:
-        return _user_text(result)
+        return _user_text(result, hide=hide)
     if isinstance(result.get("variants"), dict) and "product_id" in result:
-        return _product_text(result)
+        return _product_text(result, hide=hide)
     return json.dumps(result, separators=(",", ":"), default=str)
 
 
@@ -183,34 +220,42 @@ def _method(method: dict[str, Any]) -> str:
     return f"{method.get('id')} ({' '.join([str(method.get('source') or ''), *extras]).strip()})"
 
 
-def _user_text(user: dict[str, Any]) -> str:
+def _user_text(user: dict[str, Any], *, hide: frozenset[str] = frozenset()) -> str:
     name = user.get("name") or {}
     full = " ".join(str(name[key]) for key in ("first_name", "last_name") if name.get(key))
     methods = [_method({"id": key, **value}) for key, value in (user.get("payment_methods") or {}).items()]
-    lines = [
-        f"user {user['user_id']}: {full}, {user.get('email') or 'no email'}",
-        f"address: {_address(user.get('address'))}",
-        f"payment methods: {', '.join(methods) or 'none'}",
-        f"orders: {', '.join(map(str, user.get('orders') or [])) or 'none'}",
-    ]
+    email = "" if "email" in hide else f", {user.get('email') or 'no email'}"
+    lines = [f"user {user['user_id']}: {full}{email}"]
+    if "address" not in hide:
+        lines.append(f"address: {_address(user.get('address'))}")
+    lines.append(f"payment methods: {', '.join(methods) or 'none'}")
+    lines.append(f"orders: {', '.join(map(str, user.get('orders') or [])) or 'none'}")
     return "\n".join(lines)
 
 
-def _order_text(order: dict[str, Any]) -> str:
+def _order_text(
+    order: dict[str, Any], *, hide: frozenset[str] = frozenset(), named_items: frozenset[str] = frozenset()
+) -> str:
     tracking = [str(t) for f in order.get("fulfillments") or [] for t in f.get("tracking_id") or []]
     payments = [
         f"{p.get('transaction_type')} {p.get('amount')} via {p.get('payment_method_id')}"
         for p in order.get("payment_history") or []
     ]
-    lines = [f"order {order['order_id']}: {order.get('status')}; ship to {_address(order.get('address'))}"]
+    head = f"order {order['order_id']}: {order.get('status')}"
+    lines = [head if "address" in hide else f"{head}; ship to {_address(order.get('address'))}"]
     for item in order["items"]:
-        lines.append(
-            f"- item {item.get('item_id')}: {item.get('name')} (product {item.get('product_id')}; "
-            f"{_options(item.get('options'))}) {item.get('price')}"
-        )
-    if tracking:
+        details = [] if "product_id" in hide else [f"product {item.get('product_id')}"]
+        if "options" not in hide:
+            details.append(_options(item.get("options")))
+        line = f"- item {item.get('item_id')}: {item.get('name')}"
+        if named_items and str(item.get("item_id")) not in named_items:
+            lines.append(line)
+            continue
+        line += f" ({'; '.join(details)})" if details else ""
+        lines.append(line if "price" in hide else f"{line} {item.get('price')}")
+    if tracking and "tracking" not in hide:
         lines.append(f"tracking: {', '.join(tracking)}")
-    if payments:
+    if payments and "payments" not in hide:
         lines.append(f"payments: {'; '.join(payments)}")
     extras = {k: v for k, v in order.items() if k not in _ORDER_SHOWN}
     if extras:
@@ -221,12 +266,13 @@ def _order_text(order: dict[str, Any]) -> str:
 _ORDER_SHOWN = frozenset({"order_id", "user_id", "address", "items", "status", "fulfillments", "payment_history"})
 
 
-def _product_text(product: dict[str, Any]) -> str:
+def _product_text(product: dict[str, Any], *, hide: frozenset[str] = frozenset()) -> str:
     variants = product.get("variants") or {}
     available = {k: v for k, v in variants.items() if isinstance(v, dict) and v.get("available")}
     lines = [f"product {product['product_id']}: {product.get('name')}; available variants:"]
     for item_id, variant in available.items():
-        lines.append(f"- item {item_id}: {_options(variant.get('options'))} {variant.get('price')}")
+        line = f"- item {item_id}: {_options(variant.get('options'))}"
+        lines.append(line if "price" in hide else f"{line} {variant.get('price')}")
     if len(available) < len(variants):
         lines.append(f"({len(variants) - len(available)} unavailable variants not listed)")
     return "\n".join(lines)

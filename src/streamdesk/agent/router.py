@@ -58,7 +58,8 @@ INTENT_TOOLS: dict[Intent, tuple[str, ...]] = {
 }
 """Tools the model is offered for each intent, beyond the look-ups every ticket gets (`BASE_TOOLS`)."""
 
-BASE_TOOLS = ("get_order_details", "get_user_details", "search_knowledge")
+KNOWLEDGE_TOOL = "search_knowledge"
+BASE_TOOLS = ("get_order_details", "get_user_details", KNOWLEDGE_TOOL)
 MODEL_EXCLUDED = frozenset({"calculate"})
 """Never offered to the model: its expression pattern is unbounded and SmolLM2 loops in it until cut off."""
 WRITE_INTENTS = frozenset(INTENT_PRIORITY) - {"track"}
@@ -299,15 +300,24 @@ def _item_pattern(name: str) -> re.Pattern[str]:
     return re.compile(r"\b" + r"\s+".join(words) + r"(e?s)?\b", re.IGNORECASE)
 
 
-def named_products(text: str, orders: Sequence[dict[str, Any]]) -> list[str]:
-    """Product ids of the order items whose name the text mentions ("the water bottle" -> Water Bottle)."""
+def _named(text: str, orders: Sequence[dict[str, Any]], key: str) -> list[str]:
     found: list[str] = []
     for order in orders:
         for item in order.get("items") or []:
-            name, product_id = item.get("name"), item.get("product_id")
-            if isinstance(name, str) and name.strip() and product_id and _item_pattern(name).search(text):
-                found.append(str(product_id))
+            name, value = item.get("name"), item.get(key)
+            if isinstance(name, str) and name.strip() and value and _item_pattern(name).search(text):
+                found.append(str(value))
     return list(dict.fromkeys(found))
+
+
+def named_products(text: str, orders: Sequence[dict[str, Any]]) -> list[str]:
+    """Product ids of the order items whose name the text mentions ("the water bottle" -> Water Bottle)."""
+    return _named(text, orders, "product_id")
+
+
+def named_items(text: str, orders: Sequence[dict[str, Any]]) -> list[str]:
+    """Item ids of the order lines whose product name the text mentions."""
+    return _named(text, orders, "item_id")
 
 
 def _candidates(
@@ -335,7 +345,7 @@ def _candidates(
         for product_id in named_products(found.text, _results(history, "get_order_details"))[:MAX_PRODUCTS]:
             yield ToolCall(tool="get_product_details", arguments={"product_id": product_id})
     if knowledge and found.query:
-        yield ToolCall(tool="search_knowledge", arguments={"query": found.query})
+        yield ToolCall(tool=KNOWLEDGE_TOOL, arguments={"query": found.query})
 
 
 def next_call(
@@ -354,14 +364,37 @@ def next_call(
     return next((call for call in candidates if _key(call) not in made), None)
 
 
+INTENT_DETAILS: dict[Intent, frozenset[str]] = {
+    "human": frozenset(),
+    "cancel": frozenset(),
+    "exchange": frozenset({"product_id", "options"}),
+    "return": frozenset({"payments"}),
+    "refund": frozenset({"payments", "price"}),
+    "address": frozenset({"address"}),
+    "payment": frozenset({"payments", "price"}),
+    "modify": frozenset({"product_id", "options"}),
+    "track": frozenset({"tracking"}),
+}
+"""The user and order details (`prompts.DETAILS`) each intent needs; ids, names and statuses are always shown."""
+
+
+def hidden_details(found: TicketFeatures, *, details: frozenset[str]) -> frozenset[str]:
+    """Which of `details` the ticket's intents do not need (none hidden when no intent was found)."""
+    if not found.intents:
+        return frozenset()
+    needed = frozenset().union(*(INTENT_DETAILS[intent] for intent in found.intents))
+    return details - needed
+
+
 def model_tools(found: TicketFeatures, *, permitted: Sequence[str]) -> list[str]:
     """The permitted tools the model is offered after routing: the look-ups plus the tools of the intents found.
 
-    With no intent found the model is offered every permitted tool (but `MODEL_EXCLUDED`).
+    A change request is not offered the knowledge search (its policy sections ground it). With no intent
+    found the model is offered every permitted tool (but `MODEL_EXCLUDED`).
     """
     if not found.intents:
         return [name for name in permitted if name not in MODEL_EXCLUDED]
-    wanted = set(BASE_TOOLS)
+    wanted = set(BASE_TOOLS) - ({KNOWLEDGE_TOOL} if found.wants_write else set())
     for intent in found.intents:
         wanted.update(INTENT_TOOLS[intent])
     return [name for name in permitted if name in wanted and name not in MODEL_EXCLUDED]

@@ -13,6 +13,7 @@ import numpy as np
 
 from streamdesk.config import IngestSettings, get_settings
 from streamdesk.knowledge.exceptions import EmbedderLoadError
+from streamdesk.runtime.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ class Embedder:
             )
         if batch_size < 1:
             raise EmbedderLoadError(f"batch_size={batch_size} must be at least 1; fix STREAMDESK_INGEST__EMBED_BATCH")
-        torch.set_num_threads(threads)
+        self.threads = threads
         self._torch = torch
         self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         self._model.eval()
@@ -116,7 +117,7 @@ class Embedder:
         """L2-normalised float32 vectors of shape (len(texts), dimension), in the order given."""
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        with self._lock, self._torch.inference_mode():
+        with self._lock, torch_threads(self.threads), self._torch.inference_mode():
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
                 features = self.tokenizer(
