@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from streamdesk.agent import backends, grammar, prompts, tools
@@ -56,7 +58,13 @@ def test_forced_tokens_skip_forward_passes_without_changing_the_output(
 
     schema = grammar.step_schema(tools=list(REGISTRY), allowed=REGISTRY.names())
     messages = ticket_messages(REGISTRY.names())
-    ours = backend.generate(messages, json_schema=schema, max_new_tokens=96)
+    backend.jump_forward = False
+    try:
+        ours = backend.generate(messages, json_schema=schema, max_new_tokens=96)
+    finally:
+        backend.jump_forward = True
+    jumped = backend.generate(messages, json_schema=schema, max_new_tokens=96)
+    jsonschema.validate(json.loads(jumped.text), schema)
     inputs = backend.encode(messages)
     eos = backend.tokenizer.eos_token_id
     config = GenerationConfig(max_new_tokens=96, do_sample=False, eos_token_id=eos, pad_token_id=eos)

@@ -66,3 +66,29 @@ def test_xgrammar_cannot_emit_a_tool_the_principal_may_not_use(backend: backends
     assert not accepts('{"tool": "cancel_')
     assert not accepts('{"tool": "get_order_details", "arguments": {"order_id": "W1"}}')
     assert not accepts('{"tool": "get_order_details", "arguments": {"order_id": "#W1234567", "x": 1}}')
+
+
+@pytest.mark.parametrize(
+    ("text", "remaining"),
+    [
+        ('{"tool": "reply", "arguments": {"message": "', 10),
+        ('{"tool": "reply", "arguments": {"message": "Hi \\"you\\"', 2),
+        ('{"tool": "reply", "arguments": {"message": "Hi", "citations": ["kb', None),
+        ('{"tool": "transfer_to_human_agents", "arguments": {"summary": "abc', 2),
+        ('{"tool": "rep', None),
+        ('{"tool": "reply", "arguments": {"message', None),
+    ],
+)
+def test_the_string_limiter_follows_json_keys_and_escapes(text: str, remaining: int | None) -> None:
+    schema = {
+        "anyOf": [
+            {"properties": {"arguments": {"properties": {"message": {"type": "string", "maxLength": 10}}}}},
+            {"properties": {"arguments": {"properties": {"summary": {"type": "string", "maxLength": 5}}}}},
+            {"properties": {"arguments": {"properties": {"summary": {"type": "string", "maxLength": 9}}}}},
+        ]
+    }
+    assert backends.string_limits(schema) == {"message": 10, "summary": 5}
+    limiter = backends.StringLimiter(backends.string_limits(schema))
+    for chunk in (text[i : i + 3] for i in range(0, len(text), 3)):
+        limiter.feed(chunk)
+    assert limiter.remaining() == remaining

@@ -31,10 +31,13 @@ class AnswerSettings(BaseSettings):
         default=384, ge=64, description="Token cap of one model step; tools that could need more are not offered."
     )
     reply_max_chars: int = Field(
-        default=120, ge=20, le=1200, description="Longest reply message the grammar lets the model write."
+        default=80,
+        ge=20,
+        le=1200,
+        description="Longest reply message the grammar lets the model write (raise it for a larger model).",
     )
     free_text_chars: int = Field(
-        default=40, ge=10, le=1000, description="Longest free-text tool argument (summary, note, address line)."
+        default=32, ge=10, le=1000, description="Longest free-text tool argument (summary, note, address line)."
     )
     max_writes: int = Field(
         default=1, ge=1, le=10, description="Model write steps per ticket; after the last one the answer is composed."

@@ -41,6 +41,9 @@ class LLMBackend(ABC):
     ) -> Generation:
         """Greedy completion of `messages`; with `json_schema` the text is a JSON instance of it."""
 
+    def warm(self, messages: Sequence[Message], *, adapter: str | None = None) -> None:  # noqa: B027
+        """Prepare for prompts that start with `messages` (a local backend reads them into its cache)."""
+
 
 def recorded(generation: Generation) -> Generation:
     """`generation`, after counting its tokens and time in the model metrics (by model and adapter)."""
@@ -117,6 +120,7 @@ class TransformersBackend(LLMBackend):
         adapters_dir: Path | None = None,
         threads: int | None = None,
         prefix_cache_entries: int = 4,
+        jump_forward: bool = True,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -137,6 +141,9 @@ class TransformersBackend(LLMBackend):
         self._compiler: Any = None
         self._adapters: set[str] = set()
         self.prefix_cache = PrefixCache(entries=prefix_cache_entries)
+        self._chars: Any = None
+        self.jump_forward = jump_forward
+        """Take text the grammar forces as a whole (tokenized by the tokenizer) without forward passes."""
 
     @classmethod
     def from_settings(cls, settings: agent_config.AgentSettings | None = None) -> TransformersBackend:
@@ -194,6 +201,20 @@ class TransformersBackend(LLMBackend):
             )
         )
 
+    def warm(self, messages: Sequence[Message], *, adapter: str | None = None) -> None:
+        """Read `messages` (the system prompt) into the prefix cache and build the grammar compiler.
+
+        A worker calls this once at start, so its first ticket does not pay for the shared prefix.
+        """
+        with self._lock, torch_threads(self.threads):
+            prompt = self.tokenizer.apply_chat_template(list(messages), tokenize=False)
+            ids = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+            with self._adapter(adapter), self._torch.inference_mode():
+                output = self.model(input_ids=ids, use_cache=True, logits_to_keep=1)
+            self.prefix_cache.put(adapter=adapter, ids=ids[0].tolist(), cache=output.past_key_values)
+            self.compiled_grammar({"type": "object"})
+            self._token_chars()
+
     def encode(self, messages: Sequence[Message]) -> dict[str, Any]:
         """Token ids (and attention mask) of `messages` in the chat template, ready for the assistant turn."""
         prompt = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
@@ -227,20 +248,34 @@ class TransformersBackend(LLMBackend):
 
         Where the grammar allows exactly one token (JSON punctuation, keys, the rest of an enum value),
         that token is taken without a forward pass; the pending tokens go through the model together at
-        the next real choice. The output is the same as token-by-token constrained greedy decoding (a
-        forced token is the masked argmax either way), with fewer, wider forward passes.
+        the next real choice. Without `jump_forward` the output is the same as token-by-token constrained
+        greedy decoding (a forced token is the masked argmax either way), with fewer, wider forward passes.
+        With it (the default), a forced text that several tokenizations could spell (`": "`, a const id)
+        is taken whole, tokenized by the tokenizer: the same text, far fewer passes, but the model may
+        then see other tokens than it would have chosen, so later choices can differ.
         """
         import xgrammar as xgr
 
+        from streamdesk.agent.grammar import without_max_length
+
         torch = self._torch
-        matcher = xgr.GrammarMatcher(self.compiled_grammar(json_schema))
+        matcher = xgr.GrammarMatcher(self.compiled_grammar(without_max_length(json_schema)))
+        limiter = StringLimiter(string_limits(json_schema))
         bitmask = xgr.allocate_token_bitmask(1, self.model.config.vocab_size)
         eos = self.tokenizer.eos_token_id
         pending: list[int] = prompt[0, cached:].tolist()
         generated: list[int] = []
         while len(generated) < max_new_tokens and not matcher.is_terminated():
+            remaining = limiter.remaining()
+            if self.jump_forward and remaining is None:
+                forced = self._jump(matcher, room=max_new_tokens - len(generated))
+                if forced:
+                    limiter.feed(self.tokenizer.decode(forced))
+                    generated += forced
+                    pending += forced
+                    continue
             matcher.fill_next_token_bitmask(bitmask)
-            token = _only_token(bitmask)
+            token = _only_token(bitmask) if remaining is None or remaining > 0 else self._quote_token
             if token is None:
                 output = self.model(
                     input_ids=torch.tensor([pending], dtype=prompt.dtype),
@@ -251,16 +286,54 @@ class TransformersBackend(LLMBackend):
                 cache = output.past_key_values
                 logits = output.logits[:, -1, : self.model.config.vocab_size].float()
                 xgr.apply_token_bitmask_inplace(logits, bitmask)
+                if remaining is not None:
+                    logits[0, self._token_chars()[: logits.shape[1]] > remaining] = float("-inf")
+                    logits[0, self._quote_token] = max(float(logits[0, self._quote_token]), -1e30)
                 token = int(logits.argmax(dim=-1)[0])
                 pending = []
             if not matcher.accept_token(token):
                 raise BackendError(f"the grammar refused token {token} it had allowed; schema {json_schema}")
+            limiter.feed(self._token_text(token))
             generated.append(token)
             pending.append(token)
             if token == eos:
                 break
         sequence = torch.cat([prompt[0], torch.tensor(generated, dtype=prompt.dtype)])
         return sequence, cache
+
+    def _jump(self, matcher: Any, *, room: int) -> list[int]:
+        """The tokens of the text the grammar forces next (jump-forward decoding), accepted; [] when none.
+
+        The forced text is tokenized as the tokenizer would; if the grammar refuses that tokenization
+        (a token boundary it cannot cross), nothing is taken and the step decodes token by token.
+        """
+        forced = matcher.find_jump_forward_string()
+        if not forced:
+            return []
+        tokens = list(self.tokenizer.encode(forced, add_special_tokens=False))[:room]
+        for accepted, token in enumerate(tokens):
+            if not matcher.accept_token(token):
+                if accepted:
+                    matcher.rollback(accepted)
+                return []
+        return tokens
+
+    @property
+    def _quote_token(self) -> int:
+        """The token of a lone double quote (closes a JSON string)."""
+        return int(self.tokenizer.convert_tokens_to_ids('"'))
+
+    def _token_text(self, token: int) -> str:
+        return str(self.tokenizer.decode([token]))
+
+    def _token_chars(self) -> Any:
+        """Characters each token decodes to (computed once): how much of a bounded string it would use."""
+        if self._chars is None:
+            vocab = self.model.config.vocab_size
+            texts = self.tokenizer.batch_decode([[i] for i in range(len(self.tokenizer))])
+            lengths = [len(text) for text in texts] + [1] * max(0, vocab - len(texts))
+            self._chars = self._torch.tensor(lengths[:vocab])
+        return self._chars
 
     def _generation_config(self, max_new_tokens: int) -> Any:
         from transformers import GenerationConfig
@@ -302,6 +375,83 @@ class TransformersBackend(LLMBackend):
             self.model = PeftModel.from_pretrained(self.model, path, adapter_name=name)
             self.model.eval()
         self._adapters.add(name)
+
+
+def string_limits(schema: Any) -> dict[str, int]:
+    """The `maxLength` of each string property in `schema`, by property name (the smallest where names repeat)."""
+    limits: dict[str, int] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for name, prop in (node.get("properties") or {}).items():
+                if isinstance(prop, dict) and prop.get("type") == "string" and "maxLength" in prop:
+                    bound = int(prop["maxLength"])
+                    limits[name] = min(limits.get(name, bound), bound)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(schema)
+    return limits
+
+
+class StringLimiter:
+    """Follows generated JSON text and says how many more characters the open string value may take.
+
+    xgrammar compiles a bounded string slowly (about 9 ms per character of `maxLength`, every time a
+    schema changes), so the grammar gets no `maxLength` and the decoder bounds each string value by the
+    `maxLength` of its property name instead.
+    """
+
+    def __init__(self, limits: dict[str, int]) -> None:
+        self.limits = limits
+        self._stack: list[str] = []
+        self._expect_key = False
+        self._in_string = False
+        self._is_key = False
+        self._escape = False
+        self._text: list[str] = []
+        self._key: str | None = None
+        self._length = 0
+
+    def feed(self, text: str) -> None:
+        """Advance over generated `text`."""
+        for char in text:
+            if self._in_string:
+                if self._escape:
+                    self._escape = False
+                elif char == "\\":
+                    self._escape = True
+                    continue
+                elif char == '"':
+                    self._in_string = False
+                    if self._is_key:
+                        self._key = "".join(self._text)
+                    continue
+                self._length += 1
+                if self._is_key:
+                    self._text.append(char)
+            elif char == '"':
+                self._in_string, self._is_key, self._length, self._text = True, self._expect_key, 0, []
+            elif char in "{[":
+                self._stack.append(char)
+                self._expect_key = char == "{"
+            elif char in "}]":
+                if self._stack:
+                    self._stack.pop()
+                self._expect_key = False
+            elif char == ",":
+                self._expect_key = bool(self._stack) and self._stack[-1] == "{"
+            elif char == ":":
+                self._expect_key = False
+
+    def remaining(self) -> int | None:
+        """Characters the open string value may still take, or None (no string open, or no limit for it)."""
+        if not self._in_string or self._is_key or self._key not in self.limits:
+            return None
+        return self.limits[self._key] - self._length
 
 
 def _only_token(bitmask: Any) -> int | None:

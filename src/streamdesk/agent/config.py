@@ -36,9 +36,12 @@ class AgentSettings(BaseModel):
         default=None, description="Folder of LoRA adapters by name; unset: <state>/adapters."
     )
     torch_threads: int | None = Field(
-        default=1,
+        default=None,
         ge=1,
-        description="CPU threads for generation; 2 ran ~10x slower than 1 on a busy 2-core host. None: torch default.",
+        description=(
+            "CPU threads for generation; None: torch's default (all cores: fastest on an idle host). Set 1 when "
+            "other CPU-heavy processes share the host: 2 threads ran ~10x slower than 1 on a busy 2-core host."
+        ),
     )
     prefix_cache_entries: int = Field(
         default=4, ge=0, description="Recent key/value caches kept to skip re-reading a shared prompt prefix; 0: off."

@@ -61,14 +61,15 @@ def step_schema(
         raise GrammarError(f"allowed tools {unknown} are not registered; pass names from the tool registry")
     branches = [tool_branch(name=tool.name, arguments=tool.parameters) for tool in tools if tool.name in allowed]
     branches.append(tool_branch(name=REPLY_TOOL, arguments=reply_arguments_schema(citation_ids=citation_ids)))
-    return {"anyOf": [_without_max_length(branch) for branch in branches]}
+    return {"anyOf": [without_max_length(branch) for branch in branches]}
 
 
-def _without_max_length(schema: Any) -> Any:
+def without_max_length(schema: Any) -> Any:
+    """`schema` without any string `maxLength` (xgrammar unrolls it: slow to compile)."""
     if isinstance(schema, dict):
-        return {key: _without_max_length(value) for key, value in schema.items() if key != "maxLength"}
+        return {key: without_max_length(value) for key, value in schema.items() if key != "maxLength"}
     if isinstance(schema, list):
-        return [_without_max_length(value) for value in schema]
+        return [without_max_length(value) for value in schema]
     return schema
 
 

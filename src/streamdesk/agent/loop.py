@@ -205,6 +205,24 @@ def _call_key(call: ToolCall) -> str:
     return audit.canonical_json({"tool": call.tool, "arguments": call.arguments})
 
 
+def bound_registry(registry: ToolRegistry, *, principal: Principal, settings: AnswerSettings) -> ToolRegistry:
+    """`registry` with the knowledge search bound to `principal` and the settings."""
+    return knowledge.bind(
+        registry, principal=principal, k=settings.knowledge_k, mode=settings.search_mode, chars=settings.knowledge_chars
+    )
+
+
+def warm_up(
+    backend: LLMBackend, *, registry: ToolRegistry, principal: Principal, settings: AnswerSettings | None = None
+) -> None:
+    """Have `backend` read the system prompt `principal`'s tickets start with (once, before the first ticket)."""
+    settings = settings or get_answer_settings()
+    registry = bound_registry(registry, principal=principal, settings=settings)
+    permitted = policy.permitted_tools(principal=principal, tools=registry.names())
+    listed = [tool for tool in registry if tool.name in permitted]
+    backend.warm([{"role": "system", "content": prompts.system_prompt(tools=listed)}], adapter=settings.adapter)
+
+
 class _Run:
     """The state of one answer: messages, the call scope, citations, the trace."""
 
@@ -221,13 +239,7 @@ class _Run:
     ) -> None:
         self.backend = backend
         self.settings = settings
-        registry = knowledge.bind(
-            registry,
-            principal=principal,
-            k=settings.knowledge_k,
-            mode=settings.search_mode,
-            chars=settings.knowledge_chars,
-        )
+        registry = bound_registry(registry, principal=principal, settings=settings)
         self.scope = execution.CallScope(
             conn=conn, principal=principal, registry=registry, ticket=ticket, approver=approver
         )

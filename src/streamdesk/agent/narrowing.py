@@ -212,7 +212,7 @@ def worst_case_chars(schema: Any) -> float:
     return math.inf
 
 
-MAX_COMBINATION_ITEMS = 4
+MAX_COMBINATION_ITEMS = 5
 """Orders with at most this many candidate items get one grammar choice per set of items (no repeats)."""
 MAX_ITEM_BRANCHES = 32
 

@@ -32,7 +32,7 @@ from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import TicketEvent
 from streamdesk.entities import store as entities
 from streamdesk.identity import service as identity
-from streamdesk.identity.models import Principal
+from streamdesk.identity.models import Principal, agent_for_customer
 from streamdesk.ingest import processors
 from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters
 from streamdesk.ingest.policy import ErrorAction, default_policy, describe
@@ -120,6 +120,10 @@ def ticket_subject(conn: psycopg.Connection, *, source: str, ticket_id: str) -> 
     return None if row is None else row[0]
 
 
+WARM_UP_CUSTOMER = "warm-up"
+"""The customer of the principal the warm-up builds the system prompt for (it names tools, not customers)."""
+
+
 class AnswerService:
     """Answers ticket events one by one on a dedicated connection, model and producer."""
 
@@ -138,9 +142,16 @@ class AnswerService:
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> AnswerService:
-        """The service with the configured backend (loaded now, before the worker joins its group)."""
+        """The service with the configured backend (loaded and warmed now, before the worker joins its group)."""
         settings = settings or get_settings()
-        return cls(settings=settings, backend=backends.get_backend(settings.agent))
+        service = cls(settings=settings, backend=backends.get_backend(settings.agent))
+        loop.warm_up(
+            service.backend,
+            registry=service.registry,
+            principal=agent_for_customer(WARM_UP_CUSTOMER),
+            settings=service.answer_settings,
+        )
+        return service
 
     @property
     def conn(self) -> psycopg.Connection:

@@ -6,6 +6,7 @@ retrieval, tools, policy, audit: everything but Kafka), each in a rolled-back tr
 `bare_samples` of the model calls made are replayed with plain `model.generate` (no grammar, no prefix
 cache) on the same prompt for the same number of new tokens, interleaved in the same run.
 
+The backend is warmed first, as a worker is at start (the shared system prompt read once).
 Reported: answer_p50_s / answer_p95_s (wall time per ticket), generate_tokens_per_s (new tokens over
 backend wall time, all calls) and, on the replayed calls only, generate_sampled_tokens_per_s against
 bare_generate_tokens_per_s.
@@ -29,6 +30,7 @@ from streamdesk.agent.answers import Ticket
 from streamdesk.agent.models import Generation, Message
 from streamdesk.config import get_settings
 from streamdesk.contracts import Access, DocumentEvent
+from streamdesk.identity.models import agent_for_customer
 from streamdesk.runtime.embedded import EmbeddedDatabase
 
 TAUBENCH = Path("taubench")
@@ -41,6 +43,10 @@ class RecordingBackend(backends.LLMBackend):
         self.inner = inner
         self.model_name = inner.model_name
         self.calls: list[tuple[list[Message], Generation]] = []
+
+    def warm(self, messages: Sequence[Message], *, adapter: str | None = None) -> None:
+        """Warm the inner backend."""
+        self.inner.warm(messages, adapter=adapter)
 
     def generate(
         self,
@@ -123,6 +129,13 @@ def run(*, shared_data: Path, tickets: int = 6, bare_samples: int = 4, max_steps
                         chunk_tokens=ingest.chunk_tokens,
                         chunk_overlap=ingest.chunk_overlap,
                     )
+                # a running worker reads the shared system prompt once, at start (`AnswerService.from_settings`)
+                loop.warm_up(
+                    backend,
+                    registry=tools.default_registry(),
+                    principal=agent_for_customer("warm-up"),
+                    settings=settings,
+                )
                 for case in cases:
                     ticket = Ticket(
                         source="bench",
