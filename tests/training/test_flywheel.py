@@ -143,9 +143,12 @@ def test_a_tiny_flywheel_runs_the_whole_loop(
     signals = conn.execute("SELECT kind, adapter_version FROM feedback").fetchall()
     assert len(signals) == 20 and {adapter for _, adapter in signals} == {sft_version.version}
     assert sum(line["feedback"][kind] for kind in ("accepted", "edited", "rejected")) == 20
-    examples = feedback.list_examples(conn)
+    examples = [e for e in feedback.list_examples(conn) if e.source != "gold"]
     assert examples and all(e.adapter_version == sft_version.version for e in examples)
     assert any(e.trained_in == kto.version for e in examples)
+    gold = [e for e in feedback.list_examples(conn) if e.source == "gold"]
+    assert gold and all(e.trained_in == sft_version.version and e.label for e in gold)
+    assert line["feedback"]["train"]["replay"] > 0
 
     promotions = [r for r in audit.records_after(conn, after_seq=0) if r.action == "model_promoted"]
     assert promotions[0].adapter_version == sft_version.version and promotions[0].actor_id == flywheel.ACTOR

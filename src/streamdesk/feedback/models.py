@@ -12,7 +12,8 @@ from streamdesk.contracts import Record
 from streamdesk.feedback.exceptions import InvalidFeedbackError
 
 FeedbackKind = Literal["thumbs_up", "thumbs_down", "accepted", "edited", "rejected", "reopened", "csat"]
-ExampleSource = Literal["draft", "edit"]
+ExampleSource = Literal["draft", "edit", "gold"]
+"""What an example's completion is: the agent's draft, a human edit, or a resolved ticket's gold step (bootstrap)."""
 
 
 class FeedbackEvent(Record):

@@ -246,6 +246,18 @@ def _example(row: Mapping[str, Any]) -> KtoExample:
     return KtoExample(**{**row, "signal_ids": tuple(row["signal_ids"])})
 
 
+def store_gold(conn: psycopg.Connection, *, examples: Sequence[KtoExample], version: str) -> int:
+    """Store gold examples (source `gold`) as already trained into adapter `version`; return how many were new."""
+    with conn.transaction():
+        inserted, _ = upsert_examples(conn, examples=examples)
+        conn.execute(
+            "UPDATE training_examples SET trained_in = %s "
+            "WHERE source = 'gold' AND trained_in IS NULL AND answer_id = ANY(%s)",
+            (version, [e.answer_id for e in examples]),
+        )
+    return inserted
+
+
 def list_examples(
     conn: psycopg.Connection, *, trained: bool | None = None, heldout: bool | None = None
 ) -> list[KtoExample]:

@@ -2,13 +2,16 @@
 
 1. base: the bare model routes the held-out tickets (Bitext intents never trained on; τ²-bench retail test
    split first actions), by greedy decoding constrained to the tool names (`routing.ToolRouter`).
-2. sft: the SFT bootstrap adapter (τ²-bench train split + a Bitext pool) is registered and promoted.
+2. sft: the SFT bootstrap adapter (τ²-bench train split + a Bitext pool) is registered and promoted; its rows
+   are kept as gold examples for replay.
 3. feedback: the serving SFT adapter drafts first steps for live train-side tickets (another Bitext pool and
    the τ²-bench train split); a reviewer simulated from ground truth accepts a draft whose tool is right and
    rejects or edits (the edit is the gold step) the others. Tickets, answers and signals go through the real
    stores, the feedback intake and the label policy into KTO examples.
-4. kto: `service.run_retrain` trains KTO + LoRA from the serving adapter on those examples, registers the
-   candidate, and the eval gate decides, with the held-out routing metrics as its regression-set check.
+4. kto: `service.run_retrain` trains KTO + LoRA from the serving adapter on those examples plus a replay sample
+   of the gold ones (without it the feedback's many rejected drafts of the SFT adapter's favourite τ² tool pushed
+   that tool down on tickets where it is right), registers the candidate, and the eval gate decides, with the
+   held-out routing metrics as its regression-set check.
 
 It runs in a database of its own on the configured PostgreSQL server (or an embedded one of its own), so a run
 neither sees nor leaves data in the platform's database; the adapters live in a work folder.
@@ -251,7 +254,7 @@ def collect_feedback(
     with conn.transaction():
         stored_signals = feedback.store_feedback(conn, events=events)
     stats = feedback.relabel(conn, answer_ids=answer_ids)
-    examples = feedback.list_examples(conn)
+    examples = [e for e in feedback.list_examples(conn) if e.source != "gold"]
     return {
         "answers": len(answer_ids),
         "signals": stored_signals,

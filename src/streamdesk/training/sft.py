@@ -3,7 +3,8 @@
 The data is what the support desk already resolved: the τ²-bench retail train split (ticket -> the first tool
 action, with its arguments) and Bitext rows whose intent has a tool (instruction -> the routed tool). Text is
 redacted like every other training row. TRL's SFTTrainer trains a PEFT LoRA on the completions only; the
-adapter is registered as a candidate (no parent) with the digest of its ordered data.
+adapter is registered as a candidate (no parent) with the digest of its ordered data, and its rows are stored as
+`gold` KTO examples already trained into it, so every later KTO retrain replays them against forgetting.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,10 @@ import psycopg
 
 from streamdesk.agent import config as agent_config
 from streamdesk.agent import model_cache
+from streamdesk.feedback import hygiene
+from streamdesk.feedback import service as feedback
+from streamdesk.feedback.config import FeedbackSettings, get_feedback_settings
+from streamdesk.feedback.models import KtoExample
 from streamdesk.kafka import Publisher
 from streamdesk.training import registry
 from streamdesk.training.exceptions import NotEnoughDataError, TrainingConfigError
@@ -29,6 +34,8 @@ from streamdesk.training.models import AdapterVersion
 from streamdesk.training.routing import RoutedTicket, bitext_split, taubench_first_actions, training_text
 
 BOOTSTRAP_ACTOR = "sft-bootstrap"
+GOLD_POLICY = "gold-v1"
+"""Policy version of gold examples: a resolved ticket's first step is desirable."""
 
 
 @dataclass
@@ -147,6 +154,32 @@ def sft_examples(tickets: Sequence[RoutedTicket]) -> list[SFTExample]:
     return rows
 
 
+def gold_examples(tickets: Sequence[RoutedTicket], *, version: str, settings: FeedbackSettings) -> list[KtoExample]:
+    """The bootstrap tickets as desirable KTO examples trained into `version`: replay anchors for later retrains.
+
+    Redacted and digested like feedback examples, keyed by content (the same ticket stored twice is one row),
+    and never held out: the bootstrap adapter has seen them, so they cannot judge it.
+    """
+    rows = [
+        KtoExample(
+            answer_id=ticket.id,
+            source="gold",
+            ticket_id=ticket.id,
+            prompt=ticket.text,
+            completion=ticket.completion,
+            label=True,
+            adapter_version=None,
+            policy_version=GOLD_POLICY,
+            decided_by=f"bootstrap:{version}",
+            signal_ids=(),
+            customer_id=ticket.customer_id,
+        )
+        for ticket in tickets
+    ]
+    ready = hygiene.deduplicate(hygiene.prepare(rows, settings=settings))
+    return [replace(e, answer_id=f"gold-{e.content_digest[:32]}", heldout=False, trained_in=version) for e in ready]
+
+
 def historical_tickets(*, shared_data: Path, train_per_intent: int, seed: int) -> list[RoutedTicket]:
     """The bootstrap's resolved tickets: the τ²-bench retail train split and the Bitext SFT pool."""
     bitext = bitext_split(
@@ -234,8 +267,9 @@ def bootstrap(
     adapters_dir: Path | None = None,
     base_model: str = agent_config.MODEL_CACHE_NAME,
     publisher: Publisher | None = None,
+    feedback_settings: FeedbackSettings | None = None,
 ) -> AdapterVersion:
-    """Train the SFT adapter on `tickets` and register it as a candidate with no parent."""
+    """Train the SFT adapter on `tickets`, register it as a candidate with no parent, and keep its rows as gold."""
     adapters_dir = adapters_dir or agent_config.adapters_dir()
     staging = adapters_dir / f".staging-sft-{config.seed}-{time.time_ns()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -262,6 +296,8 @@ def bootstrap(
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    gold = gold_examples(tickets, version=version.version, settings=feedback_settings or get_feedback_settings())
+    feedback.store_gold(conn, examples=gold, version=version.version)
     if publisher is not None:
         registry.publish_event(publisher, registry.candidate_event(version, actor=BOOTSTRAP_ACTOR))
     return version
