@@ -241,6 +241,10 @@ def test_model_tools_follow_the_intents() -> None:
     assert router.model_tools(router.features("hello there"), permitted=permitted) == [
         name for name in permitted if name != "calculate"
     ]
+    writes = {tool.name for tool in tools.default_registry() if tool.kind == "write"}
+    unclear = router.model_tools(router.features("how much did I pay?"), permitted=permitted, writes=writes)
+    assert "cancel_pending_order" not in unclear and "return_delivered_order_items" not in unclear
+    assert "transfer_to_human_agents" in unclear and "get_order_details" in unclear
     assert "cancel_pending_order" not in router.model_tools(
         router.features("cancel it"), permitted=["get_order_details"]
     )

@@ -369,8 +369,8 @@ class _Run:
         """What the model may call in this step: nothing but a reply on the last one."""
         if final:
             return []
-        offered = router.model_tools(self.found, permitted=self.permitted)
         writes = {tool.name for tool in self.scope.registry if tool.kind == "write"}
+        offered = router.model_tools(self.found, permitted=self.permitted, writes=writes)
         return [
             name
             for name in offered

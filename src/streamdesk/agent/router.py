@@ -11,7 +11,7 @@ found here (`model_tools`).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -386,14 +386,21 @@ def hidden_details(found: TicketFeatures, *, details: frozenset[str]) -> frozens
     return details - needed
 
 
-def model_tools(found: TicketFeatures, *, permitted: Sequence[str]) -> list[str]:
+DESK_WRITES = frozenset({"transfer_to_human_agents", "escalate", "update_ticket"})
+"""Desk writes that change no customer data: offered even when no intent asks for a change."""
+
+
+def model_tools(found: TicketFeatures, *, permitted: Sequence[str], writes: Collection[str] = frozenset()) -> list[str]:
     """The permitted tools the model is offered after routing: the look-ups plus the tools of the intents found.
 
     A change request is not offered the knowledge search (its policy sections ground it). With no intent
-    found the model is offered every permitted tool (but `MODEL_EXCLUDED`).
+    found the model is offered every permitted tool but `MODEL_EXCLUDED` and the `writes` that change
+    customer data: a write needs a request the router recognised.
     """
     if not found.intents:
-        return [name for name in permitted if name not in MODEL_EXCLUDED]
+        return [
+            name for name in permitted if name not in MODEL_EXCLUDED and (name not in writes or name in DESK_WRITES)
+        ]
     wanted = set(BASE_TOOLS) - ({KNOWLEDGE_TOOL} if found.wants_write else set())
     for intent in found.intents:
         wanted.update(INTENT_TOOLS[intent])
