@@ -245,6 +245,11 @@ def test_model_tools_follow_the_intents() -> None:
     unclear = router.model_tools(router.features("how much did I pay?"), permitted=permitted, writes=writes)
     assert "cancel_pending_order" not in unclear and "return_delivered_order_items" not in unclear
     assert "transfer_to_human_agents" in unclear and "get_order_details" in unclear
+    both = router.features("I want to return the chair, or rather exchange it")
+    single = router.model_tools(both, permitted=permitted, writes=writes, single_write=True)
+    assert both.primary == "exchange" and "exchange_delivered_order_items" in single
+    assert "return_delivered_order_items" not in single and "get_product_details" in single
+    assert "return_delivered_order_items" in router.model_tools(both, permitted=permitted, writes=writes)
     assert "cancel_pending_order" not in router.model_tools(
         router.features("cancel it"), permitted=["get_order_details"]
     )

@@ -370,7 +370,9 @@ class _Run:
         if final:
             return []
         writes = {tool.name for tool in self.scope.registry if tool.kind == "write"}
-        offered = router.model_tools(self.found, permitted=self.permitted, writes=writes)
+        offered = router.model_tools(
+            self.found, permitted=self.permitted, writes=writes, single_write=self.settings.max_writes == 1
+        )
         return [
             name
             for name in offered

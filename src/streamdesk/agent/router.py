@@ -390,12 +390,19 @@ DESK_WRITES = frozenset({"transfer_to_human_agents", "escalate", "update_ticket"
 """Desk writes that change no customer data: offered even when no intent asks for a change."""
 
 
-def model_tools(found: TicketFeatures, *, permitted: Sequence[str], writes: Collection[str] = frozenset()) -> list[str]:
+def model_tools(
+    found: TicketFeatures,
+    *,
+    permitted: Sequence[str],
+    writes: Collection[str] = frozenset(),
+    single_write: bool = False,
+) -> list[str]:
     """The permitted tools the model is offered after routing: the look-ups plus the tools of the intents found.
 
     A change request is not offered the knowledge search (its policy sections ground it). With no intent
     found the model is offered every permitted tool but `MODEL_EXCLUDED` and the `writes` that change
-    customer data: a write needs a request the router recognised.
+    customer data: a write needs a request the router recognised. With `single_write` (one write per
+    ticket) only the primary intent's writes are offered: the request the ticket is named by.
     """
     if not found.intents:
         return [
@@ -403,5 +410,6 @@ def model_tools(found: TicketFeatures, *, permitted: Sequence[str], writes: Coll
         ]
     wanted = set(BASE_TOOLS) - ({KNOWLEDGE_TOOL} if found.wants_write else set())
     for intent in found.intents:
-        wanted.update(INTENT_TOOLS[intent])
+        own = not single_write or intent == found.primary
+        wanted.update(name for name in INTENT_TOOLS[intent] if own or name not in writes)
     return [name for name in permitted if name in wanted and name not in MODEL_EXCLUDED]
