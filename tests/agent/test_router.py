@@ -150,6 +150,18 @@ def test_the_router_authenticates_then_reads_the_user_orders_and_knowledge() -> 
     assert {call.tool for call in calls} <= READS
 
 
+def test_a_verified_customer_is_read_when_the_ticket_names_nobody() -> None:
+    found = router.features("Please cancel #W1234567, I ordered it by mistake.")
+    first = router.next_call(found, history=[], customer_id="ann_lee_1")
+    assert first == ToolCall(tool="get_user_details", arguments={"user_id": "ann_lee_1"})
+    named = router.features("Cancel #W1234567. My email is ann@example.com")
+    assert router.next_call(named, history=[], customer_id="ann_lee_1") == ToolCall(
+        tool="find_user_id_by_email", arguments={"email": "ann@example.com"}
+    )
+    failed = [(ToolCall(tool="find_user_id_by_email", arguments={"email": "ann@example.com"}), None)]
+    assert router.next_call(named, history=failed, customer_id="ann_lee_1") == first
+
+
 def test_a_failed_lookup_tries_the_next_zip_then_moves_on() -> None:
     found = router.features("I moved from Florida (32169) to Phoenix (85033). I am Fatima Taylor.")
     calls = walk(found, {})

@@ -5,9 +5,8 @@ A run, in order:
    escalates it at the end (the escalation is the guardrail's, not the model's);
 2. the intent router proposes the first reads: authentication look-ups, the user's details, the orders
    the ticket names (else the user's orders), the products of items it names when it asks for a change,
-   and, when it asks for no change, a knowledge search (passages are checked for injection too, and
-   flagged ones are never shown; a change request is grounded in the policy sections instead); the model
-   sees them as one block of compact look-ups after the ticket and the policy sections it needs;
+   and a knowledge search (passages are checked for injection too, and flagged ones are never shown);
+   the model sees them as one block of compact look-ups after the ticket and the policy sections it needs;
 3. the model takes up to `max_steps` grammar-constrained steps over the tools the policy permits,
    narrowed to the intents the router found (a tool it repeats is dropped); the last step may only
    reply; a cut-off (`finish_reason == "length"`) or unparsable step fails and is retried with a note;
@@ -336,13 +335,13 @@ class _Run:
         The model sees their results as one block of look-ups (and the passages as citable context), not
         as turns of its own: fewer prompt tokens, and nothing it has to repeat.
         """
-        knowledge_on = (
-            knowledge.SEARCH_TOOL in self.permitted and self.settings.knowledge_k > 0 and not self.found.wants_write
-        )
+        knowledge_on = knowledge.SEARCH_TOOL in self.permitted and self.settings.knowledge_k > 0
         lookups: list[tuple[ToolCall, dict[str, Any] | None, str | None]] = []
         passages: Message | None = None
         for _ in range(self.settings.router_max_calls):
-            proposal = router.next_call(self.found, history=self.history, knowledge=knowledge_on)
+            proposal = router.next_call(
+                self.found, history=self.history, knowledge=knowledge_on, customer_id=self.scope.principal.customer_id
+            )
             if proposal is None:
                 break
             outcome = self.call(proposal, source="router", show=False)

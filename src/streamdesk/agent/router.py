@@ -326,6 +326,7 @@ def _candidates(
     user_id: str | None,
     knowledge: bool,
     history: Sequence[tuple[ToolCall, dict[str, Any] | None]],
+    customer_id: str | None = None,
 ) -> Iterator[ToolCall]:
     if user_id is None:
         for email in found.emails:
@@ -334,7 +335,8 @@ def _candidates(
             for zip_code in found.zip_codes:
                 arguments = {"first_name": found.first_name, "last_name": found.last_name, "zip": zip_code}
                 yield ToolCall(tool="find_user_id_by_name_zip", arguments=arguments)
-    else:
+        user_id = customer_id  # the verified customer, when the ticket's own details found nobody
+    if user_id is not None:
         yield ToolCall(tool="get_user_details", arguments={"user_id": user_id})
     orders = list(found.order_ids[:MAX_ORDERS])
     if not orders and found.intents != ("human",):
@@ -349,18 +351,22 @@ def _candidates(
 
 
 def next_call(
-    found: TicketFeatures, *, history: Sequence[tuple[ToolCall, dict[str, Any] | None]], knowledge: bool = True
+    found: TicketFeatures,
+    *,
+    history: Sequence[tuple[ToolCall, dict[str, Any] | None]],
+    knowledge: bool = True,
+    customer_id: str | None = None,
 ) -> ToolCall | None:
     """The next read the router proposes, given the calls made so far and their results (None: failed).
 
-    Authentication first (each email, then name and zip for each zip code, until one finds the user),
-    then the user's details, the orders the ticket names (else the user's orders, unless it only asks for
-    a human), for a modification or exchange the products of the items it names, and a knowledge search
-    on the ticket text.
+    Authentication first (each email, then name and zip for each zip code, until one finds the user; else
+    the verified `customer_id` of the ticket, if any), then the user's details, the orders the
+    ticket names (else the user's orders, unless it only asks for a human), for a modification or exchange
+    the products of the items it names, and a knowledge search on the ticket text.
     """
     made = {_key(call) for call, _ in history}
     user_id = _found_user(history)
-    candidates = _candidates(found, user_id=user_id, knowledge=knowledge, history=history)
+    candidates = _candidates(found, user_id=user_id, knowledge=knowledge, history=history, customer_id=customer_id)
     return next((call for call in candidates if _key(call) not in made), None)
 
 
