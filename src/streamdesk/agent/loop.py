@@ -243,6 +243,7 @@ class _Run:
             conn=conn, principal=principal, registry=registry, ticket=ticket, approver=approver
         )
         self.permitted = policy.permitted_tools(principal=principal, tools=registry.names())
+        self.writes = {tool.name for tool in registry if tool.kind == "write"}
         listed = [tool for tool in registry if tool.name in self.permitted]
         self.prompt_version = prompts.prompt_version(tools=listed)
         self.found = router.features(ticket.text)
@@ -368,14 +369,13 @@ class _Run:
         """What the model may call in this step: nothing but a reply on the last one."""
         if final:
             return []
-        writes = {tool.name for tool in self.scope.registry if tool.kind == "write"}
         offered = router.model_tools(
-            self.found, permitted=self.permitted, writes=writes, single_write=self.settings.max_writes == 1
+            self.found, permitted=self.permitted, writes=self.writes, single_write=self.settings.max_writes == 1
         )
         return [
             name
             for name in offered
-            if name not in self.exhausted and not (self.scope.writes_refused and name in writes)
+            if name not in self.exhausted and not (self.scope.writes_refused and name in self.writes)
         ]
 
     def think(self, *, max_steps: int) -> Reply | None:
@@ -396,8 +396,7 @@ class _Run:
 
     def model_writes(self) -> int:
         """Write steps the model has taken so far (whatever their outcome)."""
-        writes = {tool.name for tool in self.scope.registry if tool.kind == "write"}
-        return sum(step.source == "model" and step.tool in writes for step in self.trace)
+        return sum(step.source == "model" and step.tool in self.writes for step in self.trace)
 
     def grammar_for_step(self, *, final: bool) -> tuple[dict[str, Any], list[str]]:
         """The step's schema and tools: permitted, fit for the intents, narrowed to known ids, within the budget.

@@ -94,20 +94,24 @@ class Known:
         fits = ORDER_STATUS.get(tool, lambda status: True)
         return [order_id for order_id, order in self.orders.items() if fits(str(order.get("status") or ""))]
 
+    def _lines(self, tool: str) -> tuple[list[str], set[str]]:
+        """The item ids of every line of the orders `tool` may name, and those the ticket names by product name."""
+        orders = [self.orders[o] for o in self.order_choices(tool)]
+        lines = [str(item.get("item_id")) for order in orders for item in order["items"]]
+        return lines, set(router.named_items(self.text, orders))
+
     def item_choices(self, tool: str) -> list[str]:
         """Item ids in the orders `tool` may name; only those the ticket names by product name, if it names any."""
-        orders = [self.orders[o] for o in self.order_choices(tool)]
-        items = list(dict.fromkeys(str(item.get("item_id")) for order in orders for item in order["items"]))
-        named = [item for item in router.named_items(self.text, orders) if item in items]
-        return named or items
+        lines, named = self._lines(tool)
+        items = list(dict.fromkeys(lines))
+        return [item for item in items if item in named] or items
 
     def order_items(self, tool: str, order_id: str) -> list[str]:
         """Item ids of the lines of one order `tool` may name: those of named items if the ticket names any.
 
         An item ordered twice is listed twice.
         """
-        orders = [self.orders[o] for o in self.order_choices(tool)]
-        named = set(router.named_items(self.text, orders))
+        _, named = self._lines(tool)
         items = [str(item.get("item_id")) for item in self.orders[order_id]["items"]]
         return [item for item in items if item in named] if named else items
 
@@ -124,9 +128,7 @@ class Known:
 
     def item_limit(self, tool: str) -> int:
         """How many order lines an item list of `tool` can name: the named lines, else all lines of its orders."""
-        orders = [self.orders[o] for o in self.order_choices(tool)]
-        lines = [str(item.get("item_id")) for order in orders for item in order["items"]]
-        named = set(router.named_items(self.text, orders))
+        lines, named = self._lines(tool)
         return max(1, sum(line in named for line in lines) or len(lines))
 
     def product_choices(self) -> list[str]:

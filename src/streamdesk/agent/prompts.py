@@ -72,6 +72,7 @@ def policy_text() -> str:
     return (seed_config.BUNDLED_DIR / "tau2_retail_policy.md").read_text().strip()
 
 
+@lru_cache(maxsize=8)
 def policy_sections(policy: str) -> dict[str, str]:
     """Each heading of a markdown `policy` and its own text (up to the next heading of any level)."""
     headings = list(_HEADING.finditer(policy))
