@@ -215,6 +215,19 @@ def test_approval_gates_the_write_and_redelivery_runs_it_once(
     assert [a.status for a in approvals.list_actions(world, status=None)] == ["executed"]
 
 
+@pytest.mark.slow
+def test_a_change_asked_for_under_a_condition_is_not_written(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    body = f"If order {PENDING_ORDER} has not shipped yet, please cancel it; otherwise I keep it. My email is {EMAIL}"
+    result = answer(world, backend, body, max_steps=2, approver=SUPERVISOR)
+    assert not [s for s in result.answer.trace if s.tool in loop.FACT_WRITES]
+    assert order_status(world, PENDING_ORDER) == "pending" and result.answer.status == "draft"
+    assert "Nothing has been changed yet" in result.answer.text
+    held = [r for r in trail(world, "guardrail") if r.decision == "confirmation_required"]
+    assert len(held) == 1 and "cancel" in (held[0].reason or "")
+
+
 # --- the loop's pieces, without the model ---------------------------------------------------------------------
 
 
@@ -416,6 +429,13 @@ def test_the_answer_says_what_waits_and_who_takes_over() -> None:
     assert text.startswith("Done.") and "approve cancel pending order before it takes effect (action a1)" in text
     assert text.endswith("A member of our team will take over this ticket.")
     assert loop.compose_text(reply=None, trace=[], escalated=False) == loop.FALLBACK_REPLY
+
+
+def test_the_answer_asks_to_confirm_conditional_changes() -> None:
+    text = loop.compose_text(reply=Reply(message="Hello."), trace=[], escalated=False, confirm=["cancel", "return"])
+    assert text.startswith("Hello.") and "asks about a cancellation or a return only under a condition" in text
+    assert "about a refund only" in loop.confirmation_request(["refund"])
+    assert "condition" not in loop.compose_text(reply=None, trace=[], escalated=True, confirm=["cancel"])
 
 
 def test_the_answer_states_order_facts_from_the_tools_not_the_model() -> None:

@@ -270,3 +270,36 @@ def test_model_tools_follow_the_intents() -> None:
 def test_spelling_correction_and_edit_distance() -> None:
     assert router.correct_spelling("cancdling tocancel adfress Order") == "canceling to cancel address Order"
     assert router.edit_distance("acnceling", "canceling") == 1 and router.edit_distance("older", "purchase") == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "conditional", "confirm"),
+    [
+        ("Please cancel order #W1234567.", (), False),
+        ("Please cancel order #W1234567 if possible.", (), False),
+        ("Could you cancel it, if you could?", (), False),
+        ("Cancel my order. If you need anything else, let me know.", (), False),
+        ("If it has not shipped, cancel it.", ("track", "cancel"), True),
+        ("Cancel the lamp, but if you cannot, return it instead.", ("cancel", "return"), True),
+        ("Exchange the bottle.\nIf the agent asks again, return the bottle.", ("return",), True),
+        ("I want to know whether I can return the chair", ("return",), True),
+        ("Unless it is cheaper elsewhere, exchange it", ("exchange",), True),
+        ("If nobody can help, I want to speak to a human", ("human",), False),
+        ("Where is my order? If it has shipped, what is the tracking number?", ("track",), False),
+    ],
+)
+def test_conditional_changes_need_confirmation(text: str, conditional: tuple[str, ...], confirm: bool) -> None:
+    found = router.features(text)
+    assert found.conditional == conditional
+    assert found.needs_confirmation is confirm
+
+
+def test_a_conditional_change_is_offered_no_customer_data_write() -> None:
+    permitted = [*tools.default_registry().names(), "search_knowledge"]
+    writes = {tool.name for tool in tools.default_registry() if tool.kind == "write"}
+    found = router.features("I want to exchange the lamp. If that is not possible, return it instead.")
+    offered = router.model_tools(found, permitted=permitted, writes=writes, single_write=True)
+    assert not {"exchange_delivered_order_items", "return_delivered_order_items"} & set(offered)
+    assert "get_product_details" in offered and "transfer_to_human_agents" not in offered
+    plain = router.model_tools(router.features("I want to exchange the lamp."), permitted=permitted, writes=writes)
+    assert "exchange_delivered_order_items" in plain

@@ -2,7 +2,8 @@
 
 A run, in order:
 1. the ticket text is checked for prompt injection; a finding refuses every write for this ticket and
-   escalates it at the end (the escalation is the guardrail's, not the model's);
+   escalates it at the end (the escalation is the guardrail's, not the model's); a change the ticket asks
+   for only under a condition ("if it has not shipped, cancel it") is not written: the answer asks to confirm it;
 2. the intent router proposes the first reads: authentication look-ups, the user's details, the orders
    the ticket names (else the user's orders), the products of items it names when it asks for a change,
    and a knowledge search (passages are checked for injection too, and flagged ones are never shown);
@@ -59,6 +60,16 @@ FACT_WRITES = frozenset(
     }
 )  # fmt: skip
 """Writes whose result is the changed order: the answer states its new status."""
+CHANGE_WORDS: dict[str, str] = {
+    "cancel": "a cancellation",
+    "exchange": "an exchange",
+    "return": "a return",
+    "refund": "a refund",
+    "address": "an address change",
+    "payment": "a payment change",
+    "modify": "a change of items",
+}
+"""How the confirmation request names each change the ticket asks for under a condition."""
 NOT_CONFIDENT = frozenset({"executed", "pending_approval", "denied", "refused", "invalid", "truncated", "error"})
 
 
@@ -132,6 +143,16 @@ def _waiting(trace: list[TraceStep]) -> bool:
     return any(step.outcome == "pending_approval" for step in trace)
 
 
+def confirmation_request(intents: list[str]) -> str:
+    """The paragraph that asks the customer to confirm changes the ticket asked for only under conditions."""
+    changes = [CHANGE_WORDS[intent] for intent in intents if intent in CHANGE_WORDS]
+    what = changes[0] if len(changes) == 1 else ", ".join(changes[:-1]) + f" or {changes[-1]}"
+    return (
+        f"Nothing has been changed yet: your message asks about {what} only under a condition. If you want it "
+        "made, reply with exactly the change you want and we will carry it out."
+    )
+
+
 def compose_text(
     *,
     reply: Reply | None,
@@ -139,10 +160,12 @@ def compose_text(
     escalated: bool,
     history: list[tuple[ToolCall, dict[str, Any] | None]] | None = None,
     injection: bool = False,
+    confirm: list[str] | None = None,
 ) -> str:
     """The reply, the order facts from the tools, what waits for a supervisor's approval, whether a human takes over.
 
     A ticket that tried a prompt injection gets none of the model's words back, only the fixed hand-off.
+    `confirm` names the changes the ticket asked for only under conditions: the answer asks to confirm them.
     """
     usable = reply is not None and reply.message.strip() and not injection
     facts = [] if escalated else order_facts(history or [])
@@ -156,6 +179,8 @@ def compose_text(
                 f"A supervisor must approve {step.tool.replace('_', ' ')} before it takes effect "
                 f"(action {step.action_id})."
             )
+    if confirm and not escalated:
+        parts.append(confirmation_request(confirm))
     if escalated:
         parts.append("A member of our team will take over this ticket.")
     return "\n\n".join(parts)
@@ -262,6 +287,7 @@ class _Run:
         self.exhausted: set[str] = set()
         self.made: set[str] = set()
         self.generations: list[Generation] = []
+        self.confirm: list[str] = []
 
     def refuse_writes(self, *, finding: guardrails.InjectionFinding, where: str) -> None:
         """Record a prompt-injection finding: audited, and no write runs for this ticket any more."""
@@ -273,6 +299,19 @@ class _Run:
             decision="injection_detected",
             reason=f"possible prompt injection in {where} ({finding.rule}); writes refused, ticket escalated",
             details={"where": where, **finding.to_json()},
+        )
+
+    def hold_conditional_writes(self) -> None:
+        """A change asked for only under a condition is not made: audited, and the answer asks to confirm it."""
+        if not self.found.needs_confirmation:
+            return
+        self.confirm = [intent for intent in self.found.conditional if intent in CHANGE_WORDS]
+        execution.record(
+            self.scope,
+            action=AuditAction.GUARDRAIL,
+            decision="confirmation_required",
+            reason=f"the ticket asks for {', '.join(self.confirm)} only under a condition; no change is written",
+            details={"conditional_intents": list(self.found.conditional)},
         )
 
     def call(
@@ -581,6 +620,7 @@ def answer_ticket(
         finding = guardrails.detect_injection(ticket.text)
         if finding is not None:
             run.refuse_writes(finding=finding, where="ticket")
+        run.hold_conditional_writes()
         run.route()
         reply = run.think(max_steps=max_steps or settings.max_steps)
         if run.injection is not None:
@@ -606,6 +646,7 @@ def answer_ticket(
                 escalated=status == "escalated",
                 history=run.history,
                 injection=run.injection is not None,
+                confirm=run.confirm,
             ),
             citations=reply.citations if reply else [],
             trace=run.trace,

@@ -124,6 +124,15 @@ VOCABULARY = (
 )
 """Trigger words a customer's typo (one edit, or a word glued to the one before) is corrected to."""
 _TOKEN = re.compile(r"[A-Za-z]+")
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
+_CONDITION = re.compile(
+    r"\b(if|unless|otherwise|in case|whether|provided that|as long as|only when|depending on)\b", re.IGNORECASE
+)
+_COURTESY = re.compile(
+    r"\bif (at all )?(possible|you can|you could|you would|you don'?t mind|you please|needed|necessary)\b",
+    re.IGNORECASE,
+)
+"""'if possible', 'if you could': politeness, not a condition on the request."""
 _TRACK_ONLY = re.compile(
     r"\b(status|track\w*)\b[^.?!]{0,25}\b(refund|return|reimburs|rebate|money)\w*"
     r"|\b(refund|return|reimbursement|rebate)s?\b[^.?!]{0,25}\b(status|processed|track\w*)\b",
@@ -164,6 +173,7 @@ class TicketFeatures:
     first_name: str | None = None
     last_name: str | None = None
     intents: tuple[Intent, ...] = ()
+    conditional: tuple[Intent, ...] = ()
     query: str = field(default="", repr=False)
     text: str = field(default="", repr=False)
 
@@ -177,6 +187,11 @@ class TicketFeatures:
         """True when some intent asks for a change (anything but tracking)."""
         return any(intent in WRITE_INTENTS for intent in self.intents)
 
+    @property
+    def needs_confirmation(self) -> bool:
+        """True when a requested change hangs on a condition: the customer confirms it before anything is written."""
+        return any(intent in WRITE_INTENTS and intent != "human" for intent in self.conditional)
+
     def to_json(self) -> dict[str, Any]:
         """The features as a JSON object (for the trace; contact details are left out)."""
         return {
@@ -184,6 +199,7 @@ class TicketFeatures:
             "order_numbers": list(self.order_numbers),
             "intents": list(self.intents),
             "primary": self.primary,
+            "conditional": list(self.conditional),
             "has_email": bool(self.emails),
             "has_name_and_zip": bool(self.first_name and self.zip_codes),
         }
@@ -242,6 +258,20 @@ def classify(text: str) -> tuple[Intent, ...]:
     return tuple(intents)
 
 
+def conditional_intents(text: str) -> tuple[Intent, ...]:
+    """The intents `text` asks for only under a condition: named in a sentence with 'if', 'unless', 'otherwise'...
+
+    "If it has not shipped, cancel it; otherwise return it" leaves the agent to guess which change the
+    customer wants, and τ²'s retail policy wants explicit confirmation before any change anyway. Courtesy
+    ("cancel it if possible") is no condition.
+    """
+    found: list[Intent] = []
+    for sentence in _SENTENCE_END.split(correct_spelling(text)):
+        if _CONDITION.search(_COURTESY.sub(" ", sentence)):
+            found.extend(intent for intent in classify(sentence) if intent not in found)
+    return tuple(found)
+
+
 def _names(text: str, user_ids: Sequence[str]) -> tuple[str | None, str | None]:
     match = PERSON.search(text)
     if match:
@@ -271,6 +301,7 @@ def features(text: str) -> TicketFeatures:
         first_name=first,
         last_name=last,
         intents=classify(text),
+        conditional=conditional_intents(text),
         query=" ".join(text.split())[:SEARCH_QUERY_CHARS],
         text=text,
     )
@@ -408,7 +439,9 @@ def model_tools(
     A change request is not offered the knowledge search (its policy sections ground it). With no intent
     found the model is offered every permitted tool but `MODEL_EXCLUDED` and the `writes` that change
     customer data: a write needs a request the router recognised. With `single_write` (one write per
-    ticket) only the primary intent's writes are offered: the request the ticket is named by.
+    ticket) only the primary intent's writes are offered: the request the ticket is named by. A ticket whose
+    change hangs on a condition (`TicketFeatures.needs_confirmation`) is offered no customer-data write: the
+    answer asks the customer to confirm the change first.
     """
     if not found.intents:
         return [
@@ -418,4 +451,6 @@ def model_tools(
     for intent in found.intents:
         own = not single_write or intent == found.primary
         wanted.update(name for name in INTENT_TOOLS[intent] if own or name not in writes)
+    if found.needs_confirmation:
+        wanted = {name for name in wanted if name not in writes or name in DESK_WRITES}
     return [name for name in permitted if name in wanted and name not in MODEL_EXCLUDED]

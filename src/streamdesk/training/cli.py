@@ -249,7 +249,7 @@ def eval_flywheel(
         int | None, typer.Option(help="Use only the first N τ²-bench tasks of each split (default: all).")
     ] = None,
     max_steps: Annotated[int, typer.Option(help="KTO optimiser steps; -1 trains for --epochs.")] = 16,
-    epochs: Annotated[float, typer.Option(help="KTO passes over the feedback examples.")] = 1.0,
+    epochs: Annotated[float, typer.Option(help="KTO passes over the feedback and replayed examples.")] = 1.0,
     learning_rate: Annotated[float, typer.Option(help="KTO learning rate of the LoRA weights.")] = 5e-5,
     sft_max_steps: Annotated[int, typer.Option(help="SFT optimiser steps; -1 trains for --sft-epochs.")] = -1,
     sft_epochs: Annotated[float, typer.Option(help="SFT passes over the bootstrap tickets.")] = 1.0,

@@ -68,7 +68,7 @@ class FlywheelOptions:
     shared_data: Path
     eval_per_intent: int = 20
     train_per_intent: int = 25
-    feedback_per_intent: int = 20
+    feedback_per_intent: int = 15
     sft_epochs: float = 1.0
     sft_max_steps: int = -1
     max_steps: int = 16
