@@ -223,6 +223,19 @@ def citation_titles(conn: psycopg.Connection, *, citations: list[str]) -> dict[s
     return titles
 
 
+def audit_fields(answer: Answer) -> dict[str, Any]:
+    """What every audit event about `answer` records: its ticket, customer, model, versions and citations."""
+    return {
+        "ticket_id": f"{answer.source}:{answer.ticket_id}",
+        "customer_id": answer.customer_id,
+        "model": answer.model,
+        "adapter_version": answer.adapter,
+        "prompt_version": answer.prompt_version,
+        "policy_version": answer.policy_version,
+        "chunk_ids": answer.citations,
+    }
+
+
 def review_audit_event(
     answer: Answer, *, reviewer: Principal, verdict: str, via: str, details: dict[str, Any]
 ) -> AuditEvent:
@@ -230,13 +243,7 @@ def review_audit_event(
     return AuditEvent.for_principal(
         reviewer,
         action=AuditAction.ANSWER_REVIEWED,
-        ticket_id=f"{answer.source}:{answer.ticket_id}",
-        customer_id=answer.customer_id,
-        model=answer.model,
-        adapter_version=answer.adapter,
-        prompt_version=answer.prompt_version,
-        policy_version=answer.policy_version,
-        chunk_ids=answer.citations,
+        **audit_fields(answer),
         decision=verdict,
         reason=f"draft {verdict} by {reviewer.id} in the {via}",
         details={"answer_id": answer.answer_id, "via": via, **details},

@@ -139,23 +139,45 @@ def _step(call: ToolCall, *, source: StepSource, index: int, outcome: StepOutcom
     )
 
 
+def _failed(
+    call: ToolCall,
+    *,
+    source: StepSource,
+    index: int,
+    outcome: StepOutcome,
+    reason: str,
+    error: str | None = None,
+    **fields: Any,
+) -> CallOutcome:
+    """A call that ran nothing: its step (with `reason`), and `error` (default: the reason) for the model."""
+    step = _step(call, source=source, index=index, outcome=outcome, reason=reason, **fields)
+    return CallOutcome(step, error=reason if error is None else error)
+
+
+def _guardrail_denial(
+    scope: CallScope, *, tool: Tool, call: ToolCall, source: StepSource, reason: str, rule: str
+) -> None:
+    """Audit a guardrail's refusal of `call` under `rule`."""
+    record(
+        scope,
+        action=AuditAction.GUARDRAIL,
+        tool_name=tool.name,
+        arguments=call.arguments,
+        decision="denied",
+        reason=reason,
+        details={"source": source, "rule": rule},
+    )
+
+
 def _run(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) -> CallOutcome:
     try:
         tool = scope.registry.validate(name=call.tool, arguments=call.arguments)
     except ToolError as exc:
-        return CallOutcome(_step(call, source=source, index=index, outcome="invalid", reason=str(exc)), error=str(exc))
+        return _failed(call, source=source, index=index, outcome="invalid", reason=str(exc))
     if tool.kind == "write" and scope.writes_refused and source != "guardrail":
         reason = f"{tool.name} refused: this ticket carries a possible prompt injection, so no write may run"
-        record(
-            scope,
-            action=AuditAction.GUARDRAIL,
-            tool_name=tool.name,
-            arguments=call.arguments,
-            decision="denied",
-            reason=reason,
-            details={"source": source, "rule": "injection:writes_refused"},
-        )
-        return CallOutcome(_step(call, source=source, index=index, outcome="refused", reason=reason), error=reason)
+        _guardrail_denial(scope, tool=tool, call=call, source=source, reason=reason, rule="injection:writes_refused")
+        return _failed(call, source=source, index=index, outcome="refused", reason=reason)
     trace_id, span_id = telemetry.span_ids()
     amount = derived_amount(tool=tool.name, arguments=call.arguments, trusted=scope.trusted)
     decision = policy.enforce(
@@ -178,9 +200,15 @@ def _run(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) ->
 
 
 def _denied(call: ToolCall, *, source: StepSource, index: int, decision: Decision) -> CallOutcome:
-    reason = f"denied by policy: {decision.reason}"
-    step = _step(call, source=source, index=index, outcome="denied", decision=decision.outcome, reason=decision.reason)
-    return CallOutcome(step, error=reason)
+    return _failed(
+        call,
+        source=source,
+        index=index,
+        outcome="denied",
+        decision=decision.outcome,
+        reason=decision.reason,
+        error=f"denied by policy: {decision.reason}",
+    )
 
 
 def _read(
@@ -198,8 +226,7 @@ def _read(
             reason=str(exc),
             details={"source": source, "error": type(exc).__name__},
         )
-        step = _step(call, source=source, index=index, outcome="error", decision=decision.outcome, reason=str(exc))
-        return CallOutcome(step, error=str(exc))
+        return _failed(call, source=source, index=index, outcome="error", decision=decision.outcome, reason=str(exc))
     result_hash = audit.digest(result)
     passages = result.get("passages") if tool.name == "search_knowledge" else None
     record(
@@ -228,15 +255,7 @@ def _provenance(scope: CallScope, *, tool: Tool, call: ToolCall, source: StepSou
     if ok:
         return None
     reason = f"{tool.name} arguments {', '.join(offending)} came from no earlier tool result; look them up first"
-    record(
-        scope,
-        action=AuditAction.GUARDRAIL,
-        tool_name=tool.name,
-        arguments=call.arguments,
-        decision="denied",
-        reason=reason,
-        details={"source": source, "rule": "provenance:untrusted"},
-    )
+    _guardrail_denial(scope, tool=tool, call=call, source=source, reason=reason, rule="provenance:untrusted")
     return reason
 
 
@@ -245,8 +264,7 @@ def _write(
 ) -> CallOutcome:
     untrusted = _provenance(scope, tool=tool, call=call, source=source)
     if untrusted is not None:
-        step = _step(call, source=source, index=index, outcome="denied", decision="denied", reason=untrusted)
-        return CallOutcome(step, error=untrusted)
+        return _failed(call, source=source, index=index, outcome="denied", decision="denied", reason=untrusted)
     key = approvals.idempotency_key_for(
         ticket_id=scope.ticket.ref,
         event_id=scope.ticket.event_id,
@@ -269,8 +287,15 @@ def _write(
         if scope.approver is not None and action.status == "pending":
             action = approvals.approve(scope.conn, action_id=action.id, approver=scope.approver, note="auto-approved")
     except ApprovalError as exc:
-        step = _step(call, source=source, index=index, outcome="duplicate", decision=decision.outcome, reason=str(exc))
-        return CallOutcome(step, error=f"not run again: {exc}")
+        return _failed(
+            call,
+            source=source,
+            index=index,
+            outcome="duplicate",
+            decision=decision.outcome,
+            reason=str(exc),
+            error=f"not run again: {exc}",
+        )
     if action.status == "approved":
         acting = approvals.acting_principal(action)
         outcome = _execute(
@@ -278,17 +303,15 @@ def _write(
         )
         return CallOutcome(outcome.step.model_copy(update={"action_id": action.id}), outcome.result, outcome.error)
     if action.status in ("executed", "rejected"):
-        reason = f"action {action.id} was already {action.status}; it is not run again"
-        step = _step(
+        return _failed(
             call,
             source=source,
             index=index,
             outcome="duplicate",
             decision=decision.outcome,
-            reason=reason,
+            reason=f"action {action.id} was already {action.status}; it is not run again",
             action_id=action.id,
         )
-        return CallOutcome(step, error=reason)
     result = {"status": "pending_approval", "action_id": action.id, "message": "a supervisor must approve this first"}
     step = _step(
         call,
@@ -314,6 +337,19 @@ def _execute(
     acting: Principal | None = None,
 ) -> CallOutcome:
     """Claim `key` and run the write in one transaction; a repeat of the key runs nothing."""
+
+    def audited(action: AuditAction, **fields: Any) -> None:
+        details = {"source": source, "idempotency_key": key}
+        record(
+            scope,
+            action=action,
+            principal=acting,
+            tool_name=tool.name,
+            arguments=call.arguments,
+            details=details,
+            **fields,
+        )
+
     try:
         with scope.conn.transaction():
             claimed = approvals.claim_for_execution(
@@ -329,43 +365,14 @@ def _execute(
                 result = scope.registry.call(
                     scope.conn, name=tool.name, arguments=call.arguments, context=scope.context
                 )
-                record(
-                    scope,
-                    action=AuditAction.WRITE_EXECUTED,
-                    principal=acting,
-                    tool_name=tool.name,
-                    arguments=call.arguments,
-                    result_hash=audit.digest(result),
-                    decision="executed",
-                    details={"source": source, "idempotency_key": key},
-                )
+                audited(AuditAction.WRITE_EXECUTED, result_hash=audit.digest(result), decision="executed")
     except ToolError as exc:
-        record(
-            scope,
-            action=AuditAction.TOOL_CALL,
-            principal=acting,
-            tool_name=tool.name,
-            arguments=call.arguments,
-            decision="error",
-            reason=str(exc),
-            details={"source": source, "idempotency_key": key},
-        )
-        step = _step(call, source=source, index=index, outcome="error", decision=decision.outcome, reason=str(exc))
-        return CallOutcome(step, error=str(exc))
+        audited(AuditAction.TOOL_CALL, decision="error", reason=str(exc))
+        return _failed(call, source=source, index=index, outcome="error", decision=decision.outcome, reason=str(exc))
     if result is None:
         reason = "this write already ran for this ticket event; it is not run twice"
-        record(
-            scope,
-            action=AuditAction.TOOL_CALL,
-            principal=acting,
-            tool_name=tool.name,
-            arguments=call.arguments,
-            decision="duplicate",
-            reason=reason,
-            details={"source": source, "idempotency_key": key},
-        )
-        step = _step(call, source=source, index=index, outcome="duplicate", decision=decision.outcome, reason=reason)
-        return CallOutcome(step, error=reason)
+        audited(AuditAction.TOOL_CALL, decision="duplicate", reason=reason)
+        return _failed(call, source=source, index=index, outcome="duplicate", decision=decision.outcome, reason=reason)
     scope.trusted.append(result)
     step = _step(
         call,

@@ -16,7 +16,6 @@ from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
 from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.api.deps import ConnDep
-from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback import views as feedback_views
 from streamdesk.feedback.models import FeedbackEvent
@@ -59,17 +58,9 @@ def _record(
     answer = _answer(conn, answer_id, operator)
     if edited_text is not None and not edited_text.strip():
         raise HTTPException(422, "the edited text is blank; send the text the customer should get")
-    event = FeedbackEvent(
-        event_id=(verdict.event_id if verdict else None) or str(uuid.uuid4()),
-        answer_id=answer.answer_id,
-        ticket_id=answer.ticket_id,
-        kind=kind,
-        edited_text=edited_text,
-        adapter_version=answer.adapter,
-        customer_id=answer.customer_id,
-        annotator_id=operator.id,
-        tenant=operator.tenant,
-        occurred_at=utcnow(),
+    event_id = (verdict.event_id if verdict else None) or str(uuid.uuid4())
+    event = feedback.review_event(
+        answer=answer, kind=kind, reviewer=operator, event_id=event_id, edited_text=edited_text
     )
     return feedback.record_review(conn, answer=answer, event=event, reviewer=operator, via="api", publisher=publisher)
 

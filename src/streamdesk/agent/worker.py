@@ -16,8 +16,8 @@ import faust
 from streamdesk import telemetry, topics
 from streamdesk.agent.answer_config import get_answer_settings
 from streamdesk.agent.service import AnswerService
-from streamdesk.config import Settings, faust_dir, get_settings
-from streamdesk.ingest.app import raw_message
+from streamdesk.config import Settings, get_settings
+from streamdesk.ingest.app import bootstrap_servers, faust_app, raw_message, raw_topic, run_app
 
 APP_ID = "streamdesk-agent"
 
@@ -26,32 +26,14 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     """The agent's Faust app: one agent, `answer_tickets`, on canonical.ticket."""
     settings = settings or get_settings()
     answer_settings = get_answer_settings()
-    if not settings.kafka.bootstrap_servers:
-        raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
+    servers = bootstrap_servers(settings)
     telemetry.configure(settings=settings.telemetry, service_name=APP_ID)
     telemetry.configure_metrics(settings=settings.telemetry, service_name=APP_ID)
-    telemetry.watch_consumer_lag(
-        bootstrap_servers=settings.kafka.bootstrap_servers, group=APP_ID, topic_names=[topics.TICKET]
-    )
+    telemetry.watch_consumer_lag(bootstrap_servers=servers, group=APP_ID, topic_names=[topics.TICKET])
     service = service or AnswerService.from_settings(settings)  # the model loads before the worker joins
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent")
-    app = faust.App(
-        APP_ID,
-        broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
-        store="memory://",
-        datadir=str(faust_dir(settings) / "{conf.name}"),
-        autodiscover=False,
-        web_enabled=False,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=1.0,
-        broker_max_poll_interval=answer_settings.worker_max_poll_interval_s,
-        logging_config=None,
-    )
-    tickets = app.topic(topics.TICKET, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    app = faust_app(APP_ID, settings=settings, broker_max_poll_interval=answer_settings.worker_max_poll_interval_s)
+    tickets = raw_topic(app, topics.TICKET)
 
     @app.agent(tickets, name="answer_tickets")
     async def answer_tickets(stream: faust.StreamT) -> None:
@@ -66,9 +48,4 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
 
 def run_worker(settings: Settings | None = None, *, loglevel: str = "info") -> None:
     """Run the agent worker in the foreground until stopped."""
-    app = create_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
-    try:
-        worker.execute_from_commandline()
-    finally:
-        telemetry.shutdown()
+    run_app(create_app(settings), loglevel=loglevel)

@@ -26,7 +26,6 @@ from streamdesk.console.models import (
     IngestHealth,
     RetrainRun,
 )
-from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.models import FeedbackEvent
 from streamdesk.identity.models import Principal
@@ -214,17 +213,12 @@ def record_review(
     ).fetchone()
     if previous is not None:
         raise AlreadyReviewedError(f"answer {answer.answer_id} was already {previous[0]} by {previous[1]}")
-    event = FeedbackEvent(
-        event_id=review_feedback_id(answer.answer_id),
-        answer_id=answer.answer_id,
-        ticket_id=answer.ticket_id,
+    event = feedback.review_event(
+        answer=answer,
         kind=kind,
+        reviewer=operator,
+        event_id=review_feedback_id(answer.answer_id),
         edited_text=edited_text.strip() if kind == "edited" and edited_text else None,
-        adapter_version=answer.adapter,
-        customer_id=answer.customer_id,
-        annotator_id=operator.id,
-        tenant=operator.tenant,
-        occurred_at=utcnow(),
     )
     return feedback.record_review(
         conn, answer=answer, event=event, reviewer=operator, via="console", publisher=publisher

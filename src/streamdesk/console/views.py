@@ -213,6 +213,20 @@ def render(
     return _save(response, request, session)
 
 
+def render_page(request: Request, viewer: Viewer, page: str, **context: Any) -> Response:
+    """Console page `page` (template `<page>.html`, highlighted in the navigation) for the signed-in viewer."""
+    return render(request, f"{page}.html", session=viewer.session, principal=viewer.principal, active=page, **context)
+
+
+def error_page(
+    request: Request, *, session: ConsoleSession, principal: Principal | None, title: str, message: str
+) -> Response:
+    """The 403 page saying `title` and why (`message`)."""
+    return render(
+        request, "error.html", session=session, principal=principal, status_code=403, title=title, message=message
+    )
+
+
 def redirect(request: Request, url: str, *, session: ConsoleSession) -> Response:
     """A 303 to `url` (after a form post), keeping the session."""
     return _save(RedirectResponse(url, status_code=303), request, session)
@@ -236,14 +250,8 @@ class ConsoleRoute(APIRoute):
             except (PageForbiddenError, CsrfRejectedError) as exc:
                 session = console_session(request)
                 title = "Access denied" if isinstance(exc, PageForbiddenError) else "Form expired"
-                return render(
-                    request,
-                    "error.html",
-                    session=session,
-                    principal=session_principal(session),
-                    status_code=403,
-                    title=title,
-                    message=str(exc),
+                return error_page(
+                    request, session=session, principal=session_principal(session), title=title, message=str(exc)
                 )
 
         return console_handler
@@ -261,12 +269,10 @@ def home(request: Request, session: SessionDep) -> Response:
         return redirect(request, _path(request, "console-login"), session=session)
     pages = service.pages_for(principal)
     if not pages:
-        return render(
+        return error_page(
             request,
-            "error.html",
             session=session,
             principal=principal,
-            status_code=403,
             title="No console pages",
             message=f"{principal.id} holds no role that opens a console page; ask an admin for one.",
         )
@@ -330,9 +336,7 @@ def review_page(request: Request, viewer: ReviewViewer) -> Response:
     """Drafts awaiting a verdict, with the ticket, citations and tool trace."""
     with db.connect(autocommit=True) as conn:
         drafts = service.review_queue(conn, tenant=viewer.principal.tenant)
-    return render(
-        request, "review.html", session=viewer.session, principal=viewer.principal, active="review", drafts=drafts
-    )
+    return render_page(request, viewer, "review", drafts=drafts)
 
 
 @router.post("/review/{answer_id}", name="console-review-decide", dependencies=[CsrfDep])
@@ -376,16 +380,8 @@ def approvals_page(request: Request, viewer: ApprovalsViewer) -> Response:
     decided = sorted(
         (a for a in decided if a.status != "pending"), key=lambda a: a.decided_at or a.created_at, reverse=True
     )[:20]
-    return render(
-        request,
-        "approvals.html",
-        session=viewer.session,
-        principal=viewer.principal,
-        active="approvals",
-        pending=pending,
-        decided=decided,
-        may_decide=service.may_act(viewer.principal, "approve"),
-    )
+    may_decide = service.may_act(viewer.principal, "approve")
+    return render_page(request, viewer, "approvals", pending=pending, decided=decided, may_decide=may_decide)
 
 
 @router.post("/approvals/{action_id}/{decision}", name="console-approvals-decide", dependencies=[CsrfDep])
@@ -426,16 +422,8 @@ def audit_page(request: Request, viewer: AuditViewer, ticket: str | None = None)
         recent = service.recent_audit(conn, tenant=tenant)
     if trail is not None:
         trail = [record for record in trail if record.tenant in (tenant, None)]
-    return render(
-        request,
-        "audit.html",
-        session=viewer.session,
-        principal=viewer.principal,
-        active="audit",
-        report=report,
-        ticket=(ticket or "").strip(),
-        trail=trail,
-        recent=recent,
+    return render_page(
+        request, viewer, "audit", report=report, ticket=(ticket or "").strip(), trail=trail, recent=recent
     )
 
 
@@ -446,16 +434,7 @@ def models_page(request: Request, viewer: ModelsViewer) -> Response:
         versions = registry.list_versions(conn)
         runs = service.retrain_runs(conn) if service.may_act(viewer.principal, "retrains") else None
     curves = {v.version for v in versions if service.curves_path(v) is not None}
-    return render(
-        request,
-        "models.html",
-        session=viewer.session,
-        principal=viewer.principal,
-        active="models",
-        versions=versions,
-        runs=runs,
-        curves=curves,
-    )
+    return render_page(request, viewer, "models", versions=versions, runs=runs, curves=curves)
 
 
 def _adapter(version: str) -> Any:
@@ -496,12 +475,6 @@ def ingest_page(request: Request, viewer: IngestViewer) -> Response:
             bootstrap_servers=settings.kafka.bootstrap_servers,
             with_dead_letters=service.may_act(viewer.principal, "dead_letters"),
         )
-    return render(
-        request,
-        "ingest.html",
-        session=viewer.session,
-        principal=viewer.principal,
-        active="ingest",
-        health=health,
-        dead_letters_shown=service.may_act(viewer.principal, "dead_letters"),
+    return render_page(
+        request, viewer, "ingest", health=health, dead_letters_shown=service.may_act(viewer.principal, "dead_letters")
     )

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import psycopg
 from psycopg.rows import dict_row
 
+from streamdesk.contracts import utcnow
 from streamdesk.feedback import hygiene, labels
 from streamdesk.feedback.config import FeedbackSettings, get_feedback_settings
 from streamdesk.feedback.exceptions import AnswersUnavailableError
@@ -300,6 +301,24 @@ def export_kto(
     for example in examples:
         out.write(json.dumps(example.to_kto(conversational=conversational, lineage=lineage), ensure_ascii=False) + "\n")
     return len(examples)
+
+
+def review_event(
+    *, answer: Any, kind: str, reviewer: Any, event_id: str, edited_text: str | None = None
+) -> FeedbackEvent:
+    """The feedback event of `reviewer`'s verdict `kind` on the draft `answer` (with the edit, for 'edited')."""
+    return FeedbackEvent(
+        event_id=event_id,
+        answer_id=answer.answer_id,
+        ticket_id=answer.ticket_id,
+        kind=kind,
+        edited_text=edited_text,
+        adapter_version=answer.adapter,
+        customer_id=answer.customer_id,
+        annotator_id=reviewer.id,
+        tenant=reviewer.tenant,
+        occurred_at=utcnow(),
+    )
 
 
 def record_review(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -29,17 +29,81 @@ APPROVER_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN})
 """Roles that may approve or reject a pending action."""
 
 
-class Principal(BaseModel):
-    """Who acts: kind, id, roles, groups and tenant; the agent identity also names its verified customer."""
+class PrincipalSpec(NamedTuple):
+    """The parts of a principal spec: `user:ID[?roles=a,b&groups=c&tenant=t]` or `agent:CUSTOMER_ID[?tenant=t]`."""
+
+    kind: PrincipalKind
+    ident: str
+    roles: frozenset[str]
+    groups: frozenset[str]
+    tenant: str
+
+    @classmethod
+    def parse(cls, spec: str) -> PrincipalSpec:
+        """The parts of `spec` (CLI and test shorthand); a malformed spec or an unknown option is refused."""
+        head, _, query = spec.partition("?")
+        kind, sep, ident = head.partition(":")
+        if not sep or kind not in ("user", "agent") or not ident:
+            raise InvalidPrincipalError(
+                f"principal {spec!r} is not `user:ID[?roles=..&groups=..&tenant=..]` or `agent:CUSTOMER_ID`"
+            )
+        params = {key: ",".join(values) for key, values in parse_qs(query, strict_parsing=bool(query)).items()}
+        unknown = set(params) - {"roles", "groups", "tenant"}
+        if unknown:
+            raise InvalidPrincipalError(
+                f"principal {spec!r} has unknown option(s) {sorted(unknown)}; use roles, groups, tenant "
+                "as in `user:ID?roles=..&groups=..&tenant=..`"
+            )
+
+        def names(key: str) -> frozenset[str]:
+            return frozenset(n.strip() for n in params.get(key, "").split(",") if n.strip())
+
+        return cls(
+            kind="agent" if kind == "agent" else "user",
+            ident=ident,
+            roles=names("roles"),
+            groups=names("groups"),
+            tenant=params.get("tenant") or "default",
+        )
+
+
+class PrincipalBase(BaseModel):
+    """What every domain knows of who acts: kind, id, roles, groups, tenant, and the customer an agent acts for.
+
+    `Principal` below is the one the agent, policy and audit use (roles checked against `Role`); retrieval
+    derives its own, whose roles are free names mapped to access by its settings.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     kind: PrincipalKind
     id: str = Field(min_length=1)
-    roles: frozenset[Role] = frozenset()
+    roles: frozenset[str] = frozenset()
     groups: frozenset[str] = frozenset()
     tenant: str = Field(default="default", min_length=1)
     customer_id: str | None = None
+
+    @property
+    def role_names(self) -> list[str]:
+        """The roles as sorted strings (stable for logs and audit records)."""
+        return sorted(str(role) for role in self.roles)
+
+    @property
+    def is_agent(self) -> bool:
+        """True for the agent's service identity."""
+        return self.kind == "agent"
+
+    def describe(self) -> str:
+        """A short label for logs and the audit trail."""
+        if self.is_agent:
+            return f"agent for customer {self.customer_id} (tenant {self.tenant})"
+        return f"user {self.id} roles={self.role_names} groups={sorted(self.groups)} (tenant {self.tenant})"
+
+
+class Principal(PrincipalBase):
+    """Who acts: kind, id, roles, groups and tenant; the agent identity also names its verified customer."""
+
+    roles: frozenset[Role] = frozenset()
     approver: str | None = None
 
     @model_validator(mode="before")
@@ -67,16 +131,6 @@ class Principal(BaseModel):
         return self
 
     @property
-    def role_names(self) -> list[str]:
-        """The roles as sorted strings (stable for logs and audit records)."""
-        return sorted(str(role) for role in self.roles)
-
-    @property
-    def is_agent(self) -> bool:
-        """True for the agent's service identity."""
-        return self.kind == "agent"
-
-    @property
     def can_approve(self) -> bool:
         """True for a person holding supervisor or admin."""
         return self.kind == "user" and bool(APPROVER_ROLES & set(self.roles))
@@ -85,12 +139,6 @@ class Principal(BaseModel):
         """True when the principal holds at least one of `roles`."""
         return not self.roles.isdisjoint(roles)
 
-    def describe(self) -> str:
-        """A short label for logs and the audit trail."""
-        if self.is_agent:
-            return f"agent for customer {self.customer_id} (tenant {self.tenant})"
-        return f"user {self.id} roles={self.role_names} groups={sorted(self.groups)} (tenant {self.tenant})"
-
     def to_json(self) -> dict[str, Any]:
         """The principal as a JSON object with sorted roles and groups."""
         return {**self.model_dump(mode="json"), "roles": self.role_names, "groups": sorted(self.groups)}
@@ -98,33 +146,17 @@ class Principal(BaseModel):
     @classmethod
     def parse(cls, spec: str) -> Principal:
         """`user:ID[?roles=a,b&groups=c&tenant=t]` or `agent:CUSTOMER_ID[?tenant=t]` (CLI and test shorthand)."""
-        head, _, query = spec.partition("?")
-        kind, sep, ident = head.partition(":")
-        if not sep or kind not in ("user", "agent") or not ident:
-            raise InvalidPrincipalError(
-                f"principal {spec!r} is not `user:ID[?roles=..&groups=..&tenant=..]` or `agent:CUSTOMER_ID`"
-            )
-        params = {key: ",".join(values) for key, values in parse_qs(query, strict_parsing=bool(query)).items()}
-        unknown = set(params) - {"roles", "groups", "tenant"}
-        if unknown:
-            raise InvalidPrincipalError(
-                f"principal {spec!r} has unknown option(s) {sorted(unknown)}; use roles, groups, tenant"
-            )
-
-        def names(key: str) -> frozenset[str]:
-            return frozenset(n.strip() for n in params.get(key, "").split(",") if n.strip())
-
-        tenant = params.get("tenant") or "default"
-        if kind == "agent":
-            return agent_for_customer(ident, tenant=tenant, agent_id=f"agent-for-{ident}")
-        unknown_roles = names("roles") - {role.value for role in Role}
+        parts = PrincipalSpec.parse(spec)
+        if parts.kind == "agent":
+            return agent_for_customer(parts.ident, tenant=parts.tenant, agent_id=f"agent-for-{parts.ident}")
+        unknown_roles = parts.roles - {role.value for role in Role}
         if unknown_roles:
             raise InvalidPrincipalError(
                 f"principal {spec!r} names unknown role(s) {sorted(unknown_roles)}; "
                 f"use {', '.join(r.value for r in Role)}"
             )
-        roles = frozenset(Role(name) for name in names("roles"))
-        return cls(kind="user", id=ident, roles=roles, groups=names("groups"), tenant=tenant)
+        roles = frozenset(Role(name) for name in parts.roles)
+        return cls(kind="user", id=parts.ident, roles=roles, groups=parts.groups, tenant=parts.tenant)
 
 
 def agent_for_customer(

@@ -53,6 +53,53 @@ def raw_message(event: Any) -> RawMessage:
     )
 
 
+FAUST_OPTIONS: dict[str, Any] = {
+    "store": "memory://",
+    "autodiscover": False,
+    "web_enabled": False,
+    "topic_allow_declare": False,
+    "topic_disable_leader": True,
+    "consumer_auto_offset_reset": "earliest",
+    "broker_commit_interval": 1.0,
+    "broker_session_timeout": 10.0,
+    "broker_heartbeat_interval": 1.0,
+    "logging_config": None,
+}
+"""What every streamdesk Faust app shares: no web server or local tables, topics declared by `streamdesk up`,
+offsets committed every second, a dead worker's partitions handed on within 10 s, our own logging."""
+
+
+def bootstrap_servers(settings: Settings) -> str:
+    """The broker's `host:port` list; the process exits with how to configure one when there is none."""
+    if not settings.kafka.bootstrap_servers:
+        raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
+    return settings.kafka.bootstrap_servers
+
+
+def faust_app(app_id: str, *, settings: Settings, **options: Any) -> faust.App:
+    """A Faust app (and consumer group) `app_id` on the settings' broker; `options` override `FAUST_OPTIONS`."""
+    return faust.App(
+        app_id,
+        broker=[f"kafka://{hp}" for hp in bootstrap_servers(settings).split(",")],
+        datadir=str(faust_dir(settings) / "{conf.name}"),
+        **(FAUST_OPTIONS | options),
+    )
+
+
+def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
+    """Topics `names` of `app` with keys and values as plain bytes (parsed by the caller)."""
+    return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+
+
+def run_app(app: faust.App, *, loglevel: str) -> None:
+    """Run a Faust worker for `app` in the foreground until stopped, then flush telemetry."""
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
+    try:
+        worker.execute_from_commandline()
+    finally:
+        telemetry.shutdown()
+
+
 def kafka_headers(headers: Mapping[str, str]) -> dict[str, bytes] | None:
     """Headers as the Kafka client sends them (UTF-8 values); None when there are none."""
     return {name: value.encode() for name, value in headers.items()} if headers else None
@@ -139,43 +186,21 @@ def create_app(settings: Settings | None = None) -> faust.App:
     from streamdesk.knowledge import store as knowledge
 
     settings = settings or get_settings()
-    if not settings.kafka.bootstrap_servers:
-        raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
+    servers = bootstrap_servers(settings)
     ingest = settings.ingest
     telemetry.configure(settings=settings.telemetry, service_name=APP_ID)
     telemetry.configure_metrics(settings=settings.telemetry, service_name=APP_ID)
     embedding.get_embedder()  # load the model before joining the group, so no batch waits for it
-    app = faust.App(
-        APP_ID,
-        broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
-        store="memory://",
-        datadir=str(faust_dir(settings) / "{conf.name}"),
-        autodiscover=False,
-        web_enabled=False,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=1.0,
-        broker_session_timeout=10.0,
-        broker_heartbeat_interval=1.0,
-        producer_acks=-1,
-        producer_linger=0.005,
-        stream_buffer_maxsize=4096,
-        logging_config=None,
-    )
+    app = faust_app(APP_ID, settings=settings, producer_acks=-1, producer_linger=0.005, stream_buffer_maxsize=4096)
     raw_names = [s.name for s in topics.raw_topics()]
     telemetry.watch_consumer_lag(
-        bootstrap_servers=settings.kafka.bootstrap_servers,
+        bootstrap_servers=servers,
         group=APP_ID,
         topic_names=[*raw_names, topics.DOCUMENT, topics.ENTITY, topics.TICKET],
     )
-    raw_topic = app.topic(*raw_names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-
-    def canonical(name: str) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-
-    out_topics = {name: canonical(name) for name in (topics.DOCUMENT, topics.ENTITY, topics.TICKET)}
-    dlq_topic = canonical(topics.DEAD_LETTER)
+    raw_in = raw_topic(app, *raw_names)
+    out_topics = {name: raw_topic(app, name) for name in (topics.DOCUMENT, topics.ENTITY, topics.TICKET)}
+    dlq_topic = raw_topic(app, topics.DEAD_LETTER)
     writers = {name: BatchWriter(name=name, settings=settings) for name in ("raw", "document", "entity", "ticket")}
 
     async def publish_dead_letters(writer: BatchWriter, letters: Sequence[DeadLetter]) -> None:
@@ -190,7 +215,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         for letter in letters:
             log.warning("dead-lettered %s/%s@%s: %s", letter.topic, letter.partition, letter.offset, letter.reason)
 
-    @app.agent(raw_topic, name="canonicalize")
+    @app.agent(raw_in, name="canonicalize")
     async def canonicalize(stream: faust.StreamT) -> None:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             500, within=0.05
@@ -259,9 +284,4 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
 def run_worker(settings: Settings | None = None, *, loglevel: str = "info") -> None:
     """Run the ingest worker in the foreground until stopped."""
-    app = create_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
-    try:
-        worker.execute_from_commandline()
-    finally:
-        telemetry.shutdown()
+    run_app(create_app(settings), loglevel=loglevel)

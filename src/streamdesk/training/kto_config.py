@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from streamdesk.training.exceptions import TrainingConfigError
+from streamdesk.training.trainer_config import LoraTrainerConfig
 
 TrainQuantization = Literal["none", "4bit"]
 ENV_PREFIX = "STREAMDESK_KTO__"
@@ -17,7 +18,7 @@ MIN_BATCH = 4
 
 
 @dataclass
-class KTOTrainingConfig:
+class KTOTrainingConfig(LoraTrainerConfig):
     """How one adapter is trained: optimiser, KTO, LoRA, quantization, replay and reproducibility."""
 
     learning_rate: float = field(default=5e-4, metadata={"help": "AdamW learning rate of the LoRA weights."})
@@ -66,14 +67,6 @@ class KTOTrainingConfig:
             raise TrainingConfigError("max_steps 0 or epochs <= 0 trains nothing; set max_steps=-1 and epochs > 0")
 
     @classmethod
-    def help_for(cls, name: str) -> str:
-        """The help text of field `name` (what the CLI shows)."""
-        for item in fields(cls):
-            if item.name == name:
-                return str(item.metadata.get("help", ""))
-        raise TrainingConfigError(f"{cls.__name__} has no field {name!r}")
-
-    @classmethod
     def from_env(cls, **overrides: Any) -> KTOTrainingConfig:
         """Settings from `STREAMDESK_KTO__<FIELD>` variables (JSON values, e.g. `["q_proj"]`), then `overrides`."""
         values: dict[str, Any] = {}
@@ -95,37 +88,9 @@ class KTOTrainingConfig:
         from trl import KTOConfig
 
         return KTOConfig(
-            output_dir=str(output_dir),
-            use_cpu=True,
-            bf16=False,
-            fp16=False,
-            learning_rate=self.learning_rate,
+            **self.trl_arguments(output_dir=output_dir),
             beta=self.beta,
-            max_length=self.max_length,
-            per_device_train_batch_size=self.batch_size,
-            num_train_epochs=self.epochs,
-            max_steps=self.max_steps,
             desirable_weight=desirable_weight,
             undesirable_weight=undesirable_weight,
-            seed=self.seed,
-            data_seed=self.seed,
             logging_steps=self.logging_steps,
-            gradient_checkpointing=False,
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=not self.progress,
-            dataloader_num_workers=0,
-            dataset_num_proc=None,
-        )
-
-    def lora(self) -> Any:
-        """The peft LoraConfig for these settings."""
-        from peft import LoraConfig
-
-        return LoraConfig(
-            r=self.lora_r,
-            lora_alpha=self.lora_alpha,
-            lora_dropout=self.lora_dropout,
-            target_modules=list(self.target_modules),
-            task_type="CAUSAL_LM",
         )

@@ -15,7 +15,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from streamdesk.training import registry
 from streamdesk.training.exceptions import NotEnoughDataError, TrainingConfigError
 from streamdesk.training.models import AdapterVersion
 from streamdesk.training.routing import RoutedTicket, bitext_split, taubench_first_actions, training_text
+from streamdesk.training.trainer_config import LoraTrainerConfig
 
 BOOTSTRAP_ACTOR = "sft-bootstrap"
 GOLD_POLICY = "gold-v1"
@@ -39,7 +40,7 @@ GOLD_POLICY = "gold-v1"
 
 
 @dataclass
-class SFTTrainingConfig:
+class SFTTrainingConfig(LoraTrainerConfig):
     """How the bootstrap adapter is trained; each field's help text is what the CLI shows."""
 
     learning_rate: float = field(default=2e-3, metadata={"help": "AdamW learning rate of the LoRA weights."})
@@ -65,14 +66,6 @@ class SFTTrainingConfig:
         if self.max_steps == 0 or self.epochs <= 0:
             raise TrainingConfigError("max_steps 0 or epochs <= 0 trains nothing; set max_steps=-1 and epochs > 0")
 
-    @classmethod
-    def help_for(cls, name: str) -> str:
-        """The help text of field `name` (what the CLI shows)."""
-        for item in fields(cls):
-            if item.name == name:
-                return str(item.metadata.get("help", ""))
-        raise TrainingConfigError(f"{cls.__name__} has no field {name!r}")
-
     def to_json(self) -> dict[str, Any]:
         """The settings as a JSON object (stored with the adapter version)."""
         return {"trainer": "sft", **asdict(self)}
@@ -82,36 +75,12 @@ class SFTTrainingConfig:
         from trl import SFTConfig
 
         return SFTConfig(
-            output_dir=str(output_dir),
-            use_cpu=True,
-            bf16=False,
-            fp16=False,
-            learning_rate=self.learning_rate,
+            **self.trl_arguments(output_dir=output_dir),
             lr_scheduler_type="cosine",
             warmup_steps=2,
-            max_length=self.max_length,
-            per_device_train_batch_size=self.batch_size,
-            num_train_epochs=self.epochs,
-            max_steps=self.max_steps,
-            seed=self.seed,
-            data_seed=self.seed,
             completion_only_loss=True,
             packing=False,
             logging_steps=1,
-            gradient_checkpointing=False,
-            save_strategy="no",
-            report_to=[],
-            disable_tqdm=not self.progress,
-            dataloader_num_workers=0,
-            dataset_num_proc=None,
-        )
-
-    def lora(self) -> Any:
-        """The peft LoraConfig for these settings."""
-        from peft import LoraConfig
-
-        return LoraConfig(
-            r=self.lora_r, lora_alpha=self.lora_alpha, target_modules=list(self.target_modules), task_type="CAUSAL_LM"
         )
 
 
