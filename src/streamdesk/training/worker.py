@@ -18,11 +18,12 @@ from typing import Any
 import faust
 
 from streamdesk import db
-from streamdesk.config import Settings, faust_dir, get_settings
+from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.exceptions import AnswersUnavailableError
 from streamdesk.feedback.models import FeedbackEvent
+from streamdesk.ingest import app as ingest_app
 from streamdesk.ingest.app import raw_message
 from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters
 from streamdesk.ingest.policy import ErrorAction, default_policy
@@ -93,30 +94,23 @@ def create_app(
 ) -> faust.App:
     """The learn Faust app for `settings` (broker and database from there)."""
     settings = settings or get_settings()
-    if not settings.kafka.bootstrap_servers:
-        raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
+    ingest_app.bootstrap_servers(settings)  # no broker: exit before anything loads
     training = training or get_training_settings()
     loop = LearnLoop(settings=settings, training=training, config=config or KTOTrainingConfig.from_env(progress=False))
     io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learn-io")
     trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learn-train")
-    app = faust.App(
+    # a retrain runs for minutes: long polls and sessions; offsets committed at Faust's default interval
+    app = ingest_app.faust_app(
         "streamdesk-learn",
-        broker=[f"kafka://{hp}" for hp in settings.kafka.bootstrap_servers.split(",")],
-        store="memory://",
-        datadir=str(faust_dir(settings) / "{conf.name}"),
-        autodiscover=False,
-        web_enabled=False,
-        topic_allow_declare=False,
-        topic_disable_leader=True,
-        consumer_auto_offset_reset="earliest",
+        settings=settings,
         broker_session_timeout=60.0,
         broker_heartbeat_interval=3.0,
         broker_max_poll_interval=3600.0,
-        logging_config=None,
+        broker_commit_interval=2.8,
     )
 
     def raw(name: str) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        return ingest_app.raw_topic(app, name)
 
     @app.agent(raw(feedback.FEEDBACK_TOPIC), name="store_feedback")
     async def store_feedback(stream: faust.StreamT) -> None:
@@ -139,6 +133,4 @@ def create_app(
 
 def run_worker(settings: Settings | None = None, *, loglevel: str = "info") -> None:
     """Run the learn worker in the foreground until stopped."""
-    app = create_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
-    worker.execute_from_commandline()
+    ingest_app.run_app(create_app(settings), loglevel=loglevel)
