@@ -287,7 +287,6 @@ class _Run:
         self.exhausted: set[str] = set()
         self.made: set[str] = set()
         self.generations: list[Generation] = []
-        self.confirm: list[str] = []
 
     def refuse_writes(self, *, finding: guardrails.InjectionFinding, where: str) -> None:
         """Record a prompt-injection finding: audited, and no write runs for this ticket any more."""
@@ -301,11 +300,17 @@ class _Run:
             details={"where": where, **finding.to_json()},
         )
 
+    @property
+    def confirm(self) -> list[str]:
+        """The changes the ticket asks for only under a condition (none unless it needs confirmation)."""
+        if not self.found.needs_confirmation:
+            return []
+        return [intent for intent in self.found.conditional if intent in CHANGE_WORDS]
+
     def hold_conditional_writes(self) -> None:
         """A change asked for only under a condition is not made: audited, and the answer asks to confirm it."""
         if not self.found.needs_confirmation:
             return
-        self.confirm = [intent for intent in self.found.conditional if intent in CHANGE_WORDS]
         execution.record(
             self.scope,
             action=AuditAction.GUARDRAIL,

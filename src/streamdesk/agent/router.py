@@ -266,7 +266,7 @@ def conditional_intents(text: str) -> tuple[Intent, ...]:
     ("cancel it if possible") is no condition.
     """
     found: list[Intent] = []
-    for sentence in _SENTENCE_END.split(correct_spelling(text)):
+    for sentence in _SENTENCE_END.split(text):  # `classify` forgives the typos
         if _CONDITION.search(_COURTESY.sub(" ", sentence)):
             found.extend(intent for intent in classify(sentence) if intent not in found)
     return tuple(found)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import lru_cache
@@ -60,7 +61,7 @@ def model_folder(path: str | Path | None) -> Path:
     return folder
 
 
-class BatchEmbedder:
+class BatchEmbedder(ABC):
     """What every embedder shares: its names and limits, and embedding in length-sorted batches.
 
     Subclasses load a model, set the attributes below and encode one batch in `_encode`.
@@ -111,9 +112,9 @@ class BatchEmbedder:
         """The context every batch of one `embed` call runs in."""
         return nullcontext()
 
+    @abstractmethod
     def _encode(self, texts: list[str]) -> np.ndarray:
         """L2-normalised vectors of one batch."""
-        raise NotImplementedError
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """L2-normalised float32 vectors of shape (len(texts), dimension), in the order given."""
