@@ -32,6 +32,15 @@ class DatabaseSettings(BaseModel):
 
     url: str | None = Field(None, description="SQLAlchemy/psycopg URL; unset means embedded PostgreSQL.")
     pool_size: int = Field(5, description="Connections kept open per process.")
+    connect_timeout_s: int = Field(
+        5, ge=2, le=300, description="Seconds to wait for PostgreSQL to accept a connection (libpq's minimum is 2)."
+    )
+    request_statement_timeout_s: float = Field(
+        15.0,
+        ge=0,
+        le=3600,
+        description="Longest statement (lock waits included) of an API request or webhook, in seconds; 0: no limit.",
+    )
 
 
 class IngestSettings(BaseModel):

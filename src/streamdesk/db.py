@@ -36,11 +36,30 @@ def libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
-def connect(url: str | None = None, *, autocommit: bool = False) -> psycopg.Connection:
-    """A psycopg connection with the pgvector types registered."""
-    conn = psycopg.connect(libpq_url(url or database_url()), autocommit=autocommit)
+def connect(
+    url: str | None = None, *, autocommit: bool = False, statement_timeout_s: float | None = None
+) -> psycopg.Connection:
+    """A psycopg connection with the pgvector types registered, given up after `database.connect_timeout_s`.
+
+    `statement_timeout_s` (0 or None: no limit) bounds every statement, lock waits included, on the server.
+    """
+    settings = get_settings()
+    conn = psycopg.connect(
+        libpq_url(url or database_url(settings)),
+        autocommit=autocommit,
+        connect_timeout=settings.database.connect_timeout_s,
+        options=f"-c statement_timeout={round(statement_timeout_s * 1000)}" if statement_timeout_s else None,
+    )
     register_vector(conn)
     return conn
+
+
+def request_connection(settings: Settings | None = None) -> psycopg.Connection:
+    """An autocommit connection for serving one HTTP request: statements end after `request_statement_timeout_s`."""
+    settings = settings or get_settings()
+    return connect(
+        database_url(settings), autocommit=True, statement_timeout_s=settings.database.request_statement_timeout_s
+    )
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """The FastAPI application: every domain's routes behind one RBAC gate, health, readiness and metrics.
 
 Each domain router carries `api.auth.Gate`, so the policy's `routes:` table decides every request
-(a route without a rule is denied). Errors the domains raise on purpose map to 4xx/503 here.
+(a route without a rule is denied). Errors the domains raise on purpose map to 4xx/503 in `api.errors`;
+domain request bodies are limited to `ingest.max_body_bytes` (webhooks check their own), and every
+response carries the security headers of `api.security`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from contextlib import asynccontextmanager
 
 import psycopg
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -18,17 +21,16 @@ from starlette.concurrency import run_in_threadpool
 
 from streamdesk import __version__, db
 from streamdesk.agent import views as answer_views
-from streamdesk.api import deps, metrics
+from streamdesk.api import deps, errors, metrics
 from streamdesk.api.auth import Gate
+from streamdesk.api.security import SecurityHeadersMiddleware
 from streamdesk.audit import views as audit_views
 from streamdesk.config import Settings, get_settings
 from streamdesk.console import views as console_views
 from streamdesk.entities import views as ticket_views
-from streamdesk.exceptions import ConfigurationError, ContractError, StreamdeskError
 from streamdesk.feedback import views as feedback_views
 from streamdesk.gateway import views as gateway
 from streamdesk.ingest import views as ingest_views
-from streamdesk.kafka import PublishError
 from streamdesk.policy import views as approval_views
 from streamdesk.retrieval import views as search_views
 from streamdesk.training import views as model_views
@@ -108,23 +110,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     await run_in_threadpool(feedback_views.close_publisher, app.state)
 
 
-ERROR_STATUS: dict[type[Exception], int] = {
-    ContractError: 422,
-    psycopg.DataError: 422,
-    PublishError: 503,
-    ConfigurationError: 503,
-    psycopg.OperationalError: 503,
-}
-"""Errors that reach the app: bad values are 422, an unreachable broker or database is 503."""
-
-
-async def domain_error(request: Request, exc: Exception) -> JSONResponse:
-    """The status of a deliberate error from a domain (see ERROR_STATUS); other streamdesk errors are 400."""
-    status = next((code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)), 400)
-    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return JSONResponse({"detail": detail}, status_code=status)
-
-
 AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"description": "Missing, unknown or expired credentials (see `WWW-Authenticate`)."},
     403: {"description": "The caller's roles may not call this route (policy `routes:`)."},
@@ -133,18 +118,22 @@ AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new application; settings default to the environment (`get_settings()`)."""
+    settings = settings or get_settings()
     app = FastAPI(
         title="streamdesk",
         version=__version__,
         lifespan=lifespan,
         description="Tickets, answers, approvals, feedback, search, audit, models and ingest health, under RBAC.",
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings
     app.state.metrics_registry = CollectorRegistry()
     app.state.metrics_registry.register(metrics.DomainCollector())
     app.add_middleware(metrics.MetricsMiddleware, registry=app.state.metrics_registry)
-    for error in (StreamdeskError, psycopg.DataError, psycopg.OperationalError):
-        app.add_exception_handler(error, domain_error)
+    docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    app.add_middleware(SecurityHeadersMiddleware, docs_paths=frozenset(path for path in docs if path))
+    for error in errors.HANDLED:
+        app.add_exception_handler(error, errors.domain_error)
+    app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.include_router(gateway.router, prefix="/webhooks", dependencies=[Gate])
     app.include_router(health)
     app.include_router(metrics.router)
@@ -158,7 +147,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (model_views.router, "/models"),
         (ingest_views.router, "/ingest"),
     ):
-        app.include_router(router, prefix=prefix, responses=AUTH_RESPONSES)
+        app.include_router(
+            router, prefix=prefix, responses=AUTH_RESPONSES, max_body_size=settings.ingest.max_body_bytes
+        )
     app.include_router(console_views.router, prefix="/console")
     app.add_api_route("/", lambda: RedirectResponse("/console/"), include_in_schema=False, response_model=None)
     return app

@@ -16,16 +16,16 @@ from streamdesk.kafka import Publisher
 _publisher_lock = threading.Lock()
 
 
-def connection() -> Iterator[psycopg.Connection]:
-    """An autocommit connection to the configured database for one request."""
-    with db.connect(autocommit=True) as conn:
-        yield conn
-
-
 def app_settings(request: Request) -> Settings:
     """The settings the application was created with (the environment's outside `create_app`)."""
     settings: Settings | None = getattr(request.app.state, "settings", None)
     return settings or get_settings()
+
+
+def connection(request: Request) -> Iterator[psycopg.Connection]:
+    """An autocommit connection for one request, with the request statement timeout (`db.request_connection`)."""
+    with db.request_connection(app_settings(request)) as conn:
+        yield conn
 
 
 def publisher(request: Request) -> Publisher:

@@ -334,7 +334,7 @@ IngestViewer = Annotated[Viewer, Depends(page_viewer("ingest"))]
 @router.get("/review", name="console-review")
 def review_page(request: Request, viewer: ReviewViewer) -> Response:
     """Drafts awaiting a verdict, with the ticket, citations and tool trace."""
-    with db.connect(autocommit=True) as conn:
+    with db.request_connection() as conn:
         drafts = service.review_queue(conn, tenant=viewer.principal.tenant)
     return render_page(request, viewer, "review", drafts=drafts)
 
@@ -356,7 +356,7 @@ def review_decide(
     try:
         if kind is None:
             raise InvalidReviewError(f"verdict {verdict!r} is unknown; use accept, edit or reject")
-        with db.connect(autocommit=True) as conn:
+        with db.request_connection() as conn:
             service.record_review(
                 conn,
                 answer_id=answer_id,
@@ -374,7 +374,7 @@ def review_decide(
 @router.get("/approvals", name="console-approvals")
 def approvals_page(request: Request, viewer: ApprovalsViewer) -> Response:
     """Pending actions of the operator's tenant, and the latest decided ones."""
-    with db.connect(autocommit=True) as conn:
+    with db.request_connection() as conn:
         pending = approvals.list_actions(conn, status="pending", tenant=viewer.principal.tenant)
         decided = approvals.list_actions(conn, status=None, tenant=viewer.principal.tenant, limit=200)
     decided = sorted(
@@ -401,7 +401,7 @@ def approvals_decide(
         raise PageForbiddenError(verdict.reason)
     decide = approvals.approve if decision == "approve" else approvals.reject
     try:
-        with db.connect(autocommit=True) as conn:
+        with db.request_connection() as conn:
             action = decide(conn, action_id=action_id, approver=viewer.principal, note=(note or "").strip() or None)
     except NotAnApproverError as exc:
         raise PageForbiddenError(str(exc)) from None
@@ -416,7 +416,7 @@ def approvals_decide(
 def audit_page(request: Request, viewer: AuditViewer, ticket: str | None = None) -> Response:
     """Chain verification, a ticket's trail (`?ticket=`), and the latest records."""
     tenant = viewer.principal.tenant
-    with db.connect(autocommit=True) as conn:
+    with db.request_connection() as conn:
         report = audit.verify(conn) if service.may_act(viewer.principal, "verify") else None
         trail = audit.trail(conn, ticket_id=ticket.strip()) if ticket and ticket.strip() else None
         recent = service.recent_audit(conn, tenant=tenant)
@@ -430,7 +430,7 @@ def audit_page(request: Request, viewer: AuditViewer, ticket: str | None = None)
 @router.get("/models", name="console-models")
 def models_page(request: Request, viewer: ModelsViewer) -> Response:
     """Adapter versions with status, metrics, gate and plots; the retrain history."""
-    with db.connect(autocommit=True) as conn:
+    with db.request_connection() as conn:
         versions = registry.list_versions(conn)
         runs = service.retrain_runs(conn) if service.may_act(viewer.principal, "retrains") else None
     curves = {v.version for v in versions if service.curves_path(v) is not None}
@@ -439,7 +439,7 @@ def models_page(request: Request, viewer: ModelsViewer) -> Response:
 
 def _adapter(version: str) -> Any:
     try:
-        with db.connect(autocommit=True) as conn:
+        with db.request_connection() as conn:
             return registry.get(conn, version=version)
     except AdapterVersionNotFoundError:
         return None
@@ -469,7 +469,7 @@ def model_evaluation(version: str, viewer: ModelsViewer) -> Response:
 def ingest_page(request: Request, viewer: IngestViewer) -> Response:
     """Consumer lag, store counts and dead letters with their reasons."""
     settings = getattr(request.app.state, "settings", None) or get_settings()
-    with db.connect(autocommit=True) as conn:
+    with db.request_connection() as conn:
         health = service.ingest_health(
             conn,
             bootstrap_servers=settings.kafka.bootstrap_servers,

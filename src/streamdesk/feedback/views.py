@@ -74,7 +74,7 @@ def post_feedback(
         )
     except ValidationError as exc:
         raise HTTPException(422, exc.errors()[0]["msg"]) from None
-    with db.connect(autocommit=True) as conn:
+    with db.request_connection() as conn:
         return service.submit_feedback(conn, event=event, publisher=publisher)
 
 
@@ -83,6 +83,6 @@ def list_feedback(
     operator: PrincipalDep, answer_id: Annotated[str, Query(min_length=1, max_length=200)]
 ) -> list[FeedbackEvent]:
     """The signals stored on answer `answer_id` (of the caller's tenant), oldest first."""
-    with db.connect(autocommit=True) as conn:
+    with db.request_connection() as conn:
         signals = service.signals_for(conn, answer_ids=[answer_id])[answer_id]
     return [signal for signal in signals if signal.tenant == operator.tenant]

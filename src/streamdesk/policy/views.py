@@ -42,14 +42,14 @@ def list_pending(
     operator: PrincipalDep, status: Literal["pending", "approved", "rejected", "executed"] = "pending"
 ) -> list[PendingAction]:
     """Actions of the operator's tenant with `status`, oldest first."""
-    with db.connect(autocommit=True) as conn:
+    with db.request_connection() as conn:
         return approvals.list_actions(conn, status=status, tenant=operator.tenant)
 
 
 def _decide(action_id: str, operator: Principal, body: DecisionBody | None, *, approve: bool) -> PendingAction:
     decide = approvals.approve if approve else approvals.reject
     try:
-        with db.connect(autocommit=True) as conn:
+        with db.request_connection() as conn:
             return decide(conn, action_id=action_id, approver=operator, note=body.note if body else None)
     except ApprovalError as exc:
         raise HTTPException(STATUS_CODES.get(type(exc), 400), str(exc)) from None
