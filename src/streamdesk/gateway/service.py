@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import re
+import sys
 import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -85,14 +86,46 @@ def verify(*, source: Source, request: SignedRequest, settings: Settings, now: f
     return source.verify(request, secret=secret, tolerance_s=settings.gateway.tolerance_s, now=now)
 
 
+MAX_JSON_DEPTH = 100
+"""Deepest nesting of arrays and objects a webhook may have; vendors' payloads stay far below it."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise InvalidPayloadError(f"body holds {name}, which JSON does not allow; send a number, a string or null")
+
+
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in `value` (a scalar is 0), counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
 def parse_json(*, body: bytes) -> Any:
-    """The body as JSON; InvalidPayloadError says where it breaks."""
+    """The body as strict JSON (no NaN or Infinity, at most MAX_JSON_DEPTH deep); InvalidPayloadError says why not."""
     try:
-        return json.loads(body)
+        payload = json.loads(body, parse_constant=_refuse_constant)
     except UnicodeDecodeError as exc:
         raise InvalidPayloadError(f"body is not UTF-8 text (byte {exc.start}); send JSON") from None
     except json.JSONDecodeError as exc:
         raise InvalidPayloadError(f"body is not valid JSON at char {exc.pos}: {exc.msg}; send JSON") from None
+    except RecursionError:
+        raise InvalidPayloadError(
+            f"body nests arrays or objects too deeply to parse; send at most {MAX_JSON_DEPTH} levels"
+        ) from None
+    except ValueError:  # the only other one json raises: an integer past Python's digit limit
+        raise InvalidPayloadError(
+            f"body holds an integer of more than {sys.get_int_max_str_digits()} digits; send such numbers as strings"
+        ) from None
+    depth = json_depth(payload)
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidPayloadError(f"body nests arrays or objects {depth} levels deep; send at most {MAX_JSON_DEPTH}")
+    return payload
 
 
 def delivery_id(*, source: Source, request: SignedRequest, signature: str) -> str:
