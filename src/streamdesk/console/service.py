@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from streamdesk import links
 from streamdesk.agent.answers import Answer
 from streamdesk.audit.models import AuditRecord
 from streamdesk.console.exceptions import AlreadyReviewedError, DraftNotFoundError, InvalidReviewError
@@ -116,7 +117,10 @@ def split_chunk_id(chunk_id: str) -> tuple[str, str]:
 
 
 def citations_for(conn: psycopg.Connection, *, chunk_ids: Sequence[str], tenant: str) -> list[Citation]:
-    """The documents behind cited chunk ids, in citation order; unknown ones are marked not found."""
+    """The documents behind cited chunk ids, in citation order; unknown ones are marked not found.
+
+    A document's URL is kept only when a browser may follow it (`links.safe_link`).
+    """
     keys = [split_chunk_id(chunk_id) for chunk_id in chunk_ids]
     found: dict[tuple[str, str], tuple[str, str | None]] = {}
     if keys:
@@ -135,7 +139,7 @@ def citations_for(conn: psycopg.Connection, *, chunk_ids: Sequence[str], tenant:
                 document_id=f"{key[0]}:{key[1]}",
                 source=key[0],
                 title=title or "(document not in the store)",
-                url=url,
+                url=links.safe_link(url),
                 found=key in found,
             )
         )

@@ -1,7 +1,8 @@
 """/console: server-rendered pages for support agents, supervisors, auditors and integration engineers.
 
-Operators sign in with their API token; the console keeps only their id and a keyed fingerprint of the
-token in a signed, HttpOnly cookie (itsdangerous), so a revoked or rotated token ends the sign-in.
+Operators sign in with their API token; the console keeps only their id, a keyed fingerprint of the
+token and a session id in a signed, HttpOnly cookie (itsdangerous), so a revoked or rotated token ends the
+sign-in, and signing out ends it server-side (`console.sessions`): a copy of the cookie no longer works.
 Every form carries the session's CSRF token. Pages call the domain services with the signed-in
 principal; the policy's rule for the matching API route decides every page and button
 (`console.service.PAGE_ROUTES`), and a role that may not see a page gets a 403 page.
@@ -26,10 +27,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
-from streamdesk import db
+from streamdesk import db, links
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
-from streamdesk.console import service
+from streamdesk.console import service, sessions
 from streamdesk.console.config import ConsoleSettings, get_console_settings
 from streamdesk.console.exceptions import (
     ConsoleError,
@@ -61,6 +62,7 @@ _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
 )
 _environment.filters["when"] = _when
+_environment.filters["safe_link"] = links.safe_link
 templates = Jinja2Templates(env=_environment)
 
 
@@ -71,6 +73,7 @@ class ConsoleSession:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     operator_id: str | None = None
     token_fingerprint: str | None = None
+    session_id: str | None = None
     flashes: list[tuple[str, str]] = field(default_factory=list)
 
     def flash(self, level: str, message: str) -> None:
@@ -79,7 +82,13 @@ class ConsoleSession:
 
     def to_json(self) -> dict[str, Any]:
         """The cookie payload."""
-        return {"csrf": self.csrf, "op": self.operator_id, "fp": self.token_fingerprint, "flash": self.flashes}
+        return {
+            "csrf": self.csrf,
+            "op": self.operator_id,
+            "fp": self.token_fingerprint,
+            "sid": self.session_id,
+            "flash": self.flashes,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,8 @@ def token_fingerprint(token: str, *, settings: ConsoleSettings) -> str:
 
 
 def console_session(request: Request) -> ConsoleSession:
-    """The request's session from its signed cookie; a fresh one when there is none or it is invalid or expired."""
+    """The request's session from its signed cookie; a fresh one when there is none, or it is invalid, expired or
+    signed out (its sign-in is no longer in `console_sessions`)."""
     cached: ConsoleSession | None = getattr(request.state, "console_session", None)
     if cached is not None:
         return cached
@@ -115,15 +125,26 @@ def console_session(request: Request) -> ConsoleSession:
                 csrf=str(data["csrf"]),
                 operator_id=data.get("op"),
                 token_fingerprint=data.get("fp"),
+                session_id=data.get("sid"),
                 flashes=[(str(level), str(text)) for level, text in data.get("flash") or []],
             )
         except (BadSignature, KeyError, TypeError, ValueError):
             session = ConsoleSession()
+    if session.operator_id and not _signed_in_still(session):
+        session = ConsoleSession()
     request.state.console_session = session
     return session
 
 
 SessionDep = Annotated[ConsoleSession, Depends(console_session)]
+
+
+def _signed_in_still(session: ConsoleSession) -> bool:
+    """True when the session's sign-in has not ended (signed out) or expired server-side."""
+    if not session.operator_id or not session.session_id:
+        return False
+    with db.request_connection() as conn:
+        return sessions.is_active(conn, session_id=session.session_id, operator_id=session.operator_id)
 
 
 def session_principal(session: ConsoleSession) -> Principal | None:
@@ -308,8 +329,15 @@ def login(
             next=_safe_next(request, next),
             error="That token matches no operator. Ask an admin for yours (STREAMDESK_IDENTITY__OPERATORS).",
         )
+    settings = get_console_settings()
+    with db.request_connection() as conn:
+        if session.session_id:
+            sessions.end(conn, session_id=session.session_id)
+        session_id = sessions.start(conn, operator_id=principal.id, max_age_s=settings.session_max_age_s)
     fresh = ConsoleSession(
-        operator_id=principal.id, token_fingerprint=token_fingerprint(token.strip(), settings=get_console_settings())
+        operator_id=principal.id,
+        token_fingerprint=token_fingerprint(token.strip(), settings=settings),
+        session_id=session_id,
     )
     fresh.flash("ok", f"Signed in as {principal.id} ({', '.join(principal.role_names)}).")
     request.state.console_session = fresh
@@ -317,8 +345,11 @@ def login(
 
 
 @router.post("/logout", name="console-logout", dependencies=[CsrfDep])
-def logout(request: Request) -> Response:
-    """Sign out: the session is replaced by an empty one."""
+def logout(request: Request, session: SessionDep) -> Response:
+    """Sign out: the sign-in ends server-side (copies of the cookie stop working) and an empty session starts."""
+    if session.session_id:
+        with db.request_connection() as conn:
+            sessions.end(conn, session_id=session.session_id)
     fresh = ConsoleSession()
     fresh.flash("ok", "Signed out.")
     return redirect(request, _path(request, "console-login"), session=fresh)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from streamdesk import links
 from streamdesk.identity import exceptions as identity_exceptions
 from streamdesk.identity.models import PrincipalBase, PrincipalSpec
 from streamdesk.retrieval.config import SearchMode, VectorMode
@@ -68,7 +69,10 @@ class Filters(BaseModel):
 
 
 class Citation(BaseModel):
-    """Where a hit comes from: document, source system, title/URL and the chunk's position in the document."""
+    """Where a hit comes from: document, source system, title/URL and the chunk's position in the document.
+
+    `url` is None unless the document's link is one a browser may follow (`links.safe_link`).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -76,7 +80,7 @@ class Citation(BaseModel):
     source: str
     external_id: str
     title: str
-    url: str | None
+    url: Annotated[str | None, AfterValidator(links.safe_link)]
     chunk_no: int
     char_start: int
     char_end: int
