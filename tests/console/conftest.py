@@ -16,10 +16,13 @@ from psycopg.types.json import Jsonb
 from streamdesk import db
 from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer, TraceStep
-from streamdesk.contracts import DeadLetter, Requester, TicketEvent, utcnow
+from streamdesk.config import get_settings
+from streamdesk.contracts import DeadLetter, DocumentEvent, Requester, TicketEvent, utcnow
 from streamdesk.entities import store as tickets
 from streamdesk.identity.models import agent_for_customer
 from streamdesk.ingest import deadletter
+from streamdesk.knowledge import embedding
+from streamdesk.knowledge import store as knowledge
 from streamdesk.policy import approvals
 from streamdesk.policy.models import PendingAction
 from streamdesk.training import registry
@@ -129,6 +132,38 @@ def seed_pending(conn: psycopg.Connection, *, ticket_ref: str = TICKET_REF, key:
         principal=agent_for_customer(CUSTOMER),
         idempotency_key=key,
         reason="amount 154.04 of refund is above the approval limit 100.0; a supervisor must approve it",
+    )
+
+
+def seed_documents(conn: psycopg.Connection, *, urls: dict[str, str] | None = None) -> None:
+    """The two help articles the draft cites, through the knowledge store with the real embedder.
+
+    `urls` overrides a document's link by external id (default `https://help.example.com/<external id>`).
+    """
+    events = [
+        DocumentEvent(
+            event_id=f"doc-{external_id}",
+            source="kb",
+            external_id=external_id,
+            op="upsert",
+            version=[1],
+            occurred_at=utcnow(),
+            title=title,
+            body=body,
+            url=(urls or {}).get(external_id, f"https://help.example.com/{external_id}"),
+        )
+        for external_id, title, body in [
+            ("returns-policy", "Returns and refunds policy", "Delivered items can be returned within 30 days."),
+            ("refund-timing", "When will I see my refund?", "Card refunds appear within 5-7 business days."),
+        ]
+    ]
+    ingest = get_settings().ingest
+    knowledge.apply_documents(
+        conn,
+        events,
+        embedder=embedding.get_embedder(),
+        chunk_tokens=ingest.chunk_tokens,
+        chunk_overlap=ingest.chunk_overlap,
     )
 
 

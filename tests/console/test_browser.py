@@ -22,10 +22,7 @@ from confluent_kafka import Consumer
 from streamdesk.api.app import create_app
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
-from streamdesk.contracts import DocumentEvent, utcnow
 from streamdesk.feedback import service as feedback
-from streamdesk.knowledge import embedding
-from streamdesk.knowledge import store as knowledge
 from streamdesk.policy import approvals
 from streamdesk.runtime.embedded import free_port
 from tests.console.conftest import (
@@ -33,6 +30,7 @@ from tests.console.conftest import (
     TICKET_REF,
     seed_adapter,
     seed_dead_letter,
+    seed_documents,
     seed_draft,
     seed_pending,
 )
@@ -70,35 +68,6 @@ def server(conn: psycopg.Connection, topics_ready: str, operators: dict[str, dic
         del publisher
 
 
-def seed_documents(conn: psycopg.Connection) -> None:
-    """The two help articles the draft cites, through the knowledge store with the real embedder."""
-    events = [
-        DocumentEvent(
-            event_id=f"doc-{external_id}",
-            source="kb",
-            external_id=external_id,
-            op="upsert",
-            version=[1],
-            occurred_at=utcnow(),
-            title=title,
-            body=body,
-            url=f"https://help.example.com/{external_id}",
-        )
-        for external_id, title, body in [
-            ("returns-policy", "Returns and refunds policy", "Delivered items can be returned within 30 days."),
-            ("refund-timing", "When will I see my refund?", "Card refunds appear within 5-7 business days."),
-        ]
-    ]
-    ingest = get_settings().ingest
-    knowledge.apply_documents(
-        conn,
-        events,
-        embedder=embedding.get_embedder(),
-        chunk_tokens=ingest.chunk_tokens,
-        chunk_overlap=ingest.chunk_overlap,
-    )
-
-
 def published_feedback(bootstrap: str, *, answer_id: str) -> dict[str, object]:
     """The feedback event for `answer_id` on the `feedback` topic."""
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "t-console", "auto.offset.reset": "earliest"})
@@ -133,6 +102,11 @@ def test_review_edit_accept_and_approve_in_a_browser(
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 860})
         page.on("dialog", lambda dialog: dialog.accept())
+        csp_violations: list[str] = []
+        page.on(
+            "console",
+            lambda message: csp_violations.append(message.text) if "Content Security Policy" in message.text else None,
+        )
 
         def shot(name: str) -> Path:
             path = SCREENSHOTS / f"{name}.png"
@@ -188,7 +162,8 @@ def test_review_edit_accept_and_approve_in_a_browser(
         shot("07-audit")
         page.click('nav a[data-page="models"]')
         expect(page.locator("#retrain-runs")).to_contain_text("finished")
-        page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+        page.wait_for_load_state("load")  # not wait_for_function: its string predicate is an eval the CSP refuses
+        assert page.locator("img").evaluate_all("images => images.every(i => i.complete && i.naturalWidth > 0)")
         shot("08-models")
         page.click('nav a[data-page="ingest"]')
         expect(page.locator("#dead-letters")).to_contain_text("UnparseablePayloadError")
@@ -198,6 +173,7 @@ def test_review_edit_accept_and_approve_in_a_browser(
         expect(page.locator("h1")).to_have_text("Access denied")
         shot("10-forbidden")
         browser.close()
+    assert csp_violations == [], "the pages did something the console's Content-Security-Policy refuses"
 
     signals = feedback.signals_for(conn, answer_ids=[draft.answer_id])[draft.answer_id]
     assert [(s.kind, s.annotator_id, s.edited_text) for s in signals] == [("edited", "sam", EDITED)]

@@ -13,10 +13,7 @@ import pytest
 from streamdesk.api.app import create_app
 from streamdesk.config import get_settings
 from streamdesk.console.config import get_console_settings
-from streamdesk.contracts import DocumentEvent, utcnow
-from streamdesk.knowledge import embedding
-from streamdesk.knowledge import store as knowledge
-from tests.console.conftest import OPERATORS, seed_dead_letter, seed_draft
+from tests.console.conftest import OPERATORS, seed_dead_letter, seed_documents, seed_draft
 from tests.console.test_views import sign_in
 
 with warnings.catch_warnings():
@@ -24,6 +21,7 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 SAFE_URL = "https://help.example.com/refund-timing"
+"""The link `seed_documents` gives the other cited article."""
 HOSTILE_URLS = ("javascript:alert(document.cookie)", " JavaScript:alert(1)", "data:text/html,<b>x</b>")
 INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
 EVENT_HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
@@ -37,44 +35,15 @@ def client(conn: psycopg.Connection, operators: dict[str, dict[str, object]]) ->
         yield test_client
 
 
-def seed_documents(conn: psycopg.Connection, *, hostile_url: str) -> None:
-    """The two articles the seeded draft cites, one of them linking to `hostile_url`, through the knowledge store."""
-    events = [
-        DocumentEvent(
-            event_id=f"doc-{external_id}",
-            source="kb",
-            external_id=external_id,
-            op="upsert",
-            version=[1],
-            occurred_at=utcnow(),
-            title=title,
-            body=body,
-            url=url,
-        )
-        for external_id, title, body, url in [
-            ("returns-policy", "Returns policy", "Delivered items can be returned within 30 days.", hostile_url),
-            ("refund-timing", "Refund timing", "Card refunds appear within 5-7 business days.", SAFE_URL),
-        ]
-    ]
-    ingest = get_settings().ingest
-    knowledge.apply_documents(
-        conn,
-        events,
-        embedder=embedding.get_embedder(),
-        chunk_tokens=ingest.chunk_tokens,
-        chunk_overlap=ingest.chunk_overlap,
-    )
-
-
 @pytest.mark.parametrize("hostile_url", HOSTILE_URLS)
 def test_a_script_url_in_a_document_never_becomes_a_link(
     client: TestClient, conn: psycopg.Connection, hostile_url: str
 ) -> None:
-    seed_documents(conn, hostile_url=hostile_url)
+    seed_documents(conn, urls={"returns-policy": hostile_url})
     seed_draft(conn)
     sign_in(client, "sam")
     page = client.get("/console/review")
-    assert page.status_code == 200 and "Returns policy" in page.text
+    assert page.status_code == 200 and "Returns and refunds policy" in page.text
     assert f'href="{SAFE_URL}"' in page.text
     hrefs = re.findall(r'href="([^"]*)"', page.text)
     assert all(not href.strip().lower().startswith(("javascript:", "data:")) for href in hrefs), hrefs
