@@ -219,7 +219,8 @@ def _audit_denial(request: Request, *, principal: Principal, route: str, decisio
     """Record the denial in the audit trail; a database outage must not turn the 403 into a 500."""
     settings = getattr(request.app.state, "settings", None) or get_settings()
     try:
-        with db.connect(db.database_url(settings)) as conn, conn.transaction():
+        timeout_s = settings.database.request_statement_timeout_s
+        with db.connect(db.database_url(settings), statement_timeout_s=timeout_s) as conn, conn.transaction():
             policy.record_route_denial(conn, principal=principal, route=route, decision=decision)
     except psycopg.Error as exc:
         log.warning("could not audit the denial of %s for %s: %s", route, principal.id, exc)

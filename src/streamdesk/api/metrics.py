@@ -44,7 +44,7 @@ class DomainCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("streamdesk_database_up", "1 when the database answered the metrics queries.")
         try:
-            with db.connect(autocommit=True) as conn:
+            with db.request_connection() as conn:
                 counts = conn.execute(_DOMAIN_SQL).fetchone()
                 answers = conn.execute("SELECT status, count(*) FROM answers GROUP BY status").fetchall()
         except (psycopg.Error, OSError, ConfigurationError) as exc:
