@@ -1,7 +1,7 @@
 """PII in a ticket reaches the tools but never the audit trail, the stored answer trace or the exported spans.
 
-The calls take the real path (`execution.run_call`: policy, tool, audit) on the τ²-bench world; the answer
-is stored as the worker stores it. No model runs: the router proposes calls the same way.
+The calls take the real path (`execution.run_call`: policy, tool, audit) on the τ²-bench world and the
+answer is stored as the worker stores it; the slow test runs the whole loop on the real SmolLM2.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 import io
 
 import psycopg
+import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from streamdesk import telemetry
-from streamdesk.agent import answers, execution, tools
+from streamdesk.agent import answer_config, answers, backends, execution, loop, tools
 from streamdesk.agent.answers import Answer, Ticket
 from streamdesk.agent.models import ToolCall
 from streamdesk.audit import service as audit
@@ -22,7 +23,8 @@ CUSTOMER = "fatima_anderson_2157"
 EMAIL = "fatima.anderson1447@example.com"
 CARD = "4111 1111 1111 1111"
 BODY = f"I was charged twice on my card {CARD}. My email is {EMAIL}; please pass me to a person."
-LEAKS = ("4111", "1111 1111", "fatima.anderson1447")
+LEAKS = ("4111 1111", "4111111111111111", "1111 1111", "fatima.anderson1447")
+"""The card in any spacing and the email; `4111` alone is no leak (order ids such as #W4111294 contain it)."""
 
 
 def leaks(text: str) -> list[str]:
@@ -68,3 +70,36 @@ def test_a_card_number_in_a_ticket_is_never_stored_or_exported(world: psycopg.Co
     exported = [str(span.to_json()) for span in spans.get_finished_spans()]
     assert any("execute_tool transfer_to_human_agents" in span for span in exported)
     assert not leaks("".join(exported))
+
+
+def stored_text(conn: psycopg.Connection, *, ticket_ref: str) -> str:
+    """Everything stored about a ticket in the audit trail and the answers, and the trail's export, as text."""
+    (contents,) = conn.execute(
+        "SELECT coalesce(string_agg(content, '\n' ORDER BY seq), '') FROM audit_records WHERE ticket_id = %s",
+        (ticket_ref,),
+    ).fetchone()
+    (traces,) = conn.execute("SELECT coalesce(string_agg(trace::text, '\n'), '') FROM answers").fetchone()
+    out = io.StringIO()
+    audit.export(conn, out=out, ticket_id=ticket_ref)
+    return "\n".join((contents, traces, out.getvalue()))
+
+
+@pytest.mark.slow
+def test_the_loop_searches_with_the_card_number_but_never_stores_it(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    ticket = Ticket(source="zendesk", ticket_id="T-78", event_id="zendesk:T-78:1", subject="Charged twice", body=BODY)
+    result = loop.answer_ticket(
+        world,
+        ticket=ticket,
+        principal=agent_for_customer(CUSTOMER),
+        backend=backend,
+        registry=tools.default_registry(),
+        max_steps=1,
+        settings=answer_config.AnswerSettings(max_new_tokens=160, reply_max_chars=80, knowledge_k=2),
+    )
+    searched = [step for step in result.answer.trace if step.tool == "search_knowledge"]
+    assert searched and CARD in searched[0].arguments["query"], "the search got the real text"
+    answers.store_answer(world, answer=result.answer)
+    stored = stored_text(world, ticket_ref=ticket.ref)
+    assert "search_knowledge" in stored and "[CARD]" in stored and not leaks(stored)
