@@ -64,3 +64,24 @@ def test_the_other_tenants_auditor_reads_only_theirs(stack: Stack, other_tenant:
     assert stack.client.get("/audit", params={"after_seq": 0, "limit": 1}, headers=theirs).json()[0]["tenant"] == (
         OTHER_TENANT
     )
+
+
+def test_a_tampered_trail_takes_no_more_records_and_says_how_to_repair(stack: Stack, other_tenant: None) -> None:
+    """With the signed head deleted, an audited action is refused with 503 instead of chaining onto the gap."""
+    with db.connect(stack.database_url, autocommit=True) as conn, conn.transaction():
+        conn.execute("SET LOCAL streamdesk.audit_maintenance = 'on'")
+        conn.execute("DELETE FROM audit_head")
+    try:
+        refused = stack.client.post(
+            f"/approvals/{stack.ids['action_id']}/reject", headers=auth("supervisor"), json={"note": "no"}
+        )
+        assert refused.status_code == 503 and "audit checkpoint --adopt-head" in refused.json()["detail"]
+        with db.connect(stack.database_url, autocommit=True) as conn:
+            status = conn.execute("SELECT status FROM pending_actions WHERE id = %s", (stack.ids["action_id"],))
+            assert status.fetchone() == ("pending",), "the unaudited rejection was rolled back"
+        verified = stack.client.get("/audit/verify", headers=auth("auditor")).json()
+        assert verified["ok"] is False and "no signed head" in verified["reason"]
+    finally:
+        with db.connect(stack.database_url, autocommit=True) as conn:
+            audit.checkpoint(conn, adopt_head=True)
+    assert stack.client.get("/audit/verify", headers=auth("auditor")).json()["ok"] is True

@@ -21,6 +21,7 @@ from streamdesk.agent import views as answer_views
 from streamdesk.api import deps, metrics
 from streamdesk.api.auth import Gate
 from streamdesk.audit import views as audit_views
+from streamdesk.audit.exceptions import AuditTamperedError
 from streamdesk.config import Settings, get_settings
 from streamdesk.console import views as console_views
 from streamdesk.entities import views as ticket_views
@@ -114,8 +115,10 @@ ERROR_STATUS: dict[type[Exception], int] = {
     PublishError: 503,
     ConfigurationError: 503,
     psycopg.OperationalError: 503,
+    AuditTamperedError: 503,
 }
-"""Errors that reach the app: bad values are 422, an unreachable broker or database is 503."""
+"""Errors that reach the app: bad values are 422, an unreachable broker or database (or a tampered audit trail,
+which takes no more records until it is repaired) is 503."""
 
 
 async def domain_error(request: Request, exc: Exception) -> JSONResponse:
