@@ -3,7 +3,9 @@
 Exporters come from `Settings.telemetry`: spans printed to stderr (`console_spans`) and/or sent over
 OTLP/HTTP (`otlp_endpoint`). Without either, spans still get real trace and span ids, which the audit
 trail records, and tests can attach an in-memory exporter with `add_exporter`. Hot paths (ingest) ask
-`exporting()` first and, when nothing would see their spans, only pass the trace headers on.
+`exporting()` first and, when nothing would see their spans, only pass the trace headers on. Every
+exporter gets its spans through `RedactingSpanExporter`, so PII in an attribute, an event (a recorded
+exception's message) or a status never leaves the process.
 
 Metrics (consumer lag, answer and ingest latency, model tokens) go to the same places (`console_metrics`,
 `otlp_endpoint`); with neither, the instruments are no-ops. Tests read them with `use_metric_reader`.
@@ -25,15 +27,19 @@ from opentelemetry.metrics import CallbackOptions, Observation
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
+    SpanExportResult,
 )
+from opentelemetry.trace import Status
+from opentelemetry.util.types import Attributes
 
 from streamdesk.config import TelemetrySettings, get_settings
+from streamdesk.guardrails import service as guardrails
 
 GEN_AI_OPERATION = "gen_ai.operation.name"
 GEN_AI_PROVIDER = "gen_ai.provider.name"
@@ -53,6 +59,49 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _provider: TracerProvider | None = None
 _exporting = False
+
+
+def _redacted_attributes(attributes: Attributes) -> dict[str, Any]:
+    redacted = {name: guardrails.redact_json(value) for name, value in (attributes or {}).items()}
+    return {name: tuple(value) if isinstance(value, list) else value for name, value in redacted.items()}
+
+
+def redacted_span(span: ReadableSpan) -> ReadableSpan:
+    """A copy of a finished span with PII redacted from its attributes, events and status description."""
+    description = span.status.description
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=_redacted_attributes(span.attributes),
+        events=[Event(event.name, _redacted_attributes(event.attributes), event.timestamp) for event in span.events],
+        links=span.links,
+        kind=span.kind,
+        status=Status(span.status.status_code, guardrails.redact_pii(description) if description else None),
+        start_time=span.start_time,
+        end_time=span.end_time,
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+class RedactingSpanExporter(SpanExporter):
+    """Hands spans to another exporter with PII redacted (`redacted_span`): the one way spans leave the process."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        self.exporter = exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Export the redacted copies."""
+        return self.exporter.export([redacted_span(span) for span in spans])
+
+    def shutdown(self) -> None:
+        """Shut the wrapped exporter down."""
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Flush the wrapped exporter."""
+        return self.exporter.force_flush(timeout_millis)
 
 
 def otlp_url(endpoint: str, signal: str) -> str:
@@ -77,12 +126,12 @@ def configure(*, settings: TelemetrySettings | None = None, service_name: str = 
         settings = settings or get_settings().telemetry
         provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
         if settings.console_spans:
-            provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+            provider.add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(ConsoleSpanExporter(out=sys.stderr))))
         if settings.otlp_endpoint:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter(endpoint=otlp_url(settings.otlp_endpoint, "traces"))
-            provider.add_span_processor(BatchSpanProcessor(exporter))
+            provider.add_span_processor(BatchSpanProcessor(RedactingSpanExporter(exporter)))
         _exporting = bool(settings.console_spans or settings.otlp_endpoint)
         trace.set_tracer_provider(provider)
         _provider = provider
@@ -90,9 +139,9 @@ def configure(*, settings: TelemetrySettings | None = None, service_name: str = 
 
 
 def add_exporter(exporter: SpanExporter) -> None:
-    """Also send every finished span to `exporter`, synchronously (tests use the SDK's in-memory one)."""
+    """Also send every finished span (redacted) to `exporter`, synchronously (tests use the SDK's in-memory one)."""
     global _exporting
-    configure().add_span_processor(SimpleSpanProcessor(exporter))
+    configure().add_span_processor(SimpleSpanProcessor(RedactingSpanExporter(exporter)))
     _exporting = True
 
 

@@ -92,3 +92,12 @@ def backend(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> backen
     return backends.TransformersBackend(
         model_dir=model_dir, adapters_dir=tmp_path_factory.mktemp("adapters"), threads=1
     )
+
+
+@pytest.fixture
+def world(
+    conn: psycopg.Connection, load_world: Callable[[taubench.World], None], retail_world: Any
+) -> psycopg.Connection:
+    """The connection with the τ²-bench world in the entity store (rolled back after the test)."""
+    load_world(retail_world)
+    return conn

@@ -48,7 +48,10 @@ def token_of(role: str) -> str:
     return f"{role}-api-key-0123456789"
 
 
-OPERATORS = {f"{role}-op": {"roles": [role], "token": token_of(role)} for role in ROLES}
+OTHER_TENANT = "acme"
+OTHER_AUDITOR_TOKEN = "acme-auditor-api-key-0123456789"
+OPERATORS: dict[str, dict[str, Any]] = {f"{role}-op": {"roles": [role], "token": token_of(role)} for role in ROLES}
+OPERATORS["acme-auditor"] = {"roles": ["auditor"], "token": OTHER_AUDITOR_TOKEN, "tenant": OTHER_TENANT}
 
 
 @dataclass

@@ -14,7 +14,7 @@ from streamdesk.audit import service as audit
 from streamdesk.audit.cli import audit_app
 from streamdesk.audit.models import AuditAction, AuditRecord
 from streamdesk.config import get_settings
-from tests.audit.conftest import tampering
+from tests.audit.conftest import event, tampering
 
 runner = CliRunner()
 
@@ -103,3 +103,16 @@ def test_the_audit_contract_and_the_record_have_the_same_fields() -> None:
     required = {name for name, field in AuditRecord.model_fields.items() if field.is_required()}
     assert required <= set(schema["required"])
     assert set(schema["properties"]["action"]["enum"]) == {action.value for action in AuditAction}
+
+
+def test_every_read_can_be_scoped_to_one_tenant(conn: psycopg.Connection) -> None:
+    for n in range(4):
+        tenant = "acme" if n % 2 else "default"
+        audit.append(conn, event=event("T-1", n=n).model_copy(update={"tenant": tenant}))
+    assert [r.seq for r in audit.trail(conn, ticket_id="T-1", tenant="acme")] == [2, 4]
+    assert [r.seq for r in audit.records_after(conn, after_seq=0, tenant="default")] == [1, 3]
+    assert [r.seq for r in audit.recent(conn, tenant="acme", limit=1)] == [4]
+    out = io.StringIO()
+    assert audit.export(conn, out=out, tenant="acme") == 2
+    assert {json.loads(line)["tenant"] for line in out.getvalue().splitlines()} == {"acme"}
+    assert len(audit.trail(conn, ticket_id="T-1")) == 4

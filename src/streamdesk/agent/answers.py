@@ -1,7 +1,8 @@
 """Answers: the ticket the agent reads, each step of its trace, and the answer it stores and publishes.
 
 The `answers` table is unique on the ticket event id, so a redelivered event finds its answer instead
-of producing a second one; `published_at` says whether the `answer` event went out.
+of producing a second one; `published_at` says whether the `answer` event went out. The trace is stored
+(and so published) with PII redacted from its tool arguments and reasons; the loop keeps the real values.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streamdesk.audit.models import AuditAction, AuditEvent
 from streamdesk.contracts import TicketEvent, utcnow
+from streamdesk.guardrails import service as guardrails
 from streamdesk.identity.models import Principal
 
 AnswerStatus = Literal["draft", "auto_reply", "pending_approval", "escalated"]
@@ -137,8 +139,20 @@ def _answer(row: dict[str, Any]) -> Answer:
     return Answer(**row)
 
 
+def redacted(answer: Answer) -> Answer:
+    """The answer with PII redacted from its trace's tool arguments and reasons (what is stored and published)."""
+    steps = [
+        step.model_copy(
+            update={"arguments": guardrails.redact_json(step.arguments), "reason": guardrails.redact_json(step.reason)}
+        )
+        for step in answer.trace
+    ]
+    return answer.model_copy(update={"trace": steps})
+
+
 def store_answer(conn: psycopg.Connection, *, answer: Answer) -> tuple[Answer, bool]:
-    """Insert `answer` unless its event already has one; the stored answer and whether it is new."""
+    """Insert `answer` (trace redacted) unless its event already has one; the stored answer and whether it is new."""
+    answer = redacted(answer)
     with conn.transaction():
         inserted = conn.execute(
             _INSERT,

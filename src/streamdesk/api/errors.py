@@ -16,6 +16,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from streamdesk.audit.exceptions import AuditTamperedError
 from streamdesk.exceptions import ConfigurationError, ContractError, StreamdeskError
 from streamdesk.kafka import PublishError
 
@@ -25,8 +26,10 @@ ERROR_STATUS: dict[type[Exception], int] = {
     PublishError: 503,
     ConfigurationError: 503,
     psycopg.OperationalError: 503,
+    AuditTamperedError: 503,
 }
-"""Errors that reach the app: bad values are 422, an unreachable broker or database is 503."""
+"""Errors that reach the app: bad values are 422; an unreachable broker or database, or a tampered audit trail
+(which takes no more records until it is repaired), is 503."""
 HANDLED: tuple[type[Exception], ...] = (StreamdeskError, psycopg.DataError, psycopg.OperationalError)
 """The exception classes `domain_error` answers for (register each with the app)."""
 RETRY_AFTER_S = 5

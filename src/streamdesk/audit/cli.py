@@ -82,10 +82,20 @@ def export_records(
 
 
 @audit_app.command("checkpoint")
-def checkpoint_now(as_json: output.JsonOpt = False) -> None:
-    """Store a signed checkpoint of the chain's head now."""
+def checkpoint_now(
+    as_json: output.JsonOpt = False,
+    adopt_head: Annotated[
+        bool,
+        typer.Option(
+            "--adopt-head",
+            help="Also sign the last record as the chain's head when there is none (a trail from before "
+            "migration 0010); run `audit verify` first.",
+        ),
+    ] = False,
+) -> None:
+    """Store a signed checkpoint of the chain's last record now."""
     with db.connect() as conn:
-        stored = service.checkpoint(conn)
+        stored = service.checkpoint(conn, adopt_head=adopt_head)
         conn.commit()
     if as_json:
         output.print_json({"seq": None, "record_hash": None} if stored is None else dataclasses.asdict(stored))

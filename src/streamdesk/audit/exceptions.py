@@ -13,3 +13,7 @@ class InsecureAuditKeyError(AuditError):
 
 class CorruptAuditRecordError(AuditError):
     """A stored record's content is not the JSON the audit trail wrote; run `streamdesk audit verify`."""
+
+
+class AuditTamperedError(AuditError):
+    """The audit trail's signed head is missing, forged or behind its records; run `streamdesk audit verify`."""

@@ -90,6 +90,9 @@ class AuditContent(AuditEvent):
     recorded_at: datetime
 
 
+REDACTED_FIELDS = ("arguments", "reason", "details")
+"""Fields of an event that carry free text (tool arguments, reasons, details); PII is redacted before storing."""
+
 CHAIN_FIELDS = ("seq", "prev_hash", "record_hash", "signature")
 """Fields of a record that bind it into the chain rather than describe the event."""
 
@@ -118,7 +121,10 @@ class AuditRecord(AuditContent):
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A signed (seq, record_hash) pair: the chain up to `seq` must end in `record_hash`."""
+    """A signed (seq, record_hash) pair: the chain up to `seq` must end in `record_hash`.
+
+    The head is one too: the signed pair of the chain's last record, moved with every append.
+    """
 
     seq: int
     record_hash: str

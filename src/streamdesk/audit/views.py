@@ -1,4 +1,8 @@
-"""/audit: a ticket's trail (or the latest records), chain verification, and the export as JSON lines."""
+"""/audit: a ticket's trail (or the latest records), chain verification, and the export as JSON lines.
+
+Every read is scoped to the caller's tenant; verification walks the whole chain (it cannot be checked
+per tenant) and reports record numbers and reasons, never another tenant's content.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel
 
-from streamdesk.api.auth import Gate
+from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.api.deps import ConnDep
 from streamdesk.audit import service
 from streamdesk.audit.models import AuditRecord
@@ -32,14 +36,15 @@ class VerifyResult(BaseModel):
 @router.get("")
 def show_trail(
     conn: ConnDep,
+    principal: PrincipalDep,
     ticket: TicketQuery = None,
     after_seq: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditRecord]:
-    """Every record of `ticket` in chain order, or without it up to `limit` records after `after_seq`."""
+    """The caller's tenant's records of `ticket` in chain order, or without it up to `limit` after `after_seq`."""
     if ticket is not None:
-        return service.trail(conn, ticket_id=ticket)
-    return service.records_after(conn, after_seq=after_seq, limit=limit)
+        return service.trail(conn, ticket_id=ticket, tenant=principal.tenant)
+    return service.records_after(conn, after_seq=after_seq, limit=limit, tenant=principal.tenant)
 
 
 @router.get("/verify")
@@ -53,10 +58,10 @@ def verify_chain(conn: ConnDep) -> VerifyResult:
     response_class=Response,
     responses={200: {"content": {"application/x-ndjson": {"schema": {"type": "string"}}}}},
 )
-def export_trail(conn: ConnDep, ticket: TicketQuery = None) -> Response:
-    """The records (of one ticket, or all) as JSON lines, one canonical record per line."""
+def export_trail(conn: ConnDep, principal: PrincipalDep, ticket: TicketQuery = None) -> Response:
+    """The caller's tenant's records (of one ticket, or all) as JSON lines, one canonical record per line."""
     out = io.StringIO()
-    count = service.export(conn, out=out, ticket_id=ticket)
+    count = service.export(conn, out=out, ticket_id=ticket, tenant=principal.tenant)
     name = re.sub(r"[^A-Za-z0-9._:-]", "_", f"audit-{ticket or 'all'}.jsonl")
     return Response(
         out.getvalue(),

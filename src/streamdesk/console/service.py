@@ -18,7 +18,6 @@ from psycopg.rows import dict_row
 
 from streamdesk import links
 from streamdesk.agent.answers import Answer
-from streamdesk.audit.models import AuditRecord
 from streamdesk.console.exceptions import AlreadyReviewedError, DraftNotFoundError, InvalidReviewError
 from streamdesk.console.models import (
     Citation,
@@ -227,18 +226,6 @@ def record_review(
     return feedback.record_review(
         conn, answer=answer, event=event, reviewer=operator, via="console", publisher=publisher
     )
-
-
-def recent_audit(conn: psycopg.Connection, *, tenant: str, limit: int = 25) -> list[AuditRecord]:
-    """The latest audit records of `tenant` (and those without a tenant), newest first."""
-    rows = conn.execute(
-        "SELECT seq, content, prev_hash, record_hash, signature FROM audit_records "
-        "WHERE tenant = %s OR tenant IS NULL ORDER BY seq DESC LIMIT %s",
-        (tenant, limit),
-    ).fetchall()
-    return [
-        AuditRecord.from_row(seq=r[0], content=r[1], prev_hash=r[2], record_hash=r[3], signature=r[4]) for r in rows
-    ]
 
 
 def retrain_runs(conn: psycopg.Connection, *, limit: int = 50) -> list[RetrainRun]:

@@ -449,10 +449,8 @@ def audit_page(request: Request, viewer: AuditViewer, ticket: str | None = None)
     tenant = viewer.principal.tenant
     with db.request_connection() as conn:
         report = audit.verify(conn) if service.may_act(viewer.principal, "verify") else None
-        trail = audit.trail(conn, ticket_id=ticket.strip()) if ticket and ticket.strip() else None
-        recent = service.recent_audit(conn, tenant=tenant)
-    if trail is not None:
-        trail = [record for record in trail if record.tenant in (tenant, None)]
+        trail = audit.trail(conn, ticket_id=ticket.strip(), tenant=tenant) if ticket and ticket.strip() else None
+        recent = audit.recent(conn, tenant=tenant)
     return render_page(
         request, viewer, "audit", report=report, ticket=(ticket or "").strip(), trail=trail, recent=recent
     )

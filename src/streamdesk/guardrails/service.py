@@ -82,6 +82,24 @@ def redact_pii(text: str) -> str:
     return text
 
 
+def redact_json(value: Any) -> Any:
+    """A JSON-like value with PII redacted from every string, mapping key and integer in it (`redact_pii`).
+
+    An integer whose digits are PII (a card number sent as a number) becomes its placeholder string.
+    """
+    if isinstance(value, str):
+        return redact_pii(value)
+    if isinstance(value, Mapping):
+        return {redact_pii(str(key)): redact_json(inner) for key, inner in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_json(inner) for inner in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+        redacted = redact_pii(text)
+        return value if redacted == text else redacted
+    return value
+
+
 class PiiRedactingFilter(logging.Filter):
     """A logging filter that redacts PII from each record's message and exception text."""
 

@@ -1,0 +1,66 @@
+"""Audit head: one signed (seq, record_hash) row updated with every append, so a deleted tail is found.
+
+Checkpoints are taken every N records, so records after the last checkpoint (or the last record alone)
+could be deleted without a trace. The head row names the chain's last record and is signed under the
+audit key in the same transaction as every append; `verify` compares the chain's end with it. Triggers
+let the head only move forward and refuse to delete it (migration 0004's append-only function) unless
+the session sets `streamdesk.audit_maintenance` to 'on'. Audit records gain an index on (tenant, seq) for the per-tenant
+audit routes.
+
+Revision ID: 0010
+Revises: 0007
+Create Date: 2026-12-03
+"""
+
+from alembic import op
+
+revision = "0010"
+down_revision = "0007"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute(
+        """
+        CREATE TABLE audit_head (
+            id          smallint NOT NULL DEFAULT 1,
+            seq         bigint NOT NULL,
+            record_hash text NOT NULL,
+            signature   text NOT NULL,
+            updated_at  timestamptz NOT NULL DEFAULT now(),
+            CONSTRAINT pk_audit_head PRIMARY KEY (id),
+            CONSTRAINT ck_audit_head_single_row CHECK (id = 1),
+            CONSTRAINT ck_audit_head_seq_positive CHECK (seq > 0)
+        )
+        """
+    )
+    op.execute(
+        """
+        CREATE FUNCTION streamdesk_audit_head_forward() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.seq > OLD.seq OR current_setting('streamdesk.audit_maintenance', true) = 'on' THEN
+                RETURN NEW;
+            END IF;
+            RAISE EXCEPTION 'audit_head from record % to % refused: the head only moves forward', OLD.seq, NEW.seq
+                USING HINT = 'append a record instead; only tests and admin repair tools set '
+                             'streamdesk.audit_maintenance = on';
+        END
+        $$
+        """
+    )
+    op.execute(
+        "CREATE TRIGGER tr_audit_head_forward BEFORE UPDATE ON audit_head "
+        "FOR EACH ROW EXECUTE FUNCTION streamdesk_audit_head_forward()"
+    )
+    op.execute(
+        "CREATE TRIGGER tr_audit_head_append_only BEFORE DELETE ON audit_head "
+        "FOR EACH ROW EXECUTE FUNCTION streamdesk_append_only()"
+    )
+    op.execute("CREATE INDEX ix_audit_records_tenant_seq ON audit_records (tenant, seq)")
+
+
+def downgrade() -> None:
+    op.execute("DROP INDEX IF EXISTS ix_audit_records_tenant_seq")
+    op.execute("DROP TABLE IF EXISTS audit_head")
+    op.execute("DROP FUNCTION IF EXISTS streamdesk_audit_head_forward()")
