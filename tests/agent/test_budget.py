@@ -101,7 +101,9 @@ def test_a_50k_character_ticket_is_answered_within_the_budget_and_the_cut_record
 def test_an_answer_past_its_wall_clock_budget_escalates_and_the_next_is_answered(
     world: psycopg.Connection, backend: backends.TransformersBackend
 ) -> None:
-    unbounded = SETTINGS.model_copy(update={"ticket_max_tokens": 1_000_000, "answer_timeout_s": 3.0})
+    short = f"Hi, where is my order {ORDER}? It has not arrived yet."
+    assert answer(world, backend, short, SETTINGS).answer.status != "escalated"  # look-ups and search warm now
+    unbounded = SETTINGS.model_copy(update={"ticket_max_tokens": 1_000_000, "answer_timeout_s": 5.0})
     started = time.monotonic()
     slow = answer(world, backend, long_body(), unbounded)
     assert time.monotonic() - started < 60
@@ -110,10 +112,10 @@ def test_an_answer_past_its_wall_clock_budget_escalates_and_the_next_is_answered
     assert fitted[-1].arguments["kept_tokens"] < backend.context_tokens - SETTINGS.max_new_tokens
     assert slow.answer.status == "escalated" and "member of our team" in slow.answer.text
     stopped = [step for step in slow.answer.trace if step.tool == loop.ANSWER_BUDGET_STEP]
-    assert stopped and stopped[0].arguments["budget"] == "wall_clock" and stopped[0].arguments["limit_s"] == 3.0
-    assert not trail(world, "model_call")  # stopped inside the generation: no model step finished
+    assert stopped and stopped[0].arguments["budget"] == "wall_clock" and stopped[0].arguments["limit_s"] == 5.0
+    assert len(trail(world, "model_call")) == 1  # the first ticket's: the slow one stopped inside its generation
     escalations = trail(world, "escalation")
     assert escalations and "wall_clock budget" in str(escalations[-1].reason)
 
-    nxt = answer(world, backend, f"Hi, where is my order {ORDER}? It has not arrived yet.", SETTINGS)
-    assert nxt.answer.status != "escalated" and nxt.model_steps
+    after = answer(world, backend, short, SETTINGS)
+    assert after.answer.status != "escalated" and after.model_steps

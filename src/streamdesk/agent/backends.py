@@ -258,14 +258,15 @@ class TransformersBackend(LLMBackend):
 
     def text_tokens(self, text: str) -> int:
         """Tokens of `text` alone, by the model's tokenizer."""
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"]) if text else 0
+        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]) if text else 0
 
     def cut_text(self, text: str, *, tokens: int) -> str:
         """The longest prefix of `text` that ends on a token boundary within `tokens` tokens."""
         if tokens <= 0:
             return ""
-        offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
-        return text if len(offsets) <= tokens else text[: offsets[tokens - 1][1]]
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        ends = [end for _, end in encoded["offset_mapping"]]
+        return text if len(ends) <= tokens else text[: ends[tokens - 1]]
 
     def encode(self, messages: Sequence[Message]) -> dict[str, Any]:
         """Token ids (and attention mask) of `messages` in the chat template, ready for the assistant turn."""
