@@ -24,6 +24,7 @@ from streamdesk import contracts, db, telemetry, topics
 from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer, TraceStep
 from streamdesk.audit import service as audit
+from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, TicketEvent
 from streamdesk.kafka import Publisher
 from streamdesk.runtime.embedded import EmbeddedBroker, free_port
@@ -243,7 +244,9 @@ def test_the_worker_answers_a_50k_character_zendesk_ticket_with_the_cut_recorded
         id="50000", organization_id="fatima_anderson_2157", description=(head + "I keep waiting. " * 3200)[:50_000]
     )
     (event,) = ZendeskConnector().parse(RawMessage(topic="raw.zendesk", value=json.dumps(webhook).encode()))
-    assert isinstance(event, TicketEvent) and len(event.body or "") == 50_000
+    limit = get_settings().ingest.ticket_text_max_chars  # the canonical event holds the head of the text
+    assert isinstance(event, TicketEvent) and len(event.body or "") == limit
+    assert event.metadata["text_cut"] == {"body": {"original_chars": 50_000, "kept_chars": limit}}
     started = time.monotonic()
     with Publisher(bootstrap, client_id="tests") as publisher:
         publisher.publish(topics.TICKET, event.to_json(), key=event.key)
@@ -257,8 +260,8 @@ def test_the_worker_answers_a_50k_character_zendesk_ticket_with_the_cut_recorded
     seconds = time.monotonic() - started
     assert answer is not None
     cut = [step for step in answer.trace if step.tool == "(input budget)"]
-    assert len(cut) == 1 and cut[0].arguments["original_chars"] == 50_000 + len(event.subject or "")
-    assert cut[0].arguments["original_tokens"] > 8192 >= cut[0].arguments["kept_tokens"]
+    assert len(cut) == 1 and cut[0].arguments["original_chars"] == limit + len(event.subject or "")
+    assert cut[0].arguments["original_tokens"] > 1024 >= cut[0].arguments["kept_tokens"]  # ticket_max_tokens
     with db.connect(url) as conn:
         records = audit.trail(conn, ticket_id="zendesk:50000")
     assert ("guardrail", "input_truncated") in {(r.action, r.decision) for r in records}

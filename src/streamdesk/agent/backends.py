@@ -646,11 +646,9 @@ class OpenAICompatibleBackend(LLMBackend):
         started = time.perf_counter()
         try:
             response = self._client.post(url, json=body, timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
-        except httpx.TimeoutException as exc:
-            if deadline is not None and time.monotonic() >= deadline:
-                expire(deadline, before=f"POST {url} answered")
-            raise BackendError(f"POST {url} timed out after {timeout:.0f}s: {exc!r}; check the endpoint") from exc
         except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                expire(deadline, before=f"POST {url} answered")
             raise BackendError(f"POST {url} failed: {exc!r}; check the endpoint is up and the timeout") from exc
         seconds = time.perf_counter() - started
         if response.status_code >= 400:
