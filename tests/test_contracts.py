@@ -101,3 +101,18 @@ def test_an_upsert_without_a_version_is_refused() -> None:
     payload = SAMPLES[0].model_dump(mode="json") | {"version": []}
     with pytest.raises(ContractError, match="version"):
         contracts.validate("document.v1.json", payload)
+
+
+def test_a_ticket_text_over_the_limit_is_cut_and_the_cut_recorded() -> None:
+    limit = get_settings().ingest.ticket_text_max_chars
+    event = TicketEvent(
+        event_id="t1", source="zendesk", ticket_id="1", event_type="created", version=[1], occurred_at=NOW,
+        subject="Where is my order?", body="x" * 50_000, metadata={"zendesk_type": "ticket.created"},
+    )  # fmt: skip
+    assert event.body == "x" * limit and event.subject == "Where is my order?"
+    assert event.metadata == {
+        "zendesk_type": "ticket.created",
+        "text_cut": {"body": {"original_chars": 50_000, "kept_chars": limit}},
+    }
+    contracts.validate("ticket.v1.json", event.to_json())
+    assert TicketEvent.model_validate(event.to_json()) == event  # a consumer re-reading it keeps the record

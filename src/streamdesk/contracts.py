@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from streamdesk.config import get_settings
 from streamdesk.exceptions import ContractError
@@ -149,6 +149,32 @@ class TicketEvent(Record):
     tags: list[str] = Field(default_factory=list)
     tenant: str = "default"
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cap_text(cls, data: Any) -> Any:
+        """Cut a subject or body longer than `ingest.ticket_text_max_chars`, recording it in `metadata.text_cut`.
+
+        A cut rather than a dead letter: the ticket still reaches the desk and the agent (which reads a token
+        budget of it anyway), and the source system keeps the whole text.
+        """
+        if not isinstance(data, dict):
+            return data
+        limit = get_settings().ingest.ticket_text_max_chars
+        long = {
+            name: text for name in ("subject", "body") if isinstance(text := data.get(name), str) and len(text) > limit
+        }
+        if not long:
+            return data
+        metadata = dict(data.get("metadata") or {})
+        cuts = dict(metadata.get("text_cut") or {})
+        for name, text in long.items():
+            cuts[name] = {"original_chars": len(text), "kept_chars": limit}
+        return {
+            **data,
+            **{name: text[:limit] for name, text in long.items()},
+            "metadata": {**metadata, "text_cut": cuts},
+        }
 
     @property
     def key(self) -> str:

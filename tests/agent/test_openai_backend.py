@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from streamdesk.agent import backends
-from streamdesk.agent.exceptions import BackendError
+from streamdesk.agent.exceptions import AnswerTimeoutError, BackendError
 from streamdesk.runtime.embedded import free_port
 
 MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Cancel #W1234567"}]
@@ -100,6 +100,8 @@ def test_errors_name_the_url_and_what_to_check(endpoint: str) -> None:
     slow = backends.OpenAICompatibleBackend(base_url=endpoint, model="slow", timeout_s=0.2)
     with pytest.raises(BackendError, match=rf"POST {endpoint}/chat/completions failed: ReadTimeout"):
         slow.generate(MESSAGES)
+    with pytest.raises(AnswerTimeoutError, match="wall-clock budget ran out before POST"):
+        slow.generate(MESSAGES, deadline=time.monotonic() + 0.1)
     closed = backends.OpenAICompatibleBackend(base_url=f"http://127.0.0.1:{free_port()}/v1", model="m")
     with pytest.raises(BackendError, match="check the endpoint is up"):
         closed.generate(MESSAGES)

@@ -18,9 +18,13 @@ import pytest
 from confluent_kafka import Consumer
 from psycopg.types.json import Jsonb
 
+from connectors.base import RawMessage
+from connectors.zendesk import ZendeskConnector
 from streamdesk import contracts, db, telemetry, topics
 from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer, TraceStep
+from streamdesk.audit import service as audit
+from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, TicketEvent
 from streamdesk.kafka import Publisher
 from streamdesk.runtime.embedded import EmbeddedBroker, free_port
@@ -28,6 +32,7 @@ from streamdesk.seed import taubench
 from tests.agent.conftest import SOURCE, entity_rows
 
 T = TypeVar("T")
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EMAIL = "fatima.anderson1447@example.com"
 ORDER = "#W2974929"
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -225,3 +230,41 @@ def test_the_worker_answers_once_publishes_and_keeps_the_trace(stack: tuple[str,
     actions = {r["action"] for r in records if r["ticket_id"] == "zendesk:T-9"}
     assert {"rbac_decision", "tool_call", "model_call", "answer_published"} <= actions
     assert {r["trace_id"] for r in records if r["ticket_id"] == "zendesk:T-9"} == {TRACE_ID}
+
+
+@pytest.mark.slow
+def test_the_worker_answers_a_50k_character_zendesk_ticket_with_the_cut_recorded(
+    stack: tuple[str, str, Path],
+) -> None:
+    bootstrap, url, log = stack
+    webhook = json.loads((FIXTURES / "zendesk" / "dust_zendesk_ticket_webhook_events.jsonl").read_text().split("\n")[0])
+    head = f"Hi, where is my order {ORDER}? It has not arrived yet. "
+    webhook["id"] = str(uuid.uuid4())
+    webhook["detail"].update(
+        id="50000", organization_id="fatima_anderson_2157", description=(head + "I keep waiting. " * 3200)[:50_000]
+    )
+    (event,) = ZendeskConnector().parse(RawMessage(topic="raw.zendesk", value=json.dumps(webhook).encode()))
+    limit = get_settings().ingest.ticket_text_max_chars  # the canonical event holds the head of the text
+    assert isinstance(event, TicketEvent) and len(event.body or "") == limit
+    assert event.metadata["text_cut"] == {"body": {"original_chars": 50_000, "kept_chars": limit}}
+    started = time.monotonic()
+    with Publisher(bootstrap, client_id="tests") as publisher:
+        publisher.publish(topics.TICKET, event.to_json(), key=event.key)
+
+    def answered() -> Answer | None:
+        with db.connect(url) as conn:
+            found = answers.answer_for_event(conn, event_id=event.event_id)
+            return found if found is not None and answers.is_published(conn, answer_id=found.answer_id) else None
+
+    answer = wait_for(answered, timeout_s=300, what="the long ticket's answer", log=log)
+    seconds = time.monotonic() - started
+    assert answer is not None
+    cut = [step for step in answer.trace if step.tool == "(input budget)"]
+    assert len(cut) == 1 and cut[0].arguments["original_chars"] == limit + len(event.subject or "")
+    assert cut[0].arguments["original_tokens"] > 1024 >= cut[0].arguments["kept_tokens"]  # ticket_max_tokens
+    with db.connect(url) as conn:
+        records = audit.trail(conn, ticket_id="zendesk:50000")
+    assert ("guardrail", "input_truncated") in {(r.action, r.decision) for r in records}
+    prompts = [r.details["prompt_tokens"] for r in records if r.action == "model_call"]
+    assert prompts and max(prompts) + 160 <= 8192  # STREAMDESK_ANSWER__MAX_NEW_TOKENS=160 in the worker
+    assert answer.status in ("draft", "pending_approval") and seconds < 300

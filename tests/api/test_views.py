@@ -6,6 +6,7 @@ import json
 
 from streamdesk import db, topics
 from streamdesk.audit import service as audit
+from streamdesk.config import get_settings
 from streamdesk.feedback import service as feedback
 from tests.api.conftest import Stack, auth, read_topic
 
@@ -118,3 +119,12 @@ def test_bad_values_are_422_not_500(stack: Stack) -> None:
 def test_readyz_reports_the_broker_and_database(stack: Stack) -> None:
     ready = stack.client.get("/readyz").json()
     assert ready == {"status": "ready", "checks": {"broker": "ok", "database": "ok"}}
+
+
+def test_a_ticket_text_over_the_ticket_limit_is_refused_with_the_setting_named(stack: Stack) -> None:
+    limit = get_settings().ingest.ticket_text_max_chars
+    long = {"subject": "Long", "body": "x" * (limit + 1)}
+    refused = stack.client.post("/tickets", json=long, headers=auth("agent"))
+    assert refused.status_code == 422 and "STREAMDESK_INGEST__TICKET_TEXT_MAX_CHARS" in refused.text
+    fits = stack.client.post("/tickets", json={**long, "body": "x" * limit}, headers=auth("agent"))
+    assert fits.status_code == 202, fits.text

@@ -59,6 +59,22 @@ class AnswerSettings(BaseSettings):
     auto_reply_min_citations: int = Field(
         default=1, ge=0, description="Citations an answer needs before it may go out without review."
     )
+    ticket_max_tokens: int = Field(
+        default=1024,
+        ge=16,
+        description=(
+            "Tokens of the ticket (subject and body) the model reads; the rest is cut and the cut recorded. "
+            "The model's context window cuts further when the whole prompt would not fit."
+        ),
+    )
+    answer_timeout_s: float = Field(
+        default=120.0,
+        gt=0,
+        description=(
+            "Wall-clock budget of one answer (look-ups and every model step); past it the ticket is escalated "
+            "to a human with the reason audited, so one slow ticket holds the queue up at most this long."
+        ),
+    )
     worker_batch: int = Field(default=4, ge=1, description="Ticket events the agent worker takes per batch.")
     worker_retry_for_s: float = Field(
         default=60.0, gt=0, description="How long the worker retries a transient failure before crashing."

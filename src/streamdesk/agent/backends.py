@@ -18,17 +18,28 @@ import httpx
 from streamdesk import telemetry
 from streamdesk.agent import config as agent_config
 from streamdesk.agent import model_cache
+from streamdesk.agent.budget import expire
 from streamdesk.agent.exceptions import AdapterNotFoundError, BackendError
 from streamdesk.agent.models import Generation, Message
 from streamdesk.runtime.threads import torch_threads
 
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MESSAGE_OVERHEAD_TOKENS = 8
+"""Chat-template tokens around one message's content (role markers, separators), at most."""
+PREFILL_CHUNK_TOKENS = 1024
+"""Prompt tokens read per forward pass: bounds prefill memory, and the deadline is checked between chunks."""
 
 
 class LLMBackend(ABC):
-    """Chat completion with optional JSON-schema-constrained output and a named LoRA adapter."""
+    """Chat completion with optional JSON-schema-constrained output and a named LoRA adapter.
+
+    Token counts here are upper bounds from UTF-8 bytes (a byte-level BPE or byte-fallback token is at least
+    one byte); a backend with its tokenizer at hand counts exactly.
+    """
 
     model_name: str
+    context_tokens: int
+    """Tokens the model reads and writes in one call (prompt and generation together)."""
 
     @abstractmethod
     def generate(
@@ -38,8 +49,24 @@ class LLMBackend(ABC):
         json_schema: dict[str, Any] | None = None,
         max_new_tokens: int = 256,
         adapter: str | None = None,
+        deadline: float | None = None,
     ) -> Generation:
-        """Greedy completion of `messages`; with `json_schema` the text is a JSON instance of it."""
+        """Greedy completion of `messages`; with `json_schema` the text is a JSON instance of it.
+
+        Past `deadline` (a `time.monotonic()` value) it stops with `AnswerTimeoutError`, its output dropped.
+        """
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt tokens of `messages` in the chat template, ready for the assistant turn (an upper bound)."""
+        return sum(self.text_tokens(m["content"]) + MESSAGE_OVERHEAD_TOKENS for m in messages) + MESSAGE_OVERHEAD_TOKENS
+
+    def text_tokens(self, text: str) -> int:
+        """Tokens of `text` alone (an upper bound: its UTF-8 bytes)."""
+        return len(text.encode())
+
+    def cut_text(self, text: str, *, tokens: int) -> str:
+        """The longest prefix of `text` within `tokens` tokens (here: UTF-8 bytes, whole characters)."""
+        return text.encode()[: max(tokens, 0)].decode(errors="ignore")
 
     def warm(self, messages: Sequence[Message], *, adapter: str | None = None) -> None:  # noqa: B027
         """Prepare for prompts that start with `messages` (a local backend reads them into its cache)."""
@@ -136,6 +163,8 @@ class TransformersBackend(LLMBackend):
         self.tokenizer: Any = AutoTokenizer.from_pretrained(str(model_dir))
         self.model: Any = AutoModelForCausalLM.from_pretrained(str(model_dir), **_load_options(quantization))
         self.model.eval()
+        config = self.model.config
+        self.context_tokens = int(getattr(config, "max_position_embeddings", 0) or self.tokenizer.model_max_length)
         self._lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
         self._compiler: Any = None
@@ -164,9 +193,15 @@ class TransformersBackend(LLMBackend):
         json_schema: dict[str, Any] | None = None,
         max_new_tokens: int = 256,
         adapter: str | None = None,
+        deadline: float | None = None,
     ) -> Generation:
-        """Greedy completion of `messages`; with `json_schema` the text is a JSON instance of it."""
+        """Greedy completion of `messages`; with `json_schema` the text is a JSON instance of it.
+
+        The deadline is checked before every forward pass (a long prompt is read in chunks), so an answer
+        overruns it by at most one pass.
+        """
         with self._lock, torch_threads(self.threads):
+            expire(deadline, before="the model step")
             started = time.perf_counter()
             inputs = self.encode(messages)
             with self._adapter(adapter), self._torch.inference_mode():
@@ -174,12 +209,14 @@ class TransformersBackend(LLMBackend):
                 if json_schema is not None:
                     sequence, kv = self._constrained(
                         inputs["input_ids"], json_schema=json_schema, max_new_tokens=max_new_tokens,
-                        cache=cache, cached=cached,
+                        cache=cache, cached=cached, deadline=deadline,
                     )  # fmt: skip
                 else:
-                    output = self.model.generate(
-                        **inputs, generation_config=self._generation_config(max_new_tokens), past_key_values=cache
-                    )
+                    config = self._generation_config(max_new_tokens)
+                    if deadline is not None:
+                        config.max_time = max(deadline - time.monotonic(), 0.001)
+                    output = self.model.generate(**inputs, generation_config=config, past_key_values=cache)
+                    expire(deadline, before="the generation ended")
                     sequence, kv = output.sequences[0], output.past_key_values
             if kv is not None:
                 kept = kv.get_seq_length()
@@ -215,6 +252,22 @@ class TransformersBackend(LLMBackend):
             self.compiled_grammar({"type": "object"})
             self._token_chars()
 
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """Prompt tokens of `messages` in the chat template, ready for the assistant turn (exact)."""
+        return int(self.encode(messages)["input_ids"].shape[1])
+
+    def text_tokens(self, text: str) -> int:
+        """Tokens of `text` alone, by the model's tokenizer."""
+        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]) if text else 0
+
+    def cut_text(self, text: str, *, tokens: int) -> str:
+        """The longest prefix of `text` that ends on a token boundary within `tokens` tokens."""
+        if tokens <= 0:
+            return ""
+        encoded = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+        ends = [end for _, end in encoded["offset_mapping"]]
+        return text if len(ends) <= tokens else text[: ends[tokens - 1]]
+
     def encode(self, messages: Sequence[Message]) -> dict[str, Any]:
         """Token ids (and attention mask) of `messages` in the chat template, ready for the assistant turn."""
         prompt = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
@@ -242,7 +295,14 @@ class TransformersBackend(LLMBackend):
         return compiled
 
     def _constrained(
-        self, prompt: Any, *, json_schema: dict[str, Any], max_new_tokens: int, cache: Any, cached: int
+        self,
+        prompt: Any,
+        *,
+        json_schema: dict[str, Any],
+        max_new_tokens: int,
+        cache: Any,
+        cached: int,
+        deadline: float | None = None,
     ) -> tuple[Any, Any]:
         """Greedy decoding under the schema's grammar; returns the whole sequence and the KV cache.
 
@@ -266,6 +326,7 @@ class TransformersBackend(LLMBackend):
         pending: list[int] = prompt[0, cached:].tolist()
         generated: list[int] = []
         while len(generated) < max_new_tokens and not matcher.is_terminated():
+            expire(deadline, before="the next token")
             remaining = limiter.remaining()
             if self.jump_forward and remaining is None:
                 forced = self._jump(matcher, room=max_new_tokens - len(generated))
@@ -277,6 +338,7 @@ class TransformersBackend(LLMBackend):
             matcher.fill_next_token_bitmask(bitmask)
             token = _only_token(bitmask) if remaining is None or remaining > 0 else self._quote_token
             if token is None:
+                cache, pending = self._prefill(pending, cache=cache, deadline=deadline, dtype=prompt.dtype)
                 output = self.model(
                     input_ids=torch.tensor([pending], dtype=prompt.dtype),
                     past_key_values=cache,
@@ -300,6 +362,20 @@ class TransformersBackend(LLMBackend):
                 break
         sequence = torch.cat([prompt[0], torch.tensor(generated, dtype=prompt.dtype)])
         return sequence, cache
+
+    def _prefill(self, pending: list[int], *, cache: Any, deadline: float | None, dtype: Any) -> tuple[Any, list[int]]:
+        """Read all but the last chunk of `pending` into `cache`, a chunk per pass; the cache and what is left."""
+        while len(pending) > PREFILL_CHUNK_TOKENS:
+            expire(deadline, before="the rest of the prompt was read")
+            chunk, pending = pending[:PREFILL_CHUNK_TOKENS], pending[PREFILL_CHUNK_TOKENS:]
+            output = self.model(
+                input_ids=self._torch.tensor([chunk], dtype=dtype),
+                past_key_values=cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+            cache = output.past_key_values
+        return cache, pending
 
     def _jump(self, matcher: Any, *, room: int) -> list[int]:
         """The tokens of the text the grammar forces next (jump-forward decoding), accepted; [] when none.
@@ -495,10 +571,13 @@ class OpenAICompatibleBackend(LLMBackend):
         api_key: str | None = None,
         timeout_s: float = 60.0,
         schema_mode: agent_config.SchemaMode = "response_format",
+        context_tokens: int = 8192,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
             raise BackendError(f"base_url {base_url!r} is not an http(s) URL; use e.g. http://localhost:8000/v1")
         self.model_name = model
+        self.context_tokens = context_tokens
+        self.timeout_s = timeout_s
         self.schema_mode = schema_mode
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = base_url.rstrip("/") + "/chat/completions"
@@ -520,6 +599,7 @@ class OpenAICompatibleBackend(LLMBackend):
             api_key=key,
             timeout_s=settings.openai_timeout_s,
             schema_mode=settings.openai_schema_mode,
+            context_tokens=settings.openai_context_tokens,
         )
 
     def request_body(
@@ -556,14 +636,19 @@ class OpenAICompatibleBackend(LLMBackend):
         json_schema: dict[str, Any] | None = None,
         max_new_tokens: int = 256,
         adapter: str | None = None,
+        deadline: float | None = None,
     ) -> Generation:
         """Greedy completion of `messages` by the endpoint; with `json_schema` the endpoint constrains it."""
         body = self.request_body(messages, json_schema=json_schema, max_new_tokens=max_new_tokens, adapter=adapter)
         url = self.url
+        expire(deadline, before="the model request")
+        timeout = self.timeout_s if deadline is None else min(self.timeout_s, deadline - time.monotonic())
         started = time.perf_counter()
         try:
-            response = self._client.post(url, json=body)
+            response = self._client.post(url, json=body, timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
         except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.TimeoutException):
+                expire(deadline, before=f"POST {url} answered")
             raise BackendError(f"POST {url} failed: {exc!r}; check the endpoint is up and the timeout") from exc
         seconds = time.perf_counter() - started
         if response.status_code >= 400:

@@ -54,6 +54,9 @@ class AgentSettings(BaseModel):
     openai_api_key: SecretStr | None = Field(
         default=None, description="Bearer token for the endpoint, if it needs one."
     )
+    openai_context_tokens: int = Field(
+        default=8192, ge=512, description="Context window (prompt + generation) of the endpoint's model, in tokens."
+    )
     openai_timeout_s: float = Field(default=60.0, gt=0, description="Whole-request timeout in seconds.")
     openai_schema_mode: SchemaMode = Field(
         default="response_format",

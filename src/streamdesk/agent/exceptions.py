@@ -15,6 +15,14 @@ class BackendError(AgentError):
     """An LLM backend could not load its model or answer a request."""
 
 
+class AnswerTimeoutError(AgentError):
+    """An answer ran past its wall-clock budget (`STREAMDESK_ANSWER__ANSWER_TIMEOUT_S`); the ticket is escalated."""
+
+
+class InputBudgetError(AgentError):
+    """The prompt cannot fit the model's context even with the ticket cut to nothing."""
+
+
 class AdapterNotFoundError(BackendError):
     """A LoRA adapter name does not resolve to an adapter folder."""
 

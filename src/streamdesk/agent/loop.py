@@ -15,6 +15,11 @@ A run, in order:
    states the outcome from the tool results, which a 135M model's own words often get wrong;
 4. the answer: the reply, plus what waits for approval or for a human, with a status by `decide_status`.
 
+Every answer runs within budgets (`budget.py`): the model reads at most `ticket_max_tokens` of the ticket,
+cut further before any step whose prompt and generation would overflow the model's context (each cut is
+recorded in the trace and audited, and makes the answer a draft); past `answer_timeout_s` the run stops,
+mid-generation if need be, and the ticket is escalated with the reason audited.
+
 Calls take one path (`execution.run_call`) whoever proposed them; the trace says who did.
 """
 
@@ -28,11 +33,11 @@ import psycopg
 from opentelemetry.context import Context
 
 from streamdesk import telemetry
-from streamdesk.agent import execution, grammar, knowledge, narrowing, prompts, router
+from streamdesk.agent import budget, execution, grammar, knowledge, narrowing, prompts, router
 from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
 from streamdesk.agent.answers import Answer, AnswerStatus, Ticket, TraceStep
 from streamdesk.agent.backends import LLMBackend
-from streamdesk.agent.exceptions import AgentError, StepParseError
+from streamdesk.agent.exceptions import AgentError, AnswerTimeoutError, InputBudgetError, StepParseError
 from streamdesk.agent.models import REPLY_TOOL, Generation, Message, Reply, Tool, ToolCall
 from streamdesk.agent.tools import ToolRegistry
 from streamdesk.audit import service as audit
@@ -70,6 +75,10 @@ CHANGE_WORDS: dict[str, str] = {
     "modify": "a change of items",
 }
 """How the confirmation request names each change the ticket asks for under a condition."""
+INPUT_BUDGET_STEP = "(input budget)"
+"""The trace's name for a cut of the ticket text (a guardrail step, not a tool)."""
+ANSWER_BUDGET_STEP = "(answer budget)"
+"""The trace's name for an answer stopped by its wall-clock or context budget."""
 NOT_CONFIDENT = frozenset({"executed", "pending_approval", "denied", "refused", "invalid", "truncated", "error"})
 
 
@@ -260,9 +269,15 @@ class _Run:
         registry: ToolRegistry,
         settings: AnswerSettings,
         approver: Principal | None,
+        deadline: budget.Deadline,
     ) -> None:
         self.backend = backend
         self.settings = settings
+        self.deadline = deadline
+        self.original = ticket
+        self.ticket, cut = budget.cut_ticket(
+            ticket, backend=backend, tokens=settings.ticket_max_tokens, reason="longer than ticket_max_tokens"
+        )
         registry = bound_registry(registry, principal=principal, settings=settings)
         self.scope = execution.CallScope(
             conn=conn, principal=principal, registry=registry, ticket=ticket, approver=approver
@@ -271,14 +286,15 @@ class _Run:
         self.writes = {tool.name for tool in registry if tool.kind == "write"}
         listed = [tool for tool in registry if tool.name in self.permitted]
         self.prompt_version = prompts.prompt_version(tools=listed)
-        self.found = router.features(ticket.text)
+        self.found = router.features(self.ticket.text)
         policy_message = prompts.policy_message(sorted(self.found.intents, key=router.INTENT_PRIORITY.index))
         # the policy sections before the ticket: tickets of the same intents share that prefix (cached)
         self.messages: list[Message] = [
             {"role": "system", "content": prompts.system_prompt(tools=listed)},
             *([policy_message] if policy_message is not None else []),
-            prompts.ticket_message(subject=ticket.subject, body=ticket.body, source=f"ticket:{ticket.source}"),
+            self._ticket_message(),
         ]
+        self.ticket_index = len(self.messages) - 1
         self.history: list[tuple[ToolCall, dict[str, Any] | None]] = []
         self.trace: list[TraceStep] = []
         self.citations: list[str] = []
@@ -287,6 +303,49 @@ class _Run:
         self.exhausted: set[str] = set()
         self.made: set[str] = set()
         self.generations: list[Generation] = []
+        self.escalated = False
+        if cut is not None:
+            self.record_cut(cut)
+
+    def _ticket_message(self) -> Message:
+        return prompts.ticket_message(
+            subject=self.ticket.subject, body=self.ticket.body, source=f"ticket:{self.ticket.source}"
+        )
+
+    def record_cut(self, cut: budget.InputCut) -> None:
+        """A cut of the ticket text: a guardrail step in the trace (the answer becomes a draft) and an audit record."""
+        reason = cut.describe()
+        self.trace.append(
+            TraceStep(
+                index=len(self.trace), source="guardrail", tool=INPUT_BUDGET_STEP, arguments=cut.to_json(),
+                outcome="truncated", reason=reason,
+            )
+        )  # fmt: skip
+        execution.record(
+            self.scope, action=AuditAction.GUARDRAIL, decision="input_truncated", reason=reason, details=cut.to_json()
+        )
+
+    def fit_context(self) -> None:
+        """Cut the ticket further while the prompt and the step's generation would overflow the model's context."""
+        room = self.backend.context_tokens - self.settings.max_new_tokens
+        while (excess := self.backend.count_tokens(self.messages) - room) > 0:
+            held = self.backend.text_tokens(self.ticket.subject) + self.backend.text_tokens(self.ticket.body)
+            if held == 0:
+                raise InputBudgetError(
+                    f"the prompt needs {excess} tokens more than the model's context of "
+                    f"{self.backend.context_tokens} leaves beside max_new_tokens={self.settings.max_new_tokens}, "
+                    "even without the ticket; lower STREAMDESK_ANSWER__MAX_NEW_TOKENS or KNOWLEDGE_K"
+                )
+            self.ticket, cut = budget.cut_ticket(
+                self.ticket,
+                backend=self.backend,
+                tokens=max(held - excess, 0),
+                reason=f"the prompt would overflow the model's context of {self.backend.context_tokens} tokens",
+                original=self.original,
+            )
+            self.messages[self.ticket_index] = self._ticket_message()
+            if cut is not None:
+                self.record_cut(cut)
 
     def refuse_writes(self, *, finding: guardrails.InjectionFinding, where: str) -> None:
         """Record a prompt-injection finding: audited, and no write runs for this ticket any more."""
@@ -384,6 +443,7 @@ class _Run:
         lookups: list[tuple[ToolCall, dict[str, Any] | None, str | None]] = []
         passages: Message | None = None
         for _ in range(self.settings.router_max_calls):
+            self.deadline.check(before="the router's look-ups")
             proposal = router.next_call(
                 self.found, history=self.history, knowledge=knowledge_on, customer_id=self.scope.principal.customer_id
             )
@@ -472,9 +532,11 @@ class _Run:
 
     def model_step(self, *, final: bool) -> Reply | None:
         """One constrained generation; a tool call is run, a reply is returned, a failed step leaves a note."""
+        self.deadline.check(before="a model step")
         schema, allowed = self.grammar_for_step(final=final)
         if not allowed:
             self.messages.append({"role": "user", "content": REPLY_NOTE})
+        self.fit_context()
         generation = self._generate(schema, allowed=allowed)
         call: ToolCall | None = None
         try:
@@ -522,6 +584,7 @@ class _Run:
                 json_schema=schema,
                 max_new_tokens=self.settings.max_new_tokens,
                 adapter=self.settings.adapter,
+                deadline=self.deadline.at,
             )
             span.set_attributes(
                 {
@@ -553,12 +616,27 @@ class _Run:
             )
         return generation
 
-    def escalate(self) -> None:
-        """The guardrail's own escalation of an injected ticket (audited; via the `escalate` tool when permitted)."""
-        reason = f"possible prompt injection ({self.injection['rule'] if self.injection else 'unknown'})"
-        if "escalate" in self.permitted:
+    def escalate(self, *, reason: str, details: dict[str, Any] | None = None) -> None:
+        """The guardrail's own escalation of the ticket (audited; via the `escalate` tool when permitted)."""
+        if "escalate" in self.permitted and not self.escalated:
             self.call(ToolCall(tool="escalate", arguments={"reason": reason, "priority": "high"}), source="guardrail")
-        execution.record(self.scope, action=AuditAction.ESCALATION, decision="escalated", reason=reason)
+        self.escalated = True
+        execution.record(
+            self.scope, action=AuditAction.ESCALATION, decision="escalated", reason=reason, details=details or {}
+        )
+
+    def over_budget(self, exc: AnswerTimeoutError | InputBudgetError) -> None:
+        """Stop the answer: a guardrail step in the trace, and an escalation to a human with the reason audited."""
+        spent = round(self.deadline.elapsed, 3)
+        kind = "wall_clock" if isinstance(exc, AnswerTimeoutError) else "context"
+        reason = f"answer stopped after {spent}s ({kind} budget): {exc}; a human takes over the ticket"
+        self.trace.append(
+            TraceStep(
+                index=len(self.trace), source="guardrail", tool=ANSWER_BUDGET_STEP, outcome="error", reason=reason,
+                arguments={"budget": kind, "limit_s": self.deadline.seconds, "elapsed_s": spent},
+            )
+        )  # fmt: skip
+        self.escalate(reason=reason, details={"budget": kind, "limit_s": self.deadline.seconds, "elapsed_s": spent})
 
 
 def _usage(generation: Generation) -> dict[str, Any]:
@@ -621,15 +699,20 @@ def answer_ticket(
             registry=registry,
             settings=settings,
             approver=approver,
+            deadline=budget.Deadline(settings.answer_timeout_s),
         )
         finding = guardrails.detect_injection(ticket.text)
         if finding is not None:
             run.refuse_writes(finding=finding, where="ticket")
         run.hold_conditional_writes()
-        run.route()
-        reply = run.think(max_steps=max_steps or settings.max_steps)
+        reply: Reply | None = None
+        try:
+            run.route()
+            reply = run.think(max_steps=max_steps or settings.max_steps)
+        except (AnswerTimeoutError, InputBudgetError) as exc:
+            run.over_budget(exc)
         if run.injection is not None:
-            run.escalate()
+            run.escalate(reason=f"possible prompt injection ({run.injection['rule']})")
         status = decide_status(
             trace=run.trace,
             reply=reply,

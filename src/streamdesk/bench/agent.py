@@ -42,11 +42,24 @@ class RecordingBackend(backends.LLMBackend):
     def __init__(self, inner: backends.TransformersBackend) -> None:
         self.inner = inner
         self.model_name = inner.model_name
+        self.context_tokens = inner.context_tokens
         self.calls: list[tuple[list[Message], Generation]] = []
 
     def warm(self, messages: Sequence[Message], *, adapter: str | None = None) -> None:
         """Warm the inner backend."""
         self.inner.warm(messages, adapter=adapter)
+
+    def count_tokens(self, messages: Sequence[Message]) -> int:
+        """The inner backend's count."""
+        return self.inner.count_tokens(messages)
+
+    def text_tokens(self, text: str) -> int:
+        """The inner backend's count."""
+        return self.inner.text_tokens(text)
+
+    def cut_text(self, text: str, *, tokens: int) -> str:
+        """The inner backend's cut."""
+        return self.inner.cut_text(text, tokens=tokens)
 
     def generate(
         self,
@@ -55,10 +68,11 @@ class RecordingBackend(backends.LLMBackend):
         json_schema: dict[str, Any] | None = None,
         max_new_tokens: int = 256,
         adapter: str | None = None,
+        deadline: float | None = None,
     ) -> Generation:
         """Generate with the inner backend and record the call."""
         generation = self.inner.generate(
-            messages, json_schema=json_schema, max_new_tokens=max_new_tokens, adapter=adapter
+            messages, json_schema=json_schema, max_new_tokens=max_new_tokens, adapter=adapter, deadline=deadline
         )
         self.calls.append(([dict(m) for m in messages], generation))
         return generation

@@ -9,18 +9,32 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from opentelemetry import trace
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from streamdesk import telemetry, topics
 from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
 from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.api.deps import ConnDep, PublisherDep
+from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, TicketEvent, utcnow
 from streamdesk.entities import store
 
 router = APIRouter(tags=["tickets"], dependencies=[Gate])
-Text = Annotated[str, Field(max_length=20_000)]
+
+
+def _ticket_text(text: str) -> str:
+    limit = get_settings().ingest.ticket_text_max_chars
+    if len(text) > limit:
+        raise ValueError(
+            f"{len(text)} characters is over the ticket text limit of {limit}; shorten it or raise "
+            "STREAMDESK_INGEST__TICKET_TEXT_MAX_CHARS"
+        )
+    return text
+
+
+Text = Annotated[str, AfterValidator(_ticket_text)]
+"""A ticket subject or body: at most `ingest.ticket_text_max_chars`, the limit every ticket event holds to."""
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 
 
