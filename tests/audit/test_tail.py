@@ -127,3 +127,15 @@ def test_a_trail_from_before_the_head_is_adopted_by_an_explicit_checkpoint(
     audit.checkpoint(conn, adopt_head=True)
     assert audit.verify(conn).ok
     assert audit.append(conn, event=event(n=4)).seq == 4 and audit.verify(conn).ok
+
+
+def test_an_admin_repair_signs_the_end_as_the_head(conn: psycopg.Connection, appended, tamper) -> None:
+    """After a deleted tail is investigated, `checkpoint --adopt-head` lets appends go on from what is left."""
+    appended(5)
+    with tamper(conn):
+        conn.execute("DELETE FROM audit_records WHERE seq >= 4")
+    assert not audit.verify(conn).ok
+    audit.checkpoint(conn, adopt_head=True)
+    assert audit.verify(conn).ok and audit.append(conn, event=event(n=6)).seq == 4
+    with pytest.raises(psycopg.errors.RaiseException, match="only moves forward"):
+        conn.execute("UPDATE audit_head SET seq = 1")

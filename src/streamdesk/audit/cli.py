@@ -88,8 +88,8 @@ def checkpoint_now(
         bool,
         typer.Option(
             "--adopt-head",
-            help="Also sign the last record as the chain's head when there is none (a trail from before "
-            "migration 0010); run `audit verify` first.",
+            help="Also sign the last record as the chain's head when the head is missing, forged or names another "
+            "record (a trail from before migration 0010, or a repair); run `audit verify` first.",
         ),
     ] = False,
 ) -> None:

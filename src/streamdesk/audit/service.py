@@ -56,6 +56,8 @@ _MOVE_HEAD = (
     "SET seq = EXCLUDED.seq, record_hash = EXCLUDED.record_hash, signature = EXCLUDED.signature, updated_at = now()"
 )
 _COLUMNS = "seq, content, prev_hash, record_hash, signature"
+REPAIR = "run `streamdesk audit verify`, then (once investigated) `streamdesk audit checkpoint --adopt-head`"
+"""What an admin does about a tampered trail: see what broke, then sign the chain's end as its head."""
 
 
 def canonical_json(value: Any) -> str:
@@ -107,18 +109,18 @@ def _next_position(conn: psycopg.Connection, *, settings: AuditSettings) -> tupl
         if last is not None:
             raise AuditTamperedError(
                 f"the audit trail has records up to {last[0]} but no signed head (deleted, or the trail predates "
-                "migration 0010); run `streamdesk audit verify`, then `streamdesk audit checkpoint --adopt-head`"
+                f"migration 0010); {REPAIR}"
             )
         return 1, GENESIS_HASH
     if not _head_signed(head, settings=settings):
         raise AuditTamperedError(
             f"the audit trail's head (record {head[0]}) is not signed with the audit key: it was tampered with or "
-            "STREAMDESK_AUDIT__SIGNING_KEY changed; run `streamdesk audit verify`"
+            f"STREAMDESK_AUDIT__SIGNING_KEY changed; {REPAIR}"
         )
     if last is not None and last[0] > head[0]:
         raise AuditTamperedError(
             f"the audit trail has records up to {last[0]} beyond its signed head (record {head[0]}): rows were "
-            "inserted outside the audit service; run `streamdesk audit verify`"
+            f"inserted outside the audit service; {REPAIR}"
         )
     return head[0] + 1, head[1]
 
@@ -164,8 +166,9 @@ def checkpoint(
 ) -> Checkpoint | None:
     """Store a signed checkpoint of the chain's last record now; None when the chain is empty.
 
-    `adopt_head` also signs that record as the head when the trail has none (a trail that predates
-    migration 0010); verify the chain first, since a deleted tail before this is then no longer found.
+    `adopt_head` (an admin's repair) also signs that record as the head when the head is missing, forged
+    or names another record: a trail that predates migration 0010, or one found tampered with. Verify
+    and investigate first: whatever was deleted before this is no longer reported afterwards.
     """
     settings = settings or get_audit_settings()
     with _locked(conn):
@@ -176,8 +179,11 @@ def checkpoint(
         seq, record_hash = last
         signature = sign_checkpoint(seq=seq, record_hash=record_hash, settings=settings)
         conn.execute(_INSERT_CHECKPOINT, (seq, record_hash, signature))
-        if adopt_head and conn.execute(_HEAD).fetchone() is None:
-            conn.execute(_MOVE_HEAD, (seq, record_hash, sign_head(seq=seq, record_hash=record_hash, settings=settings)))
+        head_signature = sign_head(seq=seq, record_hash=record_hash, settings=settings)
+        if adopt_head and conn.execute(_HEAD).fetchone() != (seq, record_hash, head_signature):
+            conn.execute("SELECT set_config('streamdesk.audit_maintenance', 'on', true)")
+            conn.execute(_MOVE_HEAD, (seq, record_hash, head_signature))
+            conn.execute("SELECT set_config('streamdesk.audit_maintenance', 'off', true)")
     return Checkpoint(seq=seq, record_hash=record_hash)
 
 
