@@ -4,7 +4,9 @@ Checkpoints are taken every N records, so records after the last checkpoint (or 
 could be deleted without a trace. The head row names the chain's last record and is signed under the
 audit key in the same transaction as every append; `verify` compares the chain's end with it. Triggers
 let the head only move forward and refuse to delete it (migration 0004's append-only function) unless
-the session sets `streamdesk.audit_maintenance` to 'on'. Audit records gain an index on (tenant, seq) for the per-tenant
+the session sets `streamdesk.audit_maintenance` to 'on'. A trail that already has records gets its head
+here, signed under the configured audit key: the upgrade is the one moment the existing end is adopted
+without an admin's `--adopt-head`. Audit records gain an index on (tenant, seq) for the per-tenant
 audit routes.
 
 Revision ID: 0010
@@ -12,6 +14,7 @@ Revises: 0007
 Create Date: 2026-12-03
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0010"
@@ -58,6 +61,23 @@ def upgrade() -> None:
         "FOR EACH ROW EXECUTE FUNCTION streamdesk_append_only()"
     )
     op.execute("CREATE INDEX ix_audit_records_tenant_seq ON audit_records (tenant, seq)")
+    _adopt_existing_end()
+
+
+def _adopt_existing_end() -> None:
+    """Sign the last record of a trail written before this migration as its head."""
+    from streamdesk.audit.config import get_audit_settings
+    from streamdesk.audit.service import sign_head
+
+    last = op.get_bind().execute(sa.text("SELECT seq, record_hash FROM audit_records ORDER BY seq DESC LIMIT 1"))
+    row = last.first()
+    if row is None:
+        return
+    signature = sign_head(seq=row.seq, record_hash=row.record_hash, settings=get_audit_settings())
+    op.get_bind().execute(
+        sa.text("INSERT INTO audit_head (id, seq, record_hash, signature) VALUES (1, :seq, :hash, :signature)"),
+        {"seq": row.seq, "hash": row.record_hash, "signature": signature},
+    )
 
 
 def downgrade() -> None:
