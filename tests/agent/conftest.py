@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +17,10 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from connectors.entities import canonical_attributes
-from streamdesk import db
+from streamdesk import db, topics
 from streamdesk.agent import backends, model_cache
 from streamdesk.contracts import EntityType
+from streamdesk.runtime.embedded import EmbeddedBroker, free_port
 from streamdesk.seed import taubench
 
 SOURCE = "debezium"
@@ -92,3 +97,58 @@ def backend(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> backen
     return backends.TransformersBackend(
         model_dir=model_dir, adapters_dir=tmp_path_factory.mktemp("adapters"), threads=1
     )
+
+
+@contextmanager
+def agent_worker(
+    database_url: str,
+    *,
+    truncate: Callable[[str], None],
+    world: taubench.World,
+    model_dir: Path,
+    tmp: Path,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, str, Path]]:
+    """A broker with every topic, `world` committed, and a running `streamdesk worker agent` (with `env` added).
+
+    Yields the bootstrap servers, the database URL and the worker's log.
+    """
+    broker = EmbeddedBroker(free_port(), tmp / "tansu.log").start()
+    topics.ensure_topics(broker.bootstrap_servers)
+    truncate(database_url)
+    positions = itertools.count(1000)
+    with db.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            _INSERT,
+            [
+                (kind, SOURCE, external_id, [next(positions), 0], f"seed:{external_id}", Jsonb(attributes))
+                for kind, external_id, attributes in entity_rows(world)
+            ],
+        )
+    worker_env = dict(os.environ)
+    worker_env.update(
+        KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
+        DATABASE_URL=database_url,
+        HF_HUB_OFFLINE="1",
+        STREAMDESK_AGENT__MODEL_DIR=str(model_dir),
+        STREAMDESK_ANSWER__MAX_STEPS="1",
+        STREAMDESK_ANSWER__MAX_NEW_TOKENS="160",
+        STREAMDESK_ANSWER__REPLY_MAX_CHARS="60",
+        **(env or {}),
+    )
+    log = tmp / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streamdesk.cli.main", "worker", "agent"], env=worker_env, stdout=out, stderr=out
+        )
+    try:
+        yield broker.bootstrap_servers, database_url, log
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+        broker.stop()
+        truncate(database_url)
