@@ -152,3 +152,35 @@ def agent_worker(
             worker.wait(10)
         broker.stop()
         truncate(database_url)
+
+
+@pytest.fixture
+def world(
+    conn: psycopg.Connection, load_world: Callable[[taubench.World], None], retail_world: taubench.World
+) -> psycopg.Connection:
+    """The connection with the τ²-bench world in the entity store (rolled back after the test)."""
+    load_world(retail_world)
+    return conn
+
+
+@pytest.fixture(scope="module")
+def worker_env() -> dict[str, str]:
+    """Settings the module's agent worker gets besides the tests' defaults (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    database_url: str,
+    truncate: Callable[[str], None],
+    retail_world: taubench.World,
+    model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    worker_env: dict[str, str],
+) -> Iterator[tuple[str, str, Path]]:
+    """A broker with every topic, the τ²-bench world committed, and a running `streamdesk worker agent`."""
+    tmp = tmp_path_factory.mktemp("agent-worker")
+    with agent_worker(
+        database_url, truncate=truncate, world=retail_world, model_dir=model_dir, tmp=tmp, env=worker_env
+    ) as running:
+        yield running

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -19,7 +18,6 @@ from streamdesk.agent.exceptions import AnswerTimeoutError
 from streamdesk.agent.models import Message
 from streamdesk.audit import service as audit
 from streamdesk.identity.models import agent_for_customer
-from streamdesk.seed import taubench
 
 CUSTOMER = "fatima_anderson_2157"
 ORDER = "#W2974929"
@@ -56,15 +54,6 @@ def answer(
 
 def trail(conn: psycopg.Connection, action: str) -> list[Any]:
     return [record for record in audit.trail(conn, ticket_id="zendesk:T-1") if record.action == action]
-
-
-@pytest.fixture
-def world(
-    conn: psycopg.Connection, load_world: Callable[[taubench.World], None], retail_world: Any
-) -> psycopg.Connection:
-    """The connection with the τ²-bench world in the entity store (rolled back after the test)."""
-    load_world(retail_world)
-    return conn
 
 
 def test_a_ticket_is_cut_on_token_boundaries_and_the_cut_measured(backend: backends.TransformersBackend) -> None:

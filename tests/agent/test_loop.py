@@ -7,7 +7,7 @@ Model-backed tests keep to one or two steps (greedy decoding, so each run is rep
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,6 @@ from streamdesk.identity.models import Principal, Role, agent_for_customer
 from streamdesk.knowledge import embedding
 from streamdesk.knowledge import store as knowledge_store
 from streamdesk.policy import approvals
-from streamdesk.seed import taubench
 
 CUSTOMER = "fatima_anderson_2157"
 EMAIL = "fatima.anderson1447@example.com"
@@ -44,15 +43,6 @@ def spans() -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
     telemetry.add_exporter(exporter)
     return exporter
-
-
-@pytest.fixture
-def world(
-    conn: psycopg.Connection, load_world: Callable[[taubench.World], None], retail_world: Any
-) -> psycopg.Connection:
-    """The connection with the τ²-bench world in the entity store (rolled back after the test)."""
-    load_world(retail_world)
-    return conn
 
 
 def ticket(body: str, *, subject: str = "Help", event_id: str | None = None) -> Ticket:

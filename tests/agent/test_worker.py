@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,8 +22,6 @@ from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, TicketEvent
 from streamdesk.kafka import Publisher
-from streamdesk.seed import taubench
-from tests.agent.conftest import agent_worker
 
 T = TypeVar("T")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -112,21 +110,6 @@ def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool]
     finally:
         consumer.close()
     return messages
-
-
-@pytest.fixture(scope="module")
-def stack(
-    database_url: str,
-    truncate: Callable[[str], None],
-    retail_world: taubench.World,
-    model_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, str, Path]]:
-    """A broker with every topic, the τ²-bench world committed, and a running `streamdesk worker agent`."""
-    with agent_worker(
-        database_url, truncate=truncate, world=retail_world, model_dir=model_dir, tmp=tmp_path_factory.mktemp("agent")
-    ) as running:
-        yield running
 
 
 def ticket_event(event_id: str, event_type: Any = "created") -> TicketEvent:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,8 +16,6 @@ from streamdesk.agent.answers import Answer
 from streamdesk.audit import service as audit
 from streamdesk.contracts import TicketEvent
 from streamdesk.kafka import Publisher
-from streamdesk.seed import taubench
-from tests.agent.conftest import agent_worker
 from tests.agent.test_worker import wait_for
 
 LIMIT_S = 20
@@ -26,24 +24,13 @@ FILLER = "I have been waiting for a long time and I keep checking the tracking p
 
 
 @pytest.fixture(scope="module")
-def stack(
-    database_url: str,
-    truncate: Callable[[str], None],
-    retail_world: taubench.World,
-    model_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, str, Path]]:
+def worker_env() -> dict[str, str]:
     """A worker that reads as much of a ticket as the context holds, within a 20 s budget per answer."""
-    env = {
+    return {
         "STREAMDESK_ANSWER__ANSWER_TIMEOUT_S": str(LIMIT_S),
         "STREAMDESK_ANSWER__TICKET_MAX_TOKENS": "100000",
         "STREAMDESK_INGEST__TICKET_TEXT_MAX_CHARS": "100000",
     }
-    tmp = tmp_path_factory.mktemp("agent-budget")
-    with agent_worker(
-        database_url, truncate=truncate, world=retail_world, model_dir=model_dir, tmp=tmp, env=env
-    ) as running:
-        yield running
 
 
 def payload(event_id: str, event_type: Any, body: str) -> dict[str, Any]:
