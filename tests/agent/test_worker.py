@@ -200,6 +200,7 @@ def test_the_worker_answers_a_50k_character_zendesk_ticket_with_the_cut_recorded
     answer = wait_for(answered, timeout_s=300, what="the long ticket's answer", log=log)
     seconds = time.monotonic() - started
     assert answer is not None
+    contracts.validate("answer.v1.json", answer.to_event())
     cut = [step for step in answer.trace if step.tool == "(input budget)"]
     assert len(cut) == 1 and cut[0].arguments["original_chars"] == limit + len(event.subject or "")
     assert cut[0].arguments["original_tokens"] > 1024 >= cut[0].arguments["kept_tokens"]  # ticket_max_tokens

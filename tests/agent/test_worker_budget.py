@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from streamdesk import db, topics
+from streamdesk import contracts, db, topics
 from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
 from streamdesk.audit import service as audit
@@ -66,6 +66,7 @@ def test_a_ticket_past_the_wall_clock_budget_escalates_and_the_next_is_answered_
     answer = wait_for(answered(quick["event_id"]), timeout_s=300, what="the next ticket's answer", log=log)
     seconds = time.monotonic() - started
     assert escalated is not None and answer is not None
+    contracts.validate("answer.v1.json", escalated.to_event())
     assert escalated.status == "escalated" and "member of our team" in escalated.text
     stopped = [step for step in escalated.trace if step.tool == "(answer budget)"]
     assert stopped and stopped[0].arguments["budget"] == "wall_clock" and stopped[0].arguments["limit_s"] == LIMIT_S
