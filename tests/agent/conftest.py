@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +17,10 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from connectors.entities import canonical_attributes
-from streamdesk import db
+from streamdesk import db, topics
 from streamdesk.agent import backends, model_cache
 from streamdesk.contracts import EntityType
+from streamdesk.runtime.embedded import EmbeddedBroker, free_port
 from streamdesk.seed import taubench
 
 SOURCE = "debezium"
@@ -94,10 +99,88 @@ def backend(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> backen
     )
 
 
+@contextmanager
+def agent_worker(
+    database_url: str,
+    *,
+    truncate: Callable[[str], None],
+    world: taubench.World,
+    model_dir: Path,
+    tmp: Path,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[str, str, Path]]:
+    """A broker with every topic, `world` committed, and a running `streamdesk worker agent` (with `env` added).
+
+    Yields the bootstrap servers, the database URL and the worker's log.
+    """
+    broker = EmbeddedBroker(free_port(), tmp / "tansu.log").start()
+    topics.ensure_topics(broker.bootstrap_servers)
+    truncate(database_url)
+    positions = itertools.count(1000)
+    with db.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.executemany(
+            _INSERT,
+            [
+                (kind, SOURCE, external_id, [next(positions), 0], f"seed:{external_id}", Jsonb(attributes))
+                for kind, external_id, attributes in entity_rows(world)
+            ],
+        )
+    worker_env = dict(os.environ)
+    worker_env.update(
+        KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
+        DATABASE_URL=database_url,
+        HF_HUB_OFFLINE="1",
+        STREAMDESK_AGENT__MODEL_DIR=str(model_dir),
+        STREAMDESK_ANSWER__MAX_STEPS="1",
+        STREAMDESK_ANSWER__MAX_NEW_TOKENS="160",
+        STREAMDESK_ANSWER__REPLY_MAX_CHARS="60",
+        **(env or {}),
+    )
+    log = tmp / "worker.log"
+    with log.open("ab") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "streamdesk.cli.main", "worker", "agent"], env=worker_env, stdout=out, stderr=out
+        )
+    try:
+        yield broker.bootstrap_servers, database_url, log
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+        broker.stop()
+        truncate(database_url)
+
+
 @pytest.fixture
 def world(
-    conn: psycopg.Connection, load_world: Callable[[taubench.World], None], retail_world: Any
+    conn: psycopg.Connection, load_world: Callable[[taubench.World], None], retail_world: taubench.World
 ) -> psycopg.Connection:
     """The connection with the τ²-bench world in the entity store (rolled back after the test)."""
     load_world(retail_world)
     return conn
+
+
+@pytest.fixture(scope="module")
+def worker_env() -> dict[str, str]:
+    """Settings the module's agent worker gets besides the tests' defaults (a module overrides this fixture)."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def stack(
+    database_url: str,
+    truncate: Callable[[str], None],
+    retail_world: taubench.World,
+    model_dir: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    worker_env: dict[str, str],
+) -> Iterator[tuple[str, str, Path]]:
+    """A broker with every topic, the τ²-bench world committed, and a running `streamdesk worker agent`."""
+    tmp = tmp_path_factory.mktemp("agent-worker")
+    with agent_worker(
+        database_url, truncate=truncate, world=retail_world, model_dir=model_dir, tmp=tmp, env=worker_env
+    ) as running:
+        yield running

@@ -7,17 +7,17 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
 import pytest
 
-from streamdesk.agent import answer_config, backends, budget, loop, tools
+from streamdesk.agent import answer_config, backends, budget, loop, prompts, tools
 from streamdesk.agent.answers import Ticket
+from streamdesk.agent.exceptions import AnswerTimeoutError
+from streamdesk.agent.models import Message
 from streamdesk.audit import service as audit
 from streamdesk.identity.models import agent_for_customer
-from streamdesk.seed import taubench
 
 CUSTOMER = "fatima_anderson_2157"
 ORDER = "#W2974929"
@@ -56,15 +56,6 @@ def trail(conn: psycopg.Connection, action: str) -> list[Any]:
     return [record for record in audit.trail(conn, ticket_id="zendesk:T-1") if record.action == action]
 
 
-@pytest.fixture
-def world(
-    conn: psycopg.Connection, load_world: Callable[[taubench.World], None], retail_world: Any
-) -> psycopg.Connection:
-    """The connection with the τ²-bench world in the entity store (rolled back after the test)."""
-    load_world(retail_world)
-    return conn
-
-
 def test_a_ticket_is_cut_on_token_boundaries_and_the_cut_measured(backend: backends.TransformersBackend) -> None:
     long = ticket(long_body())
     kept, cut = budget.cut_ticket(long, backend=backend, tokens=300, reason="test")
@@ -75,6 +66,24 @@ def test_a_ticket_is_cut_on_token_boundaries_and_the_cut_measured(backend: backe
     assert backend.context_tokens == 8192
     generic = backends.OpenAICompatibleBackend(base_url="http://localhost:1/v1", model="m")
     assert generic.cut_text("héllo", tokens=2) == "h" and generic.text_tokens("héllo") == 6
+
+
+@pytest.mark.slow
+def test_a_generation_past_its_deadline_stops_within_a_pass_and_keeps_the_warm_prefix(
+    backend: backends.TransformersBackend,
+) -> None:
+    system: Message = {"role": "system", "content": "You answer support tickets for an online store. " * 30}
+    long = [system, prompts.ticket_message(subject="Help", body=long_body(20_000))]
+    backend.prefix_cache.clear()
+    backend.warm([system])
+    started = time.monotonic()
+    with pytest.raises(AnswerTimeoutError, match="STREAMDESK_ANSWER__ANSWER_TIMEOUT_S"):
+        backend.generate(long, json_schema={"type": "object"}, max_new_tokens=16, deadline=time.monotonic() + 0.5)
+    assert time.monotonic() - started < 30  # one 1,024-token pass at most, not the whole ~5,000-token prompt
+    warm = backend.tokenizer.apply_chat_template([system], tokenize=False)
+    _, cached = backend.prefix_cache.take(adapter=None, ids=backend.encode(long)["input_ids"][0].tolist())
+    assert cached == backend.text_tokens(warm)  # the system prompt's cache came back: the next ticket starts warm
+    backend.prefix_cache.clear()
 
 
 @pytest.mark.slow

@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import os
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from confluent_kafka import Consumer
-from psycopg.types.json import Jsonb
 
 from connectors.base import RawMessage
 from connectors.zendesk import ZendeskConnector
@@ -27,9 +22,6 @@ from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, TicketEvent
 from streamdesk.kafka import Publisher
-from streamdesk.runtime.embedded import EmbeddedBroker, free_port
-from streamdesk.seed import taubench
-from tests.agent.conftest import SOURCE, entity_rows
 
 T = TypeVar("T")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -120,57 +112,6 @@ def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool]
     return messages
 
 
-@pytest.fixture(scope="module")
-def stack(
-    database_url: str,
-    truncate: Callable[[str], None],
-    retail_world: taubench.World,
-    model_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[str, str, Path]]:
-    """A broker with every topic, the τ²-bench world committed, and a running `streamdesk worker agent`."""
-    tmp = tmp_path_factory.mktemp("agent-worker")
-    broker = EmbeddedBroker(free_port(), tmp / "tansu.log").start()
-    topics.ensure_topics(broker.bootstrap_servers)
-    truncate(database_url)
-    positions = itertools.count(1000)
-    with db.connect(database_url, autocommit=True) as conn, conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO entities (entity_type, source, external_id, version, deleted, event_id, attributes, tenant) "
-            "VALUES (%s, %s, %s, %s, false, %s, %s, 'default')",
-            [
-                (kind, SOURCE, external_id, [next(positions), 0], f"seed:{external_id}", Jsonb(attributes))
-                for kind, external_id, attributes in entity_rows(retail_world)
-            ],
-        )
-    env = dict(os.environ)
-    env.update(
-        KAFKA_BOOTSTRAP_SERVERS=broker.bootstrap_servers,
-        DATABASE_URL=database_url,
-        HF_HUB_OFFLINE="1",
-        STREAMDESK_AGENT__MODEL_DIR=str(model_dir),
-        STREAMDESK_ANSWER__MAX_STEPS="1",
-        STREAMDESK_ANSWER__MAX_NEW_TOKENS="160",
-        STREAMDESK_ANSWER__REPLY_MAX_CHARS="60",
-    )
-    log = tmp / "worker.log"
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streamdesk.cli.main", "worker", "agent"], env=env, stdout=out, stderr=out
-        )
-    try:
-        yield broker.bootstrap_servers, database_url, log
-    finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
-        broker.stop()
-        truncate(database_url)
-
-
 def ticket_event(event_id: str, event_type: Any = "created") -> TicketEvent:
     return TicketEvent(
         event_id=event_id,
@@ -259,6 +200,7 @@ def test_the_worker_answers_a_50k_character_zendesk_ticket_with_the_cut_recorded
     answer = wait_for(answered, timeout_s=300, what="the long ticket's answer", log=log)
     seconds = time.monotonic() - started
     assert answer is not None
+    contracts.validate("answer.v1.json", answer.to_event())
     cut = [step for step in answer.trace if step.tool == "(input budget)"]
     assert len(cut) == 1 and cut[0].arguments["original_chars"] == limit + len(event.subject or "")
     assert cut[0].arguments["original_tokens"] > 1024 >= cut[0].arguments["kept_tokens"]  # ticket_max_tokens

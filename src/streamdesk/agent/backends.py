@@ -19,7 +19,7 @@ from streamdesk import telemetry
 from streamdesk.agent import config as agent_config
 from streamdesk.agent import model_cache
 from streamdesk.agent.budget import expire
-from streamdesk.agent.exceptions import AdapterNotFoundError, BackendError
+from streamdesk.agent.exceptions import AdapterNotFoundError, AnswerTimeoutError, BackendError
 from streamdesk.agent.models import Generation, Message
 from streamdesk.runtime.threads import torch_threads
 
@@ -205,19 +205,26 @@ class TransformersBackend(LLMBackend):
             started = time.perf_counter()
             inputs = self.encode(messages)
             with self._adapter(adapter), self._torch.inference_mode():
-                cache, cached = self.prefix_cache.take(adapter=adapter, ids=inputs["input_ids"][0].tolist())
-                if json_schema is not None:
-                    sequence, kv = self._constrained(
-                        inputs["input_ids"], json_schema=json_schema, max_new_tokens=max_new_tokens,
-                        cache=cache, cached=cached, deadline=deadline,
-                    )  # fmt: skip
-                else:
-                    config = self._generation_config(max_new_tokens)
-                    if deadline is not None:
-                        config.max_time = max(deadline - time.monotonic(), 0.001)
-                    output = self.model.generate(**inputs, generation_config=config, past_key_values=cache)
-                    expire(deadline, before="the generation ended")
-                    sequence, kv = output.sequences[0], output.past_key_values
+                ids = inputs["input_ids"][0].tolist()
+                cache, cached = self.prefix_cache.take(adapter=adapter, ids=ids)
+                try:
+                    if json_schema is not None:
+                        sequence, kv = self._constrained(
+                            inputs["input_ids"], json_schema=json_schema, max_new_tokens=max_new_tokens,
+                            cache=cache, cached=cached, deadline=deadline,
+                        )  # fmt: skip
+                    else:
+                        config = self._generation_config(max_new_tokens)
+                        if deadline is not None:
+                            config.max_time = max(deadline - time.monotonic(), 0.001)
+                        output = self.model.generate(**inputs, generation_config=config, past_key_values=cache)
+                        expire(deadline, before="the generation ended")
+                        sequence, kv = output.sequences[0], output.past_key_values
+                except AnswerTimeoutError:
+                    if cache is not None:  # back to the prefix it held: the next prompt still starts warm
+                        cache.crop(cached)
+                        self.prefix_cache.put(adapter=adapter, ids=ids[:cached], cache=cache)
+                    raise
             if kv is not None:
                 kept = kv.get_seq_length()
                 self.prefix_cache.put(adapter=adapter, ids=sequence[:kept].tolist(), cache=kv)
