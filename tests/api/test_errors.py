@@ -17,7 +17,7 @@ def test_a_422_names_the_problem_but_does_not_echo_a_large_input(stack: Stack) -
     assert response.status_code == 422, response.text[:300]
     assert len(response.content) < 2_000, f"a {len(response.content)}-byte 422 for a {BIG}-character field"
     (error,) = response.json()["detail"]
-    assert error["loc"] == ["body", "body"] and "20000 characters" in error["msg"]
+    assert error["loc"] == ["body", "body"] and "20000" in error["msg"]
     assert "not echoed" in error["input"] and "x" * 300 not in response.text
     short = stack.client.post("/tickets", json={"subject": ""}, headers=auth("agent"))
     assert short.status_code == 422 and short.json()["detail"][0]["input"] == ""
