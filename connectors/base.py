@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -34,6 +35,9 @@ class RawMessage:
     timestamp_ms: int | None = None
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
 def _non_json_constant(name: str) -> Any:
     raise MalformedJson(f"{name} is not JSON (JSON has no NaN or Infinity); send a finite number or null")
 
@@ -49,13 +53,20 @@ def decode_json(data: bytes | None, *, what: str = "value") -> Any:
     """Parse JSON bytes into finite numbers and text; raise ConnectorError naming the first problem.
 
     Syntax errors, bad UTF-8 and NaN/Infinity raise MalformedJson (the bytes are not JSON); valid JSON that
-    Python cannot represent (integers beyond the int-string limit, floats beyond 64 bits, absurd nesting)
-    raises ConnectorError.
+    Python cannot represent (integers beyond the int-string limit, floats beyond 64 bits, absurd nesting) or
+    that is not Unicode text (lone surrogate escapes) raises ConnectorError.
     """
     if data is None:
         return None
     try:
-        return json.loads(data, parse_constant=_non_json_constant, parse_float=_finite_float)
+        value = json.loads(data, parse_constant=_non_json_constant, parse_float=_finite_float)
+        if _SURROGATE_ESCAPE.search(data):
+            json.dumps(value, ensure_ascii=False).encode()
+        return value
+    except UnicodeEncodeError as exc:
+        raise ConnectorError(
+            f"{what} has a lone UTF-16 surrogate escape ({exc.object[exc.start : exc.end]!r}); send Unicode text"
+        ) from None
     except ConnectorError as exc:
         raise type(exc)(f"{what}: {exc}") from None
     except UnicodeDecodeError as exc:
