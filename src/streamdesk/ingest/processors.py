@@ -91,7 +91,7 @@ def canonical_bytes(event: CanonicalEvent, *, topic: str) -> bytes:
             f"{topic} event {event.event_id!r} has text that is not Unicode ({exc.object[exc.start : exc.end]!r}, "
             "a lone surrogate); send UTF-8 text"
         ) from None
-    size = topics.record_bytes(key=event.key.encode(errors="replace"), value=value)
+    size = topics.record_bytes(key=event.key.encode(), value=value)
     limit = topics.max_message_bytes(topic)
     if size > limit:
         raise PayloadTooLarge(
