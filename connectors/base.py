@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
+import re
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -13,6 +16,10 @@ from streamdesk.exceptions import StreamdeskError
 
 class ConnectorError(StreamdeskError):
     """A vendor payload cannot be turned into canonical events; the message names why."""
+
+
+class MalformedJson(ConnectorError):
+    """Bytes that are not JSON text at all (bad syntax, bad UTF-8, NaN or Infinity)."""
 
 
 @dataclass(frozen=True)
@@ -28,19 +35,51 @@ class RawMessage:
     timestamp_ms: int | None = None
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _non_json_constant(name: str) -> Any:
+    raise MalformedJson(f"{name} is not JSON (JSON has no NaN or Infinity); send a finite number or null")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ConnectorError(f"number {text[:40]!r} is out of range for a 64-bit float; send it as a string")
+    return number
+
+
 def decode_json(data: bytes | None, *, what: str = "value") -> Any:
-    """Parse JSON bytes; raise ConnectorError naming the position of the first problem."""
+    """Parse JSON bytes into finite numbers and text; raise ConnectorError naming the first problem.
+
+    Syntax errors, bad UTF-8 and NaN/Infinity raise MalformedJson (the bytes are not JSON); valid JSON that
+    Python cannot represent (integers beyond the int-string limit, floats beyond 64 bits, absurd nesting) or
+    that is not Unicode text (lone surrogate escapes) raises ConnectorError.
+    """
     if data is None:
         return None
     try:
-        return json.loads(data)
+        value = json.loads(data, parse_constant=_non_json_constant, parse_float=_finite_float)
+        if _SURROGATE_ESCAPE.search(data):
+            json.dumps(value, ensure_ascii=False).encode()
+        return value
+    except UnicodeEncodeError as exc:
+        raise ConnectorError(
+            f"{what} has a lone UTF-16 surrogate escape ({exc.object[exc.start : exc.end]!r}); send Unicode text"
+        ) from None
+    except ConnectorError as exc:
+        raise type(exc)(f"{what}: {exc}") from None
     except UnicodeDecodeError as exc:
-        raise ConnectorError(f"{what} is not UTF-8 text (byte {exc.start}); send JSON") from exc
+        raise MalformedJson(f"{what} is not UTF-8 text (byte {exc.start}); send JSON") from exc
     except RecursionError as exc:
         raise ConnectorError(f"{what} is nested too deeply to parse; flatten the payload") from exc
     except json.JSONDecodeError as exc:
         hint = " (truncated?)" if exc.pos >= len(data.rstrip()) - 1 else ""
-        raise ConnectorError(f"{what} is not valid JSON at char {exc.pos}{hint}: {exc.msg}") from exc
+        raise MalformedJson(f"{what} is not valid JSON at char {exc.pos}{hint}: {exc.msg}") from exc
+    except ValueError as exc:  # only int() fails on valid JSON: more digits than sys.get_int_max_str_digits()
+        raise ConnectorError(
+            f"{what} has an integer of more than {sys.get_int_max_str_digits()} digits; send it as a string"
+        ) from exc
 
 
 class Connector(ABC):

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from connectors.base import Connector, ConnectorError, RawMessage, decode_json
+from connectors.base import Connector, ConnectorError, MalformedJson, RawMessage, decode_json
 from connectors.entities import canonical_attributes
 from connectors.guard import guarded
 from connectors.times import from_epoch_ms
@@ -30,7 +30,7 @@ TABLES: dict[str, EntityType] = {
 UNAVAILABLE = "__debezium_unavailable_value"
 ROW_OPS = frozenset({"c", "r", "u"})
 NO_OP_OPS = frozenset({"t", "m"})
-_BINLOG_NUMBER = re.compile(r"(\d+)$")
+_BINLOG_NUMBER = re.compile(r"([0-9]+)$")
 
 
 class DebeziumConnector(Connector):
@@ -60,15 +60,14 @@ class DebeziumConnector(Connector):
         return [self._flat_row(message, value)]
 
     def _table(self, message: RawMessage, named: Any) -> tuple[str, EntityType]:
-        candidates = [str(named)] if isinstance(named, str) and named else []
-        candidates.append(topic_suffix(message.topic))
-        for table in candidates:
-            if table in self.tables:
-                return table, self.tables[table]
-        raise ConnectorError(
-            f"unknown Debezium table {candidates[0]!r} (topic {message.topic!r}); known tables: "
-            f"{', '.join(sorted(self.tables))}. Route it to raw.debezium.<table> or pass tables= to the connector"
-        )
+        """The table the record names (`source.table`, `__table`), else the one the topic is named after."""
+        table = str(named) if isinstance(named, str) and named else topic_suffix(message.topic)
+        if table not in self.tables:
+            raise ConnectorError(
+                f"unknown Debezium table {table!r} (topic {message.topic!r}); known tables: "
+                f"{', '.join(sorted(self.tables))}. Route it to raw.debezium.<table> or pass tables= to the connector"
+            )
+        return table, self.tables[table]
 
     def _id(self, message: RawMessage, table: str, entity_type: EntityType, row: Any) -> str:
         key = _decoded_key(message.key)
@@ -164,12 +163,12 @@ class DebeziumConnector(Connector):
 
 
 def _decoded_key(key: bytes | None) -> Any:
-    """The record key as JSON, or as plain text when a StringConverter wrote it."""
+    """The record key as JSON, or as plain text when a StringConverter wrote it (JSON that is unusable raises)."""
     if key is None:
         return None
     try:
         return unwrap_avro(unwrap_connect(decode_json(key, what="key")))
-    except ConnectorError:
+    except MalformedJson:
         return key.decode("utf-8", errors="replace").strip() or None
 
 
@@ -207,7 +206,7 @@ def change_version(source: dict[str, Any], value: dict[str, Any], message: RawMe
         if not match:
             raise ConnectorError(f"MySQL binlog file name {source['file']!r} does not end in a number")
         return [
-            int(match.group(1)),
+            to_int(match.group(1), what="MySQL binlog file number"),
             to_int(source["pos"], what="source.pos"),
             to_int(source.get("row") or 0, what="source.row"),
         ]

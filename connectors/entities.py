@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from connectors.base import ConnectorError
 from streamdesk.contracts import EntityType
 
 # canonical name -> source names that mean the same thing, first match wins
@@ -63,7 +65,19 @@ ALLOWED: dict[str, dict[str, tuple[type, ...]]] = {
 }
 
 
-def _conform(value: Any, allowed: tuple[type, ...]) -> Any:
+def _is_non_finite(value: Any) -> bool:
+    """Whether `value` is a float or numeric text that is NaN or infinite (or too long for a float)."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return False
+    return isinstance(value, float) and not math.isfinite(value)
+
+
+def _conform(value: Any, allowed: tuple[type, ...], *, what: str) -> Any:
+    if float in allowed and _is_non_finite(value):
+        raise ConnectorError(f"{what} is {value!r:.40}, not a finite number; send a number or null")
     if value is None or (isinstance(value, allowed) and not isinstance(value, bool)):
         return value
     if (int in allowed or float in allowed) and str not in allowed:
@@ -92,7 +106,7 @@ def canonical_attributes(entity_type: EntityType, row: Mapping[str, Any]) -> dic
             attributes["name"] = f"{first} {last}"
     for name, allowed in ALLOWED[entity_type].items():
         if name in attributes:
-            attributes[name] = _conform(attributes[name], allowed)
+            attributes[name] = _conform(attributes[name], allowed, what=f"{entity_type} {name}")
     return attributes
 
 

@@ -1,8 +1,8 @@
 """Errors raised by connectors; every one is a ConnectorError, so the worker dead-letters the message."""
 
-from connectors.base import ConnectorError
+from connectors.base import ConnectorError, MalformedJson
 
-__all__ = ["ConnectorError", "MappingError", "UnknownFamily"]
+__all__ = ["ConnectorError", "MalformedJson", "MappingError", "UnknownFamily"]
 
 
 class MappingError(ConnectorError):

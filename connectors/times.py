@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.base import ConnectorError
+from connectors.versions import to_int
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
-_FRACTION = re.compile(r"[T ]\d{2}:\d{2}:\d{2}\.(\d+)")
+_FRACTION = re.compile(r"[T ][0-9]{2}:[0-9]{2}:[0-9]{2}\.([0-9]+)")
+_EPOCH_NUMBER = re.compile(r"-?[0-9]+")
 
 
 def from_epoch_ms(ms: int) -> datetime:
@@ -44,10 +47,13 @@ def parse_time(value: Any, *, what: str, unit: str = "ms") -> datetime:
     if isinstance(value, bool) or value is None:
         raise ConnectorError(f"{what} is missing or not a time: {value!r}; send ISO-8601 or epoch {unit}")
     if isinstance(value, int | float):
-        return from_epoch_ms(int(value * 1000) if unit == "s" else int(value))
+        ms = value * 1000 if unit == "s" else value
+        if isinstance(ms, float) and not math.isfinite(ms):
+            raise ConnectorError(f"{what} {value!r} is outside the years 1-9999; send ISO-8601 or epoch {unit}")
+        return from_epoch_ms(int(ms))
     if isinstance(value, str):
-        if value.strip().lstrip("-").isdigit():
-            return parse_time(int(value), what=what, unit=unit)
+        if _EPOCH_NUMBER.fullmatch(value.strip()):
+            return parse_time(to_int(value, what=what), what=what, unit=unit)
         return parse_iso(value, what=what)
     raise ConnectorError(f"{what} must be an ISO string or epoch {unit}, got {type(value).__name__}")
 

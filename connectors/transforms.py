@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,9 +26,12 @@ def _float(value: Any, sep: str) -> Any:
     if isinstance(value, str) and not value.strip():
         return None
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise ConnectorError(f"{value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise ConnectorError(f"{value!r:.40} is not a finite number; send a number or null")
+    return number
 
 
 def _bool(value: Any, sep: str) -> Any:

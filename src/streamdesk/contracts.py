@@ -195,6 +195,10 @@ class DeadLetter(Record):
     error_type: str
     stage: Stage
     occurred_at: datetime = Field(default_factory=utcnow)
+    value_bytes: int | None = None
+    value_sha256: str | None = None
+    dead_letter_id: int | None = None
+    payload: Literal["inline", "table"] = "inline"
 
 
 CanonicalEvent = DocumentEvent | EntityEvent | TicketEvent

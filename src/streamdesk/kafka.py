@@ -23,6 +23,19 @@ def encode_key(key: str | bytes | None) -> bytes | None:
     return key.encode()
 
 
+def check_size(
+    topic: str, *, key: bytes | None, value: bytes | None, headers: Mapping[str, str | bytes] | None
+) -> None:
+    """Refuse a record larger than its registered topic's `max_message_bytes` (brokers such as Tansu do not)."""
+    if topic not in topics.registry():
+        return
+    size, limit = topics.record_bytes(key=key, value=value, headers=headers), topics.max_message_bytes(topic)
+    if size > limit:
+        raise PublishError(
+            f"a {size}-byte record does not fit topic {topic!r} (max_message_bytes={limit}, schemas/topics.yaml)"
+        )
+
+
 class Publisher:
     """Validates payloads against their topic's contract and delivers them idempotently."""
 
@@ -34,6 +47,7 @@ class Publisher:
                 "enable.idempotence": True,
                 "linger.ms": linger_ms,
                 "batch.num.messages": 10000,
+                "message.max.bytes": topics.max_producer_bytes(),
             }
         )
         self._errors: list[str] = []
@@ -68,6 +82,7 @@ class Publisher:
             payload: bytes | None = json.dumps(value, separators=(",", ":"), default=str).encode()
         else:
             payload = value
+        check_size(topic, key=encode_key(key), value=payload, headers=headers)
         while True:
             try:
                 self._producer.produce(

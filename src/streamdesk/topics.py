@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -15,6 +16,11 @@ DOCUMENT = "canonical.document"
 ENTITY = "canonical.entity"
 TICKET = "canonical.ticket"
 DEAD_LETTER = "deadletter"
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
+RAW_ENVELOPE_BYTES = 64 * 1024
+"""Room a raw topic keeps beyond `ingest.max_body_bytes` for the key, the headers and the record framing."""
+RECORD_FRAMING_BYTES = 512
+"""A generous bound on what a Kafka record adds to its key, value and headers (lengths, offsets, batch header)."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,7 @@ class TopicSpec:
     partitions: int
     cleanup_policy: str
     family: str | None = None
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
     @property
     def is_raw(self) -> bool:
@@ -47,7 +54,15 @@ def load_registry(path: Path) -> dict[str, TopicSpec]:
             partitions=int(entry.get("partitions", defaults.get("partitions", 4))),
             cleanup_policy=entry.get("cleanup_policy", defaults.get("cleanup_policy", "delete")),
             family=entry.get("family"),
+            max_message_bytes=int(
+                entry.get("max_message_bytes", defaults.get("max_message_bytes", DEFAULT_MAX_MESSAGE_BYTES))
+            ),
         )
+        if spec.is_raw and "max_message_bytes" in entry:
+            raise ConfigurationError(
+                f"raw topic {spec.name!r} in {path} sets max_message_bytes; raw topics take "
+                "STREAMDESK_INGEST__MAX_BODY_BYTES plus 64 KiB, so set that instead"
+            )
         if spec.name in specs:
             raise ConfigurationError(f"topic {spec.name!r} is registered twice in {path}")
         specs[spec.name] = spec
@@ -73,6 +88,32 @@ def raw_topics() -> list[TopicSpec]:
     return [s for s in registry().values() if s.is_raw]
 
 
+def max_message_bytes(name: str, settings: Settings | None = None) -> int:
+    """The largest record topic `name` carries: `ingest.max_body_bytes` plus an envelope for raw topics, else
+    the registry's `max_message_bytes` (producers, topic configs and the ingest checks all use this)."""
+    settings = settings or get_settings()
+    spec = registry(settings).get(name)
+    if spec is None:
+        raise ConfigurationError(f"topic {name!r} is not in schemas/topics.yaml; register it there")
+    if spec.is_raw:
+        return settings.ingest.max_body_bytes + RAW_ENVELOPE_BYTES
+    return spec.max_message_bytes
+
+
+def max_producer_bytes(settings: Settings | None = None) -> int:
+    """The largest record any registered topic carries: the producers' request-size limit."""
+    settings = settings or get_settings()
+    return max(max_message_bytes(name, settings) for name in registry(settings))
+
+
+def record_bytes(*, key: bytes | None, value: bytes | None, headers: Mapping[str, str | bytes] | None = None) -> int:
+    """An upper bound on the size of a record as the broker's message-size limit counts it."""
+    size = RECORD_FRAMING_BYTES + len(key or b"") + len(value or b"")
+    for name, header in (headers or {}).items():
+        size += len(name.encode()) + len(header.encode() if isinstance(header, str) else header) + 8
+    return size
+
+
 def ensure_topics(bootstrap_servers: str, *, replication_factor: int = 1, timeout_s: float = 30) -> list[str]:
     """Create every registered topic that does not exist yet; return the names created."""
     from confluent_kafka.admin import AdminClient, NewTopic
@@ -84,7 +125,7 @@ def ensure_topics(bootstrap_servers: str, *, replication_factor: int = 1, timeou
             s.name,
             num_partitions=s.partitions,
             replication_factor=replication_factor,
-            config={"cleanup.policy": s.cleanup_policy},
+            config={"cleanup.policy": s.cleanup_policy, "max.message.bytes": str(max_message_bytes(s.name))},
         )
         for s in registry().values()
         if s.name not in existing

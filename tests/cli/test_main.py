@@ -30,6 +30,7 @@ def test_topics_list_json_is_the_registry() -> None:
     assert result.exit_code == 0, result.output
     registry = json.loads(result.stdout)
     assert registry["raw.mapped"]["schema"] and "partitions" in registry["canonical.document"]
+    assert registry["canonical.document"]["max_message_bytes"] < registry["raw.mapped"]["max_message_bytes"]
     table = runner.invoke(app, ["topics", "list"])
     assert table.exit_code == 0 and "raw.mapped" in table.stdout
 

@@ -130,13 +130,15 @@ def test_avro_as_json_unions_are_unwrapped(connector: DebeziumConnector) -> None
     assert event.attributes["create_ts"] == 1570208046048403  # temporal numbers stay numbers
 
 
-def test_unknown_table_is_an_error_naming_it_unless_the_topic_maps_it(connector: DebeziumConnector) -> None:
+def test_unknown_table_is_an_error_naming_it_even_on_a_known_tables_topic(connector: DebeziumConnector) -> None:
     value = load("debezium", "kdp_debezium_mysql_team_avro_as_json.json")
     with pytest.raises(ConnectorError, match="'team'"):
         connector.parse(message("raw.debezium.team", value))
-    routed = entity(valid(connector.parse(message(CUSTOMERS, value))))  # routed by topic name
-    assert (routed.entity_type, routed.external_id, routed.version) == ("customer", "1", [3, 457, 0])
+    with pytest.raises(ConnectorError, match="unknown Debezium table 'team'"):  # not filed under customers
+        connector.parse(message(CUSTOMERS, value))
     aliased = DebeziumConnector(tables={"team": "customer"})
+    routed = entity(valid(aliased.parse(message(CUSTOMERS, value))))
+    assert (routed.entity_type, routed.external_id, routed.version) == ("customer", "1", [3, 457, 0])
     assert entity(aliased.parse(message("raw.debezium.team", value))).attributes["email"] == "kafka@apache.org"
 
 

@@ -20,7 +20,8 @@ JSON = st.recursive(
     | st.integers(min_value=-(2**63), max_value=2**63)
     | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(max_size=12)
-    | st.sampled_from(["", "c", "u", "d", "UPDATE", "publish", "__debezium_unavailable_value", "2025-01-08T10:12:07Z"]),
+    | st.sampled_from(["", "c", "u", "d", "UPDATE", "publish", "__debezium_unavailable_value", "2025-01-08T10:12:07Z"])
+    | st.sampled_from(["²", "-²", "١٢٣", "NaN", "Infinity", "-inf", "1e400", "9" * 5000]),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
@@ -97,15 +98,25 @@ def check(raw: RawMessage) -> None:
     valid(events)
 
 
+RAW_TOKENS = [b"NaN", b"-Infinity", b"1e400", b"9" * 5000, b'"\\ud800"', b'{"\\udfff": 1}', b"[" * 5000 + b"]" * 5000]
+"""JSON-ish text that json.dumps never writes: what a careless or hostile producer can still send."""
+SENTINEL = "__raw_token__"
+
+
 @pytest.mark.parametrize("seed", sorted(SEEDS))
-@settings(max_examples=120, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=160, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_mutated_payloads_give_valid_events_or_connector_errors(seed: str, data: st.DataObject) -> None:
     topic, value, headers = SEEDS[seed]
     choices = paths(value)
     path = choices[data.draw(st.integers(min_value=0, max_value=len(choices) - 1), label="path")]
-    mutated = replaced(value, path, data.draw(JSON, label="new value"))
-    key = data.draw(st.none() | JSON, label="key") if seed.startswith("debezium") else None
+    new = data.draw(JSON | st.sampled_from(RAW_TOKENS), label="new value")
+    if isinstance(new, bytes):
+        mutated = json.dumps(replaced(value, path, SENTINEL)).encode().replace(f'"{SENTINEL}"'.encode(), new)
+    else:
+        mutated = replaced(value, path, new)
+    keys = st.none() | JSON | st.sampled_from(RAW_TOKENS)
+    key = data.draw(keys, label="key") if seed.startswith("debezium") else None
     check(message(topic, mutated, key=key, headers=headers))
 
 

@@ -162,6 +162,20 @@ def test_oversized_bodies_get_413(topics_ready: str, gateway_db: str, signer: Si
     assert read_topic(topics_ready, "raw.wordpress") == []
 
 
+def test_a_body_just_under_the_limit_is_accepted_and_lands_verbatim(
+    client: TestClient, topics_ready: str, signer: Signer
+) -> None:
+    limit = get_settings().ingest.max_body_bytes
+    payload = PAYLOADS["zendesk"] | {"detail": {"id": "5158", "description": ""}}
+    body = json.dumps(payload).encode().replace(b'"description": ""', b'"description": "' + b"z" * 100 + b'"')
+    body = body.replace(b"z" * 100, b"z" * (limit - len(body) + 100))  # over 1 MB, the producers' old default
+    assert len(body) == limit
+    response = post(client, signer, "zendesk", body, delivery_id="big-1")
+    assert response.status_code == 202, response.text
+    [message] = read_topic(topics_ready, "raw.zendesk")
+    assert message.value() == body
+
+
 def test_an_unconfirmed_publish_is_503_and_not_remembered(
     gateway_db: str, signer: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from confluent_kafka import Consumer
 
 from streamdesk import db, topics
 from streamdesk.config import get_settings
@@ -30,6 +33,7 @@ class IngestStack:
     database_url: str
     log_path: Path
     worker: subprocess.Popen[bytes] | None = None
+    max_body_bytes: int = MAX_BODY_BYTES
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -38,7 +42,7 @@ class IngestStack:
             DATABASE_URL=self.database_url,
             HF_HUB_OFFLINE="1",
             TOKENIZERS_PARALLELISM="false",
-            STREAMDESK_INGEST__MAX_BODY_BYTES=str(MAX_BODY_BYTES),
+            STREAMDESK_INGEST__MAX_BODY_BYTES=str(self.max_body_bytes),
         )
         return env
 
@@ -72,6 +76,29 @@ class IngestStack:
         with db.connect(self.database_url) as conn:
             return conn.execute(sql, params).fetchall()
 
+    def dead_letters_on_topic(self, *, group: str, wanted: int, polls: int = 120) -> dict[str, dict[str, Any]]:
+        """The `deadletter` topic's records by key, read until `wanted` have arrived (or `polls` half-seconds)."""
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap_servers,
+                "group.id": group,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 6000,
+            }
+        )
+        consumer.subscribe([topics.DEAD_LETTER])
+        seen: dict[str, dict[str, Any]] = {}
+        try:
+            for _ in range(polls):
+                msg = consumer.poll(0.5)
+                if msg is not None and not msg.error():
+                    seen[(msg.key() or b"").decode()] = json.loads(msg.value() or b"null")
+                if len(seen) >= wanted:
+                    break
+        finally:
+            consumer.close()
+        return seen
+
     def wait_for(self, probe: Callable[[], T], *, timeout_s: float = 90.0, what: str = "condition") -> T:
         """Poll `probe` until it returns something truthy; fail with the worker log tail if it never does."""
         deadline = time.monotonic() + timeout_s
@@ -86,12 +113,11 @@ class IngestStack:
         pytest.fail(f"timed out waiting for {what}; worker log tail:\n{tail}")
 
 
-@pytest.fixture(scope="module")
-def ingest_stack(
-    database_url: str, truncate: Callable[[str], None], tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_ingest_stack(
+    database_url: str, truncate: Callable[[str], None], tmp: Path, *, max_body_bytes: int = MAX_BODY_BYTES
 ) -> Iterator[IngestStack]:
-    """A fresh broker with all topics, an emptied database, and a running ingest worker."""
-    tmp = tmp_path_factory.mktemp("ingest")
+    """A fresh broker with all topics, an emptied database, and a running ingest worker taking `max_body_bytes`."""
     broker = EmbeddedBroker(free_port(), tmp / "tansu.log").start()
     topics.ensure_topics(broker.bootstrap_servers)
     truncate(database_url)
@@ -99,7 +125,7 @@ def ingest_stack(
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
     os.environ["DATABASE_URL"] = database_url
     get_settings.cache_clear()
-    stack = IngestStack(broker.bootstrap_servers, database_url, tmp / "worker.log")
+    stack = IngestStack(broker.bootstrap_servers, database_url, tmp / "worker.log", max_body_bytes=max_body_bytes)
     stack.start_worker()
     try:
         yield stack
@@ -112,6 +138,15 @@ def ingest_stack(
             else:
                 os.environ[key] = value
         get_settings.cache_clear()
+
+
+@pytest.fixture(scope="module")
+def ingest_stack(
+    database_url: str, truncate: Callable[[str], None], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IngestStack]:
+    """A fresh broker with all topics, an emptied database, and a running ingest worker (100 kB bodies)."""
+    with running_ingest_stack(database_url, truncate, tmp_path_factory.mktemp("ingest")) as stack:
+        yield stack
 
 
 @pytest.fixture(scope="session")

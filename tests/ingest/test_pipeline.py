@@ -7,9 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
 
-from streamdesk import topics
 from streamdesk.knowledge import embedding
 from tests.ingest.conftest import MAX_BODY_BYTES, IngestStack
 
@@ -144,24 +142,6 @@ def test_each_kind_of_bad_input_is_dead_lettered_and_the_good_ones_around_it_are
     )
     assert len(good) == len(BAD_INPUTS)
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": ingest_stack.bootstrap_servers,
-            "group.id": "dlq-test",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-        }
-    )
-    consumer.subscribe([topics.DEAD_LETTER])
-    seen = []
-    try:
-        for _ in range(60):
-            msg = consumer.poll(0.5)
-            if msg is not None and not msg.error():
-                seen.append(json.loads(msg.value()))
-            if len(seen) >= len(BAD_INPUTS):
-                break
-    finally:
-        consumer.close()
+    seen = list(ingest_stack.dead_letters_on_topic(group="dlq-test", wanted=len(BAD_INPUTS)).values())
     assert len(seen) >= len(BAD_INPUTS)
     assert all(letter["reason"] and letter["stage"] == "raw" for letter in seen)

@@ -33,7 +33,7 @@ from streamdesk.contracts import TicketEvent
 from streamdesk.entities import store as entities
 from streamdesk.identity import service as identity
 from streamdesk.identity.models import Principal, agent_for_customer
-from streamdesk.ingest import processors
+from streamdesk.ingest import deadletter, processors
 from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters
 from streamdesk.ingest.policy import ErrorAction, default_policy, describe
 from streamdesk.kafka import Publisher
@@ -210,8 +210,9 @@ class AnswerService:
     def _dead_letter(self, message: RawMessage, exc: Exception) -> None:
         letter = dead_letter_for(message, exc, stage="ticket")
         with self.conn.transaction():
-            store_dead_letters(self.conn, letters=[letter])
-        self.publisher.publish(topics.DEAD_LETTER, letter.to_json(), key=f"{message.topic}/{message.offset}")
+            [row_id] = store_dead_letters(self.conn, letters=[letter])
+        value = deadletter.topic_value(letter, dead_letter_id=row_id)
+        self.publisher.publish(topics.DEAD_LETTER, value, key=deadletter.topic_key(letter))
         self.publisher.flush()
         log.warning("dead-lettered %s/%s@%s: %s", message.topic, message.partition, message.offset, letter.reason)
 

@@ -73,7 +73,15 @@ def topics_list(as_json: JsonOpt = False) -> None:
     """Show the topic registry."""
     from streamdesk import topics
 
-    specs = {s.name: {"schema": s.schema, "partitions": s.partitions, "key": s.key} for s in topics.registry().values()}
+    specs = {
+        s.name: {
+            "schema": s.schema,
+            "partitions": s.partitions,
+            "max_message_bytes": topics.max_message_bytes(s.name),
+            "key": s.key,
+        }
+        for s in topics.registry().values()
+    }
     _emit(specs, as_json=as_json, title="topics")
 
 

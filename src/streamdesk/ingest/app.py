@@ -11,10 +11,11 @@ store batch is a span linked to its messages' traces (spans only when an exporte
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -25,9 +26,9 @@ from connectors.base import RawMessage
 from streamdesk import db, telemetry, topics
 from streamdesk.config import Settings, faust_dir, get_settings
 from streamdesk.contracts import DeadLetter
-from streamdesk.ingest import processors
-from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters
-from streamdesk.ingest.policy import ErrorAction, default_policy, describe
+from streamdesk.ingest import deadletter, processors
+from streamdesk.ingest.deadletter import dead_letter_for, natural_key, store_dead_letters
+from streamdesk.ingest.policy import ErrorAction, decode_policy, default_policy, describe
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,7 +83,7 @@ def faust_app(app_id: str, *, settings: Settings, **options: Any) -> faust.App:
         app_id,
         broker=[f"kafka://{hp}" for hp in bootstrap_servers(settings).split(",")],
         datadir=str(faust_dir(settings) / "{conf.name}"),
-        **(FAUST_OPTIONS | options),
+        **(FAUST_OPTIONS | {"producer_max_request_size": topics.max_producer_bytes(settings)} | options),
     )
 
 
@@ -110,6 +111,19 @@ def crash(reason: str) -> None:
     log.critical("ingest worker crashing without committing: %s", reason)
     logging.shutdown()
     os._exit(CRASH_EXIT_CODE)
+
+
+def crash_on_error(process: Callable[[faust.StreamT], Awaitable[None]]) -> Callable[[faust.StreamT], Awaitable[None]]:
+    """Wrap an agent so an error escaping it exits the worker, instead of Faust restarting the agent past a commit."""
+
+    @functools.wraps(process)
+    async def guarded(stream: faust.StreamT) -> None:
+        try:
+            await process(stream)
+        except Exception as exc:
+            crash(f"agent {process.__name__} failed: {describe(exc)}")
+
+    return guarded
 
 
 class BatchWriter:
@@ -166,12 +180,17 @@ class BatchWriter:
                 crash(f"{self.name} write failed: {describe(exc)}")
                 raise  # unreachable; keeps type checkers honest
 
-    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
-        """Store dead letters durably (retrying; crash if the database stays away)."""
-        if letters:
-            self._write_isolating(
-                lambda conn, batch: store_dead_letters(conn, letters=batch), list(letters), lambda d, e: d
-            )
+    def write_dead_letters(self, letters: Sequence[DeadLetter]) -> dict[tuple[str, int, int, str], int]:
+        """Store dead letters durably and return their row ids (retrying; crash if the database stays away)."""
+        ids: dict[tuple[str, int, int, str], int] = {}
+
+        def store(conn: psycopg.Connection, batch: Sequence[DeadLetter]) -> None:
+            stored = store_dead_letters(conn, letters=batch)
+            ids.update(zip([natural_key(letter) for letter in batch], stored, strict=True))
+
+        for letter in self._write_isolating(store, list(letters), lambda letter, exc: letter) if letters else []:
+            log.error("dead letter %s could not be stored; it is only on the topic", natural_key(letter))
+        return ids
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on this hop's thread."""
@@ -206,16 +225,17 @@ def create_app(settings: Settings | None = None) -> faust.App:
     async def publish_dead_letters(writer: BatchWriter, letters: Sequence[DeadLetter]) -> None:
         if not letters:
             return
-        await writer.run(writer.write_dead_letters, letters)
+        ids = await writer.run(writer.write_dead_letters, letters)
         futures = []
         for letter in letters:
-            key = f"{letter.topic}/{letter.partition}/{letter.offset}".encode()
-            futures.append(await dlq_topic.send(key=key, value=letter.model_dump_json().encode()))
+            value = deadletter.topic_value(letter, dead_letter_id=ids.get(natural_key(letter)))
+            futures.append(await dlq_topic.send(key=deadletter.topic_key(letter), value=value))
         await asyncio.gather(*futures)
         for letter in letters:
             log.warning("dead-lettered %s/%s@%s: %s", letter.topic, letter.partition, letter.offset, letter.reason)
 
     @app.agent(raw_in, name="canonicalize")
+    @crash_on_error
     async def canonicalize(stream: faust.StreamT) -> None:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             500, within=0.05
@@ -250,7 +270,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                         try:
                             parsed.append((message, processors.parse_canonical(message)))
                         except Exception as exc:
-                            if default_policy(exc) is not ErrorAction.DEAD_LETTER:
+                            if decode_policy(exc) is not ErrorAction.DEAD_LETTER:
                                 raise
                             letters.append(dead_letter_for(message, exc, stage=stage))
                     if parsed:
@@ -264,7 +284,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 telemetry.record_ingest_batch(hop=name, messages=len(messages), seconds=time.perf_counter() - started)
 
         process.__name__ = f"store_{name}s"
-        app.agent(out_topics[f"canonical.{name}"], name=f"store_{name}s")(process)
+        app.agent(out_topics[f"canonical.{name}"], name=f"store_{name}s")(crash_on_error(process))
 
     def apply_documents(conn: psycopg.Connection, events: Sequence[Any]) -> Any:
         return knowledge.apply_documents(

@@ -4,7 +4,7 @@ from streamdesk.exceptions import StreamdeskError
 
 
 class PayloadTooLarge(StreamdeskError):
-    """A raw payload is bigger than `ingest.max_body_bytes`."""
+    """A raw payload is over `ingest.max_body_bytes`, or a canonical event over its topic's `max_message_bytes`."""
 
 
 class UnknownTopic(StreamdeskError):

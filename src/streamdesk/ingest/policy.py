@@ -1,9 +1,10 @@
 """The stream processors' one error policy: retry, dead-letter, or crash.
 
-Per-message failures (bad payloads) are isolated and dead-lettered. Failures of a whole batch write are
-retried with backoff when transient; a batch that keeps failing is split to find the message at fault,
-which is dead-lettered. Infrastructure that stays down crashes the worker before its offsets are
-committed, so the supervisor restarts it and nothing is lost.
+Decoding and canonicalising a message touches nothing but the message, so any failure there, of whatever
+type, is that message's fault and it is dead-lettered (`decode_policy`); its batch-mates go on. Failures of
+a whole batch write are retried with backoff when transient; a batch that keeps failing is split to find
+the message at fault, which is dead-lettered (`default_policy`). Infrastructure that stays down crashes the
+worker before its offsets are committed, so the supervisor restarts it and nothing is lost.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ DATA_ERRORS: tuple[type[Exception], ...] = (
     UnknownTopic,
     ValidationError,
     json.JSONDecodeError,
-    UnicodeDecodeError,
+    UnicodeError,
     RecursionError,
     psycopg.DataError,
     psycopg.errors.IntegrityError,
@@ -59,6 +60,11 @@ def default_policy(exc: Exception) -> ErrorAction:
     return ErrorAction.CRASH
 
 
+def decode_policy(exc: Exception) -> ErrorAction:
+    """Decoding or canonicalising one message: every failure is that message's fault, so it is dead-lettered."""
+    return ErrorAction.DEAD_LETTER
+
+
 def describe(exc: BaseException) -> str:
     """A one-line reason for a dead-letter record."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
@@ -66,4 +72,4 @@ def describe(exc: BaseException) -> str:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "(root)"
         text = f"field {where}: {first.get('msg')}"
-    return f"{type(exc).__name__}: {text}"[:2000]
+    return f"{type(exc).__name__}: {text}".replace("\x00", "\\x00")[:2000]

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from connectors import registry as connectors
 from connectors.base import RawMessage, decode_json
 from streamdesk import contracts, telemetry, topics
-from streamdesk.contracts import DeadLetter, DocumentEvent, EntityEvent, SourcePosition, TicketEvent
+from streamdesk.contracts import (
+    CanonicalEvent,
+    DeadLetter,
+    DocumentEvent,
+    EntityEvent,
+    SourcePosition,
+    TicketEvent,
+)
+from streamdesk.exceptions import ContractError
 from streamdesk.ingest.deadletter import dead_letter_for
 from streamdesk.ingest.exceptions import PayloadTooLarge, UnknownTopic
-from streamdesk.ingest.policy import ErrorAction, default_policy
+from streamdesk.ingest.policy import ErrorAction, decode_policy
 
 CANONICAL_TOPIC = {DocumentEvent: topics.DOCUMENT, EntityEvent: topics.ENTITY, TicketEvent: topics.TICKET}
 CANONICAL_SCHEMA = {
@@ -64,11 +73,44 @@ def canonical_events(
         if isinstance(event, DocumentEvent | EntityEvent):
             event = event.model_copy(update={"position": position})
         topic = CANONICAL_TOPIC[type(event)]
-        payload = event.to_json()
-        contracts.validate(CANONICAL_SCHEMA[topic], payload)
-        value = json.dumps(payload, separators=(",", ":")).encode()
-        outgoing.append(Outgoing(topic, event.key, value, headers if headers is not None else {}))
+        outgoing.append(Outgoing(topic, event.key, canonical_bytes(event, topic=topic), dict(headers or {})))
     return outgoing
+
+
+def canonical_bytes(event: CanonicalEvent, *, topic: str) -> bytes:
+    """The validated UTF-8 JSON of `event` for `topic`; raises when it is not finite, not text, or too large."""
+    where = _non_finite_at(event.model_dump())
+    if where is not None:
+        raise ContractError(f"{topic} event {event.event_id!r} has a NaN or infinite number at {where}; send a number")
+    payload = event.to_json()
+    contracts.validate(CANONICAL_SCHEMA[topic], payload)
+    try:
+        value = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise ContractError(
+            f"{topic} event {event.event_id!r} has text that is not Unicode ({exc.object[exc.start : exc.end]!r}, "
+            "a lone surrogate); send UTF-8 text"
+        ) from None
+    size = topics.record_bytes(key=event.key.encode(), value=value)
+    limit = topics.max_message_bytes(topic)
+    if size > limit:
+        raise PayloadTooLarge(
+            f"{topic} event {event.event_id!r} is {size} bytes, over the topic's max_message_bytes={limit} "
+            "(schemas/topics.yaml); split the source record or raise that limit"
+        )
+    return value
+
+
+def _non_finite_at(value: Any, path: str = "") -> str | None:
+    """The path of the first NaN or infinite float in `value`; None when every number is finite."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path or "(root)"
+    items: Any = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for name, item in items:
+        found = _non_finite_at(item, f"{path}.{name}" if path else str(name))
+        if found is not None:
+            return found
+    return None
 
 
 def traced_canonical_events(message: RawMessage, *, max_body_bytes: int, tracing: bool) -> list[Outgoing]:
@@ -101,7 +143,7 @@ def canonicalize(messages: list[RawMessage], *, max_body_bytes: int) -> Canonica
         try:
             produced = traced_canonical_events(message, max_body_bytes=max_body_bytes, tracing=tracing)
         except Exception as exc:
-            if default_policy(exc) is not ErrorAction.DEAD_LETTER:
+            if decode_policy(exc) is not ErrorAction.DEAD_LETTER:
                 raise
             result.dead_letters.append(dead_letter_for(message, exc, stage="raw"))
             continue
