@@ -85,6 +85,14 @@ def worker_ingest() -> None:
     run_worker()
 
 
+@worker_app.command("relay")
+def worker_relay() -> None:
+    """Stored webhook deliveries -> their raw topics, re-published until ingest has processed them."""
+    from streamdesk.gateway.relay import run_worker
+
+    run_worker()
+
+
 @app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,

@@ -25,6 +25,7 @@ from connectors.base import RawMessage
 from streamdesk import db, telemetry, topics
 from streamdesk.config import Settings, faust_dir, get_settings
 from streamdesk.contracts import DeadLetter
+from streamdesk.gateway import intake
 from streamdesk.ingest import processors
 from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters
 from streamdesk.ingest.policy import ErrorAction, default_policy, describe
@@ -112,6 +113,20 @@ def crash(reason: str) -> None:
     os._exit(CRASH_EXIT_CODE)
 
 
+def _store_dead_letters(conn: psycopg.Connection, letters: Sequence[DeadLetter]) -> None:
+    store_dead_letters(conn, letters=letters)
+    intake.record_dead_letters(conn=conn, letters=letters)
+
+
+def _record_finished(conn: psycopg.Connection, headers: Sequence[Mapping[str, str]]) -> None:
+    intake.record_done(conn=conn, headers=headers)
+
+
+def _cannot_dead_letter(item: object, exc: Exception) -> DeadLetter:
+    crash(f"recording processed webhook deliveries failed: {describe(exc)}")
+    raise exc
+
+
 class BatchWriter:
     """Runs one hop's database writes on a dedicated thread, under the shared error policy."""
 
@@ -169,9 +184,12 @@ class BatchWriter:
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> None:
         """Store dead letters durably (retrying; crash if the database stays away)."""
         if letters:
-            self._write_isolating(
-                lambda conn, batch: store_dead_letters(conn, letters=batch), list(letters), lambda d, e: d
-            )
+            self._write_isolating(_store_dead_letters, list(letters), lambda d, e: d)
+
+    def record_finished(self, headers: Sequence[Mapping[str, str]]) -> None:
+        """Record durably that the messages with `headers` are done (the durable intake's processed mark)."""
+        if headers:
+            self._write_isolating(_record_finished, list(headers), _cannot_dead_letter)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on this hop's thread."""
@@ -229,11 +247,18 @@ def create_app(settings: Settings | None = None) -> faust.App:
             ]
             await asyncio.gather(*futures)
             await publish_dead_letters(writers["raw"], result.dead_letters)
+            await writers["raw"].run(writers["raw"].record_finished, result.finished)
             telemetry.record_ingest_batch(hop="raw", messages=len(messages), seconds=time.perf_counter() - started)
 
     def hop(name: str, apply: Callable[[psycopg.Connection, Sequence[Any]], Any], batch: int) -> None:
         writer = writers[name]
         stage: Any = name
+
+        def apply_recording(conn: psycopg.Connection, items: Sequence[tuple[RawMessage, Any]]) -> Any:
+            """Store the records and, in the same transaction, mark their webhook deliveries' parts done."""
+            stored = apply(conn, [record for _, record in items])
+            intake.record_done(conn=conn, headers=[message.headers for message, _ in items])
+            return stored
 
         async def process(stream: faust.StreamT) -> None:
             async for events in stream.take_events(  # type: ignore[attr-defined]
@@ -256,7 +281,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     if parsed:
                         letters += await writer.run(
                             writer._write_isolating,
-                            lambda conn, items: apply(conn, [record for _, record in items]),
+                            lambda conn, items: apply_recording(conn, items),
                             parsed,
                             lambda item, exc: dead_letter_for(item[0], exc, stage=stage),
                         )
