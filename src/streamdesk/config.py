@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamdesk.agent.config import AgentSettings
 from streamdesk.exceptions import ConfigurationError
+from streamdesk.runtime.config import RuntimeSettings
 
 REPO_ROOT = Path(os.environ.get("STREAMDESK_HOME") or Path(__file__).resolve().parents[2])
 
@@ -110,6 +111,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     agent: AgentSettings = AgentSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
 
     @model_validator(mode="before")
     @classmethod

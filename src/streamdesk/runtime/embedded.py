@@ -69,6 +69,10 @@ class EmbeddedBroker:
         log.info("embedded broker listening on %s", self.bootstrap_servers)
         return self
 
+    def is_running(self) -> bool:
+        """Whether the broker process we started is still alive."""
+        return self.process is not None and self.process.poll() is None
+
     def stop(self) -> None:
         """Stop the broker (its memory-stored topics go with it)."""
         if self.process is None or self.process.poll() is not None:
