@@ -32,6 +32,8 @@ from streamdesk.runtime.embedded import free_port
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
 T = TypeVar("T")
 SECRET = "dev-zendesk-secret"
+API_KEY = "agent-api-key-0123456789"
+OPERATORS = json.dumps({"agent-op": {"roles": ["agent"], "token": API_KEY}})
 OWN_ENV = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
 
 
@@ -58,6 +60,7 @@ class Up:
             "STREAMDESK_INGEST__TORCH_THREADS": "1",
             "STREAMDESK_AGENT__TORCH_THREADS": "1",
             "STREAMDESK_RUNTIME__DRAIN_TIMEOUT_S": "180",
+            "STREAMDESK_IDENTITY__OPERATORS": OPERATORS,
             **env,
         }
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -144,6 +147,12 @@ def post_ticket(up: Up, number: int) -> httpx.Response:
     return httpx.post(up.url("/webhooks/zendesk"), content=body, headers=headers, timeout=30)
 
 
+def submit_ticket(up: Up, number: int) -> httpx.Response:
+    """POST /tickets as an operator: a ticket from no known customer (escalated)."""
+    body = {"subject": f"Refund {number}?", "body": "Please.", "ticket_id": f"API-{number}"}
+    return httpx.post(up.url("/tickets"), json=body, headers={"X-API-Key": API_KEY}, timeout=30)
+
+
 def customers(first: int, count: int) -> Iterator[EntityEvent]:
     for n in range(first, first + count):
         yield EntityEvent(
@@ -171,8 +180,8 @@ def test_sigint_with_events_and_webhooks_in_flight_loses_and_duplicates_nothing(
     up.start(agent=False)
     up.ready()
     assert publish_acked(up, customers(0, 150)) == 150
-    accepted = [post_ticket(up, n) for n in range(5)]
-    assert [r.status_code for r in accepted] == [202] * 5
+    accepted = [post_ticket(up, n) for n in range(5)] + [submit_ticket(up, n) for n in range(2)]
+    assert [r.status_code for r in accepted] == [202] * 7
     assert publish_acked(up, customers(150, 150)) == 150
     output = up.interrupt()  # in flight: the ingest worker may still be loading its embedder
     assert output.index("stopping: intake (api) first") < output.index("draining:") < output.index("stopping workers")
@@ -181,19 +190,19 @@ def test_sigint_with_events_and_webhooks_in_flight_loses_and_duplicates_nothing(
     up.start(agent=True, STREAMDESK_AGENT__MODEL_DIR=str(model_dir))
     up.ready()
     answered = "SELECT count(*) FROM answers WHERE published_at IS NOT NULL"
-    up.wait_for(lambda: up.count(answered) >= 5, what="answers to the five accepted tickets", timeout_s=600)
+    up.wait_for(lambda: up.count(answered) >= 7, what="answers to the seven accepted tickets", timeout_s=600)
     time.sleep(3)  # a duplicate would come now, if anything were answered twice
     assert up.count("SELECT count(*) FROM entities WHERE entity_type = 'customer'") == 300
-    assert up.count("SELECT count(*) FROM ticket_events") == 5
-    assert up.count("SELECT count(*) FROM tickets") == 5
-    rows = up.query("SELECT event_id, count(*) FROM answers GROUP BY event_id ORDER BY 1")
-    assert rows == [(f"zendesk:evt-{n}", 1) for n in range(5)]
+    assert up.count("SELECT count(*) FROM ticket_events") == 7
+    assert up.count("SELECT count(*) FROM tickets") == 7
+    rows = sorted(up.query("SELECT ticket_id, count(*) FROM answers GROUP BY ticket_id"))
+    assert rows == sorted([(f"API-{n}", 1) for n in range(2)] + [(str(7000 + n), 1) for n in range(5)])
     assert up.count("SELECT count(*) FROM webhook_deliveries WHERE processed_at IS NULL") == 0
     assert up.count("SELECT count(*) FROM dead_letters") == 0
     up.interrupt()
 
 
-def test_webhooks_survive_a_sigkill_of_the_embedded_broker(up: Up) -> None:
+def test_webhooks_and_api_tickets_survive_a_sigkill_of_the_embedded_broker(up: Up) -> None:
     up.start(agent=False)
     up.ready()
     assert [post_ticket(up, n).status_code for n in range(3)] == [202] * 3
@@ -201,10 +210,10 @@ def test_webhooks_survive_a_sigkill_of_the_embedded_broker(up: Up) -> None:
     listener = f"tcp://127.0.0.1:{up.broker_port}"
     [tansu] = [p for p in psutil.process_iter(["cmdline"]) if listener in (p.info["cmdline"] or [])]
     tansu.kill()
-    accepted = [post_ticket(up, n) for n in range(3, 8)]  # while the broker is down or just back
-    assert [r.status_code for r in accepted] == [202] * 5
-    up.wait_for(lambda: up.count("SELECT count(*) FROM ticket_events") == 8, what="the tickets sent around the kill")
+    accepted = [post_ticket(up, n) for n in range(3, 8)] + [submit_ticket(up, 1)]  # broker down or just back
+    assert [r.status_code for r in accepted] == [202] * 6
+    up.wait_for(lambda: up.count("SELECT count(*) FROM ticket_events") == 9, what="the tickets sent around the kill")
     assert up.count("SELECT count(*) FROM webhook_deliveries WHERE processed_at IS NULL") == 0
-    assert up.count("SELECT count(*) FROM tickets") == 8
+    assert up.count("SELECT count(*) FROM tickets") == 9
     assert "the embedded broker died" in up.log()
     up.interrupt()
