@@ -208,17 +208,6 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             get_settings.cache_clear()
 
 
-def relay_stored() -> int:
-    """Run the real relay until nothing stored is due (the API's intake -> the broker); return how many went."""
-    from streamdesk.gateway.relay import Relay
-
-    relay = Relay(settings=get_settings())
-    try:
-        return sum(iter(relay.relay_once, 0))
-    finally:
-        relay.close()
-
-
 def auth(role: str) -> dict[str, str]:
     """Headers carrying the API key of the operator holding `role`."""
     return {"X-API-Key": token_of(role)}

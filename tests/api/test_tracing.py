@@ -7,7 +7,8 @@ import uuid
 from confluent_kafka import Consumer, TopicPartition
 
 from streamdesk import telemetry, topics
-from tests.api.conftest import Stack, auth, relay_stored
+from tests.api.conftest import Stack, auth
+from tests.gateway.conftest import relay_stored
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"

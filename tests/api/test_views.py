@@ -7,7 +7,8 @@ import json
 from streamdesk import db, topics
 from streamdesk.audit import service as audit
 from streamdesk.feedback import service as feedback
-from tests.api.conftest import Stack, auth, read_topic, relay_stored
+from tests.api.conftest import Stack, auth, read_topic
+from tests.gateway.conftest import relay_stored
 
 
 def test_submitted_ticket_is_published_on_the_canonical_topic(stack: Stack) -> None:
