@@ -96,10 +96,11 @@ def test_the_relay_republishes_what_is_not_processed_after_its_timeout(clean_db:
         first, second = stored(conn, delivery_id="a"), stored(conn, delivery_id="b")
         due = intake.claim_due(conn=conn, limit=10, max_attempts=3)
         assert [d.id for d in due] == [first, second] and due[0].body == b"[]" and due[0].topic == "raw.hubspot"
-        intake.mark_published(conn=conn, ids=[first, second], redeliver_after_s=3600)
+        assert intake.mark_published(conn=conn, ids=[first, second], redeliver_after_s=3600, max_attempts=2) == []
         assert intake.claim_due(conn=conn, limit=10, max_attempts=3) == []
         assert intake.unprocessed(conn=conn, unpublished_only=True) == 0
-        intake.mark_published(conn=conn, ids=[first], redeliver_after_s=0)  # due again at once
+        given_up = intake.mark_published(conn=conn, ids=[first], redeliver_after_s=0, max_attempts=2)  # due at once
+        assert given_up == [first]
         assert [d.id for d in intake.claim_due(conn=conn, limit=10, max_attempts=3)] == [first]
         assert intake.claim_due(conn=conn, limit=10, max_attempts=2) == []  # gave up after two publishes
         assert intake.requeue(conn=conn) == 2  # a fresh, empty broker: everything unprocessed is due again

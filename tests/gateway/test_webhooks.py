@@ -13,6 +13,7 @@ import pytest
 from confluent_kafka import Message
 from fastapi import FastAPI
 
+from streamdesk import db
 from streamdesk.api.app import create_app
 from streamdesk.config import get_settings
 from streamdesk.gateway import intake
@@ -266,3 +267,24 @@ def test_deliveries_are_remembered_once_and_can_be_forgotten(gateway_db: str) ->
         assert intake.forget_deliveries(conn=conn, before=now - timedelta(days=7)) == 1
         conn.commit()
     assert sorted(remembered(gateway_db)) == [("hubspot", "unprocessed"), ("zendesk", "abc")]
+
+
+def test_a_delivery_the_broker_refuses_is_dead_lettered_and_does_not_hold_up_the_rest(
+    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer
+) -> None:
+    big = json.dumps({"ID": 5, "post_content": "x" * 1_500_000}).encode()  # within the 2 MB limit, over Kafka's 1 MB
+    small = json.dumps(PAYLOADS["wordpress"]).encode()
+    for body in (big, small):
+        assert post(client, signer, "wordpress", body).status_code == 202
+    assert relay_stored() == 2
+    [published] = read_topic(topics_ready, "raw.wordpress")
+    assert published.value() == small
+    [announced] = read_topic(topics_ready, "deadletter")
+    letter = json.loads(announced.value())
+    assert letter["topic"] == "raw.wordpress" and letter["partition"] == -1 and letter["value_b64"] is None
+    assert "MSG_SIZE_TOO_LARGE" in letter["reason"] and f"{len(big)}-byte delivery" in letter["reason"]
+    with db.connect(gateway_db) as conn:
+        [(value, reason)] = conn.execute("SELECT value, reason FROM dead_letters").fetchall()
+        assert bytes(value) == big and reason == letter["reason"]
+        assert intake.unprocessed(conn=conn) == 1  # the small one, until ingest stores it
+    assert relay_stored() == 0

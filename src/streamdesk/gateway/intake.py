@@ -46,6 +46,7 @@ _PUBLISHED = """
     SET published_at = now(), publish_attempts = publish_attempts + 1,
         next_publish_at = now() + make_interval(secs => %s * 2 ^ least(publish_attempts, 10))
     WHERE id = ANY(%s)
+    RETURNING id, publish_attempts
 """
 _ADD_PARTS = """
     UPDATE webhook_deliveries
@@ -113,10 +114,17 @@ def claim_due(*, conn: psycopg.Connection, limit: int, max_attempts: int) -> lis
     ]
 
 
-def mark_published(*, conn: psycopg.Connection, ids: Sequence[int], redeliver_after_s: float) -> None:
-    """Record a publish: the next one is due `redeliver_after_s` doubled per earlier attempt from now."""
-    if ids:
-        conn.execute(_PUBLISHED, (redeliver_after_s, list(ids)))
+def mark_published(
+    *, conn: psycopg.Connection, ids: Sequence[int], redeliver_after_s: float, max_attempts: int
+) -> list[int]:
+    """Record a publish (the next is due `redeliver_after_s`, doubled per earlier attempt, from now).
+
+    Returns the deliveries that have now had `max_attempts` publishes: the relay will not try them again.
+    """
+    if not ids:
+        return []
+    rows = conn.execute(_PUBLISHED, (redeliver_after_s, list(ids))).fetchall()
+    return sorted(delivery for delivery, attempts in rows if attempts >= max_attempts)
 
 
 def requeue(*, conn: psycopg.Connection) -> int:

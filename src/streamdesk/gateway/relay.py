@@ -9,20 +9,40 @@ relay sleeps on PostgreSQL's LISTEN/NOTIFY, which the gateway signals for every 
 
 from __future__ import annotations
 
+import base64
 import logging
 import signal
 import threading
 import time
 
 import psycopg
+from confluent_kafka import KafkaException
 
-from streamdesk import db
+from streamdesk import db, topics
 from streamdesk.config import Settings, get_settings
+from streamdesk.contracts import DeadLetter
 from streamdesk.gateway import intake
+from streamdesk.ingest.deadletter import store_dead_letters
+from streamdesk.ingest.policy import describe
 from streamdesk.kafka import Publisher, PublishError
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 10.0
+
+
+def refused_letter(delivery: intake.PendingDelivery, *, headers: dict[str, str], exc: Exception) -> DeadLetter:
+    """The dead letter of a delivery the broker refused to take: partition -1 (never on it), offset its intake id."""
+    return DeadLetter(
+        topic=delivery.topic,
+        partition=-1,
+        offset=delivery.id,
+        key_b64=base64.b64encode(delivery.key.encode()).decode(),
+        value_b64=base64.b64encode(delivery.body).decode(),
+        headers=dict(headers),
+        reason=f"{describe(exc)} (a {len(delivery.body)}-byte delivery; the original is kept in dead_letters)",
+        error_type=type(exc).__name__,
+        stage="raw",
+    )
 
 
 class Relay:
@@ -51,23 +71,58 @@ class Relay:
         return self._publisher
 
     def relay_once(self) -> int:
-        """Publish one batch of due deliveries and record it; return how many went out."""
+        """Publish one batch of due deliveries and record it; return how many were handled."""
         gateway = self.settings.gateway
         with self.conn.transaction():
             due = intake.claim_due(conn=self.conn, limit=gateway.relay_batch, max_attempts=gateway.relay_max_attempts)
             if not due:
                 return 0
+            published: list[int] = []
+            refused: list[DeadLetter] = []
             for delivery in due:
                 headers = delivery.headers | {intake.INTAKE_ID: str(delivery.id)}
-                self.publisher.publish(delivery.topic, delivery.body, key=delivery.key, headers=headers)
+                try:
+                    self.publisher.publish(delivery.topic, delivery.body, key=delivery.key, headers=headers)
+                    published.append(delivery.id)
+                except KafkaException as exc:  # refused outright (e.g. larger than the broker takes): never will fit
+                    refused.append(refused_letter(delivery, headers=headers, exc=exc))
             try:
                 self.publisher.flush(FLUSH_TIMEOUT_S)
             except PublishError:
                 self._publisher = None
                 raise
-            intake.mark_published(conn=self.conn, ids=[d.id for d in due], redeliver_after_s=gateway.redeliver_after_s)
-        log.info("relayed %d webhook deliveries", len(due))
+            given_up = intake.mark_published(
+                conn=self.conn,
+                ids=published,
+                redeliver_after_s=gateway.redeliver_after_s,
+                max_attempts=gateway.relay_max_attempts,
+            )
+            self.dead_letter(refused)
+        for delivery_id in given_up:
+            log.error(
+                "webhook delivery %d published %d times and never processed; the relay gives up on it (see the "
+                "ingest log; STREAMDESK_GATEWAY__RELAY_MAX_ATTEMPTS)",
+                delivery_id,
+                gateway.relay_max_attempts,
+            )
+        log.info("relayed %d webhook deliveries, dead-lettered %d", len(published), len(refused))
         return len(due)
+
+    def dead_letter(self, letters: list[DeadLetter]) -> None:
+        """In the relay's transaction: store refused deliveries as dead letters (so processed), and announce them.
+
+        The topic copy names the delivery but leaves its bytes in the table: the broker just refused them.
+        """
+        if not letters:
+            return
+        store_dead_letters(self.conn, letters=letters)
+        intake.record_dead_letters(conn=self.conn, letters=letters)
+        for letter in letters:
+            announced = letter.model_copy(update={"value_b64": None})
+            key = f"{letter.topic}/{letter.partition}/{letter.offset}"
+            self.publisher.publish(topics.DEAD_LETTER, announced.to_json(), key=key)
+            log.warning("dead-lettered webhook delivery %d: %s", letter.offset, letter.reason)
+        self.publisher.flush(FLUSH_TIMEOUT_S)
 
     def wait(self, timeout_s: float) -> None:
         """Sleep until a delivery is stored or `timeout_s` passes."""
