@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from connectors.base import RawMessage
 from streamdesk import db
+from streamdesk.config import get_settings
 from streamdesk.contracts import DeadLetter
 from streamdesk.gateway import intake
+from streamdesk.gateway.relay import Relay
 from streamdesk.ingest import processors
 
 pytestmark = pytest.mark.stack
@@ -107,3 +109,19 @@ def test_the_relay_republishes_what_is_not_processed_after_its_timeout(clean_db:
         assert [d.id for d in intake.claim_due(conn=conn, limit=10, max_attempts=2)] == [first, second]
         intake.record_done(conn=conn, headers=[{"intake-id": str(first)}])
         assert [d.id for d in intake.claim_due(conn=conn, limit=10, max_attempts=2)] == [second]
+
+
+def test_the_relay_forgets_processed_deliveries_too_old_to_be_replayed(clean_db: str, topics_ready: str) -> None:
+    old = datetime.now(UTC) - timedelta(seconds=2 * get_settings().gateway.tolerance_s + 120)
+    with db.connect(clean_db) as conn:
+        done, pending, recent = (stored(conn, delivery_id=name) for name in ("done", "pending", "recent"))
+        conn.execute("UPDATE webhook_deliveries SET received_at = %s WHERE id <> %s", (old, recent))
+        intake.record_done(conn=conn, headers=[{"intake-id": str(done)}, {"intake-id": str(recent)}])
+        conn.commit()
+    relay = Relay(settings=get_settings())
+    try:
+        assert relay.forget_old() == 1
+    finally:
+        relay.close()
+    with db.connect(clean_db) as conn:
+        assert sorted(row[0] for row in conn.execute("SELECT id FROM webhook_deliveries")) == [pending, recent]

@@ -4,7 +4,8 @@ Each pass locks the due deliveries (`FOR UPDATE SKIP LOCKED`, so relays can run 
 them with their `intake-id`, waits for the broker's acknowledgement, and only then records the publish and
 commits; a delivery ingest has not processed by `gateway.redeliver_after_s` is published again (doubling the
 wait each time), so one lost with an embedded broker's memory is not lost for good. Between passes the
-relay sleeps on PostgreSQL's LISTEN/NOTIFY, which the gateway signals for every stored delivery.
+relay sleeps on PostgreSQL's LISTEN/NOTIFY, which the gateway signals for every stored delivery, and now
+and then forgets processed deliveries too old for any replay of them to pass the signature's freshness check.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import signal
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from confluent_kafka import KafkaException
@@ -28,6 +30,7 @@ from streamdesk.kafka import Publisher, PublishError
 
 log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 10.0
+PRUNE_EVERY_S = 300.0
 
 
 def refused_letter(delivery: intake.PendingDelivery, *, headers: dict[str, str], exc: Exception) -> DeadLetter:
@@ -132,10 +135,14 @@ class Relay:
     def run(self, stop: threading.Event) -> None:
         """Relay until `stop` is set; broker and database outages are waited out, not fatal."""
         pause = self.settings.gateway.relay_interval_s
+        next_prune = 0.0
         while not stop.is_set():
             try:
                 while self.relay_once() and not stop.is_set():
                     pass
+                if time.monotonic() >= next_prune:
+                    self.forget_old()
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
                 self.wait(pause)
             except PublishError as exc:
                 log.warning("relay: the broker did not acknowledge (%s); retrying in %.1fs", exc, pause)
@@ -146,6 +153,20 @@ class Relay:
                     self._conn.close()
                 stop.wait(pause)
         self.close()
+
+    def forget_old(self) -> int:
+        """Delete processed deliveries no replay could match any more (signed over 2 tolerances ago); return how many.
+
+        A signed request is fresh within `gateway.tolerance_s` of its timestamp, so once twice that has passed
+        since it was received, its replay key can no longer be presented.
+        """
+        keep_s = 2 * self.settings.gateway.tolerance_s + 60
+        before = datetime.now(UTC) - timedelta(seconds=keep_s)
+        with self.conn.transaction():
+            forgotten = intake.forget_deliveries(conn=self.conn, before=before)
+        if forgotten:
+            log.info("forgot %d processed webhook deliveries received before %s", forgotten, before.isoformat())
+        return forgotten
 
     def close(self) -> None:
         """Release the connection and the producer."""
