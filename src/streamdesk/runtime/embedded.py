@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamdesk.exceptions import RuntimeStartError
+from streamdesk.runtime.supervisor import terminate_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class EmbeddedBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=terminate_with_parent,
             )
         deadline = time.monotonic() + timeout_s
         while not port_is_open("127.0.0.1", self.port):

@@ -12,6 +12,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+
+
+def terminate_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when its parent dies, so no child outlives a killed `up`.
+
+    Linux sends it when the *thread* that started the child exits: start children from the main thread.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -31,7 +43,12 @@ class ManagedProcess:
         the children in order (intake first, then the workers once they have drained)."""
         stdout = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - the child owns it
         self.process = subprocess.Popen(
-            self.argv, env=self.env, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True
+            self.argv,
+            env=self.env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=terminate_with_parent,
         )
         log.info("started %s (pid %s)", self.name, self.process.pid)
 
