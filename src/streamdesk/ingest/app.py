@@ -3,6 +3,8 @@
 Each agent takes a batch, does its work, and returns to Faust only after the work is durable (canonical
 events delivered, or the database transaction committed); Faust acks, and so commits, a batch's offsets
 only when control returns to it. Anything that cannot be made durable crashes the worker before that.
+Messages relayed from the durable intake (`gateway/intake.py`) are marked done in the same transaction
+that stores them (or their dead letters), so the relay stops re-publishing them.
 
 Trace context rides along: canonical events carry the trace of the raw message they came from, and each
 store batch is a span linked to its messages' traces (spans only when an exporter is configured).
