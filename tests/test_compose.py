@@ -15,7 +15,16 @@ from streamdesk.config import REPO_ROOT, GatewaySettings
 COMPOSE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "Dockerfile"
 COLLECTOR = REPO_ROOT / "deploy" / "otel-collector.yaml"
-CLI_COMMANDS = (["up"], ["demo"], ["replay"], ["migrate"], ["api"], ["worker", "ingest"], ["topics", "create"])
+CLI_COMMANDS = (
+    ["up"],
+    ["demo"],
+    ["replay"],
+    ["migrate"],
+    ["api"],
+    ["worker", "ingest"],
+    ["worker", "relay"],
+    ["topics", "create"],
+)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +102,13 @@ def test_the_compose_file_runs_exactly_the_expected_streamdesk_commands(
     services: dict[str, dict[str, Any]],
 ) -> None:
     commands = {name: svc["command"] for name, svc in streamdesk_services(services).items()}
-    assert sorted(map(tuple, commands.values())) == [("api",), ("migrate",), ("topics", "create"), ("worker", "ingest")]
+    assert sorted(map(tuple, commands.values())) == [
+        ("api",),
+        ("migrate",),
+        ("topics", "create"),
+        ("worker", "ingest"),
+        ("worker", "relay"),
+    ]
     for name in ("migrate", "topics-init"):
         assert services[name]["restart"] == "no"
 

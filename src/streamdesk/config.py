@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamdesk.agent.config import AgentSettings
 from streamdesk.exceptions import ConfigurationError
+from streamdesk.runtime.config import RuntimeSettings
 
 REPO_ROOT = Path(os.environ.get("STREAMDESK_HOME") or Path(__file__).resolve().parents[2])
 
@@ -69,9 +70,20 @@ class IngestSettings(BaseModel):
 
 
 class GatewaySettings(BaseModel):
-    """Webhook gateway secrets and replay protection."""
+    """Webhook gateway secrets, replay protection, and the relay from the durable intake to the broker."""
 
     tolerance_s: int = Field(300, description="Oldest accepted signature timestamp, in seconds.")
+    relay_interval_s: float = Field(
+        0.5, gt=0, description="Longest wait of the relay between looks for stored deliveries (a new one wakes it)."
+    )
+    redeliver_after_s: float = Field(
+        60.0,
+        gt=0,
+        description="Re-publish a delivery ingest has not processed this long after its last publish "
+        "(doubling per attempt).",
+    )
+    relay_max_attempts: int = Field(10, ge=1, description="Publishes of one delivery before the relay gives up on it.")
+    relay_batch: int = Field(200, ge=1, description="Deliveries the relay publishes per broker flush.")
     salesforce_secret: SecretStr = SecretStr("dev-salesforce-secret")
     hubspot_secret: SecretStr = SecretStr("dev-hubspot-secret")
     zendesk_secret: SecretStr = SecretStr("dev-zendesk-secret")
@@ -116,6 +128,7 @@ class Settings(BaseSettings):
     gateway: GatewaySettings = GatewaySettings()
     telemetry: TelemetrySettings = TelemetrySettings()
     agent: AgentSettings = AgentSettings()
+    runtime: RuntimeSettings = RuntimeSettings()
 
     @model_validator(mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streamdesk import telemetry, topics
 from tests.api.conftest import Stack, auth
+from tests.gateway.conftest import relay_stored
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 CALLER_SPAN = "b7ad6b7169203331"
@@ -34,6 +35,7 @@ def test_submitted_ticket_carries_the_callers_trace(stack: Stack) -> None:
     headers = auth("agent") | {"traceparent": f"00-{TRACE_ID}-{CALLER_SPAN}-01"}
     response = stack.client.post("/tickets", json={"subject": "Traced?", "body": "Yes."}, headers=headers)
     assert response.status_code == 202, response.text
+    assert relay_stored() == 1
     carried = ticket_headers(stack.bootstrap, event_id=response.json()["event_id"])
     _, trace_id, span_id, _ = carried["traceparent"].split("-")
     assert trace_id == TRACE_ID

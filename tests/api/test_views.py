@@ -1,4 +1,4 @@
-"""What the routes do: tickets go out on the canonical topic, verdicts become feedback, audit exports, metrics."""
+"""What the routes do: tickets are kept for the relay, verdicts become feedback, audit exports, metrics."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
 from streamdesk.feedback import service as feedback
 from tests.api.conftest import Stack, auth, read_topic
+from tests.gateway.conftest import relay_stored
 
 
 def test_submitted_ticket_is_published_on_the_canonical_topic(stack: Stack) -> None:
@@ -17,6 +18,7 @@ def test_submitted_ticket_is_published_on_the_canonical_topic(stack: Stack) -> N
     assert response.status_code == 202, response.text
     sent = response.json()
     assert sent["topic"] == topics.TICKET and sent["source"] == "api"
+    assert relay_stored() == 1
     events = [e for e in read_topic(stack.bootstrap, topics.TICKET) if e["event_id"] == sent["event_id"]]
     assert len(events) == 1
     event = events[0]

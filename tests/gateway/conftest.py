@@ -129,6 +129,17 @@ def read_topic(bootstrap_servers: str, topic: str, *, timeout_s: float = 15.0) -
         consumer.close()
 
 
+def relay_stored() -> int:
+    """Run the real relay until nothing stored is due (intake -> broker); return how many deliveries it published."""
+    from streamdesk.gateway.relay import Relay
+
+    relay = Relay(settings=get_settings())
+    try:
+        return sum(iter(relay.relay_once, 0))
+    finally:
+        relay.close()
+
+
 def remembered(database_url: str) -> list[tuple[str, str]]:
     """The (source, delivery_id) rows of webhook_deliveries."""
     with db.connect(database_url) as conn:

@@ -49,15 +49,16 @@ def test_keys_come_from_vendor_object_ids(shared_data: Path) -> None:
     assert key(source=SOURCES["hubspot"], payload={"unexpected": []}, fallback="d") == "d"
 
 
-def test_delivery_id_prefers_the_vendor_header_and_hashes_long_ones() -> None:
+def test_the_replay_key_is_a_digest_of_the_signature_and_the_vendor_id_only_a_trace() -> None:
     zendesk = SOURCES["zendesk"]
     with_header = SignedRequest("POST", "http://x/", b"{}", {"X-Zendesk-Webhook-Invocation-Id": "8350205582"})
-    assert service.delivery_id(source=zendesk, request=with_header, signature="sig") == "8350205582"
-    without = SignedRequest("POST", "http://x/", b"{}", {})
-    assert service.delivery_id(source=zendesk, request=without, signature="sig") == "sig"
-    assert service.delivery_id(source=SOURCES["stripe"], request=with_header, signature="sig") == "sig"
-    long_id = service.delivery_id(source=zendesk, request=without, signature="s" * 300)
-    assert long_id.startswith("sha256:") and len(long_id) == 71
+    key = service.delivery_id(signature="sig")
+    assert key.startswith("sha256:") and len(key) == 71
+    assert service.delivery_id(signature="sig") == key != service.delivery_id(signature="sig2")
+    assert service.vendor_delivery_id(source=zendesk, request=with_header) == "8350205582"
+    assert service.vendor_delivery_id(source=SOURCES["stripe"], request=with_header) is None
+    long_header = SignedRequest("POST", "http://x/", b"{}", {"X-Zendesk-Webhook-Invocation-Id": "i" * 300})
+    assert service.vendor_delivery_id(source=zendesk, request=long_header) == "i" * 256
 
 
 def test_generic_mapping_names_are_required_and_plain() -> None:

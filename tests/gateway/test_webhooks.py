@@ -13,11 +13,15 @@ import pytest
 from confluent_kafka import Message
 from fastapi import FastAPI
 
+from streamdesk import db
 from streamdesk.api.app import create_app
 from streamdesk.config import get_settings
-from streamdesk.gateway import service
+from streamdesk.gateway import intake
+from streamdesk.gateway import relay as relay_module
+from streamdesk.gateway.relay import Relay
+from streamdesk.kafka import PublishError
 from streamdesk.runtime.embedded import free_port
-from tests.gateway.conftest import BASE_URL, Signer, read_topic, remembered
+from tests.gateway.conftest import BASE_URL, Signer, read_topic, relay_stored, remembered, sign
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -75,39 +79,54 @@ def test_each_source_lands_verbatim_on_its_raw_topic(
         response = post(client, signer, source, body, delivery_id=f"{source}-delivery-1")
         assert response.status_code == 202, response.text
         assert response.json()["topic"] == TOPICS[source]
+        assert response.json()["delivery_id"].startswith("sha256:")
+        assert relay_stored() == 1
         [message] = read_topic(topics_ready, TOPICS[source])
         headers = header_map(message)
         assert message.value() == body
         assert message.key() == KEYS[source].encode()
         assert headers["source"] == source
         assert headers["delivery-id"] == response.json()["delivery_id"]
+        assert headers["intake-id"].isdigit()
         assert headers["received-at"].endswith("+00:00")
+        if source in ("zendesk", "contentful", "salesforce", "wordpress", "generic"):
+            assert headers["vendor-delivery-id"] == f"{source}-delivery-1"
         if source == "contentful":
             assert headers["x-contentful-topic"] == "ContentManagement.Entry.publish"
         if source == "generic":
             assert headers["mapping"] == "crm.accounts"
-    rows = remembered(gateway_db)
-    assert len(rows) == len(PAYLOADS)
-    assert ("zendesk", "zendesk-delivery-1") in rows
-    assert ("contentful", "contentful-delivery-1") in rows
+    assert len(remembered(gateway_db)) == len(PAYLOADS)
 
 
-def test_a_replayed_delivery_gets_409_and_is_published_once(
-    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer
+@pytest.mark.parametrize("source", ["zendesk", "salesforce"])
+def test_a_replayed_signed_request_gets_409_whatever_its_delivery_id_header(
+    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer, source: str
 ) -> None:
-    body = json.dumps(PAYLOADS["zendesk"]).encode()
-    first = post(client, signer, "zendesk", body, delivery_id="8350205582")
+    body = json.dumps(PAYLOADS[source]).encode()
+    at = time.time()
+    signed = signer(source, body, path=path_of(source), at=at, delivery_id="8350205582")
+    vendor_header = "X-Zendesk-Webhook-Invocation-Id" if source == "zendesk" else "X-Streamdesk-Delivery-Id"
+    first = client.post(path_of(source), content=body, headers=signed)
     assert first.status_code == 202
-    again = post(client, signer, "zendesk", body, delivery_id="8350205582", at=time.time() - 5)
-    assert again.status_code == 409
-    assert "8350205582" in again.json()["detail"]
+    assert relay_stored() == 1  # one batch per publish: Tansu's high watermark counts a batch's first record only
+    for replayed in (signed | {vendor_header: "8350205583"}, {k: v for k, v in signed.items() if k != vendor_header}):
+        again = client.post(path_of(source), content=body, headers=replayed)
+        assert again.status_code == 409, again.text
+        assert first.json()["delivery_id"] in again.json()["detail"]
+    resigned = post(client, signer, source, body, at=at - 5, delivery_id="8350205582")  # a new signature
+    assert resigned.status_code == 202
+    assert relay_stored() == 1
+    assert len(read_topic(topics_ready, TOPICS[source])) == 2
+    assert len(remembered(gateway_db)) == 2
+
+
+def test_an_identical_stripe_event_is_published_once(client: TestClient, topics_ready: str, gateway_db: str) -> None:
     stripe_body = json.dumps(PAYLOADS["stripe"]).encode()
-    headers = signer("stripe", stripe_body) | {"Content-Type": "application/json"}
+    headers = sign("stripe", stripe_body) | {"Content-Type": "application/json"}
     assert client.post("/webhooks/stripe", content=stripe_body, headers=headers).status_code == 202
     assert client.post("/webhooks/stripe", content=stripe_body, headers=headers).status_code == 409
-    assert len(read_topic(topics_ready, "raw.zendesk")) == 1
+    assert relay_stored() == 1
     assert len(read_topic(topics_ready, "raw.stripe")) == 1
-    assert len(remembered(gateway_db)) == 2
 
 
 def test_forged_unsigned_and_stale_webhooks_get_401_and_nothing_is_published(
@@ -163,7 +182,7 @@ def test_oversized_bodies_get_413(topics_ready: str, gateway_db: str, signer: Si
 
 
 def test_a_body_just_under_the_limit_is_accepted_and_lands_verbatim(
-    client: TestClient, topics_ready: str, signer: Signer
+    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer
 ) -> None:
     limit = get_settings().ingest.max_body_bytes
     payload = PAYLOADS["zendesk"] | {"detail": {"id": "5158", "description": ""}}
@@ -172,14 +191,15 @@ def test_a_body_just_under_the_limit_is_accepted_and_lands_verbatim(
     assert len(body) == limit
     response = post(client, signer, "zendesk", body, delivery_id="big-1")
     assert response.status_code == 202, response.text
+    assert relay_stored() == 1
     [message] = read_topic(topics_ready, "raw.zendesk")
     assert message.value() == body
 
 
-def test_an_unconfirmed_publish_is_503_and_not_remembered(
-    gateway_db: str, signer: Signer, monkeypatch: pytest.MonkeyPatch
+def test_a_webhook_accepted_while_the_broker_is_down_is_relayed_when_it_is_back(
+    topics_ready: str, gateway_db: str, signer: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "FLUSH_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(relay_module, "FLUSH_TIMEOUT_S", 1.0)
     base = get_settings()
     dead = base.model_copy(
         update={"kafka": base.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"})}
@@ -187,9 +207,28 @@ def test_an_unconfirmed_publish_is_503_and_not_remembered(
     body = json.dumps(PAYLOADS["stripe"]).encode()
     with app_client(create_app(dead)) as offline:
         response = offline.post("/webhooks/stripe", content=body, headers=signer("stripe", body))
+    assert response.status_code == 202, response.text
+    assert len(remembered(gateway_db)) == 1
+    offline_relay = Relay(settings=dead)
+    with pytest.raises(PublishError):
+        offline_relay.relay_once()
+    offline_relay.close()
+    assert relay_stored() == 1
+    [message] = read_topic(topics_ready, "raw.stripe")
+    assert message.value() == body
+    assert relay_stored() == 0  # published and not yet due again
+
+
+def test_an_unreachable_database_is_503_and_nothing_is_accepted(signer: Signer) -> None:
+    base = get_settings()
+    dead = base.model_copy(
+        update={"database": base.database.model_copy(update={"url": f"postgresql://nobody@127.0.0.1:{free_port()}/x"})}
+    )
+    body = json.dumps(PAYLOADS["stripe"]).encode()
+    with app_client(create_app(dead)) as offline:
+        response = offline.post("/webhooks/stripe", content=body, headers=signer("stripe", body))
     assert response.status_code == 503
-    assert "did not confirm" in response.json()["detail"]
-    assert remembered(gateway_db) == []
+    assert "nothing was accepted" in response.json()["detail"]
 
 
 def test_health_and_readiness(client: TestClient) -> None:
@@ -224,12 +263,43 @@ def test_deliveries_are_remembered_once_and_can_be_forgotten(gateway_db: str) ->
 
     now = datetime.now(UTC)
     with db.connect(gateway_db) as conn:
-        service.remember_delivery(conn=conn, source="stripe", delivery_id="abc", received_at=now - timedelta(days=8))
-        service.remember_delivery(conn=conn, source="zendesk", delivery_id="abc", received_at=now)
+        intake.store_delivery(conn=conn, source="stripe", delivery_id="abc", received_at=now - timedelta(days=8))
+        intake.store_delivery(conn=conn, source="zendesk", delivery_id="abc", received_at=now)
+        intake.store_delivery(
+            conn=conn,
+            source="hubspot",
+            delivery_id="unprocessed",
+            received_at=now - timedelta(days=8),
+            topic="raw.hubspot",
+            key="1",
+            headers={},
+            body=b"[]",
+        )
         conn.commit()
         with pytest.raises(ReplayedDeliveryError, match="stripe delivery 'abc' was accepted before"):
-            service.remember_delivery(conn=conn, source="stripe", delivery_id="abc", received_at=now)
+            intake.store_delivery(conn=conn, source="stripe", delivery_id="abc", received_at=now)
         conn.rollback()
-        assert service.forget_deliveries(conn=conn, before=now - timedelta(days=7)) == 1
+        assert intake.forget_deliveries(conn=conn, before=now - timedelta(days=7)) == 1
         conn.commit()
-    assert remembered(gateway_db) == [("zendesk", "abc")]
+    assert sorted(remembered(gateway_db)) == [("hubspot", "unprocessed"), ("zendesk", "abc")]
+
+
+def test_a_delivery_the_broker_refuses_is_dead_lettered_and_does_not_hold_up_the_rest(
+    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer
+) -> None:
+    big = json.dumps({"ID": 5, "post_content": "x" * 1_500_000}).encode()  # within the 2 MB limit, over Kafka's 1 MB
+    small = json.dumps(PAYLOADS["wordpress"]).encode()
+    for body in (big, small):
+        assert post(client, signer, "wordpress", body).status_code == 202
+    assert relay_stored() == 2
+    [published] = read_topic(topics_ready, "raw.wordpress")
+    assert published.value() == small
+    [announced] = read_topic(topics_ready, "deadletter")
+    letter = json.loads(announced.value() or b"{}")
+    assert letter["topic"] == "raw.wordpress" and letter["partition"] == -1 and letter["value_b64"] is None
+    assert "MSG_SIZE_TOO_LARGE" in letter["reason"] and f"{len(big)}-byte delivery" in letter["reason"]
+    with db.connect(gateway_db) as conn:
+        [(value, reason)] = conn.execute("SELECT value, reason FROM dead_letters").fetchall()
+        assert bytes(value) == big and reason == letter["reason"]
+        assert intake.unprocessed(conn=conn) == 1  # the small one, until ingest stores it
+    assert relay_stored() == 0

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from streamdesk import telemetry, topics
 from streamdesk.config import get_settings
+from streamdesk.gateway.relay import Relay
 from tests.gateway.conftest import sign
 from tests.ingest.conftest import IngestStack
 
@@ -85,6 +86,9 @@ def test_canonical_ticket_continues_the_webhooks_trace(traced_stack: IngestStack
         headers = sign("zendesk", body) | {"Content-Type": "application/json"}
         response = client.post("/webhooks/zendesk", content=body, headers=headers)
     assert response.status_code == 202, response.text
+    relay = Relay(settings=get_settings())  # the gateway stored it; the relay puts it on raw.zendesk
+    assert relay.relay_once() == 1
+    relay.close()
     [webhook] = [s for s in spans.get_finished_spans() if s.name == "send raw.zendesk"]
     trace_id = f"{webhook.context.trace_id:032x}"
     webhook_span = f"{webhook.context.span_id:016x}"

@@ -105,7 +105,6 @@ async def readyz(request: Request) -> JSONResponse:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Flush the publishers on shutdown."""
     yield
-    await run_in_threadpool(gateway.close_publisher, app)
     await run_in_threadpool(deps.close_publisher, app.state)
     await run_in_threadpool(feedback_views.close_publisher, app.state)
 

@@ -93,6 +93,14 @@ def worker_ingest() -> None:
     run_worker()
 
 
+@worker_app.command("relay")
+def worker_relay() -> None:
+    """Stored webhook deliveries -> their raw topics, re-published until ingest has processed them."""
+    from streamdesk.gateway.relay import run_worker
+
+    run_worker()
+
+
 @app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
@@ -194,8 +202,45 @@ def _show_answers(supervisor: Any, *, timeout_s: float) -> None:
         console.print(f"no answer yet for tickets {sorted(waiting)}; see {get_settings().state_dir / 'logs'}")
 
 
+def _stop_in_order(supervisor: Any, *, plat: Any, settings: Any) -> None:
+    """Stop intake (the API) first, let ingest and the relay drain within the bound, then stop the workers."""
+    from streamdesk.runtime.drain import drain
+
+    runtime = settings.runtime
+    console.print("stopping: intake (api) first ...")
+    supervisor.stop(runtime.worker_stop_timeout_s, names=["api"])
+    console.print(f"draining: ingest and the webhook relay (at most {runtime.drain_timeout_s:.0f}s) ...")
+    result = drain(
+        bootstrap_servers=plat.bootstrap_servers,
+        database_url=plat.database_url,
+        timeout_s=runtime.drain_timeout_s,
+        quiet_s=runtime.drain_quiet_s,
+    )
+    if result.drained:
+        console.print(f"drained in {result.seconds:.1f}s: ingest lag 0, every stored webhook published")
+    else:
+        console.print(
+            f"drain timed out after {result.seconds:.0f}s: ingest lag {result.lag or 0}, "
+            f"{result.unpublished_webhooks} webhooks unpublished (they are relayed again at the next start)"
+        )
+    console.print("stopping workers ...")
+    supervisor.stop(runtime.worker_stop_timeout_s)
+
+
+def _recover_broker(supervisor: Any, *, plat: Any, settings: Any, with_agent: bool) -> None:
+    """The embedded broker died: restart it, refill it from PostgreSQL, and restart the workers on it."""
+    from streamdesk.runtime.service import refill_fresh_broker, restart_embedded_broker
+
+    console.print("the embedded broker died; restarting it and the workers (stored webhooks are relayed again)")
+    workers = [name for name in supervisor.names() if name != "api"]
+    supervisor.stop(min(5.0, settings.runtime.worker_stop_timeout_s), names=workers)
+    restart_embedded_broker(plat=plat, settings=settings)
+    refill_fresh_broker(plat=plat, answer_tickets=with_agent)
+    supervisor.start(workers)
+
+
 def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, with_agent: bool = False) -> None:
-    from streamdesk.runtime.service import platform
+    from streamdesk.runtime.service import platform, refill_fresh_broker
     from streamdesk.runtime.supervisor import Supervisor, child_env, streamdesk_argv
 
     settings = get_settings()
@@ -205,11 +250,14 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
         logs.mkdir(parents=True, exist_ok=True)
         env = child_env(KAFKA_BOOTSTRAP_SERVERS=plat.bootstrap_servers, DATABASE_URL=plat.database_url)
         supervisor.add("ingest", streamdesk_argv("worker", "ingest"), env=env, log_path=str(logs / "ingest.log"))
+        supervisor.add("relay", streamdesk_argv("worker", "relay"), env=env, log_path=str(logs / "relay.log"))
         if with_agent:
             supervisor.add("agent", streamdesk_argv("worker", "agent"), env=env, log_path=str(logs / "agent.log"))
             supervisor.add("learn", streamdesk_argv("worker", "learn"), env=env, log_path=str(logs / "learn.log"))
         if with_api:
             supervisor.add("api", streamdesk_argv("api"), env=env, log_path=str(logs / "api.log"))
+        if plat.embedded_broker:
+            refill_fresh_broker(plat=plat, answer_tickets=with_agent)
         supervisor.start()
         stop = {"now": False}
 
@@ -217,6 +265,7 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
             stop["now"] = True
 
         signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started with SIGINT ignored (`cmd &`)
         try:
             console.print(f"broker   {plat.bootstrap_servers}" + (" (embedded Tansu)" if plat.embedded_broker else ""))
             console.print("database " + ("embedded PostgreSQL 18 + pgvector" if plat.embedded_database else "external"))
@@ -235,13 +284,14 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
                 console.print("running; Ctrl-C stops everything")
                 while not stop["now"]:
                     supervisor.poll()
+                    if plat.broker is not None and not plat.broker.is_running():
+                        _recover_broker(supervisor, plat=plat, settings=settings, with_agent=with_agent)
                     time.sleep(0.5)
         except KeyboardInterrupt:
             pass
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not abandon the workers
-            console.print("stopping ...")
-            supervisor.stop()
+            _stop_in_order(supervisor, plat=plat, settings=settings)
 
 
 @app.command()

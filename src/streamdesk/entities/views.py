@@ -1,7 +1,8 @@
-"""/tickets: submit a ticket (a `ticket` event on the canonical topic), list tickets, show one with its answers."""
+"""/tickets: submit a ticket (a `ticket` event for the canonical topic), list tickets, show one with its answers."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import datetime
@@ -11,14 +12,15 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from opentelemetry import trace
 from pydantic import AfterValidator, BaseModel, Field
 
-from streamdesk import telemetry, topics
+from streamdesk import contracts, telemetry, topics
 from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
 from streamdesk.api.auth import Gate, PrincipalDep
-from streamdesk.api.deps import ConnDep, PublisherDep
+from streamdesk.api.deps import ConnDep
 from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, TicketEvent, utcnow
 from streamdesk.entities import store
+from streamdesk.gateway import intake
 
 router = APIRouter(tags=["tickets"], dependencies=[Gate])
 
@@ -52,7 +54,7 @@ class TicketSubmission(BaseModel):
 
 
 class SubmittedTicket(BaseModel):
-    """The ticket event that went out, and where."""
+    """The ticket event that was accepted, and the topic the relay puts it on."""
 
     topic: str
     event_id: str
@@ -86,12 +88,12 @@ class TicketDetail(TicketSummary):
 
 
 @router.post("", status_code=202)
-def submit_ticket(
-    body: TicketSubmission, operator: PrincipalDep, publisher: PublisherDep, request: Request
-) -> SubmittedTicket:
-    """Publish a `created` ticket event on the canonical ticket topic; the ingest and agent workers take it on.
+def submit_ticket(body: TicketSubmission, operator: PrincipalDep, conn: ConnDep, request: Request) -> SubmittedTicket:
+    """Store a `created` ticket event in the durable intake, for the relay to the canonical ticket topic.
 
-    The event carries the trace context of a producer span (continuing the caller's `traceparent`).
+    202 means PostgreSQL holds it: like a webhook, it is re-published until ingest has stored it, so it
+    survives a stop or a crash of the broker. It carries the trace context of a producer span (continuing
+    the caller's `traceparent`).
     """
     event = TicketEvent(
         event_id=str(uuid.uuid4()),
@@ -121,8 +123,19 @@ def submit_ticket(
             "streamdesk.ticket": f"{event.source}:{event.ticket_id}",
         },
     ):
-        publisher.publish(topics.TICKET, event.to_json(), key=event.key, trace_context=True)
-        publisher.flush()
+        payload = event.to_json()
+        contracts.validate(topics.spec(topics.TICKET).schema, payload)
+        with conn.transaction():
+            intake.store_delivery(
+                conn=conn,
+                source="api",
+                delivery_id=event.event_id,
+                received_at=event.occurred_at,
+                topic=topics.TICKET,
+                key=event.key,
+                headers=telemetry.inject_headers(),
+                body=json.dumps(payload, separators=(",", ":")).encode(),
+            )
     return SubmittedTicket(
         topic=topics.TICKET,
         event_id=event.event_id,

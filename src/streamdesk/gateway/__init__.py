@@ -1,1 +1,1 @@
-"""The webhook gateway: signed pushes from SaaS systems land verbatim on their raw topics."""
+"""The webhook gateway: signed pushes from SaaS systems, kept in PostgreSQL and relayed verbatim to raw topics."""

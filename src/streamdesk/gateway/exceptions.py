@@ -28,7 +28,7 @@ class SignatureExpiredError(SignatureError):
 
 
 class ReplayedDeliveryError(GatewayError):
-    """This delivery id was accepted before (409)."""
+    """This signed request (same signature, so same body and timestamp) was accepted before (409)."""
 
 
 class PayloadTooLargeError(GatewayError):
@@ -40,4 +40,4 @@ class InvalidPayloadError(GatewayError):
 
 
 class GatewayUnavailableError(GatewayError):
-    """The broker did not confirm the message, so nothing was accepted (503)."""
+    """The database did not store the delivery, so nothing was accepted (503)."""

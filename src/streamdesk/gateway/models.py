@@ -97,7 +97,7 @@ SOURCES: dict[str, Source] = {
 
 @dataclass(frozen=True)
 class Delivery:
-    """A webhook the gateway accepted: recorded in `webhook_deliveries` and confirmed by the broker."""
+    """A webhook the gateway accepted: stored in `webhook_deliveries` (with its payload, for the relay)."""
 
     source: str
     delivery_id: str

@@ -1,12 +1,18 @@
-"""Accept a webhook: verify its signature, record its delivery id once, publish it verbatim, confirm.
+"""Accept a webhook: verify its signature, record it once under a key derived from what was signed, confirm.
 
-The publish happens in a producer span whose W3C trace context travels in the raw message's headers
+The accepted delivery (body verbatim, headers, topic, key) is stored in `webhook_deliveries` in the
+same transaction as its replay key, and 202 follows the commit; the relay (`gateway/relay.py`)
+publishes it to the raw topic and re-publishes it until ingest has made it durable (`gateway/intake.py`),
+so an acknowledged webhook survives a stop or a crash of the broker. The replay key is a digest of the
+signature that matched, which covers the body and the signed timestamp: a captured request resent with a
+new or missing vendor delivery-id header is still a replay (the vendor's id is kept as a header for tracing).
+
+The store happens in a producer span whose W3C trace context travels in the raw message's headers
 (continuing a `traceparent` the sender gave), so the ticket's trace follows it through ingest and the agent.
 
 Non-JSON bodies are refused with 400 and nothing is recorded or published: every supported vendor
 sends JSON, so anything else is a misconfigured sender that should hear about it at once rather
-than through the dead-letter topic. The delivery row and the publish share one transaction, so a
-delivery the broker did not confirm is rolled back and the vendor's retry is not taken for a replay.
+than through the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -16,7 +22,6 @@ import json
 import logging
 import re
 import sys
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -26,21 +31,19 @@ from opentelemetry import trace
 
 from streamdesk import db, telemetry, topics
 from streamdesk.config import Settings
+from streamdesk.gateway import intake
 from streamdesk.gateway.exceptions import (
     GatewayUnavailableError,
     InvalidPayloadError,
     PayloadTooLargeError,
-    ReplayedDeliveryError,
     UnknownSourceError,
 )
 from streamdesk.gateway.models import SOURCES, Delivery, Source
 from streamdesk.gateway.signatures import SignedRequest
-from streamdesk.kafka import Publisher, PublishError
 
 log = logging.getLogger(__name__)
 MAPPING_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 MAX_DELIVERY_ID = 256
-FLUSH_TIMEOUT_S = 10.0
 
 
 def get_source(*, name: str) -> Source:
@@ -128,13 +131,19 @@ def parse_json(*, body: bytes) -> Any:
     return payload
 
 
-def delivery_id(*, source: Source, request: SignedRequest, signature: str) -> str:
-    """The vendor's delivery id header when it sends one, else the signature; long ids are hashed."""
+def delivery_id(*, signature: str) -> str:
+    """The replay key: a digest of the signature that matched, so a function of exactly what the sender signed.
+
+    Every supported scheme signs the body with a timestamp (HubSpot and Contentful also the method and
+    path), so the same signed request always has the same key and no unsigned header can change it.
+    """
+    return "sha256:" + hashlib.sha256(signature.encode()).hexdigest()
+
+
+def vendor_delivery_id(*, source: Source, request: SignedRequest) -> str | None:
+    """The vendor's own delivery id header (unsigned: kept for tracing only), cut to a sane length."""
     value = request.headers.get(source.delivery_header, "").strip() if source.delivery_header else ""
-    value = value or signature
-    if len(value) > MAX_DELIVERY_ID:
-        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
-    return value
+    return value[:MAX_DELIVERY_ID] or None
 
 
 def _dig(payload: Any, path: tuple[str | int, ...]) -> Any:
@@ -157,70 +166,22 @@ def record_key(*, source: Source, payload: Any, fallback: str) -> str:
     return fallback
 
 
-def remember_delivery(*, conn: psycopg.Connection, source: str, delivery_id: str, received_at: datetime) -> None:
-    """Record a delivery id; ReplayedDeliveryError if it was recorded before."""
-    cur = conn.execute(
-        "INSERT INTO webhook_deliveries (source, delivery_id, received_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-        (source, delivery_id, received_at),
-    )
-    if cur.rowcount == 0:
-        raise ReplayedDeliveryError(
-            f"{source} delivery {delivery_id[:80]!r} was accepted before; a replay is not published twice"
-        )
-
-
-def forget_deliveries(*, conn: psycopg.Connection, before: datetime) -> int:
-    """Delete delivery records received before `before`; return how many went."""
-    return conn.execute("DELETE FROM webhook_deliveries WHERE received_at < %s", (before,)).rowcount
-
-
-class WebhookPublisher:
-    """A Publisher that publishes and flushes one delivery at a time, so a flush confirms its own message."""
-
-    def __init__(self, bootstrap_servers: str) -> None:
-        self._publisher: Publisher | None = Publisher(bootstrap_servers, client_id="streamdesk-gateway", linger_ms=0)
-        self._lock = threading.Lock()
-
-    def deliver(self, topic: str, value: bytes, *, key: str, headers: Mapping[str, str]) -> None:
-        """Publish verbatim bytes and wait for the broker; GatewayUnavailableError if it does not confirm."""
-        with self._lock:
-            if self._publisher is None:
-                raise GatewayUnavailableError("the gateway publisher is closed; the API is shutting down")
-            try:
-                self._publisher.publish(topic, value, key=key, headers=headers)
-                self._publisher.flush(FLUSH_TIMEOUT_S)
-            except PublishError as exc:
-                raise GatewayUnavailableError(f"the broker did not confirm the webhook: {exc}") from exc
-
-    def close(self) -> None:
-        """Flush whatever is still queued and release the producer."""
-        with self._lock:
-            publisher, self._publisher = self._publisher, None
-            if publisher is None:
-                return
-            try:
-                publisher.flush(FLUSH_TIMEOUT_S)
-            except PublishError as exc:  # those deliveries were already answered 503 and rolled back
-                log.error("gateway publisher closed with unconfirmed messages: %s", exc)
-
-
 def accept(
     *,
     source_name: str,
     request: SignedRequest,
     settings: Settings,
-    publisher: WebhookPublisher,
     mapping: str | None = None,
     now: float | None = None,
 ) -> Delivery:
-    """Verify, deduplicate and publish one webhook; the returned Delivery is on the broker."""
+    """Verify and deduplicate one webhook and store it for the relay; the returned Delivery is committed."""
     received_at = datetime.now(UTC)
     source = get_source(name=source_name)
     mapping = check_mapping(mapping=mapping) if source.family == "mapped" else None
     check_size(size=len(request.body), limit=settings.ingest.max_body_bytes)
     signature = verify(source=source, request=request, settings=settings, now=now)
     payload = parse_json(body=request.body)
-    delivery = delivery_id(source=source, request=request, signature=signature)
+    delivery = delivery_id(signature=signature)
     topic = raw_topic(source=source)
     with telemetry.tracer(__name__).start_as_current_span(
         f"send {topic}",
@@ -238,6 +199,9 @@ def accept(
             "delivery-id": delivery,
             "received-at": received_at.isoformat(timespec="milliseconds"),
         }
+        vendor_id = vendor_delivery_id(source=source, request=request)
+        if vendor_id:
+            headers["vendor-delivery-id"] = vendor_id
         headers.update({name: request.headers[name] for name in source.forwarded_headers if name in request.headers})
         if mapping:
             headers["mapping"] = mapping
@@ -251,8 +215,16 @@ def accept(
         )
         try:
             with db.connect(db.database_url(settings)) as conn, conn.transaction():
-                remember_delivery(conn=conn, source=source.name, delivery_id=delivery, received_at=received_at)
-                publisher.deliver(accepted.topic, request.body, key=accepted.key, headers=accepted.headers)
+                intake.store_delivery(
+                    conn=conn,
+                    source=source.name,
+                    delivery_id=delivery,
+                    received_at=received_at,
+                    topic=accepted.topic,
+                    key=accepted.key,
+                    headers=accepted.headers,
+                    body=request.body,
+                )
         except psycopg.OperationalError as exc:
             raise GatewayUnavailableError(f"the database is unreachable, nothing was accepted: {exc}") from exc
     return accepted

@@ -1,16 +1,15 @@
-"""POST /webhooks/{source}: the HTTP face of the gateway; 202 means the broker has the webhook."""
+"""POST /webhooks/{source}: the HTTP face of the gateway; 202 means PostgreSQL holds the webhook for the relay."""
 
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from streamdesk.config import Settings, get_settings
-from streamdesk.exceptions import ConfigurationError, StreamdeskError
+from streamdesk.exceptions import StreamdeskError
 from streamdesk.gateway import service
 from streamdesk.gateway.exceptions import (
     GatewayUnavailableError,
@@ -24,7 +23,6 @@ from streamdesk.gateway.signatures import SignedRequest
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
-_publisher_lock = threading.Lock()
 
 STATUS_CODES: dict[type[StreamdeskError], int] = {
     InvalidPayloadError: 400,
@@ -51,27 +49,6 @@ def app_settings(request: Request) -> Settings:
 
 
 SettingsDep = Annotated[Settings, Depends(app_settings)]
-
-
-def get_publisher(app: FastAPI, settings: Settings) -> service.WebhookPublisher:
-    """The application's one gateway publisher, created on first use."""
-    with _publisher_lock:
-        publisher: service.WebhookPublisher | None = getattr(app.state, "webhook_publisher", None)
-        if publisher is None:
-            if not settings.kafka.bootstrap_servers:
-                raise ConfigurationError("no broker configured for the gateway; set KAFKA_BOOTSTRAP_SERVERS")
-            publisher = service.WebhookPublisher(settings.kafka.bootstrap_servers)
-            app.state.webhook_publisher = publisher
-        return publisher
-
-
-def close_publisher(app: FastAPI) -> None:
-    """Flush and drop the application's gateway publisher, if it has one."""
-    with _publisher_lock:
-        publisher: service.WebhookPublisher | None = getattr(app.state, "webhook_publisher", None)
-        app.state.webhook_publisher = None
-    if publisher is not None:
-        publisher.close()
 
 
 async def read_body(request: Request, *, limit: int) -> bytes:
@@ -104,20 +81,18 @@ async def receive_webhook(
     settings: SettingsDep,
     mapping: Annotated[str | None, Query(description="Declarative mapping (generic source only).")] = None,
 ) -> dict[str, str]:
-    """Verify, deduplicate and publish a webhook verbatim to its raw topic."""
+    """Verify and deduplicate a webhook and keep it, verbatim, for the relay to its raw topic."""
     try:
         service.get_source(name=source)
         body = await read_body(request, limit=settings.ingest.max_body_bytes)
         signed = SignedRequest(
             method=request.method, url=request_url(request), body=body, headers=dict(request.headers)
         )
-        publisher = get_publisher(request.app, settings)
         delivery = await run_in_threadpool(
             service.accept,
             source_name=source,
             request=signed,
             settings=settings,
-            publisher=publisher,
             mapping=mapping,
         )
     except StreamdeskError as exc:

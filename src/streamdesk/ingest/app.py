@@ -3,6 +3,8 @@
 Each agent takes a batch, does its work, and returns to Faust only after the work is durable (canonical
 events delivered, or the database transaction committed); Faust acks, and so commits, a batch's offsets
 only when control returns to it. Anything that cannot be made durable crashes the worker before that.
+Messages relayed from the durable intake (`gateway/intake.py`) are marked done in the same transaction
+that stores them (or their dead letters), so the relay stops re-publishing them.
 
 Trace context rides along: canonical events carry the trace of the raw message they came from, and each
 store batch is a span linked to its messages' traces (spans only when an exporter is configured).
@@ -26,6 +28,7 @@ from connectors.base import RawMessage
 from streamdesk import db, telemetry, topics
 from streamdesk.config import Settings, faust_dir, get_settings
 from streamdesk.contracts import DeadLetter
+from streamdesk.gateway import intake
 from streamdesk.ingest import deadletter, processors
 from streamdesk.ingest.deadletter import dead_letter_for, natural_key, store_dead_letters
 from streamdesk.ingest.policy import ErrorAction, decode_policy, default_policy, describe
@@ -126,6 +129,15 @@ def crash_on_error(process: Callable[[faust.StreamT], Awaitable[None]]) -> Calla
     return guarded
 
 
+def _record_finished(conn: psycopg.Connection, headers: Sequence[Mapping[str, str]]) -> None:
+    intake.record_done(conn=conn, headers=headers)
+
+
+def _cannot_dead_letter(item: object, exc: Exception) -> DeadLetter:
+    crash(f"recording processed webhook deliveries failed: {describe(exc)}")
+    raise exc
+
+
 class BatchWriter:
     """Runs one hop's database writes on a dedicated thread, under the shared error policy."""
 
@@ -181,16 +193,25 @@ class BatchWriter:
                 raise  # unreachable; keeps type checkers honest
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> dict[tuple[str, int, int, str], int]:
-        """Store dead letters durably and return their row ids (retrying; crash if the database stays away)."""
+        """Store dead letters durably and return their row ids (retrying; crash if the database stays away).
+
+        A dead-lettered webhook delivery is done: its intake row is marked in the same transaction.
+        """
         ids: dict[tuple[str, int, int, str], int] = {}
 
         def store(conn: psycopg.Connection, batch: Sequence[DeadLetter]) -> None:
             stored = store_dead_letters(conn, letters=batch)
+            intake.record_dead_letters(conn=conn, letters=batch)
             ids.update(zip([natural_key(letter) for letter in batch], stored, strict=True))
 
         for letter in self._write_isolating(store, list(letters), lambda letter, exc: letter) if letters else []:
             log.error("dead letter %s could not be stored; it is only on the topic", natural_key(letter))
         return ids
+
+    def record_finished(self, headers: Sequence[Mapping[str, str]]) -> None:
+        """Record durably that the messages with `headers` are done (the durable intake's processed mark)."""
+        if headers:
+            self._write_isolating(_record_finished, list(headers), _cannot_dead_letter)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on this hop's thread."""
@@ -249,11 +270,18 @@ def create_app(settings: Settings | None = None) -> faust.App:
             ]
             await asyncio.gather(*futures)
             await publish_dead_letters(writers["raw"], result.dead_letters)
+            await writers["raw"].run(writers["raw"].record_finished, result.finished)
             telemetry.record_ingest_batch(hop="raw", messages=len(messages), seconds=time.perf_counter() - started)
 
     def hop(name: str, apply: Callable[[psycopg.Connection, Sequence[Any]], Any], batch: int) -> None:
         writer = writers[name]
         stage: Any = name
+
+        def apply_recording(conn: psycopg.Connection, items: Sequence[tuple[RawMessage, Any]]) -> Any:
+            """Store the records and, in the same transaction, mark their webhook deliveries' parts done."""
+            stored = apply(conn, [record for _, record in items])
+            intake.record_done(conn=conn, headers=[message.headers for message, _ in items])
+            return stored
 
         async def process(stream: faust.StreamT) -> None:
             async for events in stream.take_events(  # type: ignore[attr-defined]
@@ -276,7 +304,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                     if parsed:
                         letters += await writer.run(
                             writer._write_isolating,
-                            lambda conn, items: apply(conn, [record for _, record in items]),
+                            lambda conn, items: apply_recording(conn, items),
                             parsed,
                             lambda item, exc: dead_letter_for(item[0], exc, stage=stage),
                         )

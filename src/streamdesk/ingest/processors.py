@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connectors import registry as connectors
@@ -19,6 +19,7 @@ from streamdesk.contracts import (
     TicketEvent,
 )
 from streamdesk.exceptions import ContractError
+from streamdesk.gateway import intake
 from streamdesk.ingest.deadletter import dead_letter_for
 from streamdesk.ingest.exceptions import PayloadTooLarge, UnknownTopic
 from streamdesk.ingest.policy import ErrorAction, decode_policy
@@ -53,6 +54,8 @@ class Canonicalized:
     outgoing: list[Outgoing] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     skipped: int = 0
+    finished: list[dict[str, str]] = field(default_factory=list)
+    """Headers of the messages that yielded nothing: done at this hop (the durable intake's view)."""
 
 
 def canonical_events(
@@ -149,7 +152,11 @@ def canonicalize(messages: list[RawMessage], *, max_body_bytes: int) -> Canonica
             continue
         if not produced:
             result.skipped += 1
-        result.outgoing.extend(produced)
+            result.finished.append(message.headers)
+        result.outgoing.extend(
+            replace(out, headers=out.headers | intake.part_headers(message.headers, part=part, parts=len(produced)))
+            for part, out in enumerate(produced)
+        )
     return result
 
 

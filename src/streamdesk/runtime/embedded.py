@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamdesk.exceptions import RuntimeStartError
+from streamdesk.runtime.supervisor import terminate_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ class EmbeddedBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=terminate_with_parent,
             )
         deadline = time.monotonic() + timeout_s
         while not port_is_open("127.0.0.1", self.port):
@@ -68,6 +70,10 @@ class EmbeddedBroker:
             time.sleep(0.05)
         log.info("embedded broker listening on %s", self.bootstrap_servers)
         return self
+
+    def is_running(self) -> bool:
+        """Whether the broker process we started is still alive."""
+        return self.process is not None and self.process.poll() is None
 
     def stop(self) -> None:
         """Stop the broker (its memory-stored topics go with it)."""

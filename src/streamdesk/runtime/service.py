@@ -6,7 +6,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streamdesk import db, topics
 from streamdesk.config import Settings, get_settings
@@ -23,6 +23,8 @@ class Platform:
     database_url: str
     embedded_broker: bool
     embedded_database: bool
+    broker: EmbeddedBroker | None = field(default=None, compare=False, repr=False)
+    """The embedded broker we started (None with an external one)."""
 
 
 @contextmanager
@@ -36,6 +38,7 @@ def platform(settings: Settings | None = None, *, prepare: bool = True) -> Itera
             database = EmbeddedDatabase(settings.state_dir / "postgres").start()
             stack.callback(database.stop)
             url = database.url
+        broker: EmbeddedBroker | None = None
         if not bootstrap:
             broker = EmbeddedBroker(settings.kafka.embedded_port, settings.state_dir / "tansu.log").start()
             stack.callback(broker.stop)
@@ -52,4 +55,40 @@ def platform(settings: Settings | None = None, *, prepare: bool = True) -> Itera
             database_url=url,
             embedded_broker=not settings.kafka.bootstrap_servers,
             embedded_database=not settings.database.url,
+            broker=broker,
         )
+
+
+def refill_fresh_broker(*, plat: Platform, answer_tickets: bool) -> None:
+    """Put back on a new, empty embedded broker what PostgreSQL says is unfinished.
+
+    Stored webhook deliveries not yet processed become due for the relay at once, and (with the agent)
+    stored ticket events without a published answer are republished to `canonical.ticket`.
+    """
+    from streamdesk.agent import recovery
+    from streamdesk.gateway import intake
+    from streamdesk.kafka import Publisher
+
+    with db.connect(plat.database_url) as conn:
+        requeued = intake.requeue(conn=conn)
+        conn.commit()
+        republished = 0
+        if answer_tickets:
+            with Publisher(plat.bootstrap_servers, client_id="streamdesk-up") as publisher:
+                republished = recovery.republish_unanswered(conn=conn, publisher=publisher)
+    log.info(
+        "fresh embedded broker: %d unprocessed webhook deliveries due for the relay, %d unanswered ticket events "
+        "republished",
+        requeued,
+        republished,
+    )
+
+
+def restart_embedded_broker(*, plat: Platform, settings: Settings) -> None:
+    """Start the embedded broker again on its port (its topics are gone) and recreate the topics."""
+    if plat.broker is None:
+        return
+    plat.broker.stop()
+    plat.broker.start()
+    created = topics.ensure_topics(plat.bootstrap_servers, replication_factor=settings.kafka.replication_factor)
+    log.warning("embedded broker restarted on %s with %d new topics", plat.bootstrap_servers, len(created))

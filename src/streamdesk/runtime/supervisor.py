@@ -8,9 +8,22 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+
+
+def terminate_with_parent() -> None:
+    """In the child before exec: ask Linux for SIGTERM when its parent dies, so no child outlives a killed `up`.
+
+    Linux sends it when the *thread* that started the child exits: start children from the main thread.
+    """
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 @dataclass
@@ -26,8 +39,17 @@ class ManagedProcess:
     log_path: str | None = None
 
     def start(self) -> None:
+        """Start the child in its own session, so a terminal's Ctrl-C reaches only the supervisor, which stops
+        the children in order (intake first, then the workers once they have drained)."""
         stdout = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - the child owns it
-        self.process = subprocess.Popen(self.argv, env=self.env, stdout=stdout, stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen(
+            self.argv,
+            env=self.env,
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=terminate_with_parent,
+        )
         log.info("started %s (pid %s)", self.name, self.process.pid)
 
 
@@ -41,9 +63,20 @@ class Supervisor:
     def add(self, name: str, argv: list[str], *, env: dict[str, str], log_path: str | None = None) -> None:
         self.processes.append(ManagedProcess(name, argv, env, log_path=log_path))
 
-    def start(self) -> None:
-        for proc in self.processes:
+    def start(self, names: Iterable[str] | None = None) -> None:
+        """Start the children (those named in `names`, when given)."""
+        for proc in self._select(names):
             proc.start()
+
+    def _select(self, names: Iterable[str] | None) -> list[ManagedProcess]:
+        if names is None:
+            return list(self.processes)
+        wanted = set(names)
+        return [proc for proc in self.processes if proc.name in wanted]
+
+    def names(self) -> list[str]:
+        """The children's names, in the order they were added."""
+        return [proc.name for proc in self.processes]
 
     def poll(self) -> list[str]:
         """Restart children that exited; return the names restarted now."""
@@ -63,20 +96,27 @@ class Supervisor:
                 restarted.append(proc.name)
         return restarted
 
-    def stop(self, timeout_s: float = 15.0) -> None:
-        """SIGTERM every child, then SIGKILL whatever is left after `timeout_s`."""
-        for proc in self.processes:
+    def stop(self, timeout_s: float = 15.0, *, names: Iterable[str] | None = None) -> None:
+        """SIGTERM every child (those named in `names`, when given), then SIGKILL whatever is left after `timeout_s`.
+
+        A stopped child is not restarted by `poll` until it is started again.
+        """
+        chosen = self._select(names)
+        for proc in chosen:
+            proc.next_start = 0.0
             if proc.process is not None and proc.process.poll() is None:
                 proc.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        for proc in self.processes:
+        for proc in chosen:
             if proc.process is None:
                 continue
             try:
                 proc.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
+                log.warning("%s did not stop within %.0fs; killing it", proc.name, timeout_s)
                 proc.process.kill()
                 proc.process.wait()
+            proc.process = None
 
 
 def streamdesk_argv(*args: str) -> list[str]:

@@ -1,0 +1,191 @@
+"""The intake relay (`streamdesk worker relay`): stored webhook deliveries -> their raw topics, until processed.
+
+Each pass locks the due deliveries (`FOR UPDATE SKIP LOCKED`, so relays can run side by side), publishes
+them with their `intake-id`, waits for the broker's acknowledgement, and only then records the publish and
+commits; a delivery ingest has not processed by `gateway.redeliver_after_s` is published again (doubling the
+wait each time), so one lost with an embedded broker's memory is not lost for good. Between passes the
+relay sleeps on PostgreSQL's LISTEN/NOTIFY, which the gateway signals for every stored delivery, and now
+and then forgets processed deliveries too old for any replay of them to pass the signature's freshness check.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import signal
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from confluent_kafka import KafkaException
+
+from streamdesk import db, topics
+from streamdesk.config import Settings, get_settings
+from streamdesk.contracts import DeadLetter
+from streamdesk.gateway import intake
+from streamdesk.ingest.deadletter import store_dead_letters
+from streamdesk.ingest.policy import describe
+from streamdesk.kafka import Publisher, PublishError
+
+log = logging.getLogger(__name__)
+FLUSH_TIMEOUT_S = 10.0
+PRUNE_EVERY_S = 300.0
+
+
+def refused_letter(delivery: intake.PendingDelivery, *, headers: dict[str, str], exc: Exception) -> DeadLetter:
+    """The dead letter of a delivery the broker refused to take: partition -1 (never on it), offset its intake id."""
+    return DeadLetter(
+        topic=delivery.topic,
+        partition=-1,
+        offset=delivery.id,
+        key_b64=base64.b64encode(delivery.key.encode()).decode(),
+        value_b64=base64.b64encode(delivery.body).decode(),
+        headers=dict(headers),
+        reason=f"{describe(exc)} (a {len(delivery.body)}-byte delivery; the original is kept in dead_letters)",
+        error_type=type(exc).__name__,
+        stage="raw",
+    )
+
+
+class Relay:
+    """Publishes due deliveries from `webhook_deliveries` on one connection and one producer."""
+
+    def __init__(self, *, settings: Settings) -> None:
+        if not settings.kafka.bootstrap_servers:
+            raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
+        self.settings = settings
+        self._conn: psycopg.Connection | None = None
+        self._publisher: Publisher | None = None
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """An autocommit connection listening on the intake channel."""
+        if self._conn is None or self._conn.closed:
+            self._conn = db.connect(db.database_url(self.settings), autocommit=True)
+            self._conn.execute(f"LISTEN {intake.CHANNEL}")
+        return self._conn
+
+    @property
+    def publisher(self) -> Publisher:
+        """The relay's producer (a fresh one after a failed flush)."""
+        if self._publisher is None:
+            self._publisher = Publisher(self.settings.kafka.bootstrap_servers or "", client_id="streamdesk-relay")
+        return self._publisher
+
+    def relay_once(self) -> int:
+        """Publish one batch of due deliveries and record it; return how many were handled."""
+        gateway = self.settings.gateway
+        with self.conn.transaction():
+            due = intake.claim_due(conn=self.conn, limit=gateway.relay_batch, max_attempts=gateway.relay_max_attempts)
+            if not due:
+                return 0
+            published: list[int] = []
+            refused: list[DeadLetter] = []
+            for delivery in due:
+                headers = delivery.headers | {intake.INTAKE_ID: str(delivery.id)}
+                try:
+                    self.publisher.publish(delivery.topic, delivery.body, key=delivery.key, headers=headers)
+                    published.append(delivery.id)
+                except KafkaException as exc:  # refused outright (e.g. larger than the broker takes): never will fit
+                    refused.append(refused_letter(delivery, headers=headers, exc=exc))
+            try:
+                self.publisher.flush(FLUSH_TIMEOUT_S)
+            except PublishError:
+                self._publisher = None
+                raise
+            given_up = intake.mark_published(
+                conn=self.conn,
+                ids=published,
+                redeliver_after_s=gateway.redeliver_after_s,
+                max_attempts=gateway.relay_max_attempts,
+            )
+            self.dead_letter(refused)
+        for delivery_id in given_up:
+            log.error(
+                "webhook delivery %d published %d times and never processed; the relay gives up on it (see the "
+                "ingest log; STREAMDESK_GATEWAY__RELAY_MAX_ATTEMPTS)",
+                delivery_id,
+                gateway.relay_max_attempts,
+            )
+        log.info("relayed %d webhook deliveries, dead-lettered %d", len(published), len(refused))
+        return len(due)
+
+    def dead_letter(self, letters: list[DeadLetter]) -> None:
+        """In the relay's transaction: store refused deliveries as dead letters (so processed), and announce them.
+
+        The topic copy names the delivery but leaves its bytes in the table: the broker just refused them.
+        """
+        if not letters:
+            return
+        store_dead_letters(self.conn, letters=letters)
+        intake.record_dead_letters(conn=self.conn, letters=letters)
+        for letter in letters:
+            announced = letter.model_copy(update={"value_b64": None})
+            key = f"{letter.topic}/{letter.partition}/{letter.offset}"
+            self.publisher.publish(topics.DEAD_LETTER, announced.to_json(), key=key)
+            log.warning("dead-lettered webhook delivery %d: %s", letter.offset, letter.reason)
+        self.publisher.flush(FLUSH_TIMEOUT_S)
+
+    def wait(self, timeout_s: float) -> None:
+        """Sleep until a delivery is stored or `timeout_s` passes."""
+        for _ in self.conn.notifies(timeout=timeout_s, stop_after=1):
+            pass
+
+    def run(self, stop: threading.Event) -> None:
+        """Relay until `stop` is set; broker and database outages are waited out, not fatal."""
+        pause = self.settings.gateway.relay_interval_s
+        next_prune = 0.0
+        while not stop.is_set():
+            try:
+                while self.relay_once() and not stop.is_set():
+                    pass
+                if time.monotonic() >= next_prune:
+                    self.forget_old()
+                    next_prune = time.monotonic() + PRUNE_EVERY_S
+                self.wait(pause)
+            except PublishError as exc:
+                log.warning("relay: the broker did not acknowledge (%s); retrying in %.1fs", exc, pause)
+                stop.wait(pause)
+            except psycopg.OperationalError as exc:
+                log.warning("relay: the database is unreachable (%s); retrying in %.1fs", exc, pause)
+                if self._conn is not None:
+                    self._conn.close()
+                stop.wait(pause)
+        self.close()
+
+    def forget_old(self) -> int:
+        """Delete processed deliveries no replay could match any more (signed over 2 tolerances ago); return how many.
+
+        A signed request is fresh within `gateway.tolerance_s` of its timestamp, so once twice that has passed
+        since it was received, its replay key can no longer be presented.
+        """
+        keep_s = 2 * self.settings.gateway.tolerance_s + 60
+        before = datetime.now(UTC) - timedelta(seconds=keep_s)
+        with self.conn.transaction():
+            forgotten = intake.forget_deliveries(conn=self.conn, before=before)
+        if forgotten:
+            log.info("forgot %d processed webhook deliveries received before %s", forgotten, before.isoformat())
+        return forgotten
+
+    def close(self) -> None:
+        """Release the connection and the producer."""
+        if self._conn is not None:
+            self._conn.close()
+        if self._publisher is not None:
+            try:
+                self._publisher.flush(FLUSH_TIMEOUT_S)
+            except PublishError as exc:  # unrecorded publishes are due again: nothing is lost
+                log.warning("relay closed with unacknowledged messages: %s", exc)
+
+
+def run_worker(settings: Settings | None = None) -> None:
+    """Run the relay in the foreground until SIGTERM or SIGINT."""
+    settings = settings or get_settings()
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    started = time.monotonic()
+    log.info("relay started: webhook deliveries -> raw topics on %s", settings.kafka.bootstrap_servers)
+    Relay(settings=settings).run(stop)
+    log.info("relay stopped after %.0fs", time.monotonic() - started)

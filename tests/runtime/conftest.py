@@ -1,0 +1,15 @@
+"""Runtime fixtures: the converted agent model, for `up --agent`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from streamdesk.agent import model_cache
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The converted SmolLM2 folder (converted on the first run, reused afterwards)."""
+    return model_cache.ensure_model()
