@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.gateway.conftest import Signer, read_topic, remembered
+from tests.gateway.conftest import Signer, read_topic, relay_stored, remembered
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -43,4 +43,5 @@ def test_unparseable_json_is_a_400_naming_the_problem_and_nothing_is_published(
     nested = json.dumps({"ID": 4, "x": json.loads("[" * 99 + "]" * 99)}).encode()
     accepted = client.post("/webhooks/wordpress", content=nested, headers=signer("wordpress", nested))
     assert accepted.status_code == 202, accepted.text
+    assert relay_stored() == 1
     assert len(read_topic(topics_ready, "raw.wordpress")) == 1

@@ -284,20 +284,28 @@ def test_deliveries_are_remembered_once_and_can_be_forgotten(gateway_db: str) ->
     assert sorted(remembered(gateway_db)) == [("hubspot", "unprocessed"), ("zendesk", "abc")]
 
 
-def test_a_delivery_the_broker_refuses_is_dead_lettered_and_does_not_hold_up_the_rest(
-    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer
+def test_a_delivery_the_topic_refuses_is_dead_lettered_and_does_not_hold_up_the_rest(
+    topics_ready: str, gateway_db: str, signer: Signer
 ) -> None:
-    big = json.dumps({"ID": 5, "post_content": "x" * 1_500_000}).encode()  # within the 2 MB limit, over Kafka's 1 MB
-    small = json.dumps(PAYLOADS["wordpress"]).encode()
-    for body in (big, small):
-        assert post(client, signer, "wordpress", body).status_code == 202
+    base = get_settings()
+    limit = base.ingest.max_body_bytes
+    roomy = base.model_copy(update={"ingest": base.ingest.model_copy(update={"max_body_bytes": 2 * limit})})
+    big = json.dumps({"ID": 5, "post_content": "x" * (limit + 200_000)}).encode()  # the gateway's limit was raised,
+    small = json.dumps(PAYLOADS["wordpress"]).encode()  # the raw topic's (from the relay's settings) was not
+    with app_client(create_app(roomy)) as client:
+        for body in (big, small):
+            assert post(client, signer, "wordpress", body).status_code == 202
     assert relay_stored() == 2
     [published] = read_topic(topics_ready, "raw.wordpress")
     assert published.value() == small
     [announced] = read_topic(topics_ready, "deadletter")
     letter = json.loads(announced.value() or b"{}")
-    assert letter["topic"] == "raw.wordpress" and letter["partition"] == -1 and letter["value_b64"] is None
-    assert "MSG_SIZE_TOO_LARGE" in letter["reason"] and f"{len(big)}-byte delivery" in letter["reason"]
+    assert letter["topic"] == "raw.wordpress" and letter["partition"] == -1
+    assert letter["payload"] == "table" and letter["value_b64"] is None and letter["dead_letter_id"]
+    assert "does not fit topic 'raw.wordpress'" in letter["reason"] and f"{len(big)}-byte delivery" in letter["reason"]
+    with db.connect(gateway_db) as conn:
+        [(stored,)] = conn.execute("SELECT value FROM dead_letters WHERE id = %s", (letter["dead_letter_id"],))
+    assert bytes(stored) == big
     with db.connect(gateway_db) as conn:
         [(value, reason)] = conn.execute("SELECT value, reason FROM dead_letters").fetchall()
         assert bytes(value) == big and reason == letter["reason"]

@@ -24,6 +24,7 @@ from streamdesk import db, topics
 from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import DeadLetter
 from streamdesk.gateway import intake
+from streamdesk.ingest import deadletter
 from streamdesk.ingest.deadletter import store_dead_letters
 from streamdesk.ingest.policy import describe
 from streamdesk.kafka import Publisher, PublishError
@@ -87,7 +88,7 @@ class Relay:
                 try:
                     self.publisher.publish(delivery.topic, delivery.body, key=delivery.key, headers=headers)
                     published.append(delivery.id)
-                except KafkaException as exc:  # refused outright (e.g. larger than the broker takes): never will fit
+                except (KafkaException, PublishError) as exc:  # refused outright (larger than the topic takes)
                     refused.append(refused_letter(delivery, headers=headers, exc=exc))
             try:
                 self.publisher.flush(FLUSH_TIMEOUT_S)
@@ -114,16 +115,15 @@ class Relay:
     def dead_letter(self, letters: list[DeadLetter]) -> None:
         """In the relay's transaction: store refused deliveries as dead letters (so processed), and announce them.
 
-        The topic copy names the delivery but leaves its bytes in the table: the broker just refused them.
+        The topic copy is the whole record when it fits the `deadletter` topic, else a reference to its row.
         """
         if not letters:
             return
-        store_dead_letters(self.conn, letters=letters)
+        ids = store_dead_letters(self.conn, letters=letters)
         intake.record_dead_letters(conn=self.conn, letters=letters)
-        for letter in letters:
-            announced = letter.model_copy(update={"value_b64": None})
-            key = f"{letter.topic}/{letter.partition}/{letter.offset}"
-            self.publisher.publish(topics.DEAD_LETTER, announced.to_json(), key=key)
+        for letter, row_id in zip(letters, ids, strict=True):
+            value = deadletter.topic_value(letter, dead_letter_id=row_id)
+            self.publisher.publish(topics.DEAD_LETTER, value, key=deadletter.topic_key(letter))
             log.warning("dead-lettered webhook delivery %d: %s", letter.offset, letter.reason)
         self.publisher.flush(FLUSH_TIMEOUT_S)
 
