@@ -311,3 +311,29 @@ def test_a_delivery_the_topic_refuses_is_dead_lettered_and_does_not_hold_up_the_
         assert bytes(value) == big and reason == letter["reason"]
         assert intake.unprocessed(conn=conn) == 1  # the small one, until ingest stores it
     assert relay_stored() == 0
+
+
+def test_a_delivery_ingest_never_processes_is_dead_lettered_after_the_last_attempt(
+    client: TestClient, topics_ready: str, gateway_db: str, signer: Signer
+) -> None:
+    base = get_settings()
+    once = base.model_copy(
+        update={"gateway": base.gateway.model_copy(update={"relay_max_attempts": 1, "redeliver_after_s": 0.0})}
+    )
+    body = json.dumps(PAYLOADS["wordpress"]).encode()
+    assert post(client, signer, "wordpress", body).status_code == 202
+    relay = Relay(settings=once)
+    try:
+        assert relay.relay_once() == 1  # published once; no ingest worker runs here, so it is never processed
+        assert relay.relay_once() == 0
+        assert relay.dead_letter_exhausted() == 1
+        assert relay.dead_letter_exhausted() == 0
+    finally:
+        relay.close()
+    [announced] = read_topic(topics_ready, "deadletter")
+    letter = json.loads(announced.value() or b"{}")
+    assert letter["error_type"] == "UnprocessedDeliveryError" and "published 1 times" in letter["reason"]
+    with db.connect(gateway_db) as conn:
+        [(stored,)] = conn.execute("SELECT value FROM dead_letters WHERE id = %s", (letter["dead_letter_id"],))
+        assert bytes(stored) == body
+        assert intake.unprocessed(conn=conn) == 0

@@ -41,3 +41,7 @@ class InvalidPayloadError(GatewayError):
 
 class GatewayUnavailableError(GatewayError):
     """The database did not store the delivery, so nothing was accepted (503)."""
+
+
+class UnprocessedDeliveryError(GatewayError):
+    """The relay published a delivery `gateway.relay_max_attempts` times and ingest never processed it."""

@@ -41,6 +41,13 @@ _DUE = """
     LIMIT %s
     FOR UPDATE SKIP LOCKED
 """
+_EXHAUSTED = """
+    SELECT id, topic, key, headers, body, publish_attempts FROM webhook_deliveries
+    WHERE processed_at IS NULL AND body IS NOT NULL AND next_publish_at <= now() AND publish_attempts >= %s
+    ORDER BY id
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+"""
 _PUBLISHED = """
     UPDATE webhook_deliveries
     SET published_at = now(), publish_attempts = publish_attempts + 1,
@@ -103,6 +110,15 @@ def forget_deliveries(*, conn: psycopg.Connection, before: datetime) -> int:
         "DELETE FROM webhook_deliveries WHERE received_at < %s AND (processed_at IS NOT NULL OR body IS NULL)",
         (before,),
     ).rowcount
+
+
+def claim_exhausted(*, conn: psycopg.Connection, limit: int, max_attempts: int) -> list[PendingDelivery]:
+    """Lock up to `limit` deliveries published `max_attempts` times whose last wait has passed, still unprocessed."""
+    rows = conn.execute(_EXHAUSTED, (max_attempts, limit)).fetchall()
+    return [
+        PendingDelivery(id=row[0], topic=row[1], key=row[2] or "", headers=dict(row[3] or {}), body=bytes(row[4]))
+        for row in rows
+    ]
 
 
 def claim_due(*, conn: psycopg.Connection, limit: int, max_attempts: int) -> list[PendingDelivery]:

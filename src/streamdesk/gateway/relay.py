@@ -24,6 +24,7 @@ from streamdesk import db, topics
 from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import DeadLetter
 from streamdesk.gateway import intake
+from streamdesk.gateway.exceptions import UnprocessedDeliveryError
 from streamdesk.ingest import deadletter
 from streamdesk.ingest.deadletter import store_dead_letters
 from streamdesk.ingest.policy import describe
@@ -35,7 +36,8 @@ PRUNE_EVERY_S = 300.0
 
 
 def refused_letter(delivery: intake.PendingDelivery, *, headers: dict[str, str], exc: Exception) -> DeadLetter:
-    """The dead letter of a delivery the broker refused to take: partition -1 (never on it), offset its intake id."""
+    """The dead letter of a delivery the relay cannot hand on (refused, or never processed): partition -1, offset its
+    intake id."""
     return DeadLetter(
         topic=delivery.topic,
         partition=-1,
@@ -104,13 +106,34 @@ class Relay:
             self.dead_letter(refused)
         for delivery_id in given_up:
             log.error(
-                "webhook delivery %d published %d times and never processed; the relay gives up on it (see the "
-                "ingest log; STREAMDESK_GATEWAY__RELAY_MAX_ATTEMPTS)",
+                "webhook delivery %d published %d times and never processed; unless ingest stores it before its "
+                "last wait ends, it becomes a dead letter (see the ingest log; STREAMDESK_GATEWAY__RELAY_MAX_ATTEMPTS)",
                 delivery_id,
                 gateway.relay_max_attempts,
             )
         log.info("relayed %d webhook deliveries, dead-lettered %d", len(published), len(refused))
         return len(due)
+
+    def dead_letter_exhausted(self) -> int:
+        """Dead-letter deliveries published `relay_max_attempts` times and still not processed; return how many."""
+        gateway = self.settings.gateway
+        with self.conn.transaction():
+            stuck = intake.claim_exhausted(
+                conn=self.conn, limit=gateway.relay_batch, max_attempts=gateway.relay_max_attempts
+            )
+            reason = UnprocessedDeliveryError(
+                f"published {gateway.relay_max_attempts} times and never stored or dead-lettered by ingest; "
+                "see the ingest worker's log, then replay it from dead_letters"
+            )
+            self.dead_letter(
+                [
+                    refused_letter(
+                        delivery, headers=delivery.headers | {intake.INTAKE_ID: str(delivery.id)}, exc=reason
+                    )
+                    for delivery in stuck
+                ]
+            )
+        return len(stuck)
 
     def dead_letter(self, letters: list[DeadLetter]) -> None:
         """In the relay's transaction: store refused deliveries as dead letters (so processed), and announce them.
@@ -140,6 +163,7 @@ class Relay:
             try:
                 while self.relay_once() and not stop.is_set():
                     pass
+                self.dead_letter_exhausted()
                 if time.monotonic() >= next_prune:
                     self.forget_old()
                     next_prune = time.monotonic() + PRUNE_EVERY_S
