@@ -7,8 +7,8 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import pytest
 
+from evals.bench import retrieval as bench
 from streamdesk import db
-from streamdesk.bench import retrieval as bench
 from streamdesk.retrieval import service
 from streamdesk.retrieval.config import RetrievalSettings
 from streamdesk.retrieval.models import Filters, Principal

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streamdesk.agent import datasets
+from streamdesk.agent import tools
 from streamdesk.training import routing, sft
 from streamdesk.training.routing import RoutedTicket
 
@@ -26,7 +26,7 @@ def test_tool_call_is_the_agents_step_format() -> None:
 def test_candidates_are_the_step_grammars_tools() -> None:
     names = routing.candidate_tools()
     assert "reply" in names and "cancel_pending_order" in names and "find_user_id_by_name_zip" in names
-    assert not set(names) & datasets.TICKET_WRITES
+    assert not set(names) & tools.TICKET_WRITES
     assert len(set(names)) == len(names)
 
 
@@ -76,8 +76,8 @@ def test_bitext_split_is_disjoint_seeded_and_sized(shared_data: Path) -> None:
     assert (len(split.heldout), len(split.sft), len(split.feedback)) == (40, 48, 32)
     pools = [routing.unique_texts(pool) for pool in (split.heldout, split.sft, split.feedback)]
     assert sum(map(len, pools)) == len(set().union(*pools)) == 120
-    assert {t.tool for t in split.heldout} == {tools[0] for tools in datasets.BITEXT_TOOLS.values()}
-    assert all(t.arguments == {} and t.tool == datasets.BITEXT_TOOLS[t.group][0] for t in split.sft)
+    assert {t.tool for t in split.heldout} == {tools[0] for tools in routing.BITEXT_TOOLS.values()}
+    assert all(t.arguments == {} and t.tool == routing.BITEXT_TOOLS[t.group][0] for t in split.sft)
     again = routing.bitext_split(
         shared_data=shared_data, eval_per_intent=10, train_per_intent=12, feedback_per_intent=8, seed=7
     )

@@ -23,6 +23,8 @@ from streamdesk.entities import store as entities
 TICKET_STATUSES = ("open", "pending", "hold", "solved")
 PRIORITIES = ("normal", "high", "urgent")
 HANDOFF_MESSAGE = "YOU ARE BEING TRANSFERRED TO A HUMAN AGENT. PLEASE HOLD ON."
+TICKET_WRITES = frozenset({"update_ticket", "escalate"})
+"""Desk writes the loop itself may make (the guardrail escalates); never counted as a forbidden action."""
 
 
 class ToolRegistry:

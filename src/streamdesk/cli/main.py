@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -15,6 +14,7 @@ from rich.console import Console
 from streamdesk import db
 from streamdesk.audit.cli import audit_app
 from streamdesk.cli import output
+from streamdesk.cli.plugins import register_plugins
 from streamdesk.config import REPO_ROOT, get_settings
 from streamdesk.logs import configure_logging
 from streamdesk.policy.cli import approvals_app
@@ -22,10 +22,8 @@ from streamdesk.policy.cli import approvals_app
 app = typer.Typer(help="streamdesk: enterprise events in, grounded answers out.", no_args_is_help=True)
 worker_app = typer.Typer(help="Run one worker in the foreground.", no_args_is_help=True)
 topics_app = typer.Typer(help="The topic registry.", no_args_is_help=True)
-bench_app = typer.Typer(help="Benchmarks that print one JSON object as their last line.", no_args_is_help=True)
 app.add_typer(worker_app, name="worker")
 app.add_typer(topics_app, name="topics")
-app.add_typer(bench_app, name="bench")
 app.add_typer(audit_app, name="audit")
 app.add_typer(approvals_app, name="approvals")
 console = Console(stderr=True)
@@ -89,6 +87,14 @@ def topics_list(as_json: JsonOpt = False) -> None:
 def worker_ingest() -> None:
     """Raw -> canonical -> chunks/embeddings/rows (Faust)."""
     from streamdesk.ingest.app import run_worker
+
+    run_worker()
+
+
+@worker_app.command("agent")
+def worker_agent() -> None:
+    """canonical.ticket -> answers -> `answer` topic (Faust, the configured model)."""
+    from streamdesk.agent.worker import run_worker
 
     run_worker()
 
@@ -315,42 +321,23 @@ def demo(
     _run_platform(seed=True, stay=False, with_api=False, timeout_s=timeout_s)
 
 
-@bench_app.command("ingest")
-def bench_ingest(
-    docs: Annotated[int, typer.Option(help="Passages in the throughput phase.")] = 400,
-    freshness_s: Annotated[float, typer.Option(help="Length of the freshness phase, in seconds.")] = 30.0,
-    shared_data: Annotated[Path, typer.Option(help="Folder of the third-party data.")] = SHARED_DATA,
-) -> None:
-    """End-to-end ingest throughput and freshness versus the bare embedder."""
-    from streamdesk.bench import ingest as ingest_bench
-
-    typer.echo(json.dumps(ingest_bench.run(shared_data=shared_data, docs=docs, freshness_s=freshness_s)))
-
-
-from streamdesk.agent import cli as agent_cli  # noqa: E402 - registered after the commands above
-
-app.add_typer(agent_cli.eval_app, name="eval")
-worker_app.command("agent")(agent_cli.worker_agent)
-bench_app.command("agent")(agent_cli.bench_agent)
-
-# The learning loop (issue 5): feedback export, adapter registry, retraining, the learn worker, its benchmark.
+# The learning loop (issue 5): feedback export, adapter registry, retraining, the learn worker.
 from streamdesk.feedback.cli import feedback_app  # noqa: E402
-from streamdesk.training.cli import bench_retrain, models_app, retrain_app, worker_learn  # noqa: E402
+from streamdesk.training.cli import models_app, retrain_app, worker_learn  # noqa: E402
 
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(models_app, name="models")
 app.add_typer(retrain_app, name="retrain")
 worker_app.command("learn")(worker_learn)
-bench_app.command("retrain")(bench_retrain)
 
-# Retrieval (issue 3): search, eval retrieval, bench retrieval/embedders, embedding-model migration.
+# Retrieval (issue 3): search, embedding-model migration.
 from streamdesk.cli import retrieval as retrieval_cli  # noqa: E402
 
 app.command("search")(retrieval_cli.search)
-agent_cli.eval_app.command("retrieval")(retrieval_cli.eval_retrieval)
-bench_app.command("retrieval")(retrieval_cli.bench_retrieval)
-bench_app.command("embedders")(retrieval_cli.bench_embedders)
 app.add_typer(retrieval_cli.embeddings_app, name="embeddings")
+
+# Evaluations and benchmarks (`eval ...`, `bench ...`): the `evals` package, outside the product (cli/plugins.py).
+register_plugins(app)
 
 
 if __name__ == "__main__":

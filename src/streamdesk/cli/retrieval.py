@@ -1,4 +1,4 @@
-"""CLI for retrieval: `search`, `eval retrieval`, `bench retrieval`, `bench embedders`, `embeddings ...`.
+"""CLI for retrieval: `search` and `embeddings ...` (`eval retrieval` and the benchmarks are in `evals/cli.py`).
 
 `cli/main.py` registers these functions; `app` below bundles them for running this module alone.
 """
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,9 +14,7 @@ from rich.console import Console
 
 from streamdesk import db
 from streamdesk.cli import output
-from streamdesk.config import REPO_ROOT
 
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 console = Console(stderr=True)
 embeddings_app = typer.Typer(
     help="Embedding spaces: vector indexes and zero-downtime model migration.", no_args_is_help=True
@@ -66,39 +63,6 @@ def search(
             f"chars {cite.char_start}-{cite.char_end})"
         )
         typer.echo("   " + " ".join(hit.text.split())[:200])
-
-
-def eval_retrieval(
-    dataset: Annotated[Path, typer.Option("--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl, qrels.tsv.")],
-    timeout_s: Annotated[float, typer.Option(help="Longest wait for the corpus to be ingested.")] = 1800,
-) -> None:
-    """Ingest a BEIR corpus through the real ingest path on a fresh stack; print lexical/vector/hybrid metrics."""
-    from streamdesk.retrieval import evaluation
-
-    result = evaluation.evaluate_dataset(dataset, timeout_s=timeout_s)
-    typer.echo(json.dumps(result))
-
-
-def bench_retrieval(
-    chunks: Annotated[int, typer.Option(help="Chunks in the store.")] = 100_000,
-    base: Annotated[int, typer.Option(help="Real passages embedded and replicated to `chunks`.")] = 2000,
-    queries: Annotated[int, typer.Option(help="Queries timed.")] = 200,
-    shared_data: Annotated[Path, typer.Option(help="Folder of the third-party data.")] = SHARED_DATA,
-) -> None:
-    """Hybrid search latency and recall (plain, 1% and 10% filters, each vector mode) over a large store."""
-    from streamdesk.bench import retrieval as retrieval_bench
-
-    typer.echo(json.dumps(retrieval_bench.run(shared_data=shared_data, chunks=chunks, base=base, queries=queries)))
-
-
-def bench_embedders(
-    shared_data: Annotated[Path, typer.Option(help="Folder of the third-party data.")] = SHARED_DATA,
-    rounds: Annotated[int, typer.Option(help="Interleaved timing rounds; the best is kept.")] = 3,
-) -> None:
-    """Throughput and top-10 agreement of the ONNX Runtime embedders (fp32, int8) against fp32 PyTorch."""
-    from streamdesk.bench import retrieval as retrieval_bench
-
-    typer.echo(json.dumps(retrieval_bench.compare_embedders(shared_data=shared_data, rounds=rounds)))
 
 
 @embeddings_app.command("migrate")
@@ -198,9 +162,6 @@ def embeddings_abort() -> None:
 
 app = typer.Typer(help="streamdesk retrieval commands.", no_args_is_help=True)
 app.command("search")(search)
-app.command("eval-retrieval")(eval_retrieval)
-app.command("bench-retrieval")(bench_retrieval)
-app.command("bench-embedders")(bench_embedders)
 app.add_typer(embeddings_app, name="embeddings")
 
 if __name__ == "__main__":

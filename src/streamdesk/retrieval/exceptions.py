@@ -21,7 +21,3 @@ class VectorIndexMissingError(RetrievalError):
 
 class EmbeddingSpaceError(RetrievalError):
     """The embedding-space registry refuses a step (no active space, a migration already running, ...)."""
-
-
-class DatasetError(RetrievalError):
-    """A BEIR-layout evaluation folder is missing a file or holds a malformed line."""

@@ -1,12 +1,10 @@
-"""The learning loop's commands: `models list|promote|rollback|bootstrap`, `retrain`, `worker learn`, benches, evals.
+"""The learning loop's commands: `models list|promote|rollback|bootstrap`, `retrain`, `worker learn`.
 
-`eval flywheel` joins the agent CLI's `eval` group when cli/main.py imports this module (`register_evals`).
+`bench retrain` and `eval flywheel` live in `evals/cli.py`, outside the product.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -179,19 +177,6 @@ def worker_learn() -> None:
     run_worker()
 
 
-def bench_retrain(
-    examples: Annotated[int, typer.Option(help="Training examples per run.")] = 32,
-    max_length: Annotated[int, typer.Option(help=H("max_length"))] = 128,
-    batch_size: Annotated[int, typer.Option(help=H("batch_size"))] = 8,
-    threads: Annotated[int | None, typer.Option(help=H("threads"))] = None,
-) -> None:
-    """KTO + LoRA and KTO + QLoRA training throughput and peak memory on this machine."""
-    from streamdesk.bench import retrain as retrain_bench
-
-    summary = retrain_bench.run(examples=examples, max_length=max_length, batch_size=batch_size, threads=threads)
-    typer.echo(json.dumps(summary))
-
-
 @models_app.command("bootstrap")
 def bootstrap(
     shared_data: SharedDataOpt = SHARED_DATA,
@@ -236,69 +221,3 @@ def bootstrap(
         console.print(f"refused: {exc}")
         raise typer.Exit(code=1) from None
     output.emit(version.model_dump(mode="json"), as_json=as_json, title=f"adapter {version.version}")
-
-
-def eval_flywheel(
-    shared_data: SharedDataOpt = SHARED_DATA,
-    eval_per_intent: Annotated[int, typer.Option(help="Held-out Bitext rows per routed intent.")] = 20,
-    train_per_intent: Annotated[int, typer.Option(help="Bitext rows per routed intent for the SFT bootstrap.")] = 25,
-    feedback_per_intent: Annotated[
-        int, typer.Option(help="Bitext rows per routed intent answered live and reviewed (KTO data).")
-    ] = 15,
-    tau_limit: Annotated[
-        int | None, typer.Option(help="Use only the first N τ²-bench tasks of each split (default: all).")
-    ] = None,
-    max_steps: Annotated[int, typer.Option(help="KTO optimiser steps; -1 trains for --epochs.")] = 16,
-    epochs: Annotated[float, typer.Option(help="KTO passes over the feedback and replayed examples.")] = 1.0,
-    learning_rate: Annotated[float, typer.Option(help="KTO learning rate of the LoRA weights.")] = 5e-5,
-    sft_max_steps: Annotated[int, typer.Option(help="SFT optimiser steps; -1 trains for --sft-epochs.")] = -1,
-    sft_epochs: Annotated[float, typer.Option(help="SFT passes over the bootstrap tickets.")] = 1.0,
-    max_length: Annotated[int, typer.Option(help="Tokens per training example (prompt + tool call).")] = 160,
-    edit_share: Annotated[
-        float, typer.Option(help="Share of wrong drafts the reviewer edits (the rest rejected).")
-    ] = 0.5,
-    tolerance: Annotated[float, typer.Option(help="How much lower a regression-set metric may go.")] = 0.0,
-    seed: Annotated[int, typer.Option(help="Seed of the splits, both trainings and the reviewer.")] = 42,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = 1,
-    keep: Annotated[bool, typer.Option("--keep", help="Keep the run's database and adapters folder.")] = False,
-) -> None:
-    """Base -> SFT bootstrap -> simulated feedback -> KTO retrain, on held-out tickets; last line is one JSON object."""
-    from streamdesk.training import flywheel
-
-    started = time.perf_counter()
-    try:
-        options = flywheel.FlywheelOptions(
-            shared_data=shared_data,
-            eval_per_intent=eval_per_intent,
-            train_per_intent=train_per_intent,
-            feedback_per_intent=feedback_per_intent,
-            tau_limit=tau_limit,
-            max_steps=max_steps,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            sft_max_steps=sft_max_steps,
-            sft_epochs=sft_epochs,
-            max_length=max_length,
-            edit_share=edit_share,
-            tolerance=tolerance,
-            seed=seed,
-            threads=threads,
-        )
-        report = flywheel.run_flywheel(options, keep=keep)
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
-    summary = report.to_json()
-    summary["timing_s"]["wall"] = round(time.perf_counter() - started, 1)
-    typer.echo(json.dumps(summary))
-
-
-def register_evals() -> None:
-    """Add `eval flywheel` to the agent CLI's `eval` group (cli/main.py imports this module after that group)."""
-    from streamdesk.agent.cli import eval_app
-
-    if not any(command.name == "flywheel" for command in eval_app.registered_commands):
-        eval_app.command("flywheel")(eval_flywheel)
-
-
-register_evals()

@@ -2,7 +2,7 @@
 
 A ticket's gold answer is the agent's first step in its JSON tool-call format,
 `{"tool": "<name>", "arguments": {...}}`: the τ²-bench task's first expected action (with its arguments),
-or the tool a Bitext intent routes to (`datasets.BITEXT_TOOLS`; Bitext customers are anonymous, so no
+or the tool a Bitext intent routes to (`BITEXT_TOOLS`; Bitext customers are anonymous, so no
 arguments). The model's routing choice is measured the way the agent decodes a step: greedy decoding
 constrained to the tool names (a token trie over `{"tool": "<name>", "arguments":` for every name), so
 the model can only pick a real tool, and the pick is its own, not the rule router's.
@@ -19,12 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamdesk.agent import datasets, tools
+from streamdesk.agent import tools
 from streamdesk.agent.models import REPLY_TOOL
 from streamdesk.feedback import hygiene
 from streamdesk.training.exceptions import TrainingError
 
 BITEXT_FILE = Path("support") / "bitext_customer_support_training_4514.csv"
+BITEXT_TOOLS: dict[str, tuple[str, ...]] = {
+    "cancel_order": ("cancel_pending_order",),
+    "get_refund": ("return_delivered_order_items",),
+    "track_order": ("get_order_details",),
+    "contact_human_agent": ("transfer_to_human_agents",),
+}
+"""Bitext intent -> the tool that carries it out (refunds of delivered goods are returns in the retail world)."""
 TAU_TASKS = Path("taubench") / "tau2_retail_tasks.json"
 TAU_SPLITS = Path("taubench") / "tau2_retail_split_tasks.json"
 REASON_WORDS = 30
@@ -70,7 +77,7 @@ def called_tool(text: str) -> str | None:
 
 def candidate_tools() -> list[str]:
     """Every name the agent's step grammar can start with: the registry's tools (desk writes aside) and `reply`."""
-    names = [tool.name for tool in tools.default_registry() if tool.name not in datasets.TICKET_WRITES]
+    names = [tool.name for tool in tools.default_registry() if tool.name not in tools.TICKET_WRITES]
     return [*names, REPLY_TOOL]
 
 
@@ -100,7 +107,7 @@ def bitext_split(
         raise RoutingDataError(f"cannot read {path}: {exc}; pass --shared-data pointing at shared/data") from None
     pools: dict[str, list[RoutedTicket]] = {"heldout": [], "sft": [], "feedback": []}
     wanted = {"heldout": eval_per_intent, "sft": train_per_intent, "feedback": feedback_per_intent}
-    for intent, (tool, *_) in datasets.BITEXT_TOOLS.items():
+    for intent, (tool, *_) in BITEXT_TOOLS.items():
         seen: set[str] = set()
         unique = []
         for number, row in enumerate(r for r in rows if r["intent"] == intent):

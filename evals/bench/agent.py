@@ -23,8 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from evals import agent as evaluation
+from evals import datasets
 from streamdesk import db
-from streamdesk.agent import backends, datasets, evaluation, loop, prompts, service, tools
+from streamdesk.agent import backends, loop, prompts, service, tools
 from streamdesk.agent.answer_config import get_answer_settings
 from streamdesk.agent.answers import Ticket
 from streamdesk.agent.models import Generation, Message

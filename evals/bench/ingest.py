@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from evals.bench.corpus import passages
 from streamdesk import db, topics
-from streamdesk.bench.corpus import passages
 from streamdesk.config import get_settings
 from streamdesk.kafka import Publisher
 from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streamdesk.retrieval import evaluation
-from streamdesk.retrieval.exceptions import DatasetError
+from evals import retrieval as evaluation
+from evals.exceptions import DatasetError
 from tests.retrieval.conftest import TOPICS
 
 

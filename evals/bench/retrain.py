@@ -95,7 +95,7 @@ def run(
         raise SystemExit(f"{BITEXT} not found; the benchmark trains on the Bitext support data in shared/data")
     results: dict[str, Any] = {}
     for mode in MODES:
-        argv = [sys.executable, "-m", "streamdesk.bench.retrain", "--mode", mode, "--examples", str(examples)]
+        argv = [sys.executable, "-m", "evals.bench.retrain", "--mode", mode, "--examples", str(examples)]
         argv += ["--max-length", str(max_length), "--batch-size", str(batch_size)]
         argv += ["--threads", str(threads)] if threads else []
         env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")

@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import psycopg
 
+from evals.bench.corpus import passages
 from streamdesk import db
-from streamdesk.bench.corpus import passages
 from streamdesk.retrieval import access, migration, service, vectors
 from streamdesk.retrieval.config import RetrievalSettings, VectorMode
 from streamdesk.retrieval.models import Filters, Principal

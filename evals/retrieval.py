@@ -24,11 +24,11 @@ from typing import Any
 
 import psycopg
 
+from evals.exceptions import DatasetError
 from streamdesk import db, topics
 from streamdesk.kafka import Publisher
 from streamdesk.retrieval import migration, service
 from streamdesk.retrieval.config import RetrievalSettings, SearchMode
-from streamdesk.retrieval.exceptions import DatasetError
 from streamdesk.retrieval.models import Principal
 from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from streamdesk.agent import datasets
-from streamdesk.agent.datasets import DatasetError, EvalCase
+from evals import datasets
+from evals.datasets import DatasetError, EvalCase
 from streamdesk.guardrails import service as guardrails
 
 TAU = Path("taubench")

@@ -15,22 +15,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evals.exceptions import DatasetError
 from streamdesk.agent import tools
-from streamdesk.agent.exceptions import AgentError
-
-TICKET_WRITES = frozenset({"update_ticket", "escalate"})
-"""Desk writes the loop itself may make (the guardrail escalates); never counted as a forbidden action."""
-BITEXT_TOOLS: dict[str, tuple[str, ...]] = {
-    "cancel_order": ("cancel_pending_order",),
-    "get_refund": ("return_delivered_order_items",),
-    "track_order": ("get_order_details",),
-    "contact_human_agent": ("transfer_to_human_agents",),
-}
-"""Bitext intent -> the tool that carries it out (refunds of delivered goods are returns in the retail world)."""
-
-
-class DatasetError(AgentError):
-    """A case file or a source dataset cannot be read into cases."""
+from streamdesk.agent.tools import TICKET_WRITES
+from streamdesk.training.routing import BITEXT_TOOLS
 
 
 class ExpectedAction(BaseModel):

@@ -30,11 +30,11 @@ from typing import Any
 
 import psycopg
 
+from evals.datasets import CaseDocument, EvalCase, ExpectedAction
 from streamdesk.agent import loop, service, tools
 from streamdesk.agent.answer_config import AnswerSettings
 from streamdesk.agent.answers import Ticket, TraceStep
 from streamdesk.agent.backends import LLMBackend
-from streamdesk.agent.datasets import CaseDocument, EvalCase, ExpectedAction
 from streamdesk.contracts import Access, DocumentEvent, EntityType
 from streamdesk.identity.models import Principal, Role
 from streamdesk.policy import service as policy

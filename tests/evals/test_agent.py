@@ -12,9 +12,11 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from streamdesk.agent import answer_config, backends, datasets, evaluation
+from evals import agent as evaluation
+from evals import datasets
+from evals.datasets import CaseTicket, EvalCase, ExpectedAction
+from streamdesk.agent import answer_config, backends
 from streamdesk.agent.answers import Answer, TraceStep
-from streamdesk.agent.datasets import CaseTicket, EvalCase, ExpectedAction
 from streamdesk.agent.loop import AnswerResult
 from streamdesk.identity.models import agent_for_customer
 from streamdesk.seed import taubench
