@@ -21,6 +21,7 @@ RUN pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu
 COPY pyproject.toml README.md alembic.ini ./
 COPY src ./src
 COPY connectors ./connectors
+COPY evals ./evals
 COPY schemas ./schemas
 COPY migrations ./migrations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import tomllib
 from typing import Any
 
 import pytest
@@ -141,7 +142,9 @@ def test_the_dockerfile_builds_the_cpu_image_with_the_streamdesk_entrypoint() ->
     assert re.search(r"HF_HUB_OFFLINE=1", text)
     [entrypoint] = [line for line in lines if line.startswith("ENTRYPOINT")]
     assert json.loads(entrypoint.removeprefix("ENTRYPOINT")) == ["streamdesk"]
-    for copied in ("src", "connectors", "schemas", "migrations", "alembic.ini", "pyproject.toml"):
+    wheel = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["tool"]["hatch"]["build"]["targets"]["wheel"]
+    packages = {package.split("/")[0] for package in wheel["packages"]}  # src/streamdesk -> src, connectors, evals
+    for copied in (*sorted(packages), "schemas", "migrations", "alembic.ini", "pyproject.toml"):
         assert re.search(rf"^COPY .*\b{re.escape(copied)}\b", text, re.MULTILINE), copied
 
 
