@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -57,6 +58,32 @@ def test_the_streamdesk_process_runs_a_plugin_command(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.read_text().count("\n") == 40 and '"split": "test"' in done.stdout
+
+
+def test_the_entry_point_group_is_what_a_wheel_install_loads(tmp_path: Path) -> None:
+    """With the metadata a wheel install writes (pyproject's `streamdesk.cli` entry point), `bench` comes from it."""
+    info = tmp_path / "streamdesk_plugin_probe-0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: streamdesk-plugin-probe\nVersion: 0\n")
+    (info / "entry_points.txt").write_text("[streamdesk.cli]\nevals = evals.cli:register\n")
+    path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
+    code = (
+        "from importlib.metadata import entry_points; import typer; from streamdesk.cli import plugins;"
+        "plugins.importlib = None;"  # the fallback import cannot run: the groups must come from the entry point
+        "app = typer.Typer(); plugins.register_plugins(app);"
+        "print(sorted(p.value for p in entry_points(group='streamdesk.cli')),"
+        " sorted(g.name for g in app.registered_groups))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": path},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "'evals.cli:register'" in done.stdout and "['bench', 'eval']" in done.stdout
 
 
 def test_without_an_entry_point_the_loader_falls_back_to_evals_cli(monkeypatch: pytest.MonkeyPatch) -> None:
