@@ -62,10 +62,11 @@ def test_the_streamdesk_process_runs_a_plugin_command(tmp_path: Path) -> None:
 
 def test_the_entry_point_group_is_what_a_wheel_install_loads(tmp_path: Path) -> None:
     """With the metadata a wheel install writes (pyproject's `streamdesk.cli` entry point), `bench` comes from it."""
-    info = tmp_path / "streamdesk_plugin_probe-0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: streamdesk-plugin-probe\nVersion: 0\n")
-    (info / "entry_points.txt").write_text("[streamdesk.cli]\nevals = evals.cli:register\n")
+    for name in ("probe_a", "probe_b"):  # the same target declared twice (e.g. an old and a new install) loads once
+        info = tmp_path / f"{name}-0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0\n")
+        (info / "entry_points.txt").write_text("[streamdesk.cli]\nevals = evals.cli:register\n")
     path = os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])
     code = (
         "from importlib.metadata import entry_points; import typer; from streamdesk.cli import plugins;"
@@ -83,7 +84,7 @@ def test_the_entry_point_group_is_what_a_wheel_install_loads(tmp_path: Path) -> 
         env={**os.environ, "PYTHONPATH": path},
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "'evals.cli:register'" in done.stdout and "['bench', 'eval']" in done.stdout
+    assert "'evals.cli:register', 'evals.cli:register'" in done.stdout and "['bench', 'eval']" in done.stdout
 
 
 def test_without_an_entry_point_the_loader_falls_back_to_evals_cli(monkeypatch: pytest.MonkeyPatch) -> None:

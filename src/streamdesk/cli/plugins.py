@@ -20,7 +20,8 @@ entry point was declared (its metadata lacks it until reinstalled), or the sourc
 
 
 def _registrars() -> list[Callable[[typer.Typer], None]]:
-    found = [point.load() for point in entry_points(group=GROUP)]
+    points = {point.value: point for point in entry_points(group=GROUP)}  # one target declared twice loads once
+    found = [point.load() for point in points.values()]
     if found:
         return found
     try:
