@@ -74,3 +74,18 @@ def test_the_audit_relay_publishes_the_chain_in_order_once(broker: str, conn: ps
         contracts.validate("audit.v1.json", payload)
         record = AuditRecord.model_validate(payload)
         assert expected_hash(record) == record.record_hash
+
+
+def test_audit_relays_side_by_side_take_turns(broker: str, conn: psycopg.Connection, appended) -> None:
+    topics.ensure_topics(broker)
+    ensure_audit_topic(broker)
+    appended(2)
+    first, second = AuditRelay(settings=get_settings()), AuditRelay(settings=get_settings())
+    try:
+        assert first.relay_once() == 2
+        appended(1)
+        assert second.relay_once() == 0  # the first holds the turn
+    finally:
+        first.close()
+    assert relay_all(second) == 1  # the turn passes on; it carries on after the topic's last record
+    assert [r["seq"] for r in read_all(broker, expected=3)] == [1, 2, 3]

@@ -4,7 +4,7 @@ Whoever appends a record (the API, the agent, the CLI) only commits it; this wor
 outbox-relay base (`streams/relay.py`), woken by the NOTIFY that `audit.service.append` sends at commit.
 Its position is the `seq` header of the last record on the topic, read at start and after a failed flush,
 so a new, empty broker gets the whole chain again and a record is published at least once, in order.
-Run one audit relay per broker: two would each publish every record.
+Relays side by side take turns: one holds a PostgreSQL advisory lock and publishes, the others wait for it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from streamdesk.kafka import PublishError
 from streamdesk.streams.relay import OutboxRelay, run_relay
 
 log = logging.getLogger(__name__)
+RELAY_LOCK = 0x5D0A0D18
+"""The session advisory lock the publishing audit relay holds (one publisher keeps the topic in chain order)."""
 
 
 class AuditRelay(OutboxRelay):
@@ -34,6 +36,23 @@ class AuditRelay(OutboxRelay):
         self.batch = audit_settings.relay_batch
         self.after_seq: int | None = None
         """The last seq the topic holds (None: read it from the topic before the next batch)."""
+        self.leading = False
+        """Whether this relay holds `RELAY_LOCK` on its connection."""
+
+    def connected(self) -> None:
+        """A new connection holds no lock yet."""
+        self.leading = False
+
+    def lead(self) -> bool:
+        """Take the publishing turn if no other audit relay holds it; the position is read afresh on taking it."""
+        conn = self.conn
+        if not self.leading:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s)", (RELAY_LOCK,)).fetchone()
+            self.leading = bool(row and row[0])
+            if self.leading:
+                self.after_seq = None
+                log.info("audit relay publishing (it holds the audit relay lock)")
+        return self.leading
 
     def position(self) -> int:
         """The last seq on the topic, read from the broker when not known; PublishError while it is unreachable."""
@@ -47,7 +66,9 @@ class AuditRelay(OutboxRelay):
         return self.after_seq
 
     def relay_once(self) -> int:
-        """Publish the next batch of records and wait for the broker; return how many."""
+        """Publish the next batch of records and wait for the broker; return how many (0 while another relay leads)."""
+        if not self.lead():
+            return 0
         records = service.records_after(self.conn, after_seq=self.position(), limit=self.batch)
         if not records:
             return 0
