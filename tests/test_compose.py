@@ -24,6 +24,7 @@ CLI_COMMANDS = (
     ["api"],
     ["worker", "ingest"],
     ["worker", "relay"],
+    ["worker", "audit-relay"],
     ["topics", "create"],
 )
 
@@ -107,6 +108,7 @@ def test_the_compose_file_runs_exactly_the_expected_streamdesk_commands(
         ("api",),
         ("migrate",),
         ("topics", "create"),
+        ("worker", "audit-relay"),
         ("worker", "ingest"),
         ("worker", "relay"),
     ]

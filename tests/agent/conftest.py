@@ -109,7 +109,7 @@ def agent_worker(
     tmp: Path,
     env: dict[str, str] | None = None,
 ) -> Iterator[tuple[str, str, Path]]:
-    """A broker with every topic, `world` committed, and a running `streamdesk worker agent` (with `env` added).
+    """A broker with every topic, `world` committed, and running `worker agent` and `worker audit-relay` (+ `env`).
 
     Yields the bootstrap servers, the database URL and the worker's log.
     """
@@ -137,19 +137,24 @@ def agent_worker(
         **(env or {}),
     )
     log = tmp / "worker.log"
-    with log.open("ab") as out:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "streamdesk.cli.main", "worker", "agent"], env=worker_env, stdout=out, stderr=out
-        )
+    with log.open("ab") as out:  # the agent, and the audit relay that publishes its audit records
+        workers = [
+            subprocess.Popen(
+                [sys.executable, "-m", "streamdesk.cli.main", "worker", name], env=worker_env, stdout=out, stderr=out
+            )
+            for name in ("agent", "audit-relay")
+        ]
     try:
         yield broker.bootstrap_servers, database_url, log
     finally:
-        worker.terminate()
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            try:
+                worker.wait(30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait(10)
         broker.stop()
         truncate(database_url)
 

@@ -1,4 +1,5 @@
-"""Records reach the `audit` topic of a real Tansu broker, in chain order, matching the contract."""
+"""Records reach the `audit` topic of a real Tansu broker through the audit relay, in chain order, matching the
+contract, each once: a new relay carries on after the last record on the topic."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from streamdesk import contracts, topics
 from streamdesk.audit import publisher
 from streamdesk.audit.models import AuditRecord
+from streamdesk.audit.relay import AuditRelay
 from streamdesk.audit.service import expected_hash
-from streamdesk.kafka import Publisher
+from streamdesk.config import get_settings
 
 
 def ensure_audit_topic(bootstrap: str) -> None:
@@ -49,16 +51,41 @@ def read_all(bootstrap: str, *, expected: int, timeout_s: float = 20.0) -> list[
     return found
 
 
-def test_publish_since_relays_the_chain_in_order(broker: str, conn: psycopg.Connection, appended) -> None:
+def relay_all(relay: AuditRelay) -> int:
+    """Run the relay's batches until nothing is left; return how many records it published."""
+    try:
+        return sum(iter(relay.relay_once, 0))
+    finally:
+        relay.close()
+
+
+def test_the_audit_relay_publishes_the_chain_in_order_once(broker: str, conn: psycopg.Connection, appended) -> None:
     topics.ensure_topics(broker)
     ensure_audit_topic(broker)
-    appended(5)
-    with Publisher(broker) as producer:
-        assert publisher.publish_since(conn, publisher=producer, after_seq=0) == 5
-        assert publisher.publish_since(conn, publisher=producer, after_seq=5) == 5
+    appended(3)
+    assert relay_all(AuditRelay(settings=get_settings())) == 3
+    appended(2)
+    assert publisher.last_published_seq(broker) == 3
+    assert relay_all(AuditRelay(settings=get_settings())) == 2  # a new relay starts after the topic's last record
+    assert relay_all(AuditRelay(settings=get_settings())) == 0
     received = read_all(broker, expected=5)
     assert [r["seq"] for r in received] == [1, 2, 3, 4, 5]
     for payload in received:
         contracts.validate("audit.v1.json", payload)
         record = AuditRecord.model_validate(payload)
         assert expected_hash(record) == record.record_hash
+
+
+def test_audit_relays_side_by_side_take_turns(broker: str, conn: psycopg.Connection, appended) -> None:
+    topics.ensure_topics(broker)
+    ensure_audit_topic(broker)
+    appended(2)
+    first, second = AuditRelay(settings=get_settings()), AuditRelay(settings=get_settings())
+    try:
+        assert first.relay_once() == 2
+        appended(1)
+        assert second.relay_once() == 0  # the first holds the turn
+    finally:
+        first.close()
+    assert relay_all(second) == 1  # the turn passes on; it carries on after the topic's last record
+    assert [r["seq"] for r in read_all(broker, expected=3)] == [1, 2, 3]

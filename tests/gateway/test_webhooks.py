@@ -17,10 +17,10 @@ from streamdesk import db
 from streamdesk.api.app import create_app
 from streamdesk.config import get_settings
 from streamdesk.gateway import intake
-from streamdesk.gateway import relay as relay_module
 from streamdesk.gateway.relay import Relay
 from streamdesk.kafka import PublishError
 from streamdesk.runtime.embedded import free_port
+from streamdesk.streams import relay as relay_module
 from tests.gateway.conftest import BASE_URL, Signer, read_topic, relay_stored, remembered, sign
 
 with warnings.catch_warnings():

@@ -24,6 +24,7 @@ import psutil
 import psycopg
 import pytest
 
+from streamdesk.audit import publisher as audit_publisher
 from streamdesk.contracts import EntityEvent
 from streamdesk.gateway import signatures
 from streamdesk.kafka import Publisher
@@ -217,3 +218,18 @@ def test_webhooks_and_api_tickets_survive_a_sigkill_of_the_embedded_broker(up: U
     assert up.count("SELECT count(*) FROM tickets") == 9
     assert "the embedded broker died" in up.log()
     up.interrupt()
+
+
+def test_an_api_denial_reaches_the_audit_topic_through_the_audit_relay_up_runs(up: Up) -> None:
+    up.start(agent=False)  # no agent, no ticket: only the audit relay can publish the API's record
+    up.ready()
+    assert httpx.get(up.url("/audit"), headers={"X-API-Key": API_KEY}, timeout=30).status_code == 403
+    up.wait_for(lambda: up.count("SELECT count(*) FROM audit_records") >= 1, what="the denial's audit record")
+    published = f"127.0.0.1:{up.broker_port}"
+    up.wait_for(
+        lambda: audit_publisher.last_published_seq(published) == up.count("SELECT max(seq) FROM audit_records"),
+        what="the audit record on the audit topic",
+        timeout_s=60,
+    )
+    output = up.interrupt()
+    assert "drained in" in output and "audit record published" in output

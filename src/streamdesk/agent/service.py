@@ -4,7 +4,8 @@ Runs on the agent worker's executor thread, free of Faust. Each message is handl
 error policy (`ingest/policy.py`): bad data and refused requests are dead-lettered, lost connections
 are retried for a while, anything else crashes the worker before its offsets commit. An event is
 answered at most once (`answers` is unique on the event id); a redelivered one is only published again
-if its answer never went out. Audit records are relayed to the `audit` topic after each batch.
+if its answer never went out. The audit records it appends reach the `audit` topic through the audit
+relay (`streamdesk worker audit-relay`), not through this worker.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from confluent_kafka import Consumer, TopicPartition
 from opentelemetry import trace
 
 from connectors.base import RawMessage
@@ -25,7 +25,6 @@ from streamdesk import db, telemetry, topics
 from streamdesk.agent import answers, backends, loop, prompts, tools
 from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
 from streamdesk.agent.answers import Answer, Ticket
-from streamdesk.audit import publisher as audit_publisher
 from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditAction, AuditEvent
 from streamdesk.config import Settings, get_settings
@@ -52,30 +51,6 @@ def crash(reason: str) -> None:
     log.critical("agent worker crashing without committing: %s", reason)
     logging.shutdown()
     os._exit(CRASH_EXIT_CODE)
-
-
-def last_published_seq(bootstrap_servers: str, *, timeout_s: float = 10.0) -> int:
-    """The `seq` header of the last record on the audit topic (0 when it is empty)."""
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap_servers,
-            "group.id": "streamdesk-audit-relay-probe",
-            "enable.auto.commit": False,
-        }
-    )
-    try:
-        low, high = consumer.get_watermark_offsets(TopicPartition(audit_publisher.AUDIT_TOPIC, 0), timeout=timeout_s)
-        if high <= low:
-            return 0
-        consumer.assign([TopicPartition(audit_publisher.AUDIT_TOPIC, 0, high - 1)])
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            message = consumer.poll(0.5)
-            if message is not None and message.error() is None:
-                return int(telemetry.header_map(message.headers()).get("seq", "0"))
-        raise TimeoutError(f"could not read the last audit record within {timeout_s}s; is the broker up?")
-    finally:
-        consumer.close()
 
 
 def requester_email(conn: psycopg.Connection, *, ticket: Ticket) -> str | None:
@@ -137,7 +112,6 @@ class AnswerService:
         self.backend = backend
         self.registry = tools.default_registry()
         self.publisher = Publisher(settings.kafka.bootstrap_servers, client_id="streamdesk-agent")
-        self.audit_seq = last_published_seq(settings.kafka.bootstrap_servers)
         self._conn: psycopg.Connection | None = None
 
     @classmethod
@@ -161,13 +135,9 @@ class AnswerService:
         return self._conn
 
     def handle_batch(self, messages: Sequence[RawMessage]) -> None:
-        """Handle each message under the error policy, then relay the new audit records; return when durable."""
+        """Handle each message under the error policy; return when every answer is stored and published."""
         for message in messages:
             self._with_policy(message)
-        self._retrying("audit relay", self._relay_audit)
-
-    def _relay_audit(self) -> None:
-        self.audit_seq = audit_publisher.publish_since(self.conn, publisher=self.publisher, after_seq=self.audit_seq)
 
     def _retrying(self, what: str, work: Callable[[], None]) -> None:
         deadline, delay = time.monotonic() + self.answer_settings.worker_retry_for_s, 0.2

@@ -1,9 +1,10 @@
 """The agent worker (`streamdesk worker agent`): canonical.ticket -> answers table -> `answer` topic (Faust).
 
 Like the ingest agents it takes a batch, works on an executor thread (`service.AnswerService`), and
-returns to Faust only once every answer of the batch is stored and published and the audit records are
-relayed; Faust commits the batch's offsets only then. A worker that dies mid-batch is restarted and
-redoes it: answers are idempotent on the ticket event id, writes on their idempotency keys.
+returns to Faust only once every answer of the batch is stored and published; Faust commits the batch's
+offsets only then. A worker that dies mid-batch is restarted and redoes it: answers are idempotent on the
+ticket event id, writes on their idempotency keys. Its audit records reach the `audit` topic through the
+audit relay (`streamdesk worker audit-relay`).
 """
 
 from __future__ import annotations

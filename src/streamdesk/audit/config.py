@@ -25,6 +25,10 @@ class AuditSettings(BaseSettings):
     )
     checkpoint_every: int = Field(default=100, ge=1, description="Store a checkpoint after every this many records.")
     verify_batch: int = Field(default=5000, ge=1, description="Records read per query while verifying or exporting.")
+    relay_batch: int = Field(default=1000, ge=1, description="Records the audit relay publishes per broker flush.")
+    relay_interval_s: float = Field(
+        default=1.0, gt=0, description="Longest wait of the audit relay between looks for records (a new one wakes it)."
+    )
 
     @model_validator(mode="after")
     def _refuse_default_key(self) -> AuditSettings:

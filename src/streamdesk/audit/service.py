@@ -43,6 +43,8 @@ from streamdesk.contracts import utcnow
 from streamdesk.guardrails import service as guardrails
 
 AUDIT_LOCK = 0x5D0A0D17
+CHANNEL = "audit_appended"
+"""The LISTEN/NOTIFY channel that wakes the audit relay when a record commits."""
 """Advisory lock key that serialises appends and checkpoints."""
 
 _LAST = "SELECT seq, record_hash FROM audit_records ORDER BY seq DESC LIMIT 1"
@@ -141,8 +143,9 @@ def _locked(conn: psycopg.Connection) -> Any:
 def append(conn: psycopg.Connection, *, event: AuditEvent, settings: AuditSettings | None = None) -> AuditRecord:
     """Append one event (PII redacted) to the chain and move the signed head, under an advisory lock.
 
-    The record commits with the caller's transaction. AuditTamperedError when the head is missing,
-    forged or behind the records: the trail was tampered with and nothing is chained onto it.
+    The record commits with the caller's transaction, which then wakes the audit relay. AuditTamperedError
+    when the head is missing, forged or behind the records: the trail was tampered with and nothing is
+    chained onto it.
     """
     settings = settings or get_audit_settings()
     with _locked(conn):
@@ -153,6 +156,7 @@ def append(conn: psycopg.Connection, *, event: AuditEvent, settings: AuditSettin
         signature = sign(record_hash, settings=settings)
         conn.execute(_INSERT, (seq, content, prev_hash, record_hash, signature))
         conn.execute(_MOVE_HEAD, (seq, record_hash, sign_head(seq=seq, record_hash=record_hash, settings=settings)))
+        conn.execute(f"NOTIFY {CHANNEL}")  # delivered when the record commits
         if seq % settings.checkpoint_every == 0:
             checkpoint_signature = sign_checkpoint(seq=seq, record_hash=record_hash, settings=settings)
             conn.execute(_INSERT_CHECKPOINT, (seq, record_hash, checkpoint_signature))
@@ -342,6 +346,12 @@ def trail(conn: psycopg.Connection, *, ticket_id: str, tenant: str | None = None
     """Every record of one ticket (only `tenant`'s when given), in chain order."""
     rows = _rows(conn, batch=get_audit_settings().verify_batch, ticket_id=ticket_id, tenant=tenant)
     return [_record(row) for row in rows]
+
+
+def last_seq(conn: psycopg.Connection) -> int:
+    """The seq of the chain's last record (0 when the chain is empty)."""
+    row = conn.execute(_LAST).fetchone()
+    return int(row[0]) if row else 0
 
 
 def records_after(

@@ -107,6 +107,14 @@ def worker_relay() -> None:
     run_worker()
 
 
+@worker_app.command("audit-relay")
+def worker_audit_relay() -> None:
+    """Committed audit records -> the `audit` topic, in chain order, woken by each commit."""
+    from streamdesk.audit.relay import run_worker
+
+    run_worker()
+
+
 @app.command()
 def api(
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
@@ -209,13 +217,13 @@ def _show_answers(supervisor: Any, *, timeout_s: float) -> None:
 
 
 def _stop_in_order(supervisor: Any, *, plat: Any, settings: Any) -> None:
-    """Stop intake (the API) first, let ingest and the relay drain within the bound, then stop the workers."""
+    """Stop intake (the API) first, let ingest and the relays drain within the bound, then stop the workers."""
     from streamdesk.runtime.drain import drain
 
     runtime = settings.runtime
     console.print("stopping: intake (api) first ...")
     supervisor.stop(runtime.worker_stop_timeout_s, names=["api"])
-    console.print(f"draining: ingest and the webhook relay (at most {runtime.drain_timeout_s:.0f}s) ...")
+    console.print(f"draining: ingest, the webhook and audit relays (at most {runtime.drain_timeout_s:.0f}s) ...")
     result = drain(
         bootstrap_servers=plat.bootstrap_servers,
         database_url=plat.database_url,
@@ -223,11 +231,14 @@ def _stop_in_order(supervisor: Any, *, plat: Any, settings: Any) -> None:
         quiet_s=runtime.drain_quiet_s,
     )
     if result.drained:
-        console.print(f"drained in {result.seconds:.1f}s: ingest lag 0, every stored webhook published")
+        console.print(
+            f"drained in {result.seconds:.1f}s: ingest lag 0, every stored webhook and audit record published"
+        )
     else:
         console.print(
             f"drain timed out after {result.seconds:.0f}s: ingest lag {result.lag or 0}, "
-            f"{result.unpublished_webhooks} webhooks unpublished (they are relayed again at the next start)"
+            f"{result.unpublished_webhooks} webhooks and {result.unpublished_audit} audit records unpublished "
+            "(they are relayed again at the next start)"
         )
     console.print("stopping workers ...")
     supervisor.stop(runtime.worker_stop_timeout_s)
@@ -257,6 +268,9 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
         env = child_env(KAFKA_BOOTSTRAP_SERVERS=plat.bootstrap_servers, DATABASE_URL=plat.database_url)
         supervisor.add("ingest", streamdesk_argv("worker", "ingest"), env=env, log_path=str(logs / "ingest.log"))
         supervisor.add("relay", streamdesk_argv("worker", "relay"), env=env, log_path=str(logs / "relay.log"))
+        supervisor.add(
+            "audit-relay", streamdesk_argv("worker", "audit-relay"), env=env, log_path=str(logs / "audit-relay.log")
+        )
         if with_agent:
             supervisor.add("agent", streamdesk_argv("worker", "agent"), env=env, log_path=str(logs / "agent.log"))
             supervisor.add("learn", streamdesk_argv("worker", "learn"), env=env, log_path=str(logs / "learn.log"))

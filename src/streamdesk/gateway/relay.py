@@ -12,15 +12,12 @@ from __future__ import annotations
 
 import base64
 import logging
-import signal
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 from confluent_kafka import KafkaException
 
-from streamdesk import db, topics
+from streamdesk import topics
 from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import DeadLetter
 from streamdesk.gateway import intake
@@ -28,10 +25,10 @@ from streamdesk.gateway.exceptions import UnprocessedDeliveryError
 from streamdesk.ingest import deadletter
 from streamdesk.ingest.deadletter import store_dead_letters
 from streamdesk.ingest.policy import describe
-from streamdesk.kafka import Publisher, PublishError
+from streamdesk.kafka import PublishError
+from streamdesk.streams.relay import OutboxRelay, run_relay
 
 log = logging.getLogger(__name__)
-FLUSH_TIMEOUT_S = 10.0
 PRUNE_EVERY_S = 300.0
 
 
@@ -51,30 +48,15 @@ def refused_letter(delivery: intake.PendingDelivery, *, headers: dict[str, str],
     )
 
 
-class Relay:
-    """Publishes due deliveries from `webhook_deliveries` on one connection and one producer."""
+class Relay(OutboxRelay):
+    """Publishes due deliveries from `webhook_deliveries` (the outbox-relay loop, `streams/relay.py`)."""
+
+    name = "relay"
+    channel = intake.CHANNEL
 
     def __init__(self, *, settings: Settings) -> None:
-        if not settings.kafka.bootstrap_servers:
-            raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
-        self.settings = settings
-        self._conn: psycopg.Connection | None = None
-        self._publisher: Publisher | None = None
-
-    @property
-    def conn(self) -> psycopg.Connection:
-        """An autocommit connection listening on the intake channel."""
-        if self._conn is None or self._conn.closed:
-            self._conn = db.connect(db.database_url(self.settings), autocommit=True)
-            self._conn.execute(f"LISTEN {intake.CHANNEL}")
-        return self._conn
-
-    @property
-    def publisher(self) -> Publisher:
-        """The relay's producer (a fresh one after a failed flush)."""
-        if self._publisher is None:
-            self._publisher = Publisher(self.settings.kafka.bootstrap_servers or "", client_id="streamdesk-relay")
-        return self._publisher
+        super().__init__(settings=settings, interval_s=settings.gateway.relay_interval_s)
+        self._next_prune = 0.0
 
     def relay_once(self) -> int:
         """Publish one batch of due deliveries and record it; return how many were handled."""
@@ -92,11 +74,7 @@ class Relay:
                     published.append(delivery.id)
                 except (KafkaException, PublishError) as exc:  # refused outright (larger than the topic takes)
                     refused.append(refused_letter(delivery, headers=headers, exc=exc))
-            try:
-                self.publisher.flush(FLUSH_TIMEOUT_S)
-            except PublishError:
-                self._publisher = None
-                raise
+            self.flush()
             given_up = intake.mark_published(
                 conn=self.conn,
                 ids=published,
@@ -148,35 +126,14 @@ class Relay:
             value = deadletter.topic_value(letter, dead_letter_id=row_id)
             self.publisher.publish(topics.DEAD_LETTER, value, key=deadletter.topic_key(letter))
             log.warning("dead-lettered webhook delivery %d: %s", letter.offset, letter.reason)
-        self.publisher.flush(FLUSH_TIMEOUT_S)
+        self.flush()
 
-    def wait(self, timeout_s: float) -> None:
-        """Sleep until a delivery is stored or `timeout_s` passes."""
-        for _ in self.conn.notifies(timeout=timeout_s, stop_after=1):
-            pass
-
-    def run(self, stop: threading.Event) -> None:
-        """Relay until `stop` is set; broker and database outages are waited out, not fatal."""
-        pause = self.settings.gateway.relay_interval_s
-        next_prune = 0.0
-        while not stop.is_set():
-            try:
-                while self.relay_once() and not stop.is_set():
-                    pass
-                self.dead_letter_exhausted()
-                if time.monotonic() >= next_prune:
-                    self.forget_old()
-                    next_prune = time.monotonic() + PRUNE_EVERY_S
-                self.wait(pause)
-            except PublishError as exc:
-                log.warning("relay: the broker did not acknowledge (%s); retrying in %.1fs", exc, pause)
-                stop.wait(pause)
-            except psycopg.OperationalError as exc:
-                log.warning("relay: the database is unreachable (%s); retrying in %.1fs", exc, pause)
-                if self._conn is not None:
-                    self._conn.close()
-                stop.wait(pause)
-        self.close()
+    def tidy(self) -> None:
+        """Dead-letter deliveries never processed and, every `PRUNE_EVERY_S`, forget old processed ones."""
+        self.dead_letter_exhausted()
+        if time.monotonic() >= self._next_prune:
+            self.forget_old()
+            self._next_prune = time.monotonic() + PRUNE_EVERY_S
 
     def forget_old(self) -> int:
         """Delete processed deliveries no replay could match any more (signed over 2 tolerances ago); return how many.
@@ -192,24 +149,7 @@ class Relay:
             log.info("forgot %d processed webhook deliveries received before %s", forgotten, before.isoformat())
         return forgotten
 
-    def close(self) -> None:
-        """Release the connection and the producer."""
-        if self._conn is not None:
-            self._conn.close()
-        if self._publisher is not None:
-            try:
-                self._publisher.flush(FLUSH_TIMEOUT_S)
-            except PublishError as exc:  # unrecorded publishes are due again: nothing is lost
-                log.warning("relay closed with unacknowledged messages: %s", exc)
-
 
 def run_worker(settings: Settings | None = None) -> None:
     """Run the relay in the foreground until SIGTERM or SIGINT."""
-    settings = settings or get_settings()
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    started = time.monotonic()
-    log.info("relay started: webhook deliveries -> raw topics on %s", settings.kafka.bootstrap_servers)
-    Relay(settings=settings).run(stop)
-    log.info("relay stopped after %.0fs", time.monotonic() - started)
+    run_relay(Relay(settings=settings or get_settings()), what="webhook deliveries -> raw topics")

@@ -11,8 +11,9 @@ class RuntimeSettings(BaseModel):
     drain_timeout_s: float = Field(
         60.0,
         ge=0,
-        description="Longest wait on stop for ingest to finish what is on the broker (lag 0) and the relay to "
-        "publish every stored webhook; past it the workers stop anyway (webhooks are kept in PostgreSQL).",
+        description="Longest wait on stop for ingest to finish what is on the broker (lag 0) and the relays to "
+        "publish every stored webhook and audit record; past it the workers stop anyway (both are kept in "
+        "PostgreSQL).",
     )
     drain_quiet_s: float = Field(
         2.0, ge=0, description="How long the store must stay unchanged, with lag 0, to count as drained."

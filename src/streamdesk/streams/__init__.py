@@ -1,0 +1,1 @@
+"""The stream runtime: what every worker that moves records between PostgreSQL and the broker shares."""
