@@ -214,7 +214,11 @@ def accept(
             headers=telemetry.inject_headers(headers),
         )
         try:
-            with db.connect(db.database_url(settings)) as conn, conn.transaction():
+            statement_timeout_s = settings.database.request_statement_timeout_s
+            with (
+                db.connect(db.database_url(settings), statement_timeout_s=statement_timeout_s) as conn,
+                conn.transaction(),
+            ):
                 intake.store_delivery(
                     conn=conn,
                     source=source.name,
