@@ -11,7 +11,16 @@ from pydantic import BaseModel
 
 from streamdesk import contracts, topics
 from streamdesk.config import get_settings
-from streamdesk.contracts import Access, DeadLetter, DocumentEvent, EntityEvent, Requester, TicketEvent
+from streamdesk.contracts import (
+    Access,
+    DeadLetter,
+    DocumentEvent,
+    EntityEvent,
+    Requester,
+    StoredTicket,
+    TicketEvent,
+    TicketState,
+)
 from streamdesk.exceptions import ContractError
 
 RECORDS: dict[str, type[BaseModel]] = {
@@ -19,6 +28,7 @@ RECORDS: dict[str, type[BaseModel]] = {
     "entity.v1.json": EntityEvent,
     "ticket.v1.json": TicketEvent,
     "dead_letter.v1.json": DeadLetter,
+    "ticket_stored.v1.json": StoredTicket,
 }
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SAMPLES = [
@@ -58,6 +68,15 @@ SAMPLES = [
         requester=Requester(email="a@example.com"),
     ),
     DeadLetter(topic="raw.zendesk", partition=0, offset=3, value_b64="e30=", reason="bad", error_type="X", stage="raw"),
+    StoredTicket(
+        event=TicketEvent(
+            event_id="e5", source="zendesk", ticket_id="7", event_type="comment_added", version=[2],
+            occurred_at=NOW, body="Any news?",
+        ),
+        ticket=TicketState(
+            version=[2], subject="Where is my order?", requester=Requester(email="a@example.com"), tags=["vip"]
+        ),
+    ),  # fmt: skip
 ]
 
 
@@ -78,6 +97,18 @@ def test_record_fields_and_schema_properties_are_the_same(name: str) -> None:
 def test_records_the_code_builds_validate_against_their_schema(sample: BaseModel) -> None:
     name = next(n for n, model in RECORDS.items() if isinstance(sample, model))
     contracts.validate(name, sample.model_dump(mode="json"))
+
+
+def test_a_stored_ticket_holds_the_ticket_fields_and_its_event_follows_the_ticket_schema() -> None:
+    schema = _schema("ticket_stored.v1.json")
+    assert set(schema["properties"]["ticket"]["properties"]) == set(TicketState.model_fields)
+    assert set(TicketState.model_fields) - {"version", "tags"} <= set(_schema("ticket.v1.json")["properties"])
+    assert schema["properties"]["event"] == {"$ref": "ticket.v1.json"}
+    assert topics.spec(topics.STORED_TICKET).schema == "ticket_stored.v1.json"
+    payload = SAMPLES[-1].to_json()
+    with pytest.raises(ContractError, match="at event/event_type: 'bogus' is not one of"):
+        contracts.validate("ticket_stored.v1.json", payload | {"event": payload["event"] | {"event_type": "bogus"}})
+    assert StoredTicket.model_validate(payload) == SAMPLES[-1]
 
 
 def test_enumerations_agree() -> None:

@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jsonschema
+import referencing
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from referencing.jsonschema import DRAFT202012
 
 from streamdesk.config import get_settings
 from streamdesk.exceptions import ContractError
@@ -201,7 +203,35 @@ class DeadLetter(Record):
     payload: Literal["inline", "table"] = "inline"
 
 
+class TicketState(Record):
+    """A ticket as the ticket store holds it: the newest value of each field over its events."""
+
+    version: list[int]
+    subject: str | None = None
+    status: str | None = None
+    priority: str | None = None
+    assignee_id: str | None = None
+    requester: Requester | None = None
+    customer_id: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    tenant: str = "default"
+
+
+class StoredTicket(Record):
+    """A ticket event the store has committed, with the ticket as stored in that transaction (`ticket.stored`)."""
+
+    schema_version: Literal[1] = 1
+    event: TicketEvent
+    ticket: TicketState
+
+    @property
+    def key(self) -> str:
+        return self.event.key
+
+
 CanonicalEvent = DocumentEvent | EntityEvent | TicketEvent
+SCHEMA_BASE_URI = "https://streamdesk.dev/schemas/"
+"""Where the schemas' `$id`s live; a `$ref` to another schema file resolves to that file in `schemas/`."""
 
 
 @lru_cache
@@ -214,11 +244,23 @@ def _load_schema(schemas_dir: Path, name: str) -> dict[str, Any]:
     return schema
 
 
+def _schema_resource(uri: str) -> referencing.Resource[Any]:
+    """The schema file a `$ref` names, read from `schemas/` (never fetched)."""
+    if not uri.startswith(SCHEMA_BASE_URI):
+        raise ContractError(f"schema reference {uri!r} is outside {SCHEMA_BASE_URI}; refer to a file in schemas/")
+    schema = _load_schema(get_settings().schemas_dir, uri.removeprefix(SCHEMA_BASE_URI))
+    return referencing.Resource.from_contents(schema, default_specification=DRAFT202012)
+
+
 @lru_cache
 def validator_for(name: str) -> jsonschema.Draft202012Validator:
     """A compiled validator for the schema file `name` (relative to `schemas/`)."""
     schema = _load_schema(get_settings().schemas_dir, name)
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    return jsonschema.Draft202012Validator(
+        schema,
+        format_checker=jsonschema.FormatChecker(),
+        registry=referencing.Registry(retrieve=_schema_resource),  # type: ignore[call-arg]
+    )
 
 
 def validate(name: str, payload: Any) -> None:

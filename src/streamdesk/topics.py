@@ -15,6 +15,7 @@ from streamdesk.exceptions import ConfigurationError
 DOCUMENT = "canonical.document"
 ENTITY = "canonical.entity"
 TICKET = "canonical.ticket"
+STORED_TICKET = "ticket.stored"
 DEAD_LETTER = "deadletter"
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 RAW_ENVELOPE_BYTES = 64 * 1024
