@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from pydantic import BaseModel, ConfigDict, Field
 
 from streamdesk.audit.models import AuditAction, AuditEvent
-from streamdesk.contracts import TicketEvent, utcnow
+from streamdesk.contracts import StoredTicket, TicketEvent, utcnow
 from streamdesk.guardrails import service as guardrails
 from streamdesk.identity.models import Principal
 
@@ -70,6 +70,11 @@ class Ticket(BaseModel):
             requester_email=event.requester.email if event.requester else None,
             requester_id=event.requester.id if event.requester else None,
         )
+
+    @classmethod
+    def from_stored(cls, record: StoredTicket) -> Ticket:
+        """The ticket of a stored event: its text and requester, the subject from the stored ticket if it lacks one."""
+        return cls.from_event(record.event, subject=record.ticket.subject)
 
 
 class TraceStep(BaseModel):

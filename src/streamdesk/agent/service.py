@@ -1,4 +1,7 @@
-"""Answering ticket events: parse, find the verified customer, answer, store, publish; the worker's per-message work.
+"""Answering stored ticket events: parse, find the verified customer, answer, store, publish; the worker's work.
+
+The agent reads `ticket.stored`, which the ingest ticket hop writes after its store transaction commits:
+each record carries the event and the ticket as stored, so the agent never reads the `tickets` row back.
 
 Runs on the agent worker's executor thread, free of Faust. Each message is handled under the shared
 error policy (`ingest/policy.py`): bad data and refused requests are dead-lettered, lost connections
@@ -28,7 +31,7 @@ from streamdesk.agent.answers import Answer, Ticket
 from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditAction, AuditEvent
 from streamdesk.config import Settings, get_settings
-from streamdesk.contracts import TicketEvent
+from streamdesk.contracts import StoredTicket
 from streamdesk.entities import store as entities
 from streamdesk.identity import service as identity
 from streamdesk.identity.models import Principal, agent_for_customer
@@ -85,14 +88,6 @@ def principal_for(conn: psycopg.Connection, *, ticket: Ticket) -> Principal | No
         if len(matches) == 1:
             return identity.agent_identity(customer_id=matches[0]["external_id"], tenant=ticket.tenant)
     return None
-
-
-def ticket_subject(conn: psycopg.Connection, *, source: str, ticket_id: str) -> str | None:
-    """The subject the ticket store holds for a ticket (comments do not repeat it)."""
-    row = conn.execute(
-        "SELECT subject FROM tickets WHERE source = %s AND ticket_id = %s", (source, ticket_id)
-    ).fetchone()
-    return None if row is None else row[0]
 
 
 WARM_UP_CUSTOMER = "warm-up"
@@ -199,23 +194,23 @@ class AnswerService:
         with telemetry.tracer(__name__).start_as_current_span(
             span_name, context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes
         ):
-            event: TicketEvent = processors.parse_canonical(message)
+            record: StoredTicket = processors.parse_canonical(message)
+            event = record.event
             if event.event_type not in ANSWERED_EVENTS or event.event_id.startswith("agent:"):
                 return None
             stored = answers.answer_for_event(self.conn, event_id=event.event_id)
             if stored is None:
                 started = time.perf_counter()
-                stored, _ = answers.store_answer(self.conn, answer=self.answer(event))
+                stored, _ = answers.store_answer(self.conn, answer=self.answer(record))
                 telemetry.record_answer(seconds=time.perf_counter() - started, status=stored.status)
             elif answers.is_published(self.conn, answer_id=stored.answer_id):
                 return stored
             self.publish(stored)
             return stored
 
-    def answer(self, event: TicketEvent) -> Answer:
-        """The answer to one ticket event: the loop as the verified customer's agent, or an escalation."""
-        subject = None if event.subject else ticket_subject(self.conn, source=event.source, ticket_id=event.ticket_id)
-        ticket = Ticket.from_event(event, subject=subject)
+    def answer(self, record: StoredTicket) -> Answer:
+        """The answer to one stored ticket event: the loop as the verified customer's agent, or an escalation."""
+        ticket = Ticket.from_stored(record)
         principal = principal_for(self.conn, ticket=ticket)
         if principal is None:
             return self._unverified(ticket)

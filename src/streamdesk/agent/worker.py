@@ -1,4 +1,7 @@
-"""The agent worker (`streamdesk worker agent`): canonical.ticket -> answers table -> `answer` topic (Faust).
+"""The agent worker (`streamdesk worker agent`): ticket.stored -> answers table -> `answer` topic (Faust).
+
+It reads `ticket.stored`, not `canonical.ticket`: the ingest ticket hop publishes there only after the
+ticket is committed, with the ticket as stored, so an answer never depends on a row not yet written.
 
 Like the ingest agents it takes a batch, works on an executor thread (`service.AnswerService`), and
 returns to Faust only once every answer of the batch is stored and published; Faust commits the batch's
@@ -24,17 +27,17 @@ APP_ID = "streamdesk-agent"
 
 
 def create_app(settings: Settings | None = None, *, service: AnswerService | None = None) -> faust.App:
-    """The agent's Faust app: one agent, `answer_tickets`, on canonical.ticket."""
+    """The agent's Faust app: one agent, `answer_tickets`, on ticket.stored."""
     settings = settings or get_settings()
     answer_settings = get_answer_settings()
     servers = bootstrap_servers(settings)
     telemetry.configure(settings=settings.telemetry, service_name=APP_ID)
     telemetry.configure_metrics(settings=settings.telemetry, service_name=APP_ID)
-    telemetry.watch_consumer_lag(bootstrap_servers=servers, group=APP_ID, topic_names=[topics.TICKET])
+    telemetry.watch_consumer_lag(bootstrap_servers=servers, group=APP_ID, topic_names=[topics.STORED_TICKET])
     service = service or AnswerService.from_settings(settings)  # the model loads before the worker joins
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent")
     app = faust_app(APP_ID, settings=settings, broker_max_poll_interval=answer_settings.worker_max_poll_interval_s)
-    tickets = raw_topic(app, topics.TICKET)
+    tickets = raw_topic(app, topics.STORED_TICKET)
 
     @app.agent(tickets, name="answer_tickets")
     async def answer_tickets(stream: faust.StreamT) -> None:

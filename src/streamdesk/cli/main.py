@@ -93,7 +93,7 @@ def worker_ingest() -> None:
 
 @worker_app.command("agent")
 def worker_agent() -> None:
-    """canonical.ticket -> answers -> `answer` topic (Faust, the configured model)."""
+    """ticket.stored -> answers -> `answer` topic (Faust, the configured model)."""
     from streamdesk.agent.worker import run_worker
 
     run_worker()

@@ -14,7 +14,14 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from streamdesk.contracts import EntityEvent, SourcePosition, TicketEvent, tombstone_applies
+from streamdesk.contracts import (
+    EntityEvent,
+    SourcePosition,
+    StoredTicket,
+    TicketEvent,
+    TicketState,
+    tombstone_applies,
+)
 from streamdesk.entities.exceptions import InvalidEntityEventError
 
 EntityKey = tuple[str, str, str]
@@ -93,6 +100,11 @@ _UPSERT_TICKET = """
         priority = EXCLUDED.priority, assignee_id = EXCLUDED.assignee_id, requester = EXCLUDED.requester,
         customer_id = EXCLUDED.customer_id, tags = EXCLUDED.tags, tenant = EXCLUDED.tenant,
         metadata = EXCLUDED.metadata, created_at = EXCLUDED.created_at, updated_at = now()
+"""
+_SELECT_TICKET_STATES = """
+    SELECT source, ticket_id, version, subject, status, priority, assignee_id, requester, customer_id, tags, tenant
+    FROM tickets
+    WHERE (source, ticket_id) IN (SELECT * FROM unnest(%s::text[], %s::text[]))
 """
 _ENTITY_COLUMNS = "entity_type, source, external_id, version, attributes, tenant, occurred_at, updated_at"
 
@@ -239,6 +251,21 @@ def apply_tickets(conn: psycopg.Connection, events: Sequence[TicketEvent]) -> Ti
                 write.executemany(_UPSERT_TICKET, rows)
     stats.tickets_updated = len(rows)
     return stats
+
+
+def stored_tickets(conn: psycopg.Connection, *, events: Sequence[TicketEvent]) -> list[StoredTicket]:
+    """`events` with their tickets as `tickets` holds them now (in the caller's transaction); unstored ones left out."""
+    keys = sorted({(event.source, event.ticket_id) for event in events})
+    if not keys:
+        return []
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(_SELECT_TICKET_STATES, [list(column) for column in zip(*keys, strict=True)]).fetchall()
+    states = {(row.pop("source"), row.pop("ticket_id")): TicketState.model_validate(row) for row in rows}
+    return [
+        StoredTicket(event=event, ticket=states[(event.source, event.ticket_id)])
+        for event in events
+        if (event.source, event.ticket_id) in states
+    ]
 
 
 def _fold_ticket(key: TicketKey, history: list[tuple[str, datetime, dict[str, Any]]]) -> tuple[Any, ...]:

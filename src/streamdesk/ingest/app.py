@@ -4,7 +4,9 @@ Each agent takes a batch, does its work, and returns to Faust only after the wor
 events delivered, or the database transaction committed); Faust acks, and so commits, a batch's offsets
 only when control returns to it. Anything that cannot be made durable crashes the worker before that.
 Messages relayed from the durable intake (`gateway/intake.py`) are marked done in the same transaction
-that stores them (or their dead letters), so the relay stops re-publishing them.
+that stores them (or their dead letters), so the relay stops re-publishing them. The ticket hop then
+publishes each stored ticket event, with the ticket as stored, to `ticket.stored` (the agent's input)
+before its offsets commit: the agent never reads back a row the store may not have written yet.
 
 Trace context rides along: canonical events carry the trace of the raw message they came from, and each
 store batch is a span linked to its messages' traces (spans only when an exporter is configured).
@@ -27,7 +29,7 @@ import psycopg
 from connectors.base import RawMessage
 from streamdesk import db, telemetry, topics
 from streamdesk.config import Settings, faust_dir, get_settings
-from streamdesk.contracts import DeadLetter
+from streamdesk.contracts import DeadLetter, StoredTicket
 from streamdesk.gateway import intake
 from streamdesk.ingest import deadletter, processors
 from streamdesk.ingest.deadletter import dead_letter_for, natural_key, store_dead_letters
@@ -238,6 +240,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         group=APP_ID,
         topic_names=[*raw_names, topics.DOCUMENT, topics.ENTITY, topics.TICKET],
     )
+    stored_out = raw_topic(app, topics.STORED_TICKET)
     raw_in = raw_topic(app, *raw_names)
     out_topics = {name: raw_topic(app, name) for name in (topics.DOCUMENT, topics.ENTITY, topics.TICKET)}
     dlq_topic = raw_topic(app, topics.DEAD_LETTER)
@@ -273,15 +276,36 @@ def create_app(settings: Settings | None = None) -> faust.App:
             await writers["raw"].run(writers["raw"].record_finished, result.finished)
             telemetry.record_ingest_batch(hop="raw", messages=len(messages), seconds=time.perf_counter() - started)
 
-    def hop(name: str, apply: Callable[[psycopg.Connection, Sequence[Any]], Any], batch: int) -> None:
+    async def publish_stored(items: Sequence[tuple[RawMessage, Any]], stored: Mapping[str, StoredTicket]) -> None:
+        """Send each committed ticket event, with its stored ticket, to `ticket.stored` (same key and headers)."""
+        futures = []
+        for message, event in items:
+            if (record := stored.get(event.event_id)) is not None:
+                value = processors.stored_ticket_bytes(record)
+                headers = kafka_headers(message.headers)
+                futures.append(await stored_out.send(key=record.key.encode(), value=value, headers=headers))
+        await asyncio.gather(*futures)
+
+    def hop(
+        name: str,
+        apply: Callable[[psycopg.Connection, Sequence[Any]], Any],
+        batch: int,
+        *,
+        then_publish: bool = False,
+    ) -> None:
+        """Store `canonical.<name>` in batches; `then_publish`: send the committed tickets on to `ticket.stored`."""
         writer = writers[name]
         stage: Any = name
+        stored: dict[str, StoredTicket] = {}
 
         def apply_recording(conn: psycopg.Connection, items: Sequence[tuple[RawMessage, Any]]) -> Any:
             """Store the records and, in the same transaction, mark their webhook deliveries' parts done."""
-            stored = apply(conn, [record for _, record in items])
+            records = [record for _, record in items]
+            result = apply(conn, records)
             intake.record_done(conn=conn, headers=[message.headers for message, _ in items])
-            return stored
+            if then_publish:
+                stored.update((s.event.event_id, s) for s in entities.stored_tickets(conn, events=records))
+            return result
 
         async def process(stream: faust.StreamT) -> None:
             async for events in stream.take_events(  # type: ignore[attr-defined]
@@ -302,12 +326,18 @@ def create_app(settings: Settings | None = None) -> faust.App:
                                 raise
                             letters.append(dead_letter_for(message, exc, stage=stage))
                     if parsed:
-                        letters += await writer.run(
+                        stored.clear()
+                        bad = await writer.run(
                             writer._write_isolating,
                             lambda conn, items: apply_recording(conn, items),
                             parsed,
                             lambda item, exc: dead_letter_for(item[0], exc, stage=stage),
                         )
+                        letters += bad
+                        if then_publish:
+                            lost = {(letter.partition, letter.offset) for letter in bad}
+                            committed = [(m, r) for m, r in parsed if (m.partition, m.offset) not in lost]
+                            await publish_stored(committed, stored)
                     await publish_dead_letters(writer, letters)
                 telemetry.record_ingest_batch(hop=name, messages=len(messages), seconds=time.perf_counter() - started)
 
@@ -325,7 +355,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
 
     hop("document", apply_documents, ingest.embed_batch)
     hop("entity", entities.apply_entities, 1000)
-    hop("ticket", entities.apply_tickets, 500)
+    hop("ticket", entities.apply_tickets, 500, then_publish=True)
 
     return app
 

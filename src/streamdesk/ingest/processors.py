@@ -16,6 +16,7 @@ from streamdesk.contracts import (
     DocumentEvent,
     EntityEvent,
     SourcePosition,
+    StoredTicket,
     TicketEvent,
 )
 from streamdesk.exceptions import ContractError
@@ -29,11 +30,13 @@ CANONICAL_SCHEMA = {
     topics.DOCUMENT: "document.v1.json",
     topics.ENTITY: "entity.v1.json",
     topics.TICKET: "ticket.v1.json",
+    topics.STORED_TICKET: "ticket_stored.v1.json",
 }
-CANONICAL_RECORD: dict[str, type[DocumentEvent] | type[EntityEvent] | type[TicketEvent]] = {
+CANONICAL_RECORD: dict[str, type[DocumentEvent] | type[EntityEvent] | type[TicketEvent] | type[StoredTicket]] = {
     topics.DOCUMENT: DocumentEvent,
     topics.ENTITY: EntityEvent,
     topics.TICKET: TicketEvent,
+    topics.STORED_TICKET: StoredTicket,
 }
 
 
@@ -102,6 +105,13 @@ def canonical_bytes(event: CanonicalEvent, *, topic: str) -> bytes:
             "(schemas/topics.yaml); split the source record or raise that limit"
         )
     return value
+
+
+def stored_ticket_bytes(record: StoredTicket) -> bytes:
+    """The validated UTF-8 JSON of a `ticket.stored` record (its event passed `canonical_bytes` on the way in)."""
+    payload = record.to_json()
+    contracts.validate(CANONICAL_SCHEMA[topics.STORED_TICKET], payload)
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _non_finite_at(value: Any, path: str = "") -> str | None:

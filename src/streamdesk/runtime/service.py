@@ -63,7 +63,7 @@ def refill_fresh_broker(*, plat: Platform, answer_tickets: bool) -> None:
     """Put back on a new, empty embedded broker what PostgreSQL says is unfinished.
 
     Stored webhook deliveries not yet processed become due for the relay at once, and (with the agent)
-    stored ticket events without a published answer are republished to `canonical.ticket`.
+    stored ticket events without a published answer are republished to `ticket.stored`, with their tickets.
     """
     from streamdesk.agent import recovery
     from streamdesk.gateway import intake
