@@ -126,14 +126,22 @@ def ticket_event(event_id: str, event_type: Any = "created") -> TicketEvent:
     )
 
 
+def as_stored(event: dict[str, Any]) -> dict[str, Any]:
+    """A `ticket.stored` record of `event`, as the ingest ticket hop publishes it once it stored the event alone."""
+    fields = ("subject", "status", "priority", "assignee_id", "requester", "customer_id", "tenant")
+    ticket = {name: event[name] for name in fields if event.get(name) is not None}
+    return {"schema_version": 1, "event": event, "ticket": {"version": event["version"], **ticket}}
+
+
 @pytest.mark.slow
 def test_the_worker_answers_once_publishes_and_keeps_the_trace(stack: tuple[str, str, Path]) -> None:
     bootstrap, url, log = stack
     created = ticket_event("zendesk:T-9:created")
     with Publisher(bootstrap, client_id="tests") as publisher:
         for event in (created, created, ticket_event("zendesk:T-9:status", "status_changed")):
-            publisher.publish(topics.TICKET, event.to_json(), key=event.key, headers={"traceparent": TRACEPARENT})
-        publisher.publish(topics.TICKET, b'{"schema_version": 1, "event_id": "broken"}', key="zendesk:T-9")
+            value = as_stored(event.to_json())
+            publisher.publish(topics.STORED_TICKET, value, key=event.key, headers={"traceparent": TRACEPARENT})
+        publisher.publish(topics.STORED_TICKET, b'{"schema_version": 1, "event_id": "broken"}', key="zendesk:T-9")
 
     def answered() -> list[tuple[Any, ...]]:
         with db.connect(url) as conn:
@@ -149,7 +157,7 @@ def test_the_worker_answers_once_publishes_and_keeps_the_trace(stack: tuple[str,
             return conn.execute("SELECT stage, reason FROM dead_letters").fetchall()
 
     letters = wait_for(dead_lettered, timeout_s=120, what="the broken event's dead letter", log=log)
-    assert letters[0][0] == "ticket" and "ticket.v1.json" in letters[0][1]
+    assert letters[0][0] == "ticket" and "ticket_stored.v1.json" in letters[0][1]
 
     published = read_topic(bootstrap, "answer", until=lambda found: len(found) >= 1, timeout_s=60)
     time.sleep(3)  # the redelivered event must not publish a second answer
@@ -190,7 +198,7 @@ def test_the_worker_answers_a_50k_character_zendesk_ticket_with_the_cut_recorded
     assert event.metadata["text_cut"] == {"body": {"original_chars": 50_000, "kept_chars": limit}}
     started = time.monotonic()
     with Publisher(bootstrap, client_id="tests") as publisher:
-        publisher.publish(topics.TICKET, event.to_json(), key=event.key)
+        publisher.publish(topics.STORED_TICKET, as_stored(event.to_json()), key=event.key)
 
     def answered() -> Answer | None:
         with db.connect(url) as conn:

@@ -16,7 +16,7 @@ from streamdesk.agent.answers import Answer
 from streamdesk.audit import service as audit
 from streamdesk.contracts import TicketEvent
 from streamdesk.kafka import Publisher
-from tests.agent.test_worker import wait_for
+from tests.agent.test_worker import as_stored, wait_for
 
 LIMIT_S = 20
 ORDER = "#W2974929"
@@ -53,7 +53,7 @@ def test_a_ticket_past_the_wall_clock_budget_escalates_and_the_next_is_answered_
     started = time.monotonic()
     with Publisher(bootstrap, client_id="tests") as publisher:
         for event in (slow, quick):
-            publisher.publish(topics.TICKET, event, key="zendesk:T-77")
+            publisher.publish(topics.STORED_TICKET, as_stored(event), key="zendesk:T-77")
 
     def answered(event_id: str) -> Callable[[], Answer | None]:
         def probe() -> Answer | None:
