@@ -1,13 +1,20 @@
-"""Finding the customer a ticket comes from, on the real store: by customer id, email, or the helpdesk's user record."""
+"""The answer service on the real store: finding the customer a ticket comes from, answering a stored ticket event."""
 
 from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from streamdesk.agent import answers
+from connectors.base import RawMessage
+from streamdesk import db, topics
+from streamdesk.agent import answers, backends
 from streamdesk.agent.answers import Answer, Ticket, TraceStep
-from streamdesk.agent.service import principal_for
+from streamdesk.agent.service import AnswerService, principal_for
+from streamdesk.config import get_settings
+from streamdesk.contracts import Requester, StoredTicket, TicketEvent, TicketState
 
 _INSERT = """
     INSERT INTO entities (entity_type, source, external_id, version, deleted, event_id, attributes, tenant)
@@ -64,3 +71,23 @@ def test_an_answer_is_described_with_citation_titles_and_its_trace() -> None:
     assert "ticket zendesk:9001  [draft]  adapter base" in text
     assert "Shipping (mapped:kb-1#0)" in text
     assert 'get_order_details{"order_id":"#W1"} -> executed [allow]' in text
+
+
+def test_a_stored_ticket_event_is_answered_from_its_record_with_no_tickets_row_read(
+    clean_db: str, topics_ready: str, backend: backends.TransformersBackend
+) -> None:
+    """The agent's input carries the ticket as stored: a comment (no subject) is answered with no row to read."""
+    event = TicketEvent(
+        event_id="zendesk:T-5:comment", source="zendesk", ticket_id="T-5", event_type="comment_added", version=[2],
+        occurred_at=datetime(2026, 12, 3, 7, 0, tzinfo=UTC), body="Any news?",
+        requester=Requester(email="nobody@example.com"),
+    )  # fmt: skip
+    record = StoredTicket(event=event, ticket=TicketState(version=[2], subject="Where is my order?"))
+    assert Ticket.from_stored(record).text == "Where is my order?\n\nAny news?"
+    service = AnswerService(settings=get_settings(), backend=backend)
+    value = json.dumps(record.to_json()).encode()
+    answer = service.handle(RawMessage(topic=topics.STORED_TICKET, value=value, key=record.key.encode()))
+    with db.connect(clean_db) as conn:
+        assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
+        assert answer is not None and answers.is_published(conn, answer_id=answer.answer_id)
+    assert answer.event_id == event.event_id and answer.status == "escalated"  # nobody to act for
