@@ -4,7 +4,8 @@
 Drained means: the ingest group's lag is 0 on every topic it reads, every stored webhook delivery has been
 published, the `audit` topic ends with the audit chain's last record, and the store has not changed for
 `quiet_s` (Tansu reports a batch's first record as its high watermark, so a quiet store guards against a
-lag of 0 read mid-batch).
+lag of 0 read mid-batch). Ingest's lag on `canonical.ticket` covers the hand-off to the agent as well: the
+ticket hop publishes each stored event to `ticket.stored` before it commits that batch's offsets.
 """
 
 from __future__ import annotations
