@@ -107,6 +107,14 @@ class Publisher:
             raise PublishError(f"{len(errors)} messages failed, first: {errors[0]}")
         return self.delivered
 
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Flush (raising PublishError as `flush` does), then drop what is left and shut the producer down."""
+        try:
+            self.flush(timeout_s)
+        finally:
+            self._producer.purge()
+            self._producer.close()
+
     def __enter__(self) -> Publisher:
         return self
 

@@ -8,9 +8,6 @@ response carries the security headers of `api.security`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import psycopg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -101,14 +98,6 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Flush the publishers on shutdown."""
-    yield
-    await run_in_threadpool(deps.close_publisher, app.state)
-    await run_in_threadpool(feedback_views.close_publisher, app.state)
-
-
 AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"description": "Missing, unknown or expired credentials (see `WWW-Authenticate`)."},
     403: {"description": "The caller's roles may not call this route (policy `routes:`)."},
@@ -121,7 +110,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="streamdesk",
         version=__version__,
-        lifespan=lifespan,
+        lifespan=deps.publisher_lifespan,
         description="Tickets, answers, approvals, feedback, search, audit, models and ingest health, under RBAC.",
     )
     app.state.settings = settings

@@ -1,8 +1,9 @@
 """The API's one error policy: which errors become which status, and what the caller is told.
 
-Bad values are 422; a broker or database that does not answer is 503 with `Retry-After`; other
-deliberate streamdesk errors are 400. A validation error names what failed but never echoes a large
-input back (a 1 MB body must not come back as a 1 MB 422).
+Bad values are 422; a conflict with what is stored (a second verdict on an answer) is 409; a broker or
+database that does not answer is 503 with `Retry-After`; other deliberate streamdesk errors are 400. A
+validation error names what failed but never echoes a large input back (a 1 MB body must not come back as a
+1 MB 422).
 """
 
 from __future__ import annotations
@@ -18,18 +19,21 @@ from fastapi.responses import JSONResponse
 
 from streamdesk.audit.exceptions import AuditTamperedError
 from streamdesk.exceptions import ConfigurationError, ContractError, StreamdeskError
+from streamdesk.feedback.exceptions import InvalidVerdictError, VerdictConflictError
 from streamdesk.kafka import PublishError
 
 ERROR_STATUS: dict[type[Exception], int] = {
     ContractError: 422,
+    InvalidVerdictError: 422,
+    VerdictConflictError: 409,
     psycopg.DataError: 422,
     PublishError: 503,
     ConfigurationError: 503,
     psycopg.OperationalError: 503,
     AuditTamperedError: 503,
 }
-"""Errors that reach the app: bad values are 422; an unreachable broker or database, or a tampered audit trail
-(which takes no more records until it is repaired), is 503."""
+"""Errors that reach the app: bad values are 422; a second verdict on an answer is 409; an unreachable broker
+or database, or a tampered audit trail (which takes no more records until it is repaired), is 503."""
 HANDLED: tuple[type[Exception], ...] = (StreamdeskError, psycopg.DataError, psycopg.OperationalError)
 """The exception classes `domain_error` answers for (register each with the app)."""
 RETRY_AFTER_S = 5
