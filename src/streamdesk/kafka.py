@@ -119,4 +119,4 @@ class Publisher:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.flush()
+        self.close()
