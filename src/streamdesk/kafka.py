@@ -52,6 +52,7 @@ class Publisher:
         )
         self._errors: list[str] = []
         self.delivered = 0
+        self.closed = False
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -114,6 +115,7 @@ class Publisher:
         finally:
             self._producer.purge()
             self._producer.close()
+            self.closed = True
 
     def __enter__(self) -> Publisher:
         return self
