@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import psycopg
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -119,9 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.MetricsMiddleware, registry=app.state.metrics_registry)
     docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=frozenset(path for path in docs if path))
-    for error in errors.HANDLED:
-        app.add_exception_handler(error, errors.domain_error)
-    app.add_exception_handler(RequestValidationError, errors.validation_error)
+    errors.install(app)
     app.include_router(gateway.router, prefix="/webhooks", dependencies=[Gate])
     app.include_router(health)
     app.include_router(metrics.router)

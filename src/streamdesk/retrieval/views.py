@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from streamdesk.api.auth import Gate, PrincipalDep
@@ -13,7 +13,6 @@ from streamdesk.api.deps import ConnDep
 from streamdesk.identity.models import Principal as Caller
 from streamdesk.retrieval import service
 from streamdesk.retrieval.config import SearchMode
-from streamdesk.retrieval.exceptions import InvalidFiltersError
 from streamdesk.retrieval.models import Filters, Principal, SearchResult
 
 router = APIRouter(tags=["search"], dependencies=[Gate])
@@ -46,15 +45,12 @@ def searcher(caller: Caller) -> Principal:
 
 
 def _search(conn: ConnDep, caller: Caller, request: SearchRequest) -> SearchResult:
-    try:
-        filters = Filters(
-            sources=frozenset(request.filters.sources),
-            doc_types=frozenset(request.filters.doc_types),
-            occurred_after=request.filters.occurred_after,
-            occurred_before=request.filters.occurred_before,
-        )
-    except InvalidFiltersError as exc:
-        raise HTTPException(422, str(exc)) from None
+    filters = Filters(
+        sources=frozenset(request.filters.sources),
+        doc_types=frozenset(request.filters.doc_types),
+        occurred_after=request.filters.occurred_after,
+        occurred_before=request.filters.occurred_before,
+    )
     return service.search(
         conn=conn, query=request.query, principal=searcher(caller), filters=filters, k=request.k, mode=request.mode
     )
