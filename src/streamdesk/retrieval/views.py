@@ -13,7 +13,7 @@ from streamdesk.api.deps import ConnDep
 from streamdesk.identity.models import Principal as Caller
 from streamdesk.retrieval import service
 from streamdesk.retrieval.config import SearchMode
-from streamdesk.retrieval.models import Filters, Principal, SearchResult
+from streamdesk.retrieval.models import Filters, SearchResult
 
 router = APIRouter(tags=["search"], dependencies=[Gate])
 QueryText = Annotated[str, Field(min_length=1, max_length=1000)]
@@ -37,13 +37,6 @@ class SearchRequest(BaseModel):
     filters: SearchFilters = Field(default_factory=SearchFilters)
 
 
-def searcher(caller: Caller) -> Principal:
-    """The retrieval principal of the caller: same id, roles, groups and tenant."""
-    return Principal(
-        kind="user", id=caller.id, roles=frozenset(caller.role_names), groups=caller.groups, tenant=caller.tenant
-    )
-
-
 def _search(conn: ConnDep, caller: Caller, request: SearchRequest) -> SearchResult:
     filters = Filters(
         sources=frozenset(request.filters.sources),
@@ -52,7 +45,7 @@ def _search(conn: ConnDep, caller: Caller, request: SearchRequest) -> SearchResu
         occurred_before=request.filters.occurred_before,
     )
     return service.search(
-        conn=conn, query=request.query, principal=searcher(caller), filters=filters, k=request.k, mode=request.mode
+        conn=conn, query=request.query, principal=caller, filters=filters, k=request.k, mode=request.mode
     )
 
 
