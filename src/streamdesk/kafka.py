@@ -52,6 +52,7 @@ class Publisher:
         )
         self._errors: list[str] = []
         self.delivered = 0
+        self.closed = False
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
         if err is not None:
@@ -107,8 +108,17 @@ class Publisher:
             raise PublishError(f"{len(errors)} messages failed, first: {errors[0]}")
         return self.delivered
 
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Flush (raising PublishError as `flush` does), then drop what is left and shut the producer down."""
+        try:
+            self.flush(timeout_s)
+        finally:
+            self._producer.purge()
+            self._producer.close()
+            self.closed = True
+
     def __enter__(self) -> Publisher:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.flush()
+        self.close()

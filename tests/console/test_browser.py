@@ -61,11 +61,7 @@ def server(conn: psycopg.Connection, topics_ready: str, operators: dict[str, dic
     yield f"http://127.0.0.1:{port}"
     uvicorn_server.should_exit = True
     thread.join(timeout=10)
-    publisher = getattr(app.state, "feedback_publisher", None)
-    if publisher is not None:
-        publisher.flush()
-        app.state.feedback_publisher = None
-        del publisher
+    assert app.state.publisher is None, "the lifespan closes the API's publisher at shutdown"
 
 
 def published_feedback(bootstrap: str, *, answer_id: str) -> dict[str, object]:

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
+from streamdesk.api import deps
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
 from streamdesk.console import views as console_views
@@ -36,7 +37,7 @@ with warnings.catch_warnings():
 @pytest.fixture
 def client(conn: psycopg.Connection, operators: dict[str, dict[str, object]]) -> Iterator[TestClient]:
     get_settings.cache_clear()
-    app = FastAPI()
+    app = FastAPI(lifespan=deps.publisher_lifespan)
     app.state.settings = get_settings()
     app.include_router(console_views.router, prefix="/console")
     with TestClient(app, follow_redirects=False) as test_client:

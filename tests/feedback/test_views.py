@@ -11,6 +11,8 @@ import pytest
 from confluent_kafka import Consumer
 from fastapi import FastAPI
 
+from streamdesk.api import deps
+from streamdesk.api.app import create_app
 from streamdesk.config import get_settings
 from streamdesk.feedback import service
 from streamdesk.feedback import views as feedback_views
@@ -27,13 +29,13 @@ AUTH = {"Authorization": "Bearer sam-token-0123456789"}
 def client(conn: psycopg.Connection, topics_ready: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", json.dumps(OPERATORS))
     get_settings.cache_clear()
-    app = FastAPI()
+    app = FastAPI(lifespan=deps.publisher_lifespan)
     app.state.settings = get_settings()
     app.include_router(feedback_views.router, prefix="/feedback")
     with TestClient(app) as test_client:
+        assert app.state.publisher is not None
         yield test_client
-    feedback_views.close_publisher(app.state)
-    assert getattr(app.state, "feedback_publisher", None) is None
+    assert app.state.publisher is None
 
 
 def consume_one(bootstrap: str, topic: str) -> dict[str, object]:
@@ -72,10 +74,24 @@ def test_an_operator_posts_an_edit(client: TestClient, conn: psycopg.Connection,
     assert len(stored) == 1 and stored[0].edited_text == "Refund sent to card [CARD]."
     published = consume_one(topics_ready, "feedback")
     assert published["event_id"] == "fb-1" and published["edited_text"] == "Refund sent to card [CARD]."
-    assert client.app.state.feedback_publisher is not None  # type: ignore[attr-defined]
 
 
 def test_bad_signals_and_strangers_are_refused(client: TestClient) -> None:
     csat = {"answer_id": "A-1", "ticket_id": "T-1", "kind": "csat"}
     assert client.post("/feedback", json=csat, headers=AUTH).status_code == 422
     assert client.post("/feedback", json=csat | {"rating": 4}).status_code == 401
+
+
+def test_the_api_has_one_publisher_closed_at_shutdown(
+    conn: psycopg.Connection, topics_ready: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The app makes its one publisher at startup, every route gets it, and shutdown closes it (no leaked producer)."""
+    monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", json.dumps(OPERATORS))
+    get_settings.cache_clear()
+    app = create_app(get_settings())
+    with TestClient(app) as client:
+        made = app.state.publisher
+        body = {"answer_id": "A-9", "ticket_id": "T-9", "kind": "thumbs_up", "event_id": "fb-9"}
+        assert client.post("/feedback", json=body, headers=AUTH).status_code == 202
+        assert made.delivered == 1 and not made.closed
+    assert made.closed and app.state.publisher is None

@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
+from streamdesk.api import errors
 from streamdesk.audit import service as audit
 from streamdesk.identity.models import Role
 from streamdesk.policy import approvals
@@ -51,6 +52,7 @@ def pending(conn: psycopg.Connection) -> PendingAction:
 @pytest.fixture
 def client(clean_db: str, operators: None) -> Iterator[TestClient]:
     app = FastAPI()
+    errors.install(app)
     app.include_router(approval_views.router, prefix="/approvals")
     with TestClient(app) as test_client:
         yield test_client

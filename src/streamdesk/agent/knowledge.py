@@ -37,20 +37,6 @@ def chunk_id(*, document_id: str, chunk_no: int) -> str:
     return f"{document_id}#{chunk_no}"
 
 
-def retrieval_principal(principal: Principal) -> Any:
-    """The retrieval domain's principal for an identity principal (same kind, id, roles, groups, tenant)."""
-    from streamdesk.retrieval.models import Principal as SearchPrincipal
-
-    return SearchPrincipal(
-        kind=principal.kind,
-        id=principal.id,
-        roles=frozenset(principal.role_names),
-        groups=principal.groups,
-        tenant=principal.tenant,
-        customer_id=principal.customer_id,
-    )
-
-
 def search(
     conn: psycopg.Connection, *, principal: Principal, query: str, k: int, mode: str, chars: int
 ) -> dict[str, Any]:
@@ -62,7 +48,7 @@ def search(
             result = retrieval.search(
                 conn=conn,
                 query=query,
-                principal=retrieval_principal(principal),
+                principal=principal,
                 k=k,
                 mode=mode,  # type: ignore[arg-type]
             )

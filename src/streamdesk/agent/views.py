@@ -1,29 +1,28 @@
 """/answers: read an answer, and accept, edit or reject a draft.
 
-Each verdict is feedback (stored and published) and an `answer_reviewed` audit record; a retry with the
-same `event_id` adds neither twice.
+Each verdict goes through `feedback.record_verdict` (one verdict per answer, an edit must change the draft):
+feedback stored and published and an `answer_reviewed` audit record; a retry with the same `event_id` adds
+neither twice.
 """
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
 from streamdesk.api.auth import Gate, PrincipalDep
-from streamdesk.api.deps import ConnDep
+from streamdesk.api.deps import ConnDep, OptionalPublisherDep
 from streamdesk.feedback import service as feedback
-from streamdesk.feedback import views as feedback_views
 from streamdesk.feedback.models import FeedbackEvent
 from streamdesk.identity.models import Principal
 from streamdesk.kafka import Publisher
 
 router = APIRouter(tags=["answers"], dependencies=[Gate])
-FeedbackPublisherDep = Annotated[Publisher | None, Depends(feedback_views.feedback_publisher)]
 
 
 class Verdict(BaseModel):
@@ -62,7 +61,7 @@ def _record(
     event = feedback.review_event(
         answer=answer, kind=kind, reviewer=operator, event_id=event_id, edited_text=edited_text
     )
-    return feedback.record_review(conn, answer=answer, event=event, reviewer=operator, via="api", publisher=publisher)
+    return feedback.record_verdict(conn, event=event, via="api", reviewer=operator, publisher=publisher)
 
 
 @router.get("/{answer_id}")
@@ -76,7 +75,7 @@ def accept_answer(
     answer_id: str,
     operator: PrincipalDep,
     conn: ConnDep,
-    publisher: FeedbackPublisherDep,
+    publisher: OptionalPublisherDep,
     body: Verdict | None = None,
 ) -> FeedbackEvent:
     """Accept the draft as written (an `accepted` signal on the `feedback` topic)."""
@@ -85,7 +84,7 @@ def accept_answer(
 
 @router.post("/{answer_id}/edit", status_code=202)
 def edit_answer(
-    answer_id: str, body: EditVerdict, operator: PrincipalDep, conn: ConnDep, publisher: FeedbackPublisherDep
+    answer_id: str, body: EditVerdict, operator: PrincipalDep, conn: ConnDep, publisher: OptionalPublisherDep
 ) -> FeedbackEvent:
     """Send an edited text instead of the draft (an `edited` signal, the text redacted for training)."""
     return _record(
@@ -104,7 +103,7 @@ def reject_answer(
     answer_id: str,
     operator: PrincipalDep,
     conn: ConnDep,
-    publisher: FeedbackPublisherDep,
+    publisher: OptionalPublisherDep,
     body: Verdict | None = None,
 ) -> FeedbackEvent:
     """Reject the draft (a `rejected` signal on the `feedback` topic)."""

@@ -8,12 +8,8 @@ response carries the security headers of `api.security`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 import psycopg
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
@@ -101,14 +97,6 @@ async def readyz(request: Request) -> JSONResponse:
     )
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Flush the publishers on shutdown."""
-    yield
-    await run_in_threadpool(deps.close_publisher, app.state)
-    await run_in_threadpool(feedback_views.close_publisher, app.state)
-
-
 AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
     401: {"description": "Missing, unknown or expired credentials (see `WWW-Authenticate`)."},
     403: {"description": "The caller's roles may not call this route (policy `routes:`)."},
@@ -121,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="streamdesk",
         version=__version__,
-        lifespan=lifespan,
+        lifespan=deps.publisher_lifespan,
         description="Tickets, answers, approvals, feedback, search, audit, models and ingest health, under RBAC.",
     )
     app.state.settings = settings
@@ -130,9 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.MetricsMiddleware, registry=app.state.metrics_registry)
     docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=frozenset(path for path in docs if path))
-    for error in errors.HANDLED:
-        app.add_exception_handler(error, errors.domain_error)
-    app.add_exception_handler(RequestValidationError, errors.validation_error)
+    errors.install(app)
     app.include_router(gateway.router, prefix="/webhooks", dependencies=[Gate])
     app.include_router(health)
     app.include_router(metrics.router)

@@ -1,19 +1,18 @@
-"""Dependencies the domain routers share: a database connection and the application's Kafka publisher."""
+"""Dependencies the domain routers share: a database connection and the application's one Kafka publisher."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from typing import Annotated
 
 import psycopg
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 
 from streamdesk import db
 from streamdesk.config import Settings, get_settings
 from streamdesk.kafka import Publisher
-
-_publisher_lock = threading.Lock()
 
 
 def app_settings(request: Request) -> Settings:
@@ -28,25 +27,34 @@ def connection(request: Request) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+@asynccontextmanager
+async def publisher_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The application's one publisher: made at startup when a broker is configured, closed at shutdown."""
+    settings: Settings = getattr(app.state, "settings", None) or get_settings()
+    bootstrap = settings.kafka.bootstrap_servers
+    app.state.publisher = Publisher(bootstrap, client_id="streamdesk-api") if bootstrap else None
+    try:
+        yield
+    finally:
+        found: Publisher | None = app.state.publisher
+        app.state.publisher = None
+        if found is not None:
+            await run_in_threadpool(found.close, timeout_s=10)
+
+
+def optional_publisher(request: Request) -> Publisher | None:
+    """The application's publisher, or None when no broker is configured (the signal is then only stored)."""
+    return getattr(request.app.state, "publisher", None)
+
+
 def publisher(request: Request) -> Publisher:
-    """The application's one API publisher, created on first use; 503 when no broker is configured."""
-    bootstrap = app_settings(request).kafka.bootstrap_servers
-    if not bootstrap:
+    """The application's publisher; 503 when no broker is configured."""
+    found = optional_publisher(request)
+    if found is None:
         raise HTTPException(503, "no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
-    with _publisher_lock:
-        found: Publisher | None = getattr(request.app.state, "api_publisher", None)
-        if found is None:
-            found = Publisher(bootstrap, client_id="streamdesk-api")
-            request.app.state.api_publisher = found
-        return found
-
-
-def close_publisher(request_app_state: object) -> None:
-    """Flush the API publisher on shutdown, if one was made."""
-    found: Publisher | None = getattr(request_app_state, "api_publisher", None)
-    if found is not None:
-        found.flush(timeout_s=10)
+    return found
 
 
 ConnDep = Annotated[psycopg.Connection, Depends(connection)]
 PublisherDep = Annotated[Publisher, Depends(publisher)]
+OptionalPublisherDep = Annotated[Publisher | None, Depends(optional_publisher)]

@@ -1,8 +1,9 @@
 """The API's one error policy: which errors become which status, and what the caller is told.
 
-Bad values are 422; a broker or database that does not answer is 503 with `Retry-After`; other
-deliberate streamdesk errors are 400. A validation error names what failed but never echoes a large
-input back (a 1 MB body must not come back as a 1 MB 422).
+Bad values are 422; a conflict with what is stored (a second verdict on an answer) is 409; a broker or
+database that does not answer is 503 with `Retry-After`; other deliberate streamdesk errors are 400. A
+validation error names what failed but never echoes a large input back (a 1 MB body must not come back as a
+1 MB 422).
 """
 
 from __future__ import annotations
@@ -11,25 +12,48 @@ import json
 from typing import Any
 
 import psycopg
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from streamdesk.audit.exceptions import AuditTamperedError
 from streamdesk.exceptions import ConfigurationError, ContractError, StreamdeskError
+from streamdesk.feedback.exceptions import InvalidVerdictError, VerdictConflictError
+from streamdesk.gateway import exceptions as gateway
 from streamdesk.kafka import PublishError
+from streamdesk.policy import exceptions as policy
+from streamdesk.retrieval.exceptions import InvalidFiltersError
+from streamdesk.training.exceptions import AdapterVersionNotFoundError, PromotionError
 
 ERROR_STATUS: dict[type[Exception], int] = {
     ContractError: 422,
+    InvalidVerdictError: 422,
+    InvalidFiltersError: 422,
+    VerdictConflictError: 409,
+    policy.ActionNotFoundError: 404,
+    policy.NotAnApproverError: 403,
+    policy.SelfApprovalError: 403,
+    policy.ActionAlreadyDecidedError: 409,
+    AdapterVersionNotFoundError: 404,
+    PromotionError: 409,
+    gateway.InvalidPayloadError: 400,
+    gateway.SignatureError: 401,
+    gateway.UnknownSourceError: 404,
+    gateway.ReplayedDeliveryError: 409,
+    gateway.PayloadTooLargeError: 413,
+    gateway.GatewayError: 503,
     psycopg.DataError: 422,
     PublishError: 503,
     ConfigurationError: 503,
     psycopg.OperationalError: 503,
     AuditTamperedError: 503,
 }
-"""Errors that reach the app: bad values are 422; an unreachable broker or database, or a tampered audit trail
-(which takes no more records until it is repaired), is 503."""
+"""The one map from errors that reach the app to HTTP statuses; the most specific class listed wins (`status_for`).
+
+Bad values are 422; an unknown id 404; a conflict with what is stored (a second verdict, a decided action) 409;
+an unreachable broker or database, a webhook the gateway cannot take now, or a tampered audit trail (which takes
+no more records until it is repaired) 503."""
 HANDLED: tuple[type[Exception], ...] = (StreamdeskError, psycopg.DataError, psycopg.OperationalError)
 """The exception classes `domain_error` answers for (register each with the app)."""
 RETRY_AFTER_S = 5
@@ -60,9 +84,21 @@ def describe(exc: Exception) -> str:
     return first_line(exc)
 
 
+def status_for(exc: Exception) -> int:
+    """The HTTP status of `exc`: that of its most specific class in ERROR_STATUS, else 400."""
+    return next((ERROR_STATUS[cls] for cls in type(exc).__mro__ if cls in ERROR_STATUS), 400)
+
+
+def install(app: FastAPI) -> None:
+    """Answer every handled error of `app` by this map (`create_app` does; so can a test's bare app)."""
+    for error in HANDLED:
+        app.add_exception_handler(error, domain_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+
+
 async def domain_error(request: Request, exc: Exception) -> JSONResponse:
     """The status of a deliberate error from a domain (see ERROR_STATUS); other streamdesk errors are 400."""
-    status = next((code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls)), 400)
+    status = status_for(exc)
     headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
     return JSONResponse({"detail": describe(exc)}, status_code=status, headers=headers)
 

@@ -15,12 +15,8 @@ class DraftNotFoundError(ConsoleError):
     """No draft answer with that id in the operator's tenant."""
 
 
-class AlreadyReviewedError(ConsoleError):
-    """The draft already has a verdict (accepted, edited or rejected)."""
-
-
 class InvalidReviewError(ConsoleError):
-    """A review the console cannot record (unknown verdict, empty or unchanged edit)."""
+    """A review the console cannot record (unknown verdict, empty edit)."""
 
 
 class SignInRequiredError(ConsoleError):

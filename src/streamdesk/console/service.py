@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 
 from streamdesk import links
 from streamdesk.agent.answers import Answer
-from streamdesk.console.exceptions import AlreadyReviewedError, DraftNotFoundError, InvalidReviewError
+from streamdesk.console.exceptions import DraftNotFoundError, InvalidReviewError
 from streamdesk.console.models import (
     Citation,
     DeadLetterRow,
@@ -62,7 +62,7 @@ PAGE_TITLES = {
     "models": "Models",
     "ingest": "Ingest health",
 }
-VERDICTS = frozenset({"accepted", "edited", "rejected"})
+VERDICTS = feedback.VERDICTS
 
 _DRAFT_SQL = """
     SELECT a.answer_id::text AS answer_id, a.event_id, a.source, a.ticket_id, a.tenant, a.customer_id, a.status,
@@ -197,7 +197,7 @@ def record_review(
     edited_text: str | None = None,
     publisher: Publisher | None = None,
 ) -> FeedbackEvent:
-    """Record an operator's verdict on a draft as feedback and an audit record; publish it on `feedback`.
+    """Record an operator's verdict on a draft through `feedback.record_verdict`; publish it on `feedback`.
 
     `kind` is 'accepted', 'edited' (with `edited_text`, which must change the draft) or 'rejected'.
     """
@@ -205,17 +205,8 @@ def record_review(
         raise InvalidReviewError(f"verdict {kind!r} is unknown; use one of {', '.join(sorted(VERDICTS))}")
     draft = get_draft(conn, answer_id=answer_id, tenant=operator.tenant)
     answer = draft.answer
-    if kind == "edited":
-        if not edited_text or not edited_text.strip():
-            raise InvalidReviewError("the edited answer is empty; write the text the customer should get")
-        if edited_text.strip() == answer.text.strip():
-            raise InvalidReviewError("the edited answer is the same as the draft; accept it instead")
-    previous = conn.execute(
-        "SELECT kind, annotator_id FROM feedback WHERE answer_id = %s AND kind = ANY(%s) ORDER BY occurred_at LIMIT 1",
-        (answer.answer_id, sorted(VERDICTS)),
-    ).fetchone()
-    if previous is not None:
-        raise AlreadyReviewedError(f"answer {answer.answer_id} was already {previous[0]} by {previous[1]}")
+    if kind == "edited" and not (edited_text and edited_text.strip()):
+        raise InvalidReviewError("the edited answer is empty; write the text the customer should get")
     event = feedback.review_event(
         answer=answer,
         kind=kind,
@@ -223,9 +214,7 @@ def record_review(
         event_id=review_feedback_id(answer.answer_id),
         edited_text=edited_text.strip() if kind == "edited" and edited_text else None,
     )
-    return feedback.record_review(
-        conn, answer=answer, event=event, reviewer=operator, via="console", publisher=publisher
-    )
+    return feedback.record_verdict(conn, event=event, via="console", reviewer=operator, publisher=publisher)
 
 
 def retrain_runs(conn: psycopg.Connection, *, limit: int = 50) -> list[RetrainRun]:

@@ -28,6 +28,7 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from streamdesk import db, links
+from streamdesk.api.deps import OptionalPublisherDep
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
 from streamdesk.console import service, sessions
@@ -40,7 +41,7 @@ from streamdesk.console.exceptions import (
     SignInRequiredError,
 )
 from streamdesk.console.models import VERDICT_KINDS
-from streamdesk.feedback import views as feedback_views
+from streamdesk.feedback.exceptions import FeedbackError
 from streamdesk.identity import service as identity
 from streamdesk.identity.config import get_identity_settings
 from streamdesk.identity.exceptions import UnknownOperatorError
@@ -375,6 +376,7 @@ def review_decide(
     request: Request,
     answer_id: str,
     viewer: ReviewViewer,
+    publisher: OptionalPublisherDep,
     verdict: Annotated[str, Form()] = "",
     edited_text: Annotated[str | None, Form()] = None,
 ) -> Response:
@@ -394,10 +396,10 @@ def review_decide(
                 kind=kind,
                 operator=viewer.principal,
                 edited_text=edited_text,
-                publisher=feedback_views.feedback_publisher(request),
+                publisher=publisher,
             )
         viewer.session.flash("ok", f"Draft {answer_id[:8]} {kind}; feedback recorded and audited.")
-    except ConsoleError as exc:
+    except (ConsoleError, FeedbackError) as exc:
         viewer.session.flash("error", str(exc))
     return redirect(request, _path(request, "console-review"), session=viewer.session)
 

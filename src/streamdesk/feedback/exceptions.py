@@ -13,3 +13,11 @@ class InvalidFeedbackError(FeedbackError, ValueError):
 
 class AnswersUnavailableError(FeedbackError):
     """The answers table the label policy reads prompts and drafts from does not exist yet."""
+
+
+class VerdictConflictError(FeedbackError):
+    """The answer already has a verdict (accepted, edited or rejected); a verdict is final."""
+
+
+class InvalidVerdictError(FeedbackError, ValueError):
+    """A verdict the rules refuse: an edit that does not change the draft."""

@@ -19,11 +19,13 @@ from psycopg.rows import dict_row
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import hygiene, labels
 from streamdesk.feedback.config import FeedbackSettings, get_feedback_settings
-from streamdesk.feedback.exceptions import AnswersUnavailableError
+from streamdesk.feedback.exceptions import AnswersUnavailableError, InvalidVerdictError, VerdictConflictError
 from streamdesk.feedback.models import AnswerContext, ClassBalance, FeedbackEvent, KtoExample
 from streamdesk.kafka import Publisher
 
 FEEDBACK_TOPIC = "feedback"
+VERDICTS = frozenset({"accepted", "edited", "rejected"})
+"""Signal kinds that are a reviewer's verdict on a draft: one per answer, and an edit must change the draft."""
 AnswerLookup = Callable[[psycopg.Connection, Sequence[str]], Mapping[str, AnswerContext]]
 """Given answer ids, what the label policy needs about each answer found (prompt, draft, ticket, adapter)."""
 
@@ -321,30 +323,72 @@ def review_event(
     )
 
 
-def record_review(
+def check_verdict(conn: psycopg.Connection, *, event: FeedbackEvent, draft: str | None) -> bool:
+    """Apply the verdict rules to `event`: True when it is new, False when it is a retry of the stored verdict.
+
+    One verdict per answer (a second one raises VerdictConflictError), and an edit must differ from the
+    `draft` beyond whitespace and case (InvalidVerdictError); call it inside the transaction that stores it.
+    """
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext('feedback-verdict'), hashtext(%s))", (event.answer_id,))
+    previous = conn.execute(
+        "SELECT kind, annotator_id, event_id FROM feedback WHERE answer_id = %s AND kind = ANY(%s) "
+        "ORDER BY occurred_at, event_id LIMIT 1",
+        (event.answer_id, sorted(VERDICTS)),
+    ).fetchone()
+    if previous is not None:
+        if (previous[0], previous[2]) == (event.kind, event.event_id):
+            return False
+        raise VerdictConflictError(
+            f"answer {event.answer_id} was already {previous[0]} by {previous[1]} (event {previous[2]}); "
+            "a verdict is final — send a thumb, a reopen or a CSAT score instead"
+        )
+    if event.kind == "edited" and draft is not None and labels.same_text(event.edited_text or "", draft):
+        raise InvalidVerdictError(
+            f"the edit of answer {event.answer_id} is the same as the draft; accept the draft instead"
+        )
+    return True
+
+
+def record_verdict(
     conn: psycopg.Connection,
     *,
-    answer: Any,
     event: FeedbackEvent,
-    reviewer: Any,
     via: str,
-    publisher: Publisher | None,
+    reviewer: Any = None,
+    publisher: Publisher | None = None,
 ) -> FeedbackEvent:
-    """A person's verdict on a draft: the feedback row and one `answer_reviewed` audit record in one
-    transaction (a retried event id adds no second record), then the feedback on its topic."""
-    from streamdesk.agent.answers import review_audit_event
+    """Store a verdict on a draft under the rules of `check_verdict`, from the API, the console or the topic.
+
+    With a `reviewer`, a new verdict also gets one `answer_reviewed` audit record in the same transaction (a
+    retried event id adds nothing); with a `publisher`, the stored signal then goes out on the `feedback` topic.
+    """
+    from streamdesk.agent import answers
     from streamdesk.audit import service as audit
 
+    if event.kind not in VERDICTS:
+        raise InvalidVerdictError(f"{event.kind!r} is not a verdict; use one of {', '.join(sorted(VERDICTS))}")
+    clean = redacted(event)
     with conn.transaction():
-        seen = conn.execute("SELECT 1 FROM feedback WHERE event_id = %s", (event.event_id,)).fetchone() is not None
-        stored = submit_feedback(conn, event=event)
-        if not seen:
-            details = {"feedback_event_id": stored.event_id}
+        answer = answers.get_answer(conn, answer_id=event.answer_id)
+        new = check_verdict(conn, event=event, draft=None if answer is None else answer.text)
+        if new and store_feedback(conn, events=[clean]) and reviewer is not None and answer is not None:
+            details = {"feedback_event_id": clean.event_id}
             audit.append(
                 conn,
-                event=review_audit_event(answer, reviewer=reviewer, verdict=event.kind, via=via, details=details),
+                event=answers.review_audit_event(
+                    answer, reviewer=reviewer, verdict=event.kind, via=via, details=details
+                ),
             )
     if publisher is not None:
-        publisher.publish(FEEDBACK_TOPIC, stored.to_json(), key=stored.answer_id)
+        publisher.publish(FEEDBACK_TOPIC, clean.to_json(), key=clean.answer_id)
         publisher.flush()
-    return stored
+    return clean
+
+
+def record_signal(
+    conn: psycopg.Connection, *, event: FeedbackEvent, via: str, reviewer: Any = None, publisher: Publisher | None
+) -> FeedbackEvent:
+    """Store any signal: verdicts through `record_verdict`, the others as received; publish it with a publisher."""
+    if event.kind in VERDICTS:
+        return record_verdict(conn, event=event, via=via, reviewer=reviewer, publisher=publisher)
+    return submit_feedback(conn, event=event, publisher=publisher)

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field, ValidationError
-from starlette.datastructures import State
 
 from streamdesk import db
 from streamdesk.api.auth import Gate, PrincipalDep
+from streamdesk.api.deps import OptionalPublisherDep
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service
 from streamdesk.feedback.models import FeedbackEvent, FeedbackKind
-from streamdesk.kafka import Publisher
 
 router = APIRouter(tags=["feedback"], dependencies=[Gate])
-_publisher_lock = threading.Lock()
 
 
 class FeedbackBody(BaseModel):
@@ -36,34 +33,9 @@ class FeedbackBody(BaseModel):
     occurred_at: datetime | None = None
 
 
-def feedback_publisher(request: Request) -> Publisher | None:
-    """The application's feedback publisher (None when no broker is configured)."""
-    bootstrap = request.app.state.settings.kafka.bootstrap_servers if hasattr(request.app.state, "settings") else None
-    if not bootstrap:
-        return None
-    with _publisher_lock:
-        publisher: Publisher | None = getattr(request.app.state, "feedback_publisher", None)
-        if publisher is None:
-            publisher = Publisher(bootstrap, client_id="streamdesk-feedback")
-            request.app.state.feedback_publisher = publisher
-        return publisher
-
-
-def close_publisher(app_state: State) -> None:
-    """Flush and drop the application's feedback publisher (shared with the console), if one was made."""
-    with _publisher_lock:
-        publisher: Publisher | None = getattr(app_state, "feedback_publisher", None)
-        if publisher is not None:
-            app_state.feedback_publisher = None
-    if publisher is not None:
-        publisher.flush(timeout_s=10)
-
-
 @router.post("", status_code=202)
-def post_feedback(
-    body: FeedbackBody, operator: PrincipalDep, publisher: Annotated[Publisher | None, Depends(feedback_publisher)]
-) -> FeedbackEvent:
-    """Store a thumb, a draft verdict, a reopen or a CSAT score on an answer, and publish it on `feedback`."""
+def post_feedback(body: FeedbackBody, operator: PrincipalDep, publisher: OptionalPublisherDep) -> FeedbackEvent:
+    """Store a thumb, a draft verdict (`record_verdict`'s rules), a reopen or a CSAT score; publish it on `feedback`."""
     try:
         event = FeedbackEvent(
             **body.model_dump(exclude={"event_id", "occurred_at"}),
@@ -75,7 +47,7 @@ def post_feedback(
     except ValidationError as exc:
         raise HTTPException(422, exc.errors()[0]["msg"]) from None
     with db.request_connection() as conn:
-        return service.submit_feedback(conn, event=event, publisher=publisher)
+        return service.record_signal(conn, event=event, via="api", reviewer=operator, publisher=publisher)
 
 
 @router.get("")

@@ -5,50 +5,20 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from streamdesk.config import Settings, get_settings
+from streamdesk.api import deps, errors
+from streamdesk.config import Settings
 from streamdesk.exceptions import StreamdeskError
 from streamdesk.gateway import service
-from streamdesk.gateway.exceptions import (
-    GatewayUnavailableError,
-    InvalidPayloadError,
-    PayloadTooLargeError,
-    ReplayedDeliveryError,
-    SignatureError,
-    UnknownSourceError,
-)
 from streamdesk.gateway.signatures import SignedRequest
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
 
-STATUS_CODES: dict[type[StreamdeskError], int] = {
-    InvalidPayloadError: 400,
-    SignatureError: 401,
-    UnknownSourceError: 404,
-    ReplayedDeliveryError: 409,
-    PayloadTooLargeError: 413,
-    GatewayUnavailableError: 503,
-}
 
-
-def status_for(exc: StreamdeskError) -> int:
-    """The HTTP status of a refusal; unexpected streamdesk errors (configuration) are 503."""
-    for cls in type(exc).__mro__:
-        if cls in STATUS_CODES:
-            return STATUS_CODES[cls]
-    return 503
-
-
-def app_settings(request: Request) -> Settings:
-    """The settings the application was created with."""
-    settings: Settings | None = getattr(request.app.state, "settings", None)
-    return settings or get_settings()
-
-
-SettingsDep = Annotated[Settings, Depends(app_settings)]
+SettingsDep = Annotated[Settings, Depends(deps.app_settings)]
 
 
 async def read_body(request: Request, *, limit: int) -> bytes:
@@ -96,9 +66,8 @@ async def receive_webhook(
             mapping=mapping,
         )
     except StreamdeskError as exc:
-        status = status_for(exc)
-        log.warning("webhook %s refused with %d: %s", source, status, exc)
-        raise HTTPException(status_code=status, detail=str(exc)) from exc
+        log.warning("webhook %s refused with %d: %s", source, errors.status_for(exc), exc)
+        raise
     log.info("webhook %s %s accepted to %s", source, delivery.delivery_id[:40], delivery.topic)
     return {
         "status": "accepted",

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from streamdesk import db
 from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.identity.models import Principal, Role
 from streamdesk.policy import approvals
-from streamdesk.policy.exceptions import (
-    ActionAlreadyDecidedError,
-    ActionNotFoundError,
-    ApprovalError,
-    NotAnApproverError,
-    SelfApprovalError,
-)
 from streamdesk.policy.models import PendingAction
 
 router = APIRouter(tags=["approvals"], dependencies=[Gate])
 READER_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR})
 """Roles `GET /approvals` admits in the shipped rules (rules.yaml decides; this is for display)."""
-STATUS_CODES: dict[type[ApprovalError], int] = {
-    ActionNotFoundError: 404,
-    NotAnApproverError: 403,
-    SelfApprovalError: 403,
-    ActionAlreadyDecidedError: 409,
-}
 
 
 class DecisionBody(BaseModel):
@@ -48,11 +35,8 @@ def list_pending(
 
 def _decide(action_id: str, operator: Principal, body: DecisionBody | None, *, approve: bool) -> PendingAction:
     decide = approvals.approve if approve else approvals.reject
-    try:
-        with db.request_connection() as conn:
-            return decide(conn, action_id=action_id, approver=operator, note=body.note if body else None)
-    except ApprovalError as exc:
-        raise HTTPException(STATUS_CODES.get(type(exc), 400), str(exc)) from None
+    with db.request_connection() as conn:
+        return decide(conn, action_id=action_id, approver=operator, note=body.note if body else None)
 
 
 @router.post("/{action_id}/approve")

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from streamdesk.identity.models import PrincipalBase
 from streamdesk.retrieval.config import RetrievalSettings
-from streamdesk.retrieval.models import Filters, Principal
+from streamdesk.retrieval.models import Filters
 
 Row = Mapping[str, Any]
 
@@ -192,19 +193,19 @@ def one_of(column: str, values: Sequence[Any]) -> Predicate:
     return Eq(column, unique[0]) if len(unique) == 1 else AnyOf(column, unique)
 
 
-def reads_internal(principal: Principal, *, settings: RetrievalSettings) -> bool:
+def reads_internal(principal: PrincipalBase, *, settings: RetrievalSettings) -> bool:
     """Whether the principal may read `internal` documents."""
     if principal.kind == "agent":
         return settings.customer_agent_reads_internal
     return bool(principal.roles & settings.employee_roles)
 
 
-def readable_groups(principal: Principal) -> tuple[str, ...]:
+def readable_groups(principal: PrincipalBase) -> tuple[str, ...]:
     """The groups whose `restricted` documents the principal may read (none for the customer-facing agent)."""
     return () if principal.kind == "agent" else tuple(sorted(principal.groups))
 
 
-def scope_predicate(principal: Principal, *, settings: RetrievalSettings) -> Predicate:
+def scope_predicate(principal: PrincipalBase, *, settings: RetrievalSettings) -> Predicate:
     """Every chunk the principal may read, as one predicate (the rule described in the module docstring)."""
     levels = ["public", "internal"] if reads_internal(principal, settings=settings) else ["public"]
     groups = readable_groups(principal)
@@ -228,11 +229,11 @@ def filter_predicate(filters: Filters) -> Predicate:
     return all_of(*parts)
 
 
-def search_predicate(principal: Principal, filters: Filters, *, settings: RetrievalSettings) -> Predicate:
+def search_predicate(principal: PrincipalBase, filters: Filters, *, settings: RetrievalSettings) -> Predicate:
     """What a search may return: the principal's scope narrowed by the filters."""
     return all_of(scope_predicate(principal, settings=settings), filter_predicate(filters))
 
 
-def scope_key(principal: Principal, *, settings: RetrievalSettings) -> str:
+def scope_key(principal: PrincipalBase, *, settings: RetrievalSettings) -> str:
     """A stable fingerprint of the principal's scope: equal keys mean exactly the same readable chunks."""
     return hashlib.sha256(scope_predicate(principal, settings=settings).describe().encode()).hexdigest()

@@ -17,9 +17,9 @@ import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
 
+from streamdesk.identity.models import PrincipalBase
 from streamdesk.retrieval import access, migration
 from streamdesk.retrieval.config import RetrievalSettings, get_retrieval_settings
-from streamdesk.retrieval.models import Principal
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ def lookup(
     *,
     conn: psycopg.Connection,
     query_vector: np.ndarray,
-    principal: Principal,
+    principal: PrincipalBase,
     settings: RetrievalSettings | None = None,
 ) -> CachedAnswer | None:
     """The cached answer to the most similar earlier query within the principal's exact scope, if similar enough."""
@@ -74,7 +74,7 @@ def store(
     conn: psycopg.Connection,
     query: str,
     query_vector: np.ndarray,
-    principal: Principal,
+    principal: PrincipalBase,
     answer: dict[str, Any],
     cited_documents: Sequence[str],
     settings: RetrievalSettings | None = None,

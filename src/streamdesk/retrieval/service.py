@@ -21,10 +21,11 @@ import numpy as np
 import psycopg
 
 from streamdesk import db
+from streamdesk.identity.models import PrincipalBase
 from streamdesk.retrieval import access, fusion, lexical, migration, vectors
 from streamdesk.retrieval.config import RetrievalSettings, SearchMode, get_retrieval_settings
 from streamdesk.retrieval.fusion import ChunkKey
-from streamdesk.retrieval.models import Citation, Filters, Hit, Principal, SearchResult
+from streamdesk.retrieval.models import Citation, Filters, Hit, SearchResult
 
 _DETAILS = """
     SELECT source, external_id, chunk_no, title, url, text, char_start, char_end, doc_type, access_level,
@@ -50,7 +51,7 @@ def search(
     *,
     conn: psycopg.Connection,
     query: str,
-    principal: Principal,
+    principal: PrincipalBase,
     filters: Filters | None = None,
     k: int = 10,
     mode: SearchMode = "hybrid",
@@ -268,7 +269,7 @@ def search_url(
     url: str | None = None,
     *,
     query: str,
-    principal: Principal,
+    principal: PrincipalBase,
     filters: Filters | None = None,
     k: int = 10,
     mode: SearchMode = "hybrid",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from streamdesk.api.auth import Gate, PrincipalDep
@@ -13,8 +13,7 @@ from streamdesk.api.deps import ConnDep
 from streamdesk.identity.models import Principal as Caller
 from streamdesk.retrieval import service
 from streamdesk.retrieval.config import SearchMode
-from streamdesk.retrieval.exceptions import InvalidFiltersError
-from streamdesk.retrieval.models import Filters, Principal, SearchResult
+from streamdesk.retrieval.models import Filters, SearchResult
 
 router = APIRouter(tags=["search"], dependencies=[Gate])
 QueryText = Annotated[str, Field(min_length=1, max_length=1000)]
@@ -38,25 +37,15 @@ class SearchRequest(BaseModel):
     filters: SearchFilters = Field(default_factory=SearchFilters)
 
 
-def searcher(caller: Caller) -> Principal:
-    """The retrieval principal of the caller: same id, roles, groups and tenant."""
-    return Principal(
-        kind="user", id=caller.id, roles=frozenset(caller.role_names), groups=caller.groups, tenant=caller.tenant
-    )
-
-
 def _search(conn: ConnDep, caller: Caller, request: SearchRequest) -> SearchResult:
-    try:
-        filters = Filters(
-            sources=frozenset(request.filters.sources),
-            doc_types=frozenset(request.filters.doc_types),
-            occurred_after=request.filters.occurred_after,
-            occurred_before=request.filters.occurred_before,
-        )
-    except InvalidFiltersError as exc:
-        raise HTTPException(422, str(exc)) from None
+    filters = Filters(
+        sources=frozenset(request.filters.sources),
+        doc_types=frozenset(request.filters.doc_types),
+        occurred_after=request.filters.occurred_after,
+        occurred_before=request.filters.occurred_before,
+    )
     return service.search(
-        conn=conn, query=request.query, principal=searcher(caller), filters=filters, k=request.k, mode=request.mode
+        conn=conn, query=request.query, principal=caller, filters=filters, k=request.k, mode=request.mode
     )
 
 

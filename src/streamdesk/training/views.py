@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Query
 from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
@@ -13,7 +13,6 @@ from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.api.deps import ConnDep, PublisherDep
 from streamdesk.feedback import service as feedback
 from streamdesk.training import registry, service, trigger
-from streamdesk.training.exceptions import AdapterVersionNotFoundError, PromotionError
 from streamdesk.training.models import AdapterVersion, ModelEvent, RetrainRequest
 
 router = APIRouter(tags=["models"], dependencies=[Gate])
@@ -61,19 +60,14 @@ def promote_model(
     version: str, operator: PrincipalDep, conn: ConnDep, publisher: PublisherDep, body: ModelChange | None = None
 ) -> ModelEvent:
     """Serve adapter `version` now (the serving one is retired); audited and announced on the `model` topic."""
-    try:
-        return registry.promote(
-            conn,
-            version=version,
-            actor=operator.id,
-            actor_kind="user",
-            reason=(body.reason if body else "") or "promoted over the API",
-            publisher=publisher,
-        )
-    except AdapterVersionNotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
-    except PromotionError as exc:
-        raise HTTPException(409, str(exc)) from None
+    return registry.promote(
+        conn,
+        version=version,
+        actor=operator.id,
+        actor_kind="user",
+        reason=(body.reason if body else "") or "promoted over the API",
+        publisher=publisher,
+    )
 
 
 @router.post("/rollback")
@@ -81,17 +75,14 @@ def rollback_model(
     operator: PrincipalDep, conn: ConnDep, publisher: PublisherDep, body: ModelChange | None = None
 ) -> ModelEvent:
     """Retire the serving adapter and restore the one it replaced (or the base model); audited and announced."""
-    try:
-        return registry.rollback(
-            conn,
-            base_model=service.BASE_MODEL,
-            actor=operator.id,
-            actor_kind="user",
-            reason=(body.reason if body else "") or "rolled back over the API",
-            publisher=publisher,
-        )
-    except PromotionError as exc:
-        raise HTTPException(409, str(exc)) from None
+    return registry.rollback(
+        conn,
+        base_model=service.BASE_MODEL,
+        actor=operator.id,
+        actor_kind="user",
+        reason=(body.reason if body else "") or "rolled back over the API",
+        publisher=publisher,
+    )
 
 
 @router.post("/retrain", status_code=202)

@@ -21,7 +21,7 @@ from streamdesk import db
 from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
-from streamdesk.feedback.exceptions import AnswersUnavailableError
+from streamdesk.feedback.exceptions import AnswersUnavailableError, FeedbackError
 from streamdesk.feedback.models import FeedbackEvent
 from streamdesk.ingest import app as ingest_app
 from streamdesk.ingest.app import raw_message
@@ -47,17 +47,23 @@ class LearnLoop:
         self.relabelled_until: datetime | None = None
 
     def store(self, values: list[tuple[Any, bytes]]) -> None:
-        """Store a batch of raw feedback messages; dead-letter those that do not parse."""
-        events, letters = [], []
+        """Store a batch of raw feedback messages (verdicts by `record_verdict`'s rules); dead-letter the refused."""
+        parsed, letters = [], []
         for message, value in values:
             try:
-                events.append(FeedbackEvent.model_validate_json(value))
+                parsed.append((message, FeedbackEvent.model_validate_json(value)))
             except Exception as exc:
                 if default_policy(exc) is not ErrorAction.DEAD_LETTER:
                     raise
                 letters.append(dead_letter_for(message, exc, stage="canonical"))
         with db.transaction(db.database_url(self.settings)) as conn:
-            feedback.store_feedback(conn, events=events)
+            feedback.store_feedback(conn, events=[e for _, e in parsed if e.kind not in feedback.VERDICTS])
+            for message, event in parsed:
+                if event.kind in feedback.VERDICTS:
+                    try:
+                        feedback.record_verdict(conn, event=event, via="topic")
+                    except FeedbackError as exc:
+                        letters.append(dead_letter_for(message, exc, stage="canonical"))
             store_dead_letters(conn, letters=letters)
 
     def tick(self) -> None:
