@@ -9,6 +9,7 @@ stop on SIGTERM or SIGINT after the batch in hand.
 
 from __future__ import annotations
 
+import abc
 import logging
 import signal
 import threading
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 FLUSH_TIMEOUT_S = 10.0
 
 
-class OutboxRelay:
+class OutboxRelay(abc.ABC):
     """Publishes what a table holds for the broker, batch by batch, on one connection and one producer."""
 
     name = "relay"
@@ -59,14 +60,14 @@ class OutboxRelay:
             )
         return self._publisher
 
-    def connected(self) -> None:
+    def connected(self) -> None:  # noqa: B027 - an optional hook
         """Called on each new database connection (a subclass re-reads its position here)."""
 
+    @abc.abstractmethod
     def relay_once(self) -> int:
         """Publish one batch and record it; return how many rows were handled (0: nothing is due)."""
-        raise NotImplementedError
 
-    def tidy(self) -> None:
+    def tidy(self) -> None:  # noqa: B027 - an optional hook
         """Between batches: what else the relay keeps in order (dead letters, old rows)."""
 
     def flush(self) -> None:
@@ -78,7 +79,7 @@ class OutboxRelay:
             self.unacknowledged()
             raise
 
-    def unacknowledged(self) -> None:
+    def unacknowledged(self) -> None:  # noqa: B027 - an optional hook
         """Called when a flush failed: what was queued may or may not be on the broker."""
 
     def wait(self, timeout_s: float) -> None:
