@@ -1,4 +1,4 @@
-"""The connector base class and the raw message it reads."""
+"""The connector base class; the raw message it reads is the stream runtime's (`streamdesk.streams.messages`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import math
 import re
 import sys
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from streamdesk.contracts import CanonicalEvent
 from streamdesk.exceptions import StreamdeskError
+from streamdesk.streams.messages import RawMessage
+
+__all__ = ["Connector", "ConnectorError", "MalformedJson", "RawMessage", "decode_json"]
 
 
 class ConnectorError(StreamdeskError):
@@ -20,19 +22,6 @@ class ConnectorError(StreamdeskError):
 
 class MalformedJson(ConnectorError):
     """Bytes that are not JSON text at all (bad syntax, bad UTF-8, NaN or Infinity)."""
-
-
-@dataclass(frozen=True)
-class RawMessage:
-    """One message from a raw topic, exactly as the broker delivered it."""
-
-    topic: str
-    value: bytes | None
-    key: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    partition: int = 0
-    offset: int = 0
-    timestamp_ms: int | None = None
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")

@@ -11,11 +11,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import ValidationError
 
-from connectors.base import RawMessage
 from streamdesk import telemetry, topics
 from streamdesk.config import TelemetrySettings
 from streamdesk.ingest import processors
 from streamdesk.kafka import Publisher
+from streamdesk.streams.messages import RawMessage
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"

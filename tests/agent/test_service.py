@@ -8,13 +8,13 @@ from datetime import UTC, datetime
 import psycopg
 from psycopg.types.json import Jsonb
 
-from connectors.base import RawMessage
 from streamdesk import db, topics
 from streamdesk.agent import answers, backends
 from streamdesk.agent.answers import Answer, Ticket, TraceStep
 from streamdesk.agent.service import AnswerService, principal_for
 from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, StoredTicket, TicketEvent, TicketState
+from streamdesk.streams.messages import RawMessage
 
 _INSERT = """
     INSERT INTO entities (entity_type, source, external_id, version, deleted, event_id, attributes, tenant)

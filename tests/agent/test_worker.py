@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 import pytest
 from confluent_kafka import Consumer
 
-from connectors.base import RawMessage
 from connectors.zendesk import ZendeskConnector
 from streamdesk import contracts, db, telemetry, topics
 from streamdesk.agent import answers
@@ -22,6 +21,7 @@ from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, TicketEvent
 from streamdesk.kafka import Publisher
+from streamdesk.streams.messages import RawMessage
 
 T = TypeVar("T")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"

@@ -25,9 +25,9 @@ from streamdesk.config import get_settings
 from streamdesk.contracts import DeadLetter, TicketEvent, utcnow
 from streamdesk.entities import store
 from streamdesk.identity.models import agent_for_customer
-from streamdesk.ingest.deadletter import store_dead_letters
 from streamdesk.policy import approvals
 from streamdesk.runtime.embedded import EmbeddedBroker, free_port
+from streamdesk.streams.deadletter import store_dead_letters
 from streamdesk.training import registry
 from streamdesk.training import service as training
 from tests.conftest import truncate_all

@@ -20,11 +20,11 @@ from streamdesk.config import get_settings
 from streamdesk.contracts import DeadLetter, DocumentEvent, Requester, TicketEvent, utcnow
 from streamdesk.entities import store as tickets
 from streamdesk.identity.models import agent_for_customer
-from streamdesk.ingest import deadletter
 from streamdesk.knowledge import embedding
 from streamdesk.knowledge import store as knowledge
 from streamdesk.policy import approvals
 from streamdesk.policy.models import PendingAction
+from streamdesk.streams import deadletter
 from streamdesk.training import registry
 from streamdesk.training.kto_trainer import CURVES_FILE, save_curves
 from streamdesk.training.models import AdapterVersion

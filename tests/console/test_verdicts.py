@@ -12,13 +12,13 @@ import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from connectors.base import RawMessage
 from streamdesk.api.app import create_app
 from streamdesk.config import get_settings
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.models import FeedbackEvent
 from streamdesk.kafka import Publisher
+from streamdesk.streams.messages import RawMessage
 from streamdesk.training.config import get_training_settings
 from streamdesk.training.kto_config import KTOTrainingConfig
 from streamdesk.training.worker import LearnLoop
@@ -71,7 +71,7 @@ def through_topic(conn: psycopg.Connection, bootstrap: str, event: FeedbackEvent
     )
     settings = get_settings()
     loop = LearnLoop(settings=settings, training=get_training_settings(), config=KTOTrainingConfig.from_env())
-    loop.store([(raw, message.value())])
+    loop.store([raw])
     loop.publisher.close()
     rows = conn.execute(
         "SELECT reason FROM dead_letters WHERE topic = 'feedback' AND \"offset\" = %s", (message.offset(),)

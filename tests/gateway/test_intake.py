@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from connectors.base import RawMessage
 from streamdesk import db
 from streamdesk.config import get_settings
 from streamdesk.contracts import DeadLetter
 from streamdesk.gateway import intake
 from streamdesk.gateway.relay import Relay
 from streamdesk.ingest import processors
+from streamdesk.streams.messages import RawMessage
 
 pytestmark = pytest.mark.stack
 

@@ -20,6 +20,7 @@ from streamdesk import db, topics
 from streamdesk.config import get_settings
 from streamdesk.kafka import Publisher
 from streamdesk.runtime.embedded import EmbeddedBroker, free_port
+from streamdesk.runtime.supervisor import stop_process
 
 T = TypeVar("T")
 MAX_BODY_BYTES = 100_000
@@ -61,13 +62,7 @@ class IngestStack:
             self.worker.wait(10)
 
     def stop_worker(self) -> None:
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.terminate()
-            try:
-                self.worker.wait(20)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait(10)
+        stop_process(self.worker, timeout_s=20)
 
     def publisher(self) -> Publisher:
         return Publisher(self.bootstrap_servers, client_id="tests")

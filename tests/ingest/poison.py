@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from connectors.base import RawMessage
 from streamdesk.config import IngestSettings
+from streamdesk.streams.messages import RawMessage
 
 MAX_BODY_BYTES = IngestSettings().max_body_bytes
 """The production default: 2 MB raw bodies against 1 MiB canonical and dead-letter topics."""

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from connectors.base import RawMessage
 from streamdesk import topics
+from streamdesk.streams.messages import RawMessage
 from tests.ingest.conftest import IngestStack, running_ingest_stack
 from tests.ingest.poison import BAD, MAX_BODY_BYTES, good
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from connectors.base import RawMessage
 from connectors.zendesk import ZendeskConnector
 from streamdesk.contracts import EntityEvent, TicketEvent
 from streamdesk.seed import taubench, tickets
 from streamdesk.seed.wire import RawRecord
+from streamdesk.streams.messages import RawMessage
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from streamdesk.contracts import TicketEvent
 from streamdesk.entities import store as entities
 from streamdesk.feedback import service as feedback
 from streamdesk.kafka import Publisher
-from streamdesk.runtime.supervisor import child_env
+from streamdesk.runtime.supervisor import child_env, stop_process
 from streamdesk.training import registry
 from tests.feedback.factories import T0, signal
 
@@ -46,12 +46,7 @@ def worker(conn: psycopg.Connection, topics_ready: str, clean_db: str, tmp_path:
     with log.open("wb") as out:
         process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT)
     yield log
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(10)
+    stop_process(process, timeout_s=20)
 
 
 def wait_for(probe: Callable[[], T], *, log: Path, what: str, timeout_s: float = 240.0) -> T:

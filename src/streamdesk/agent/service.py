@@ -4,7 +4,7 @@ The agent reads `ticket.stored`, which the ingest ticket hop writes after its st
 each record carries the event and the ticket as stored, so the agent never reads the `tickets` row back.
 
 Runs on the agent worker's executor thread, free of Faust. Each message is handled under the shared
-error policy (`ingest/policy.py`): bad data and refused requests are dead-lettered, lost connections
+error runner (`streams/errors.py`): bad data and refused requests are dead-lettered, lost connections
 are retried for a while, anything else crashes the worker before its offsets commit. An event is
 answered at most once (`answers` is unique on the event id); a redelivered one is only published again
 if its answer never went out. The audit records it appends reach the `audit` topic through the audit
@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from opentelemetry import trace
 
-from connectors.base import RawMessage
 from streamdesk import db, telemetry, topics
 from streamdesk.agent import answers, backends, loop, prompts, tools
 from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
@@ -35,25 +33,19 @@ from streamdesk.contracts import StoredTicket
 from streamdesk.entities import store as entities
 from streamdesk.identity import service as identity
 from streamdesk.identity.models import Principal, agent_for_customer
-from streamdesk.ingest import deadletter, processors
-from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters
-from streamdesk.ingest.policy import ErrorAction, default_policy, describe
+from streamdesk.ingest import processors
 from streamdesk.kafka import Publisher
+from streamdesk.streams import deadletter
+from streamdesk.streams.deadletter import dead_letter_for, store_dead_letters
+from streamdesk.streams.errors import ErrorRunner
+from streamdesk.streams.messages import RawMessage
 
 log = logging.getLogger(__name__)
 ANSWERED_EVENTS = frozenset({"created", "comment_added"})
-CRASH_EXIT_CODE = 70
 UNVERIFIED_REPLY = (
     "Thank you for your message. We could not match it to a customer account, so a member of our team will "
     "take over this ticket."
 )
-
-
-def crash(reason: str) -> None:
-    """Exit at once, before Faust can commit the offsets of the batch in hand."""
-    log.critical("agent worker crashing without committing: %s", reason)
-    logging.shutdown()
-    os._exit(CRASH_EXIT_CODE)
 
 
 def requester_email(conn: psycopg.Connection, *, ticket: Ticket) -> str | None:
@@ -107,6 +99,7 @@ class AnswerService:
         self.backend = backend
         self.registry = tools.default_registry()
         self.publisher = Publisher(settings.kafka.bootstrap_servers, client_id="streamdesk-agent")
+        self.errors = ErrorRunner(retry_for_s=self.answer_settings.worker_retry_for_s, on_error=self._drop_connection)
         self._conn: psycopg.Connection | None = None
 
     @classmethod
@@ -130,47 +123,20 @@ class AnswerService:
         return self._conn
 
     def handle_batch(self, messages: Sequence[RawMessage]) -> None:
-        """Handle each message under the error policy; return when every answer is stored and published."""
+        """Handle each message under the error runner; return when every answer is stored and published."""
         for message in messages:
-            self._with_policy(message)
+            self.errors.run(
+                functools.partial(self.handle, message),
+                what=f"answering {message.topic}/{message.partition}@{message.offset}",
+                dead_letter=functools.partial(self._dead_letter_retrying, message),
+            )
 
-    def _retrying(self, what: str, work: Callable[[], None]) -> None:
-        deadline, delay = time.monotonic() + self.answer_settings.worker_retry_for_s, 0.2
-        while True:
-            try:
-                work()
-                return
-            except Exception as exc:
-                if isinstance(exc, psycopg.OperationalError) and self._conn is not None:
-                    self._conn.close()
-                if default_policy(exc) is ErrorAction.RETRY and time.monotonic() < deadline:
-                    log.warning("%s failed (%s); retrying in %.1fs", what, describe(exc), delay)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-                crash(f"{what} failed: {describe(exc)}")
-                raise
+    def _drop_connection(self, exc: Exception) -> None:
+        if isinstance(exc, psycopg.OperationalError) and self._conn is not None:
+            self._conn.close()
 
-    def _with_policy(self, message: RawMessage) -> None:
-        deadline, delay = time.monotonic() + self.answer_settings.worker_retry_for_s, 0.2
-        while True:
-            try:
-                self.handle(message)
-                return
-            except Exception as exc:
-                action = default_policy(exc)
-                if isinstance(exc, psycopg.OperationalError) and self._conn is not None:
-                    self._conn.close()
-                if action is ErrorAction.RETRY and time.monotonic() < deadline:
-                    log.warning("answering %s@%s failed (%s); retrying", message.topic, message.offset, describe(exc))
-                    time.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-                if action is ErrorAction.DEAD_LETTER:
-                    self._retrying("dead letter", functools.partial(self._dead_letter, message, exc))
-                    return
-                crash(f"answering {message.topic}/{message.partition}@{message.offset} failed: {describe(exc)}")
-                raise
+    def _dead_letter_retrying(self, message: RawMessage, exc: Exception) -> None:
+        self.errors.run(functools.partial(self._dead_letter, message, exc), what="dead letter")
 
     def _dead_letter(self, message: RawMessage, exc: Exception) -> None:
         letter = dead_letter_for(message, exc, stage="ticket")

@@ -5,9 +5,10 @@ ticket is committed, with the ticket as stored, so an answer never depends on a 
 
 Like the ingest agents it takes a batch, works on an executor thread (`service.AnswerService`), and
 returns to Faust only once every answer of the batch is stored and published; Faust commits the batch's
-offsets only then. A worker that dies mid-batch is restarted and redoes it: answers are idempotent on the
-ticket event id, writes on their idempotency keys. Its audit records reach the `audit` topic through the
-audit relay (`streamdesk worker audit-relay`).
+offsets only then, and an error escaping a batch exits the worker before that commit (`streams/errors.py`).
+A worker that dies mid-batch is restarted and redoes it: answers are idempotent on the ticket event id,
+writes on their idempotency keys. Its audit records reach the `audit` topic through the audit relay
+(`streamdesk worker audit-relay`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from streamdesk import telemetry, topics
 from streamdesk.agent.answer_config import get_answer_settings
 from streamdesk.agent.service import AnswerService
 from streamdesk.config import Settings, get_settings
-from streamdesk.ingest.app import bootstrap_servers, faust_app, raw_message, raw_topic, run_app
+from streamdesk.streams.app import bootstrap_servers, faust_app, raw_topic, run_app
+from streamdesk.streams.errors import crash_on_error
+from streamdesk.streams.messages import raw_message
 
 APP_ID = "streamdesk-agent"
 
@@ -40,6 +43,7 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     tickets = raw_topic(app, topics.STORED_TICKET)
 
     @app.agent(tickets, name="answer_tickets")
+    @crash_on_error
     async def answer_tickets(stream: faust.StreamT) -> None:
         async for events in stream.take_events(  # type: ignore[attr-defined]
             answer_settings.worker_batch, within=0.2

@@ -22,10 +22,10 @@ from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import DeadLetter
 from streamdesk.gateway import intake
 from streamdesk.gateway.exceptions import UnprocessedDeliveryError
-from streamdesk.ingest import deadletter
-from streamdesk.ingest.deadletter import store_dead_letters
-from streamdesk.ingest.policy import describe
 from streamdesk.kafka import PublishError
+from streamdesk.streams import deadletter
+from streamdesk.streams.deadletter import store_dead_letters
+from streamdesk.streams.errors import describe
 from streamdesk.streams.relay import OutboxRelay, run_relay
 
 log = logging.getLogger(__name__)

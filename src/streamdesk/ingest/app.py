@@ -17,136 +17,42 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import faust
 import psycopg
 
-from connectors.base import RawMessage
 from streamdesk import db, telemetry, topics
-from streamdesk.config import Settings, faust_dir, get_settings
+from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import DeadLetter, StoredTicket
 from streamdesk.gateway import intake
-from streamdesk.ingest import deadletter, processors
-from streamdesk.ingest.deadletter import dead_letter_for, natural_key, store_dead_letters
-from streamdesk.ingest.policy import ErrorAction, decode_policy, default_policy, describe
+from streamdesk.ingest import processors
+from streamdesk.streams import deadletter
+from streamdesk.streams.app import bootstrap_servers, faust_app, raw_topic, run_app
+from streamdesk.streams.deadletter import dead_letter_for, natural_key, store_dead_letters
+from streamdesk.streams.errors import DECODING, ErrorRunner, crash_on_error
+from streamdesk.streams.messages import RawMessage, kafka_headers, raw_message
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-CRASH_EXIT_CODE = 70
 APP_ID = "streamdesk-ingest"
 """The Faust app id, which is also the consumer group."""
-
-
-def raw_message(event: Any) -> RawMessage:
-    """A Faust event as the connectors' RawMessage."""
-    msg = event.message
-    headers = {}
-    for name, value in msg.headers or ():
-        headers[name] = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-    return RawMessage(
-        topic=msg.topic,
-        value=msg.value,
-        key=msg.key,
-        headers=headers,
-        partition=msg.partition,
-        offset=msg.offset,
-        timestamp_ms=int(msg.timestamp * 1000) if msg.timestamp else None,
-    )
-
-
-FAUST_OPTIONS: dict[str, Any] = {
-    "store": "memory://",
-    "autodiscover": False,
-    "web_enabled": False,
-    "topic_allow_declare": False,
-    "topic_disable_leader": True,
-    "consumer_auto_offset_reset": "earliest",
-    "broker_commit_interval": 1.0,
-    "broker_session_timeout": 10.0,
-    "broker_heartbeat_interval": 1.0,
-    "logging_config": None,
-}
-"""What every streamdesk Faust app shares: no web server or local tables, topics declared by `streamdesk up`,
-offsets committed every second, a dead worker's partitions handed on within 10 s, our own logging."""
-
-
-def bootstrap_servers(settings: Settings) -> str:
-    """The broker's `host:port` list; the process exits with how to configure one when there is none."""
-    if not settings.kafka.bootstrap_servers:
-        raise SystemExit("no broker configured: set KAFKA_BOOTSTRAP_SERVERS or run `streamdesk up`")
-    return settings.kafka.bootstrap_servers
-
-
-def faust_app(app_id: str, *, settings: Settings, **options: Any) -> faust.App:
-    """A Faust app (and consumer group) `app_id` on the settings' broker; `options` override `FAUST_OPTIONS`."""
-    return faust.App(
-        app_id,
-        broker=[f"kafka://{hp}" for hp in bootstrap_servers(settings).split(",")],
-        datadir=str(faust_dir(settings) / "{conf.name}"),
-        **(FAUST_OPTIONS | {"producer_max_request_size": topics.max_producer_bytes(settings)} | options),
-    )
-
-
-def raw_topic(app: faust.App, *names: str) -> faust.TopicT:
-    """Topics `names` of `app` with keys and values as plain bytes (parsed by the caller)."""
-    return app.topic(*names, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-
-
-def run_app(app: faust.App, *, loglevel: str) -> None:
-    """Run a Faust worker for `app` in the foreground until stopped, then flush telemetry."""
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True, override_logging=False)
-    try:
-        worker.execute_from_commandline()
-    finally:
-        telemetry.shutdown()
-
-
-def kafka_headers(headers: Mapping[str, str]) -> dict[str, bytes] | None:
-    """Headers as the Kafka client sends them (UTF-8 values); None when there are none."""
-    return {name: value.encode() for name, value in headers.items()} if headers else None
-
-
-def crash(reason: str) -> None:
-    """Exit at once, before Faust can commit the offsets of the batch in hand."""
-    log.critical("ingest worker crashing without committing: %s", reason)
-    logging.shutdown()
-    os._exit(CRASH_EXIT_CODE)
-
-
-def crash_on_error(process: Callable[[faust.StreamT], Awaitable[None]]) -> Callable[[faust.StreamT], Awaitable[None]]:
-    """Wrap an agent so an error escaping it exits the worker, instead of Faust restarting the agent past a commit."""
-
-    @functools.wraps(process)
-    async def guarded(stream: faust.StreamT) -> None:
-        try:
-            await process(stream)
-        except Exception as exc:
-            crash(f"agent {process.__name__} failed: {describe(exc)}")
-
-    return guarded
 
 
 def _record_finished(conn: psycopg.Connection, headers: Sequence[Mapping[str, str]]) -> None:
     intake.record_done(conn=conn, headers=headers)
 
 
-def _cannot_dead_letter(item: object, exc: Exception) -> DeadLetter:
-    crash(f"recording processed webhook deliveries failed: {describe(exc)}")
-    raise exc
-
-
 class BatchWriter:
-    """Runs one hop's database writes on a dedicated thread, under the shared error policy."""
+    """Runs one hop's database writes on a dedicated thread, under the stream error runner."""
 
     def __init__(self, *, name: str, settings: Settings, retry_for_s: float = 60.0):
         self.name = name
         self.settings = settings
-        self.retry_for_s = retry_for_s
+        self.errors = ErrorRunner(retry_for_s=retry_for_s, on_error=self._drop_connection)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ingest-{name}")
         self._conn: psycopg.Connection | None = None
 
@@ -155,14 +61,15 @@ class BatchWriter:
             self._conn = db.connect(db.database_url(self.settings))
         return self._conn
 
-    def _write(self, fn: Callable[[psycopg.Connection, Sequence[T]], Any], items: Sequence[T]) -> Any:
+    def _drop_connection(self, exc: Exception) -> None:
+        if isinstance(exc, psycopg.OperationalError) and self._conn is not None:
+            self._conn.close()
+
+    def _write(self, fn: Callable[[psycopg.Connection, Sequence[T]], Any], items: Sequence[T]) -> list[DeadLetter]:
         conn = self._connection()
-        try:
-            with conn.transaction():
-                return fn(conn, items)
-        except psycopg.OperationalError:
-            conn.close()
-            raise
+        with conn.transaction():
+            fn(conn, items)
+        return []
 
     def _write_isolating(
         self,
@@ -171,28 +78,16 @@ class BatchWriter:
         on_bad: Callable[[T, Exception], DeadLetter],
     ) -> list[DeadLetter]:
         """Write `items`; split the batch to isolate and dead-letter items whose data breaks the write."""
-        deadline = time.monotonic() + self.retry_for_s
-        delay = 0.2
-        while True:
-            try:
-                self._write(fn, items)
-                return []
-            except Exception as exc:
-                action = default_policy(exc)
-                if action is ErrorAction.RETRY and time.monotonic() < deadline:
-                    log.warning("%s write failed (%s); retrying in %.1fs", self.name, describe(exc), delay)
-                    time.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-                if action is ErrorAction.DEAD_LETTER:
-                    if len(items) == 1:
-                        return [on_bad(items[0], exc)]
-                    mid = len(items) // 2
-                    return self._write_isolating(fn, items[:mid], on_bad) + self._write_isolating(
-                        fn, items[mid:], on_bad
-                    )
-                crash(f"{self.name} write failed: {describe(exc)}")
-                raise  # unreachable; keeps type checkers honest
+
+        def isolate(exc: Exception) -> list[DeadLetter]:
+            if len(items) == 1:
+                return [on_bad(items[0], exc)]
+            mid = len(items) // 2
+            return self._write_isolating(fn, items[:mid], on_bad) + self._write_isolating(fn, items[mid:], on_bad)
+
+        return self.errors.run(
+            functools.partial(self._write, fn, items), what=f"{self.name} write", dead_letter=isolate
+        )
 
     def write_dead_letters(self, letters: Sequence[DeadLetter]) -> dict[tuple[str, int, int, str], int]:
         """Store dead letters durably and return their row ids (retrying; crash if the database stays away).
@@ -213,7 +108,10 @@ class BatchWriter:
     def record_finished(self, headers: Sequence[Mapping[str, str]]) -> None:
         """Record durably that the messages with `headers` are done (the durable intake's processed mark)."""
         if headers:
-            self._write_isolating(_record_finished, list(headers), _cannot_dead_letter)
+            self.errors.run(
+                functools.partial(self._write, _record_finished, list(headers)),
+                what="recording processed webhook deliveries",
+            )
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(*args)` on this hop's thread."""
@@ -268,7 +166,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
             messages = [raw_message(e) for e in events]
             result = processors.canonicalize(messages, max_body_bytes=ingest.max_body_bytes)
             futures = [
-                await out_topics[o.topic].send(key=o.key.encode(), value=o.value, headers=kafka_headers(o.headers))
+                await out_topics[o.topic].send(key=o.key, value=o.value, headers=kafka_headers(o.headers))
                 for o in result.outgoing
             ]
             await asyncio.gather(*futures)
@@ -316,15 +214,12 @@ def create_app(settings: Settings | None = None) -> faust.App:
                 attributes = {"messaging.system": "kafka", "messaging.batch.message_count": len(messages)}
                 carriers = (message.headers for message in messages)
                 with telemetry.batch_span(f"store {name}s", carriers, attributes=attributes):
-                    letters: list[DeadLetter] = []
-                    parsed: list[tuple[RawMessage, Any]] = []
-                    for message in messages:
-                        try:
-                            parsed.append((message, processors.parse_canonical(message)))
-                        except Exception as exc:
-                            if decode_policy(exc) is not ErrorAction.DEAD_LETTER:
-                                raise
-                            letters.append(dead_letter_for(message, exc, stage=stage))
+                    parsed, letters = DECODING.sort(
+                        messages,
+                        processors.parse_canonical,
+                        what=f"parsing canonical.{name}",
+                        dead_letter=functools.partial(dead_letter_for, stage=stage),
+                    )
                     if parsed:
                         stored.clear()
                         bad = await writer.run(
@@ -333,7 +228,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
                             parsed,
                             lambda item, exc: dead_letter_for(item[0], exc, stage=stage),
                         )
-                        letters += bad
+                        letters.extend(bad)
                         if then_publish:
                             lost = {(letter.partition, letter.offset) for letter in bad}
                             committed = [(m, r) for m, r in parsed if (m.partition, m.offset) not in lost]

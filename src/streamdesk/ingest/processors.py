@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from connectors import registry as connectors
-from connectors.base import RawMessage, decode_json
+from connectors.base import decode_json
 from streamdesk import contracts, telemetry, topics
 from streamdesk.contracts import (
     CanonicalEvent,
@@ -21,9 +22,10 @@ from streamdesk.contracts import (
 )
 from streamdesk.exceptions import ContractError
 from streamdesk.gateway import intake
-from streamdesk.ingest.deadletter import dead_letter_for
 from streamdesk.ingest.exceptions import PayloadTooLarge, UnknownTopic
-from streamdesk.ingest.policy import ErrorAction, decode_policy
+from streamdesk.streams.deadletter import dead_letter_for
+from streamdesk.streams.errors import DECODING
+from streamdesk.streams.messages import RawMessage
 
 CANONICAL_TOPIC = {DocumentEvent: topics.DOCUMENT, EntityEvent: topics.ENTITY, TicketEvent: topics.TICKET}
 CANONICAL_SCHEMA = {
@@ -40,21 +42,12 @@ CANONICAL_RECORD: dict[str, type[DocumentEvent] | type[EntityEvent] | type[Ticke
 }
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    """A canonical event ready to publish."""
-
-    topic: str
-    key: str
-    value: bytes
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 @dataclass
 class Canonicalized:
     """What a batch of raw messages became."""
 
-    outgoing: list[Outgoing] = field(default_factory=list)
+    outgoing: list[RawMessage] = field(default_factory=list)
+    """Canonical events ready to publish."""
     dead_letters: list[DeadLetter] = field(default_factory=list)
     skipped: int = 0
     finished: list[dict[str, str]] = field(default_factory=list)
@@ -63,7 +56,7 @@ class Canonicalized:
 
 def canonical_events(
     message: RawMessage, *, max_body_bytes: int, headers: dict[str, str] | None = None
-) -> list[Outgoing]:
+) -> list[RawMessage]:
     """Raw vendor message -> validated canonical events (carrying `headers`); raises for input that cannot be used."""
     if message.value is not None and len(message.value) > max_body_bytes:
         raise PayloadTooLarge(f"payload of {len(message.value)} bytes exceeds ingest.max_body_bytes={max_body_bytes}")
@@ -79,7 +72,8 @@ def canonical_events(
         if isinstance(event, DocumentEvent | EntityEvent):
             event = event.model_copy(update={"position": position})
         topic = CANONICAL_TOPIC[type(event)]
-        outgoing.append(Outgoing(topic, event.key, canonical_bytes(event, topic=topic), dict(headers or {})))
+        value = canonical_bytes(event, topic=topic)
+        outgoing.append(RawMessage(topic, value, key=event.key.encode(), headers=dict(headers or {})))
     return outgoing
 
 
@@ -126,7 +120,7 @@ def _non_finite_at(value: Any, path: str = "") -> str | None:
     return None
 
 
-def traced_canonical_events(message: RawMessage, *, max_body_bytes: int, tracing: bool) -> list[Outgoing]:
+def traced_canonical_events(message: RawMessage, *, max_body_bytes: int, tracing: bool) -> list[RawMessage]:
     """`canonical_events`, continuing the trace the raw message carries into the canonical events' headers.
 
     With `tracing`, the work is a consumer span in that trace and the events carry its context; without,
@@ -152,14 +146,13 @@ def canonicalize(messages: list[RawMessage], *, max_body_bytes: int) -> Canonica
     """Canonicalize a batch; each unusable message becomes a dead letter, the others go on."""
     result = Canonicalized()
     tracing = telemetry.exporting()
-    for message in messages:
-        try:
-            produced = traced_canonical_events(message, max_body_bytes=max_body_bytes, tracing=tracing)
-        except Exception as exc:
-            if decode_policy(exc) is not ErrorAction.DEAD_LETTER:
-                raise
-            result.dead_letters.append(dead_letter_for(message, exc, stage="raw"))
-            continue
+    done, result.dead_letters = DECODING.sort(
+        messages,
+        functools.partial(traced_canonical_events, max_body_bytes=max_body_bytes, tracing=tracing),
+        what="canonicalizing",
+        dead_letter=functools.partial(dead_letter_for, stage="raw"),
+    )
+    for message, produced in done:
         if not produced:
             result.skipped += 1
             result.finished.append(message.headers)

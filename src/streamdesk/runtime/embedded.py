@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streamdesk.exceptions import RuntimeStartError
-from streamdesk.runtime.supervisor import terminate_with_parent
+from streamdesk.runtime.supervisor import stop_process, terminate_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +77,7 @@ class EmbeddedBroker:
 
     def stop(self) -> None:
         """Stop the broker (its memory-stored topics go with it)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(5)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(5)
+        stop_process(self.process, timeout_s=5)
 
 
 @dataclass

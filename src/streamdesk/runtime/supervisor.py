@@ -26,6 +26,18 @@ def terminate_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def stop_process(process: subprocess.Popen[bytes] | None, *, timeout_s: float) -> None:
+    """Terminate `process` (when it still runs) and wait for it; kill it if it is not gone within `timeout_s`."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
 @dataclass
 class ManagedProcess:
     """A child command kept running by the supervisor."""

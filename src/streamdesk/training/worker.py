@@ -1,7 +1,8 @@
 """The learn worker (Faust): stores `feedback` signals, relabels, triggers retrains, runs them, rolls back.
 
 - `store_feedback` takes batches from the `feedback` topic and returns to Faust only after they are in the
-  database (bad payloads are dead-lettered under the ingest error policy);
+  database (bad payloads are dead-lettered by the stream error runner, `streams/errors.py`; any other
+  error exits the worker before the batch's offsets commit);
 - a timer relabels answers with new signals, requests a retrain on the `retrain` topic when one is due,
   and rolls the serving adapter back when its live feedback trails the previous one's;
 - `run_retrain` trains one request at a time, on its own thread, and publishes `model` events.
@@ -10,10 +11,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import Any
 
 import faust
 
@@ -23,17 +24,21 @@ from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.exceptions import AnswersUnavailableError, FeedbackError
 from streamdesk.feedback.models import FeedbackEvent
-from streamdesk.ingest import app as ingest_app
-from streamdesk.ingest.app import raw_message
-from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters
-from streamdesk.ingest.policy import ErrorAction, default_policy
 from streamdesk.kafka import Publisher
+from streamdesk.streams import app as streams
+from streamdesk.streams.deadletter import dead_letter_for, store_dead_letters
+from streamdesk.streams.errors import ErrorRunner, crash_on_error
+from streamdesk.streams.messages import RawMessage, raw_message
 from streamdesk.training import service, trigger
 from streamdesk.training.config import TrainingSettings, get_training_settings
 from streamdesk.training.kto_config import KTOTrainingConfig
 from streamdesk.training.models import RetrainRequest
 
 log = logging.getLogger(__name__)
+
+
+def _feedback_event(message: RawMessage) -> FeedbackEvent:
+    return FeedbackEvent.model_validate_json(message.value or b"")
 
 
 class LearnLoop:
@@ -45,17 +50,16 @@ class LearnLoop:
         self.config = config
         self.publisher = Publisher(settings.kafka.bootstrap_servers or "", client_id="streamdesk-learn")
         self.relabelled_until: datetime | None = None
+        self.errors = ErrorRunner()
 
-    def store(self, values: list[tuple[Any, bytes]]) -> None:
+    def store(self, messages: list[RawMessage]) -> None:
         """Store a batch of raw feedback messages (verdicts by `record_verdict`'s rules); dead-letter the refused."""
-        parsed, letters = [], []
-        for message, value in values:
-            try:
-                parsed.append((message, FeedbackEvent.model_validate_json(value)))
-            except Exception as exc:
-                if default_policy(exc) is not ErrorAction.DEAD_LETTER:
-                    raise
-                letters.append(dead_letter_for(message, exc, stage="canonical"))
+        parsed, letters = self.errors.sort(
+            messages,
+            _feedback_event,
+            what="parsing feedback",
+            dead_letter=functools.partial(dead_letter_for, stage="canonical"),
+        )
         with db.transaction(db.database_url(self.settings)) as conn:
             feedback.store_feedback(conn, events=[e for _, e in parsed if e.kind not in feedback.VERDICTS])
             for message, event in parsed:
@@ -100,13 +104,13 @@ def create_app(
 ) -> faust.App:
     """The learn Faust app for `settings` (broker and database from there)."""
     settings = settings or get_settings()
-    ingest_app.bootstrap_servers(settings)  # no broker: exit before anything loads
+    streams.bootstrap_servers(settings)  # no broker: exit before anything loads
     training = training or get_training_settings()
     loop = LearnLoop(settings=settings, training=training, config=config or KTOTrainingConfig.from_env(progress=False))
     io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learn-io")
     trainer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="learn-train")
     # a retrain runs for minutes: long polls and sessions; offsets committed at Faust's default interval
-    app = ingest_app.faust_app(
+    app = streams.faust_app(
         "streamdesk-learn",
         settings=settings,
         broker_session_timeout=60.0,
@@ -116,13 +120,14 @@ def create_app(
     )
 
     def raw(name: str) -> faust.TopicT:
-        return ingest_app.raw_topic(app, name)
+        return streams.raw_topic(app, name)
 
     @app.agent(raw(feedback.FEEDBACK_TOPIC), name="store_feedback")
+    @crash_on_error
     async def store_feedback(stream: faust.StreamT) -> None:
         async for events in stream.take_events(500, within=1.0):  # type: ignore[attr-defined]
-            values = [(raw_message(e), e.message.value) for e in events]
-            await asyncio.get_running_loop().run_in_executor(io, loop.store, values)
+            messages = [raw_message(e) for e in events]
+            await asyncio.get_running_loop().run_in_executor(io, loop.store, messages)
 
     @app.agent(raw(trigger.RETRAIN_TOPIC), name="run_retrain", concurrency=1)
     async def run_retrain(stream: faust.StreamT) -> None:
@@ -139,4 +144,4 @@ def create_app(
 
 def run_worker(settings: Settings | None = None, *, loglevel: str = "info") -> None:
     """Run the learn worker in the foreground until stopped."""
-    ingest_app.run_app(create_app(settings), loglevel=loglevel)
+    streams.run_app(create_app(settings), loglevel=loglevel)

@@ -6,11 +6,11 @@ import base64
 import hashlib
 import json
 
-from connectors.base import RawMessage
 from streamdesk import db, topics
 from streamdesk.contracts import DeadLetter
-from streamdesk.ingest.deadletter import dead_letter_for, store_dead_letters, topic_key, topic_value
 from streamdesk.ingest.exceptions import PayloadTooLarge
+from streamdesk.streams.deadletter import dead_letter_for, store_dead_letters, topic_key, topic_value
+from streamdesk.streams.messages import RawMessage
 
 
 def letter_of(value: bytes, *, offset: int, headers: dict[str, str] | None = None) -> DeadLetter:

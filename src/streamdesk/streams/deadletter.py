@@ -13,10 +13,10 @@ from collections.abc import Sequence
 import psycopg
 from psycopg.types.json import Jsonb
 
-from connectors.base import RawMessage
 from streamdesk import topics
 from streamdesk.contracts import DeadLetter, Stage
-from streamdesk.ingest.policy import describe
+from streamdesk.streams.errors import describe
+from streamdesk.streams.messages import RawMessage
 
 
 def _b64(data: bytes | None) -> str | None:
