@@ -1,8 +1,7 @@
 """The learn worker (Faust): stores `feedback` signals, relabels, triggers retrains, runs them, rolls back.
 
 - `store_feedback` takes batches from the `feedback` topic and returns to Faust only after they are in the
-  database (bad payloads are dead-lettered by the stream error runner, `streams/errors.py`; any other
-  error exits the worker before the batch's offsets commit);
+  database (bad payloads are dead-lettered by the stream error runner, `streams/errors.py`);
 - a timer relabels answers with new signals, requests a retrain on the `retrain` topic when one is due,
   and rolls the serving adapter back when its live feedback trails the previous one's;
 - `run_retrain` trains one request at a time, on its own thread, and publishes `model` events.
@@ -27,7 +26,7 @@ from streamdesk.feedback.models import FeedbackEvent
 from streamdesk.kafka import Publisher
 from streamdesk.streams import app as streams
 from streamdesk.streams.deadletter import dead_letter_for, store_dead_letters
-from streamdesk.streams.errors import ErrorRunner, crash_on_error
+from streamdesk.streams.errors import ErrorRunner
 from streamdesk.streams.messages import RawMessage, raw_message
 from streamdesk.training import service, trigger
 from streamdesk.training.config import TrainingSettings, get_training_settings
@@ -123,7 +122,6 @@ def create_app(
         return streams.raw_topic(app, name)
 
     @app.agent(raw(feedback.FEEDBACK_TOPIC), name="store_feedback")
-    @crash_on_error
     async def store_feedback(stream: faust.StreamT) -> None:
         async for events in stream.take_events(500, within=1.0):  # type: ignore[attr-defined]
             messages = [raw_message(e) for e in events]
