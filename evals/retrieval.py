@@ -26,10 +26,10 @@ import psycopg
 
 from evals.exceptions import DatasetError
 from streamdesk import db, topics
+from streamdesk.identity.models import Principal
 from streamdesk.kafka import Publisher
 from streamdesk.retrieval import migration, service
 from streamdesk.retrieval.config import RetrievalSettings, SearchMode
-from streamdesk.retrieval.models import Principal
 from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 
 log = logging.getLogger(__name__)

@@ -31,9 +31,10 @@ import psycopg
 
 from evals.bench.corpus import passages
 from streamdesk import db
+from streamdesk.identity.models import Principal
 from streamdesk.retrieval import access, migration, service, vectors
 from streamdesk.retrieval.config import RetrievalSettings, VectorMode
-from streamdesk.retrieval.models import Filters, Principal
+from streamdesk.retrieval.models import Filters
 from streamdesk.runtime.embedded import EmbeddedDatabase
 
 EMPLOYEE = "user:bench?roles=agent&groups=fraud"

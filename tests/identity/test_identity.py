@@ -92,7 +92,8 @@ def test_operators_can_be_set_in_the_environment(monkeypatch: pytest.MonkeyPatch
     assert ann.roles == {Role.ADMIN} and ann.tenant == "acme"
 
 
-def test_field_names_match_the_retrieval_principal() -> None:
-    """Retrieval's Principal can be replaced by this one: every field it has exists here with the same name."""
-    retrieval = pytest.importorskip("streamdesk.retrieval.models")
-    assert set(retrieval.Principal.model_fields) <= set(Principal.model_fields)
+def test_there_is_one_principal_type() -> None:
+    """Retrieval, policy, audit and the API share identity's Principal; no package defines its own."""
+    import streamdesk.retrieval.models as retrieval
+
+    assert not hasattr(retrieval, "Principal")

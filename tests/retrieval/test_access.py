@@ -6,10 +6,12 @@ from datetime import UTC, datetime
 
 import pytest
 
+from streamdesk.identity.exceptions import InvalidPrincipalError
+from streamdesk.identity.models import Principal
 from streamdesk.retrieval import access
 from streamdesk.retrieval.config import RetrievalSettings
-from streamdesk.retrieval.exceptions import InvalidFiltersError, InvalidPrincipalError
-from streamdesk.retrieval.models import Filters, Principal
+from streamdesk.retrieval.exceptions import InvalidFiltersError
+from streamdesk.retrieval.models import Filters
 
 SETTINGS = RetrievalSettings()
 
@@ -44,7 +46,7 @@ def test_an_agent_principal_needs_a_customer() -> None:
 
 def test_employees_read_internal_the_customer_agent_and_outsiders_do_not() -> None:
     employee = access.scope_predicate(Principal.parse("user:a?roles=viewer"), settings=SETTINGS)
-    outsider = access.scope_predicate(Principal.parse("user:b?roles=customer"), settings=SETTINGS)
+    outsider = access.scope_predicate(Principal.parse("user:b"), settings=SETTINGS)
     bot = access.scope_predicate(Principal.parse("agent:c1"), settings=SETTINGS)
     assert employee.allows(row("internal")) and employee.allows(row("public"))
     assert not outsider.allows(row("internal")) and outsider.allows(row("public"))

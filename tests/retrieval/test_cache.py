@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from streamdesk import db
+from streamdesk.identity.models import Principal
 from streamdesk.knowledge import embedding
 from streamdesk.retrieval import cache
-from streamdesk.retrieval.models import Principal
 from tests.retrieval.factories import document, store
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from streamdesk import db
+from streamdesk.identity.models import Principal
 from streamdesk.retrieval import service
-from streamdesk.retrieval.models import Principal
 from tests.retrieval.factories import document, store
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]

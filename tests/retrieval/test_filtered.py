@@ -9,9 +9,10 @@ import pytest
 
 from evals.bench import retrieval as bench
 from streamdesk import db
+from streamdesk.identity.models import Principal
 from streamdesk.retrieval import service
 from streamdesk.retrieval.config import RetrievalSettings
-from streamdesk.retrieval.models import Filters, Principal
+from streamdesk.retrieval.models import Filters
 
 pytestmark = [pytest.mark.stack]
 SIZE = 3000

@@ -8,9 +8,9 @@ import time
 import pytest
 
 from streamdesk import db
+from streamdesk.identity.models import Principal
 from streamdesk.knowledge import fast_embedding
 from streamdesk.retrieval import migration, service
-from streamdesk.retrieval.models import Principal
 from tests.retrieval.conftest import TOPICS
 from tests.retrieval.factories import document, store
 

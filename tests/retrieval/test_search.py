@@ -11,9 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from streamdesk import db
+from streamdesk.identity.models import Principal
 from streamdesk.retrieval import access, service
 from streamdesk.retrieval.config import RetrievalSettings
-from streamdesk.retrieval.models import Filters, Principal
+from streamdesk.retrieval.models import Filters
 from tests.retrieval.conftest import DOC_TYPES, EPOCH, GROUPS, SOURCES, TENANTS, TOPICS
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
@@ -47,7 +48,7 @@ principals = st.one_of(
             kind="user", id=ident, roles=frozenset(roles), groups=frozenset(groups), tenant=tenant
         ),
         st.sampled_from(["alice", "bob"]),
-        st.sets(st.sampled_from(["viewer", "agent", "admin", "customer", "guest"]), max_size=2),
+        st.sets(st.sampled_from(["viewer", "agent", "admin", "auditor", "supervisor"]), max_size=2),
         st.sets(st.sampled_from([*GROUPS, "nobody"]), max_size=2),
         st.sampled_from([*TENANTS, "ghost"]),
     ),

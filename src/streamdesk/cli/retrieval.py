@@ -36,8 +36,9 @@ def search(
     as_json: Annotated[bool, typer.Option("--json", help="Print the whole result as JSON.")] = False,
 ) -> None:
     """Permission-aware hybrid search over the knowledge store (DATABASE_URL), with citations."""
+    from streamdesk.identity.models import Principal
     from streamdesk.retrieval import service
-    from streamdesk.retrieval.models import Filters, Principal
+    from streamdesk.retrieval.models import Filters
 
     if mode not in ("hybrid", "vector", "lexical"):
         raise typer.BadParameter(f"mode {mode!r} is not one of hybrid, vector, lexical")

@@ -70,8 +70,8 @@ class PrincipalSpec(NamedTuple):
 class PrincipalBase(BaseModel):
     """What every domain knows of who acts: kind, id, roles, groups, tenant, and the customer an agent acts for.
 
-    `Principal` below is the one the agent, policy and audit use (roles checked against `Role`); retrieval
-    derives its own, whose roles are free names mapped to access by its settings.
+    `Principal` below is the one concrete type every domain uses (roles checked against `Role`); code that only
+    reads who acts (retrieval's access scope, the audit actor) takes this base.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")

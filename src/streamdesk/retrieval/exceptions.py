@@ -7,10 +7,6 @@ class RetrievalError(StreamdeskError):
     """Base of the retrieval package's errors."""
 
 
-class InvalidPrincipalError(RetrievalError):
-    """A principal spec or record cannot be used (unknown kind, missing id, agent without a customer)."""
-
-
 class InvalidFiltersError(RetrievalError):
     """Search filters are inconsistent (e.g. a time range that ends before it starts)."""
 

@@ -1,4 +1,5 @@
-"""Who searches (Principal), what narrows a search (Filters), and what comes back (SearchResult, Hit, Citation)."""
+"""What narrows a search (Filters) and what comes back (SearchResult, Hit, Citation); who searches is an
+`identity.models.PrincipalBase`."""
 
 from __future__ import annotations
 
@@ -8,43 +9,8 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from streamdesk import links
-from streamdesk.identity import exceptions as identity_exceptions
-from streamdesk.identity.models import PrincipalBase, PrincipalSpec
 from streamdesk.retrieval.config import SearchMode, VectorMode
-from streamdesk.retrieval.exceptions import InvalidFiltersError, InvalidPrincipalError
-
-
-class Principal(PrincipalBase):
-    """A user (roles, groups) or the agent acting for one customer; every search carries one.
-
-    Unlike `identity.models.Principal`, roles are free names (the settings' `employee_roles` decide what they
-    read) and the agent identity may carry roles, so a search can be scoped by any role the caller names.
-    """
-
-    @model_validator(mode="after")
-    def _agent_needs_customer(self) -> Principal:
-        if self.kind == "agent" and not self.customer_id:
-            raise InvalidPrincipalError(
-                f"agent principal {self.id!r} acts for no customer; give customer_id (spec `agent:CUSTOMER_ID`)"
-            )
-        return self
-
-    @classmethod
-    def parse(cls, spec: str) -> Principal:
-        """`user:ID[?roles=a,b&groups=c&tenant=t]` or `agent:CUSTOMER_ID[?tenant=t]`."""
-        try:
-            parts = PrincipalSpec.parse(spec)
-        except identity_exceptions.InvalidPrincipalError as exc:
-            raise InvalidPrincipalError(str(exc)) from None
-        if parts.kind == "agent":
-            return cls(
-                kind="agent",
-                id=f"agent-for-{parts.ident}",
-                customer_id=parts.ident,
-                tenant=parts.tenant,
-                roles=parts.roles,
-            )
-        return cls(kind="user", id=parts.ident, roles=parts.roles, groups=parts.groups, tenant=parts.tenant)
+from streamdesk.retrieval.exceptions import InvalidFiltersError
 
 
 class Filters(BaseModel):
