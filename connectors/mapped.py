@@ -38,6 +38,7 @@ class MappedConnector(Connector):
     family = "mapped"
 
     def __init__(self, *, directory: Path = MAPPINGS_DIR) -> None:
+        super().__init__()
         self.directory = directory
 
     @guarded

@@ -56,10 +56,6 @@ class ZendeskConnector(Connector):
 
     family = "zendesk"
 
-    def __init__(self, *, source: str = "zendesk", tenant: str = "default") -> None:
-        self.source = source
-        self.tenant = tenant
-
     @guarded
     def parse(self, message: RawMessage) -> list[CanonicalEvent]:
         """Canonical events for one Zendesk webhook body or API record."""

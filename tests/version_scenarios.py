@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from _pytest.mark import ParameterSet
+
 Step = tuple[str, list[int], str | None]
 Final = tuple[bool, list[int], str | None]
 Scenario = tuple[str, list[Step], Final, Final | None]
@@ -54,4 +57,13 @@ def version_scenarios(noun: str, *extra: Scenario) -> list[Scenario]:
             None,
         ),
         *extra,
+    ]
+
+
+def ordering_cases(scenarios: list[Scenario]) -> list[ParameterSet]:
+    """(steps, together, expected final) for each scenario applied one batch per event and as one batch."""
+    return [
+        pytest.param(steps, together, final_together if together and final_together else final, id=f"{name}-{label}")
+        for name, steps, final, final_together in scenarios
+        for together, label in ((False, "one batch per event"), (True, "one batch"))
     ]

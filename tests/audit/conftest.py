@@ -10,7 +10,7 @@ import pytest
 
 from streamdesk import db
 from streamdesk.audit import service as audit
-from streamdesk.audit.models import AuditAction, AuditEvent, AuditRecord
+from streamdesk.audit.models import AuditAction, AuditEvent, AuditRecord, VerifyReport
 from streamdesk.identity.models import agent_for_customer
 
 
@@ -64,3 +64,17 @@ def tampering(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 def tamper() -> Callable[[psycopg.Connection], AbstractContextManager[psycopg.Connection]]:
     """`with tamper(conn): ...` runs statements the trigger would otherwise refuse."""
     return tampering
+
+
+@pytest.fixture
+def tampered(conn: psycopg.Connection, appended: Callable[[int], list[AuditRecord]]) -> Callable[..., VerifyReport]:
+    """`tampered(n, *statements)`: append n events, run the statements with the trigger off, then verify."""
+
+    def tamper_and_verify(n: int, *statements: str) -> VerifyReport:
+        appended(n)
+        with tampering(conn):
+            for statement in statements:
+                conn.execute(statement)
+        return audit.verify(conn)
+
+    return tamper_and_verify

@@ -14,11 +14,9 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from streamdesk import db
-from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer, TraceStep
 from streamdesk.config import get_settings
 from streamdesk.contracts import DeadLetter, DocumentEvent, Requester, TicketEvent, utcnow
-from streamdesk.entities import store as tickets
 from streamdesk.identity.models import agent_for_customer
 from streamdesk.ingest import deadletter
 from streamdesk.knowledge import embedding
@@ -28,6 +26,7 @@ from streamdesk.policy.models import PendingAction
 from streamdesk.training import registry
 from streamdesk.training.kto_trainer import CURVES_FILE, save_curves
 from streamdesk.training.models import AdapterVersion
+from tests.factories import stored_draft, stored_ticket
 
 OPERATORS = {
     "ana": {"roles": ["agent"], "token": "ana-token-0123456789"},
@@ -72,12 +71,10 @@ def conn(clean_db: str) -> Iterator[psycopg.Connection]:
 
 def seed_ticket(conn: psycopg.Connection, *, ticket_id: str = TICKET) -> TicketEvent:
     """A `created` ticket event stored through the ticket store."""
-    event = TicketEvent(
-        event_id=f"evt-{ticket_id}",
+    return stored_ticket(
+        conn,
+        ticket_id,
         source=SOURCE,
-        ticket_id=ticket_id,
-        event_type="created",
-        version=[1],
         occurred_at=utcnow() - timedelta(minutes=5),
         subject="Refund for my delivered order",
         body=(
@@ -87,8 +84,6 @@ def seed_ticket(conn: psycopg.Connection, *, ticket_id: str = TICKET) -> TicketE
         requester=Requester(name="Mei Davis", email="mei.davis@example.com"),
         customer_id=CUSTOMER,
     )
-    tickets.apply_tickets(conn, [event])
-    return event
 
 
 def seed_draft(conn: psycopg.Connection, *, ticket_id: str = TICKET, text: str = DRAFT_TEXT) -> Answer:
@@ -105,21 +100,17 @@ def seed_draft(conn: psycopg.Connection, *, ticket_id: str = TICKET, text: str =
                   arguments={"order_id": ORDER, "amount": 154.04},
                   reason="amount 154.04 of refund is above the approval limit 100.0"),
     ]  # fmt: skip
-    answer = Answer(
-        event_id=event.event_id,
-        source=SOURCE,
-        ticket_id=ticket_id,
+    return stored_draft(
+        conn,
+        event,
+        text,
         customer_id=CUSTOMER,
-        status="draft",
-        text=text,
         citations=CITATIONS,
         trace=trace,
         model="SmolLM2-135M-Instruct",
         prompt_version="2026-11-23.1",
         policy_version="2026-11-23.1+0a1b2c3d4e5f",
     )
-    stored, _ = answers.store_answer(conn, answer=answer)
-    return stored
 
 
 def seed_pending(conn: psycopg.Connection, *, ticket_ref: str = TICKET_REF, key: str = "console-key") -> PendingAction:

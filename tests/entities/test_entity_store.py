@@ -13,7 +13,7 @@ import pytest
 from streamdesk.contracts import EntityEvent, SourcePosition
 from streamdesk.entities import store
 from streamdesk.entities.exceptions import InvalidEntityEventError
-from tests.version_scenarios import Final, Step, version_scenarios
+from tests.version_scenarios import Final, Step, ordering_cases, version_scenarios
 
 
 def entity(
@@ -59,23 +59,15 @@ def named(name: str) -> dict[str, Any]:
 SCENARIOS = version_scenarios("entity")
 
 
-@pytest.mark.parametrize("together", [False, True], ids=["one batch per event", "one batch"])
-@pytest.mark.parametrize(("name", "steps", "final", "final_together"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
-def test_version_ordering(
-    conn: psycopg.Connection,
-    name: str,
-    steps: list[Step],
-    final: Final,
-    final_together: Final | None,
-    together: bool,
-) -> None:
+@pytest.mark.parametrize(("steps", "together", "final"), ordering_cases(SCENARIOS))
+def test_version_ordering(conn: psycopg.Connection, steps: list[Step], together: bool, final: Final) -> None:
     events = [entity(op, version, attributes=named(value) if value else {}) for op, version, value in steps]
     if together:
         apply(conn, events)
     else:
         for event in events:
             apply(conn, [event])
-    deleted, version, value = final_together if together and final_together else final
+    deleted, version, value = final
     assert row(conn) == (deleted, version, named(value) if value else {})
 
 

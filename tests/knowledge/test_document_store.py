@@ -17,7 +17,7 @@ from streamdesk.knowledge.chunking import chunk_text
 from streamdesk.knowledge.embedding import Embedder, TextEmbedder, embedding_input
 from streamdesk.knowledge.exceptions import InvalidDocumentEventError
 from tests.knowledge.factories import ObservedEmbedder, document_event, prose
-from tests.version_scenarios import Final, Step, version_scenarios
+from tests.version_scenarios import Final, Step, ordering_cases, version_scenarios
 
 TOKENS, OVERLAP = 100, 16
 BODIES = {"a": prose(1, words=120), "b": prose(2, words=120), "c": prose(3, words=120)}
@@ -67,16 +67,9 @@ SCENARIOS = version_scenarios(
 )
 
 
-@pytest.mark.parametrize("together", [False, True], ids=["one batch per event", "one batch"])
-@pytest.mark.parametrize(("name", "steps", "final", "final_together"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+@pytest.mark.parametrize(("steps", "together", "final"), ordering_cases(SCENARIOS))
 def test_version_ordering(
-    conn: psycopg.Connection,
-    embedder: Embedder,
-    name: str,
-    steps: list[Step],
-    final: Final,
-    final_together: Final | None,
-    together: bool,
+    conn: psycopg.Connection, embedder: Embedder, steps: list[Step], together: bool, final: Final
 ) -> None:
     events = [document_event("doc-1", op, version, body=BODIES.get(key or "", "")) for op, version, key in steps]
     if together:
@@ -84,7 +77,7 @@ def test_version_ordering(
     else:
         for event in events:
             apply(conn, [event], embedder)
-    deleted, version, key = final_together if together and final_together else final
+    deleted, version, key = final
     row = document(conn, "doc-1")
     assert row is not None and (row["deleted"], row["version"]) == (deleted, version)
     if deleted:

@@ -1,0 +1,42 @@
+"""Builders shared across the test packages: ticket events and draft answers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from streamdesk.agent import answers
+from streamdesk.agent.answers import Answer
+from streamdesk.contracts import TicketEvent
+from streamdesk.entities import store as tickets
+
+T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def ticket_event(ticket_id: str, *, event_id: str | None = None, **fields: Any) -> TicketEvent:
+    """A `created` zendesk ticket event at version [1], `evt-<ticket_id>` unless `event_id` is given."""
+    defaults: dict[str, Any] = {"source": "zendesk", "event_type": "created", "version": [1], "occurred_at": T0}
+    return TicketEvent(event_id=event_id or f"evt-{ticket_id}", ticket_id=ticket_id, **(defaults | fields))
+
+
+def stored_ticket(conn: psycopg.Connection, ticket_id: str, **fields: Any) -> TicketEvent:
+    """`ticket_event(ticket_id, **fields)`, stored through the ticket store."""
+    event = ticket_event(ticket_id, **fields)
+    tickets.apply_tickets(conn, [event])
+    return event
+
+
+def draft(ticket: TicketEvent, text: str, **fields: Any) -> Answer:
+    """The agent's draft answer to `ticket`."""
+    defaults: dict[str, Any] = {"status": "draft", "model": "smollm2-135m-instruct", "prompt_version": "support-v1"}
+    return Answer(
+        event_id=ticket.event_id, source=ticket.source, ticket_id=ticket.ticket_id, text=text, **(defaults | fields)
+    )
+
+
+def stored_draft(conn: psycopg.Connection, ticket: TicketEvent, text: str, **fields: Any) -> Answer:
+    """`draft(ticket, text, **fields)`, stored through the answers store (the stored copy is returned)."""
+    stored, _ = answers.store_answer(conn, answer=draft(ticket, text, **fields))
+    return stored
