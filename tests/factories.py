@@ -1,4 +1,4 @@
-"""Builders shared across the test packages: ticket events and draft answers."""
+"""Builders shared across the test packages: ticket events, draft answers and dead letters."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import psycopg
 
 from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer
-from streamdesk.contracts import TicketEvent
+from streamdesk.contracts import DeadLetter, TicketEvent
 from streamdesk.entities import store as tickets
+from streamdesk.ingest.deadletter import store_dead_letters
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -40,3 +41,9 @@ def stored_draft(conn: psycopg.Connection, ticket: TicketEvent, text: str, **fie
     """`draft(ticket, text, **fields)`, stored through the answers store (the stored copy is returned)."""
     stored, _ = answers.store_answer(conn, answer=draft(ticket, text, **fields))
     return stored
+
+
+def stored_dead_letter(conn: psycopg.Connection, **fields: Any) -> None:
+    """A dead letter of the raw stage of `raw.zendesk` (partition 0), stored through the dead-letter store."""
+    defaults: dict[str, Any] = {"topic": "raw.zendesk", "partition": 0, "stage": "raw"}
+    store_dead_letters(conn, letters=[DeadLetter(**(defaults | fields))])

@@ -21,15 +21,14 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from streamdesk import db, topics
 from streamdesk.agent.answers import TraceStep
 from streamdesk.config import get_settings
-from streamdesk.contracts import DeadLetter, utcnow
+from streamdesk.contracts import utcnow
 from streamdesk.identity.models import agent_for_customer
-from streamdesk.ingest.deadletter import store_dead_letters
 from streamdesk.policy import approvals
 from streamdesk.runtime.embedded import EmbeddedBroker, free_port
 from streamdesk.training import registry
 from streamdesk.training import service as training
 from tests.conftest import truncate_all
-from tests.factories import stored_draft, stored_ticket
+from tests.factories import stored_dead_letter, stored_draft, stored_ticket
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -155,19 +154,8 @@ def _seed(url: str, tmp: Path) -> dict[str, str]:
             config={},
             metrics={"examples": 8},
         )
-        store_dead_letters(
-            conn,
-            letters=[
-                DeadLetter(
-                    topic="raw.zendesk",
-                    partition=0,
-                    offset=7,
-                    value_b64="bm90IGpzb24=",
-                    reason="payload is not JSON",
-                    error_type="JSONDecodeError",
-                    stage="raw",
-                )
-            ],
+        stored_dead_letter(
+            conn, offset=7, value_b64="bm90IGpzb24=", reason="payload is not JSON", error_type="JSONDecodeError"
         )
     return {"answer_id": answer.answer_id, "action_id": action.id, "version": version.version}
 

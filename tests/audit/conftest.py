@@ -1,4 +1,4 @@
-"""Audit fixtures: an autocommit connection to the clean database, events to append, and a tamper switch."""
+"""Audit fixtures: events to append, the appended records, and a tamper switch."""
 
 from __future__ import annotations
 
@@ -8,17 +8,9 @@ from contextlib import AbstractContextManager, contextmanager
 import psycopg
 import pytest
 
-from streamdesk import db
 from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditAction, AuditEvent, AuditRecord, VerifyReport
 from streamdesk.identity.models import agent_for_customer
-
-
-@pytest.fixture
-def conn(clean_db: str) -> Iterator[psycopg.Connection]:
-    """An autocommit connection to the emptied session database."""
-    with db.connect(clean_db, autocommit=True) as connection:
-        yield connection
 
 
 def event(ticket_id: str = "T-1", *, n: int = 0, action: AuditAction = AuditAction.TOOL_CALL) -> AuditEvent:

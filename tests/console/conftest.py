@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,20 +12,16 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from streamdesk import db
 from streamdesk.agent.answers import Answer, TraceStep
-from streamdesk.config import get_settings
-from streamdesk.contracts import DeadLetter, DocumentEvent, Requester, TicketEvent, utcnow
+from streamdesk.contracts import DocumentEvent, Requester, TicketEvent, utcnow
 from streamdesk.identity.models import agent_for_customer
-from streamdesk.ingest import deadletter
-from streamdesk.knowledge import embedding
-from streamdesk.knowledge import store as knowledge
 from streamdesk.policy import approvals
 from streamdesk.policy.models import PendingAction
 from streamdesk.training import registry
 from streamdesk.training.kto_trainer import CURVES_FILE, save_curves
 from streamdesk.training.models import AdapterVersion
-from tests.factories import stored_draft, stored_ticket
+from tests.factories import stored_dead_letter, stored_draft, stored_ticket
+from tests.retrieval import factories as documents
 
 OPERATORS = {
     "ana": {"roles": ["agent"], "token": "ana-token-0123456789"},
@@ -60,13 +55,6 @@ def operators(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, object]]:
     """Four operators, one per role, with API tokens."""
     monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", json.dumps(OPERATORS))
     return OPERATORS
-
-
-@pytest.fixture
-def conn(clean_db: str) -> Iterator[psycopg.Connection]:
-    """An autocommit connection to the emptied session database."""
-    with db.connect(clean_db, autocommit=True) as connection:
-        yield connection
 
 
 def seed_ticket(conn: psycopg.Connection, *, ticket_id: str = TICKET) -> TicketEvent:
@@ -148,31 +136,17 @@ def seed_documents(conn: psycopg.Connection, *, urls: dict[str, str] | None = No
             ("refund-timing", "When will I see my refund?", "Card refunds appear within 5-7 business days."),
         ]
     ]
-    ingest = get_settings().ingest
-    knowledge.apply_documents(
-        conn,
-        events,
-        embedder=embedding.get_embedder(),
-        chunk_tokens=ingest.chunk_tokens,
-        chunk_overlap=ingest.chunk_overlap,
-    )
+    documents.apply(conn, events)
 
 
 def seed_dead_letter(conn: psycopg.Connection) -> None:
     """A truncated payload dead-lettered by the ingest path."""
-    deadletter.store_dead_letters(
+    stored_dead_letter(
         conn,
-        letters=[
-            DeadLetter(
-                topic="raw.zendesk",
-                partition=0,
-                offset=17,
-                value_b64="eyJ0aWNrZXQiOiB7ImlkIjogNDIsICJzdWJqZWN0Ijo=",
-                reason="payload is not valid JSON: Unterminated string starting at line 1 column 30",
-                error_type="UnparseablePayloadError",
-                stage="raw",
-            )
-        ],
+        offset=17,
+        value_b64="eyJ0aWNrZXQiOiB7ImlkIjogNDIsICJzdWJqZWN0Ijo=",
+        reason="payload is not valid JSON: Unterminated string starting at line 1 column 30",
+        error_type="UnparseablePayloadError",
     )
 
 
