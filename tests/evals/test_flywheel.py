@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -15,6 +16,13 @@ from streamdesk.feedback import service as feedback
 from streamdesk.training import registry, routing, service
 from streamdesk.training.exceptions import TrainingConfigError
 from streamdesk.training.routing import RoutedTicket
+
+
+@pytest.fixture
+def conn(clean_db: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the emptied session database (the flywheel commits as it goes)."""
+    with db.connect(clean_db, autocommit=True) as connection:
+        yield connection
 
 
 def ticket(n: int, tool: str = "cancel_pending_order") -> RoutedTicket:
