@@ -72,9 +72,16 @@ def decode_json(data: bytes | None, *, what: str = "value") -> Any:
 
 
 class Connector(ABC):
-    """Turns one raw message of a source family into zero or more canonical events."""
+    """Turns one raw message of a source family into zero or more canonical events.
+
+    `source` names the system the events come from (the family unless given); `tenant` owns them.
+    """
 
     family: ClassVar[str]
+
+    def __init__(self, *, source: str | None = None, tenant: str = "default") -> None:
+        self.source = self.family if source is None else source
+        self.tenant = tenant
 
     @abstractmethod
     def parse(self, message: RawMessage) -> list[CanonicalEvent]:

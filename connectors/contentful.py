@@ -33,17 +33,16 @@ class ContentfulConnector(Connector):
     def __init__(
         self,
         *,
-        source: str = "contentful",
         locale: str = "en-US",
         url_template: str | None = None,
         default_access: Access | None = None,
+        source: str | None = None,
         tenant: str = "default",
     ) -> None:
-        self.source = source
+        super().__init__(source=source, tenant=tenant)
         self.locale = locale
         self.url_template = url_template
         self.default_access = default_access or Access(level="public")
-        self.tenant = tenant
 
     @guarded
     def parse(self, message: RawMessage) -> list[CanonicalEvent]:

@@ -39,11 +39,10 @@ class DebeziumConnector(Connector):
     family = "debezium"
 
     def __init__(
-        self, *, source: str = "debezium", tables: Mapping[str, EntityType] | None = None, tenant: str = "default"
+        self, *, tables: Mapping[str, EntityType] | None = None, source: str | None = None, tenant: str = "default"
     ) -> None:
-        self.source = source
+        super().__init__(source=source, tenant=tenant)
         self.tables: dict[str, EntityType] = {**TABLES, **(tables or {})}
-        self.tenant = tenant
 
     @guarded
     def parse(self, message: RawMessage) -> list[CanonicalEvent]:

@@ -35,10 +35,6 @@ class HubSpotConnector(Connector):
 
     family = "hubspot"
 
-    def __init__(self, *, source: str = "hubspot", tenant: str = "default") -> None:
-        self.source = source
-        self.tenant = tenant
-
     @guarded
     def parse(self, message: RawMessage) -> list[CanonicalEvent]:
         """One EntityEvent per webhook event in the body."""

@@ -6,6 +6,7 @@ event per element; a Kafka Connect {schema, payload} envelope is unwrapped first
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast, get_args
@@ -38,6 +39,7 @@ class MappedConnector(Connector):
     family = "mapped"
 
     def __init__(self, *, directory: Path = MAPPINGS_DIR) -> None:
+        super().__init__()
         self.directory = directory
 
     @guarded
@@ -97,20 +99,26 @@ def _event(mapping: Mapping, ctx: Context) -> CanonicalEvent:
             partial=mapping.partial,
             attributes=canonical_attributes(entity_type, _nest(values)) if op == "upsert" else {},
         )
-    if mapping.kind == "document":
-        return _document(mapping, values, metadata, common, external_id, op, where)
-    return _ticket(mapping, ctx, values, metadata, common, external_id, where)
+    record = _Record(mapping, ctx, where, external_id, op, values, metadata, common)
+    return _document(record) if mapping.kind == "document" else _ticket(record)
 
 
-def _document(
-    mapping: Mapping,
-    values: dict[str, Any],
-    metadata: dict[str, Any],
-    common: dict[str, Any],
-    external_id: str,
-    op: str,
-    where: str,
-) -> DocumentEvent:
+@dataclass(frozen=True)
+class _Record:
+    """One record's evaluated parts, on their way into a document or ticket event."""
+
+    mapping: Mapping
+    ctx: Context
+    where: str
+    external_id: str
+    op: str
+    values: dict[str, Any]
+    metadata: dict[str, Any]
+    common: dict[str, Any]
+
+
+def _document(record: _Record) -> DocumentEvent:
+    mapping, values, where, op = record.mapping, record.values, record.where, record.op
     groups = values.get("groups") or []
     if isinstance(groups, str):
         groups = [part.strip() for part in groups.split(",")]
@@ -118,8 +126,8 @@ def _document(
         raise ConnectorError(f"{where}: groups must be a list or comma-separated string, got {groups!r}")
     level = values.get("access") or ("restricted" if groups else mapping.default_access)
     return DocumentEvent(
-        **common,
-        external_id=external_id,
+        **record.common,
+        external_id=record.external_id,
         op=cast(Any, op),
         title=_string(values.get("title"), where, "title"),
         body=_string(values.get("body"), where, "body") if op == "upsert" else "",
@@ -127,21 +135,14 @@ def _document(
         doc_type=_string(values.get("doc_type"), where, "doc_type") or "article",
         language=_optional_string(values.get("language")),
         access=make_access(level, groups, what=f"{where}: access level"),
-        metadata=metadata,
+        metadata=record.metadata,
     )
 
 
-def _ticket(
-    mapping: Mapping,
-    ctx: Context,
-    values: dict[str, Any],
-    metadata: dict[str, Any],
-    common: dict[str, Any],
-    external_id: str,
-    where: str,
-) -> TicketEvent:
-    event_type = evaluate(cast(FieldSpec, mapping.event_type), ctx, what=f"{where} event_type")
-    nested = _nest(values)
+def _ticket(record: _Record) -> TicketEvent:
+    where = record.where
+    event_type = evaluate(cast(FieldSpec, record.mapping.event_type), record.ctx, what=f"{where} event_type")
+    nested = _nest(record.values)
     requester = nested.get("requester")
     tags = nested.get("tags") or []
     if not isinstance(tags, list):
@@ -152,8 +153,8 @@ def _ticket(
             f"{', '.join(get_args(TicketEventType))}"
         )
     return TicketEvent(
-        **common,
-        ticket_id=external_id,
+        **record.common,
+        ticket_id=record.external_id,
         event_type=event_type,
         subject=_optional_string(nested.get("subject")),
         body=_optional_string(nested.get("body")),
@@ -165,7 +166,7 @@ def _ticket(
         else None,
         customer_id=_optional_string(nested.get("customer_id")),
         tags=[str(tag) for tag in tags],
-        metadata=metadata,
+        metadata=record.metadata,
     )
 
 

@@ -89,11 +89,10 @@ class SalesforceConnector(Connector):
     family = "salesforce"
 
     def __init__(
-        self, *, source: str = "salesforce", event_access: Access | None = None, tenant: str = "default"
+        self, *, event_access: Access | None = None, source: str | None = None, tenant: str = "default"
     ) -> None:
-        self.source = source
+        super().__init__(source=source, tenant=tenant)
         self.event_access = event_access or Access(level="internal")
-        self.tenant = tenant
 
     @guarded
     def parse(self, message: RawMessage) -> list[CanonicalEvent]:

@@ -54,10 +54,6 @@ class StripeConnector(Connector):
 
     family = "stripe"
 
-    def __init__(self, *, source: str = "stripe", tenant: str = "default") -> None:
-        self.source = source
-        self.tenant = tenant
-
     @guarded
     def parse(self, message: RawMessage) -> list[CanonicalEvent]:
         """One EntityEvent for a Stripe object or event."""

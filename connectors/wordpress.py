@@ -36,11 +36,10 @@ class WordPressConnector(Connector):
     family = "wordpress"
 
     def __init__(
-        self, *, source: str = "wordpress", default_access: Access | None = None, tenant: str = "default"
+        self, *, default_access: Access | None = None, source: str | None = None, tenant: str = "default"
     ) -> None:
-        self.source = source
+        super().__init__(source=source, tenant=tenant)
         self.default_access = default_access or Access(level="public")
-        self.tenant = tenant
 
     @guarded
     def parse(self, message: RawMessage) -> list[CanonicalEvent]:

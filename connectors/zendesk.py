@@ -56,10 +56,6 @@ class ZendeskConnector(Connector):
 
     family = "zendesk"
 
-    def __init__(self, *, source: str = "zendesk", tenant: str = "default") -> None:
-        self.source = source
-        self.tenant = tenant
-
     @guarded
     def parse(self, message: RawMessage) -> list[CanonicalEvent]:
         """Canonical events for one Zendesk webhook body or API record."""
@@ -149,19 +145,16 @@ class ZendeskConnector(Connector):
         ms = time_ms(updated, what="ticket_updated updatedAt")
         version = [ms, sub_ms_nanos(updated) if isinstance(updated, str) else 0]
         tags = body.get("tags")
-        return TicketEvent(
+        return self._updated(
+            ticket_id,
             event_id=f"zendesk:ticket_updated:{ticket_id}:{version_tag(version)}",
-            source=self.source,
-            ticket_id=ticket_id,
-            event_type="updated",
             version=version,
-            occurred_at=from_epoch_ms(ms),
+            ms=ms,
             subject=_text(body.get("ticketTitle")),
             status=_lower(body.get("status")),
             priority=_lower(body.get("priority")),
             customer_id=_text(body.get("organizationId")),
             tags=str(tags).split() if tags else [],
-            tenant=self.tenant,
             metadata={key: body.get(key) for key in SNOWPLOW_METADATA if body.get(key) is not None},
         )
 
@@ -172,13 +165,11 @@ class ZendeskConnector(Connector):
         ms = time_ms(body.get("updated_at"), what=f"Zendesk ticket {ticket_id} updated_at")
         requester_id = _text(body.get("requester_id"))
         tags = body.get("tags")
-        return TicketEvent(
+        return self._updated(
+            ticket_id,
             event_id=f"zendesk:ticket:{ticket_id}:{ms}",
-            source=self.source,
-            ticket_id=ticket_id,
-            event_type="updated",
             version=[ms, 0],
-            occurred_at=from_epoch_ms(ms),
+            ms=ms,
             subject=_text(body.get("subject") or body.get("raw_subject")),
             body=_text(body.get("description")),
             status=_lower(body.get("status")),
@@ -187,8 +178,20 @@ class ZendeskConnector(Connector):
             requester=Requester(id=requester_id) if requester_id else None,
             customer_id=_text(body.get("organization_id")),
             tags=[str(t) for t in tags] if isinstance(tags, list) else str(tags or "").split(),
-            tenant=self.tenant,
             metadata={"type": body.get("type"), "via": body.get("via"), "url": body.get("url")},
+        )
+
+    def _updated(self, ticket_id: str, *, event_id: str, version: list[int], ms: int, **fields: Any) -> TicketEvent:
+        """An `updated` event for `ticket_id` at epoch `ms` (a snapshot of the ticket, not one change)."""
+        return TicketEvent(
+            event_id=event_id,
+            source=self.source,
+            ticket_id=ticket_id,
+            event_type="updated",
+            version=version,
+            occurred_at=from_epoch_ms(ms),
+            tenant=self.tenant,
+            **fields,
         )
 
     def _party_record(self, body: dict[str, Any], kind: str) -> EntityEvent:

@@ -166,12 +166,23 @@ def load_taubench_world(conn: psycopg.Connection, *, db_path: Path) -> int:
     return len(rows)
 
 
-def _add_documents(conn: psycopg.Connection, documents: Sequence[CaseDocument]) -> None:
+def index_documents(conn: psycopg.Connection, events: Sequence[DocumentEvent]) -> None:
+    """Chunk, embed and store `events` with the ingest settings, as the ingest pipeline would."""
     from streamdesk.config import get_settings
     from streamdesk.knowledge import embedding
     from streamdesk.knowledge import store as knowledge_store
 
     ingest = get_settings().ingest
+    knowledge_store.apply_documents(
+        conn,
+        events,
+        embedder=embedding.get_embedder(),
+        chunk_tokens=ingest.chunk_tokens,
+        chunk_overlap=ingest.chunk_overlap,
+    )
+
+
+def _add_documents(conn: psycopg.Connection, documents: Sequence[CaseDocument]) -> None:
     events = [
         DocumentEvent(
             event_id=f"eval:{doc.id}",
@@ -186,13 +197,7 @@ def _add_documents(conn: psycopg.Connection, documents: Sequence[CaseDocument]) 
         )
         for doc in documents
     ]
-    knowledge_store.apply_documents(
-        conn,
-        events,
-        embedder=embedding.get_embedder(),
-        chunk_tokens=ingest.chunk_tokens,
-        chunk_overlap=ingest.chunk_overlap,
-    )
+    index_documents(conn, events)
 
 
 def run_case(

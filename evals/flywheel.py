@@ -94,6 +94,10 @@ class FlywheelOptions:
         if self.tolerance < 0:
             raise TrainingConfigError(f"tolerance {self.tolerance} is negative; use >= 0")
 
+    def run_knobs(self) -> dict[str, Any]:
+        """The settings the SFT and the KTO trainer configs both take."""
+        return {"max_length": self.max_length, "seed": self.seed, "threads": self.threads, "progress": self.progress}
+
 
 @dataclass(frozen=True)
 class HeldOut:
@@ -342,11 +346,8 @@ def run(conn: psycopg.Connection, *, options: FlywheelOptions, work_dir: Path) -
     sft_config = sft.SFTTrainingConfig(
         epochs=options.sft_epochs,
         max_steps=options.sft_max_steps,
-        max_length=options.max_length,
         batch_size=options.sft_batch_size,
-        seed=options.seed,
-        threads=options.threads,
-        progress=options.progress,
+        **options.run_knobs(),
     )
     bootstrap = sft.bootstrap(
         conn, tickets=sft_tickets, config=sft_config, model_dir=model_dir, adapters_dir=adapters_dir
@@ -387,10 +388,7 @@ def run(conn: psycopg.Connection, *, options: FlywheelOptions, work_dir: Path) -
         epochs=options.epochs,
         learning_rate=options.learning_rate,
         batch_size=options.batch_size,
-        max_length=options.max_length,
-        seed=options.seed,
-        threads=options.threads,
-        progress=options.progress,
+        **options.run_knobs(),
     )
     request = trigger.request_retrain(conn, reason="manual", pending=feedback.pending_balance(conn), requested_by=ACTOR)
     outcome = service.run_retrain(

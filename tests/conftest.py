@@ -6,6 +6,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -15,6 +16,7 @@ os.environ.setdefault("STREAMDESK_ENVIRONMENT", "test")
 from streamdesk import db
 from streamdesk.config import get_settings
 from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
+from tests.feedback.factories import bitext_rows
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -49,6 +51,19 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     db.migrate(server.url)
     yield server.url
     server.stop()
+
+
+@pytest.fixture
+def conn(clean_db: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the emptied session database (a package's conftest may narrow it)."""
+    with db.connect(clean_db, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture(scope="session")
+def rows(shared_data: Path) -> list[dict[str, str]]:
+    """Bitext customer-support rows (instruction, intent, response)."""
+    return bitext_rows(shared_data)
 
 
 @pytest.fixture(scope="session")

@@ -22,6 +22,7 @@ from streamdesk.contracts import (
     TicketState,
 )
 from streamdesk.exceptions import ContractError
+from tests.factories import ticket_event
 
 RECORDS: dict[str, type[BaseModel]] = {
     "document.v1.json": DocumentEvent,
@@ -57,15 +58,8 @@ SAMPLES: list[BaseModel] = [
         attributes={"customer_id": "u1", "status": "pending", "total": 10.5},
         unchanged_fields=["notes"],
     ),
-    TicketEvent(
-        event_id="e4",
-        source="zendesk",
-        ticket_id="7",
-        event_type="created",
-        version=[1],
-        occurred_at=NOW,
-        subject="Where is my order?",
-        requester=Requester(email="a@example.com"),
+    ticket_event(
+        "7", event_id="e4", occurred_at=NOW, subject="Where is my order?", requester=Requester(email="a@example.com")
     ),
     DeadLetter(topic="raw.zendesk", partition=0, offset=3, value_b64="e30=", reason="bad", error_type="X", stage="raw"),
 ]
@@ -133,10 +127,14 @@ def test_an_upsert_without_a_version_is_refused() -> None:
 
 def test_a_ticket_text_over_the_limit_is_cut_and_the_cut_recorded() -> None:
     limit = get_settings().ingest.ticket_text_max_chars
-    event = TicketEvent(
-        event_id="t1", source="zendesk", ticket_id="1", event_type="created", version=[1], occurred_at=NOW,
-        subject="Where is my order?", body="x" * 50_000, metadata={"zendesk_type": "ticket.created"},
-    )  # fmt: skip
+    event = ticket_event(
+        "1",
+        event_id="t1",
+        occurred_at=NOW,
+        subject="Where is my order?",
+        body="x" * 50_000,
+        metadata={"zendesk_type": "ticket.created"},
+    )
     assert event.body == "x" * limit and event.subject == "Where is my order?"
     assert event.metadata == {
         "zendesk_type": "ticket.created",

@@ -63,19 +63,9 @@ class RecordingBackend(backends.LLMBackend):
         """The inner backend's cut."""
         return self.inner.cut_text(text, tokens=tokens)
 
-    def generate(
-        self,
-        messages: Sequence[Message],
-        *,
-        json_schema: dict[str, Any] | None = None,
-        max_new_tokens: int = 256,
-        adapter: str | None = None,
-        deadline: float | None = None,
-    ) -> Generation:
-        """Generate with the inner backend and record the call."""
-        generation = self.inner.generate(
-            messages, json_schema=json_schema, max_new_tokens=max_new_tokens, adapter=adapter, deadline=deadline
-        )
+    def generate(self, messages: Sequence[Message], **options: Any) -> Generation:
+        """Generate with the inner backend (same keyword options) and record the call."""
+        generation = self.inner.generate(messages, **options)
         self.calls.append(([dict(m) for m in messages], generation))
         return generation
 
@@ -118,8 +108,6 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 def run(*, shared_data: Path, tickets: int = 6, bare_samples: int = 4, max_steps: int | None = None) -> dict[str, Any]:
     """Answer `tickets` τ²-bench test tickets, replay `bare_samples` model calls bare; the measurements."""
-    from streamdesk.knowledge import embedding
-    from streamdesk.knowledge import store as knowledge_store
 
     cases = datasets.taubench_cases(
         tasks_path=shared_data / TAUBENCH / "tau2_retail_tasks.json",
@@ -129,7 +117,6 @@ def run(*, shared_data: Path, tickets: int = 6, bare_samples: int = 4, max_steps
     inner = backends.TransformersBackend.from_settings()
     backend = RecordingBackend(inner)
     settings = get_answer_settings()
-    ingest = get_settings().ingest
     latencies: list[float] = []
     with tempfile.TemporaryDirectory(prefix="streamdesk-bench-agent-") as tmp:
         database = EmbeddedDatabase(Path(tmp) / "pg").start()
@@ -138,13 +125,7 @@ def run(*, shared_data: Path, tickets: int = 6, bare_samples: int = 4, max_steps
             with db.connect(database.url) as conn:
                 with conn.transaction():
                     evaluation.load_taubench_world(conn, db_path=shared_data / TAUBENCH / "tau2_retail_db.json")
-                    knowledge_store.apply_documents(
-                        conn,
-                        [_policy_document()],
-                        embedder=embedding.get_embedder(),
-                        chunk_tokens=ingest.chunk_tokens,
-                        chunk_overlap=ingest.chunk_overlap,
-                    )
+                    evaluation.index_documents(conn, [_policy_document()])
                 # a running worker reads the shared system prompt once, at start (`AnswerService.from_settings`)
                 loop.warm_up(
                     backend,

@@ -20,7 +20,7 @@ import json
 import random
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -99,98 +99,99 @@ def assign_metadata(total: int, *, seed: int) -> tuple[list[str], list[str], lis
     return sources, levels, groups
 
 
+DOCUMENT_COLUMNS = (
+    ("source", "text"),
+    ("external_id", "text"),
+    ("version", "int8[]"),
+    ("event_id", "text"),
+    ("title", "text"),
+    ("doc_type", "text"),
+    ("tenant", "text"),
+    ("access_level", "text"),
+    ("access_groups", "text[]"),
+    ("content_hash", "text"),
+    ("chunk_count", "int4"),
+    ("occurred_at", "timestamptz"),
+)
+CHUNK_COLUMNS = (
+    ("source", "text"),
+    ("external_id", "text"),
+    ("chunk_no", "int4"),
+    ("title", "text"),
+    ("text", "text"),
+    ("char_start", "int4"),
+    ("char_end", "int4"),
+    ("token_count", "int4"),
+    ("content_hash", "text"),
+    ("embedding", "vector"),
+    ("embedding_model", "text"),
+    ("embedding_version", "text"),
+    ("doc_type", "text"),
+    ("tenant", "text"),
+    ("access_level", "text"),
+    ("access_groups", "text[]"),
+    ("occurred_at", "timestamptz"),
+)
+
+
+def copy_rows(
+    cur: psycopg.Cursor[Any], table: str, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]
+) -> None:
+    """Binary COPY of `rows` into `table`; `columns` pairs each column with its PostgreSQL type."""
+    names = ", ".join(name for name, _ in columns)
+    with cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types([kind for _, kind in columns])
+        for row in rows:
+            copy.write_row(row)
+
+
 def load(conn: psycopg.Connection, corpus: Corpus, *, prefix: str = "bench") -> None:
     """Bulk-load `corpus` (one document per chunk) with binary COPY, without index maintenance, then index it."""
     conn.execute("DROP INDEX IF EXISTS ix_chunks_embedding")
     space = migration.active_space(conn)
     stamp = [EPOCH + timedelta(minutes=n) for n in range(len(corpus))]
+    documents = (
+        (
+            corpus.sources[n],
+            f"{prefix}-{n}",
+            [1],
+            f"ev-{n}",
+            corpus.titles[n],
+            "kb_article",
+            "default",
+            corpus.levels[n],
+            corpus.groups[n],
+            f"h{n}",
+            1,
+            stamp[n],
+        )
+        for n in range(len(corpus))
+    )
+    chunks = (
+        (
+            corpus.sources[n],
+            f"{prefix}-{n}",
+            0,
+            corpus.titles[n],
+            text,
+            0,
+            len(text),
+            len(text.split()),
+            f"c{n}",
+            corpus.vectors[n],
+            space.model,
+            space.version,
+            "kb_article",
+            "default",
+            corpus.levels[n],
+            corpus.groups[n],
+            stamp[n],
+        )
+        for n, text in enumerate(corpus.texts)
+    )
     with conn.cursor() as cur:
-        with cur.copy(
-            "COPY documents (source, external_id, version, event_id, title, doc_type, tenant, access_level, "
-            "access_groups, content_hash, chunk_count, occurred_at) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(
-                [
-                    "text",
-                    "text",
-                    "int8[]",
-                    "text",
-                    "text",
-                    "text",
-                    "text",
-                    "text",
-                    "text[]",
-                    "text",
-                    "int4",
-                    "timestamptz",
-                ]
-            )
-            for n in range(len(corpus)):
-                copy.write_row(
-                    (
-                        corpus.sources[n],
-                        f"{prefix}-{n}",
-                        [1],
-                        f"ev-{n}",
-                        corpus.titles[n],
-                        "kb_article",
-                        "default",
-                        corpus.levels[n],
-                        corpus.groups[n],
-                        f"h{n}",
-                        1,
-                        stamp[n],
-                    )
-                )
-        with cur.copy(
-            "COPY chunks (source, external_id, chunk_no, title, text, char_start, char_end, token_count, "
-            "content_hash, embedding, embedding_model, embedding_version, doc_type, tenant, access_level, "
-            "access_groups, occurred_at) FROM STDIN (FORMAT BINARY)"
-        ) as copy:
-            copy.set_types(
-                [
-                    "text",
-                    "text",
-                    "int4",
-                    "text",
-                    "text",
-                    "int4",
-                    "int4",
-                    "int4",
-                    "text",
-                    "vector",
-                    "text",
-                    "text",
-                    "text",
-                    "text",
-                    "text",
-                    "text[]",
-                    "timestamptz",
-                ]
-            )
-            for n in range(len(corpus)):
-                text = corpus.texts[n]
-                copy.write_row(
-                    (
-                        corpus.sources[n],
-                        f"{prefix}-{n}",
-                        0,
-                        corpus.titles[n],
-                        text,
-                        0,
-                        len(text),
-                        len(text.split()),
-                        f"c{n}",
-                        corpus.vectors[n],
-                        space.model,
-                        space.version,
-                        "kb_article",
-                        "default",
-                        corpus.levels[n],
-                        corpus.groups[n],
-                        stamp[n],
-                    )
-                )
+        copy_rows(cur, "documents", DOCUMENT_COLUMNS, documents)
+        copy_rows(cur, "chunks", CHUNK_COLUMNS, chunks)
     conn.commit()
     conn.autocommit = True
     try:
@@ -285,23 +286,8 @@ def bench_queries(shared_data: Path, *, count: int) -> list[str]:
 def base_passages(shared_data: Path, *, count: int, words: int = 150) -> list[tuple[str, str]]:
     """(title, text) passages of about `words` words: every ClapNQ passage first (its questions are the
     benchmark's queries), then τ²-bench banking ones."""
-    out: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for name in CORPUS_FILES:
-        path = shared_data / name
-        if not path.is_file():
-            continue
-        for line in path.read_text().splitlines():
-            doc = json.loads(line)
-            tokens = str(doc.get("text", "")).split()
-            for start in range(0, max(len(tokens) - words // 2, 1), words):
-                text = " ".join(tokens[start : start + words])
-                if len(text.split()) >= min(words // 2, len(tokens)) and text not in seen:
-                    seen.add(text)
-                    out.append((str(doc.get("title") or ""), text))
-                    if len(out) >= count:
-                        return out
-    return out
+    found = passages(shared_data, words=words, datasets=CORPUS_FILES, whole_short_docs=True)
+    return [(title, text) for _, title, text in itertools.islice(found, count)]
 
 
 def run(

@@ -1,16 +1,9 @@
-"""Ingest store: documents, chunks (pgvector + full text), entities, tickets, dead letters.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-23
-"""
+"""Ingest store: documents, chunks (pgvector + full text), entities, tickets, dead letters."""
 
 from alembic import op
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

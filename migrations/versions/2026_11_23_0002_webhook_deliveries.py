@@ -1,16 +1,9 @@
-"""Webhook deliveries seen by the gateway, so a replayed delivery is refused instead of published twice.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-23
-"""
+"""Webhook deliveries seen by the gateway, so a replayed delivery is refused instead of published twice."""
 
 from alembic import op
 
 revision = "0002"
 down_revision = "0001"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

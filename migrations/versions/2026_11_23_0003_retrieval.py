@@ -1,16 +1,9 @@
-"""Retrieval: embedding-space registry, shadow embedding columns for model migrations, semantic answer cache.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-23
-"""
+"""Retrieval: embedding-space registry, shadow embedding columns for model migrations, semantic answer cache."""
 
 from alembic import op
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

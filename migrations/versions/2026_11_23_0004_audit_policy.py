@@ -5,18 +5,12 @@ generated from it, so they cannot drift from what the hash covers. A trigger ref
 on the audit tables and on `executed_actions` unless the session sets `streamdesk.audit_maintenance`
 to 'on' (tests that tamper on purpose, admin repair tools); `streamdesk audit verify` still detects any
 change made that way, or with table-owner privileges.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-23
 """
 
 from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 APPEND_ONLY_TABLES = ("audit_records", "audit_checkpoints", "executed_actions")
 

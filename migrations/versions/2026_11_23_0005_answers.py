@@ -1,18 +1,12 @@
 """Answers: the agent's reply to one ticket event, with its tool trace and the versions that produced it.
 
 `event_id` is unique: a redelivered ticket event finds its answer instead of making a second one.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-23
 """
 
 from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -5,18 +5,12 @@ because feedback may arrive on the topic before the answer row commits. `trainin
 most one example per (answer, source) — `draft` or `edit` — rewritten when a late signal changes its
 label, with its text already PII-redacted. `adapter_versions` is the registry (at most one promoted
 adapter per base model); `adapter_promotions` is the history that rollback walks back.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-11-23
 """
 
 from alembic import op
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

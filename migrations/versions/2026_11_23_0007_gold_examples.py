@@ -2,18 +2,12 @@
 
 A `gold` row is a (ticket, resolving step) pair the bootstrap adapter was trained on; it is stored already
 trained (`trained_in` = the bootstrap version) so every later retrain can replay it against forgetting.
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-11-23
 """
 
 from alembic import op
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -4,18 +4,12 @@ The gateway stores the body, headers, topic and key with the delivery's replay k
 the relay publishes pending deliveries to their raw topic and re-publishes those not processed in time;
 ingest records which canonical parts it stored (`parts_done`) and sets `processed_at` (dropping the
 body) once all of them are, or once the delivery is dead-lettered or yields nothing.
-
-Revision ID: 0009
-Revises: 0007
-Create Date: 2026-12-03
 """
 
 from alembic import op
 
 revision = "0009"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -8,10 +8,6 @@ the session sets `streamdesk.audit_maintenance` to 'on'. A trail that already ha
 here, signed under the configured audit key: the upgrade is the one moment the existing end is adopted
 without an admin's `--adopt-head`. Audit records gain an index on (tenant, seq) for the per-tenant
 audit routes.
-
-Revision ID: 0010
-Revises: 0009
-Create Date: 2026-12-03
 """
 
 import sqlalchemy as sa
@@ -19,8 +15,6 @@ from alembic import op
 
 revision = "0010"
 down_revision = "0009"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -2,18 +2,12 @@
 
 A row per sign-in: the SHA-256 of the session id the signed cookie carries (never the id itself), the
 operator, and when it expires. Signing out deletes the row; a cookie whose row is gone signs no one in.
-
-Revision ID: 0011
-Revises: 0010
-Create Date: 2026-12-03
 """
 
 from alembic import op
 
 revision = "0011"
 down_revision = "0010"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -19,18 +19,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from streamdesk import db, topics
-from streamdesk.agent import answers
-from streamdesk.agent.answers import Answer, TraceStep
+from streamdesk.agent.answers import TraceStep
 from streamdesk.config import get_settings
-from streamdesk.contracts import DeadLetter, TicketEvent, utcnow
-from streamdesk.entities import store
+from streamdesk.contracts import utcnow
 from streamdesk.identity.models import agent_for_customer
 from streamdesk.policy import approvals
 from streamdesk.runtime.embedded import EmbeddedBroker, free_port
-from streamdesk.streams.deadletter import store_dead_letters
 from streamdesk.training import registry
 from streamdesk.training import service as training
 from tests.conftest import truncate_all
+from tests.factories import stored_dead_letter, stored_draft, stored_ticket
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -116,32 +114,25 @@ def _seed(url: str, tmp: Path) -> dict[str, str]:
     """A ticket with an answer, a pending action, a candidate adapter and a dead letter."""
     now = utcnow()
     with db.connect(url, autocommit=True) as conn:
-        ticket = TicketEvent(
-            event_id="evt-T-1",
-            source="zendesk",
-            ticket_id="T-1",
-            event_type="created",
-            version=[1],
+        ticket = stored_ticket(
+            conn,
+            "T-1",
             occurred_at=now,
             subject="Where is my order?",
             body="Order #W1 has not arrived.",
             status="open",
             customer_id="cust-1",
         )
-        store.apply_tickets(conn, [ticket])
-        answer = Answer(
-            event_id=ticket.event_id,
-            source="zendesk",
-            ticket_id="T-1",
+        answer = stored_draft(
+            conn,
+            ticket,
+            "Your order ships tomorrow.",
             customer_id="cust-1",
-            status="draft",
-            text="Your order ships tomorrow.",
             citations=["kb:shipping#0"],
             trace=[TraceStep(index=0, source="model", tool="get_order_details", outcome="ok", decision="allowed")],
             model="test-model",
             prompt_version="p1",
         )
-        answers.store_answer(conn, answer=answer)
         action = approvals.propose(
             conn,
             ticket_id="zendesk:T-1",
@@ -163,19 +154,8 @@ def _seed(url: str, tmp: Path) -> dict[str, str]:
             config={},
             metrics={"examples": 8},
         )
-        store_dead_letters(
-            conn,
-            letters=[
-                DeadLetter(
-                    topic="raw.zendesk",
-                    partition=0,
-                    offset=7,
-                    value_b64="bm90IGpzb24=",
-                    reason="payload is not JSON",
-                    error_type="JSONDecodeError",
-                    stage="raw",
-                )
-            ],
+        stored_dead_letter(
+            conn, offset=7, value_b64="bm90IGpzb24=", reason="payload is not JSON", error_type="JSONDecodeError"
         )
     return {"answer_id": answer.answer_id, "action_id": action.id, "version": version.version}
 

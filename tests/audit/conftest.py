@@ -1,4 +1,4 @@
-"""Audit fixtures: an autocommit connection to the clean database, events to append, and a tamper switch."""
+"""Audit fixtures: events to append, the appended records, and a tamper switch."""
 
 from __future__ import annotations
 
@@ -8,17 +8,9 @@ from contextlib import AbstractContextManager, contextmanager
 import psycopg
 import pytest
 
-from streamdesk import db
 from streamdesk.audit import service as audit
-from streamdesk.audit.models import AuditAction, AuditEvent, AuditRecord
+from streamdesk.audit.models import AuditAction, AuditEvent, AuditRecord, VerifyReport
 from streamdesk.identity.models import agent_for_customer
-
-
-@pytest.fixture
-def conn(clean_db: str) -> Iterator[psycopg.Connection]:
-    """An autocommit connection to the emptied session database."""
-    with db.connect(clean_db, autocommit=True) as connection:
-        yield connection
 
 
 def event(ticket_id: str = "T-1", *, n: int = 0, action: AuditAction = AuditAction.TOOL_CALL) -> AuditEvent:
@@ -64,3 +56,17 @@ def tampering(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 def tamper() -> Callable[[psycopg.Connection], AbstractContextManager[psycopg.Connection]]:
     """`with tamper(conn): ...` runs statements the trigger would otherwise refuse."""
     return tampering
+
+
+@pytest.fixture
+def tampered(conn: psycopg.Connection, appended: Callable[[int], list[AuditRecord]]) -> Callable[..., VerifyReport]:
+    """`tampered(n, *statements)`: append n events, run the statements with the trigger off, then verify."""
+
+    def tamper_and_verify(n: int, *statements: str) -> VerifyReport:
+        appended(n)
+        with tampering(conn):
+            for statement in statements:
+                conn.execute(statement)
+        return audit.verify(conn)
+
+    return tamper_and_verify

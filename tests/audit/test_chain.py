@@ -38,40 +38,44 @@ def test_a_record_keeps_every_field_it_was_given(conn: psycopg.Connection) -> No
     assert read.prompt_version == "support-v1" and read.trace_id == "a" * 32 and read.span_id == "b" * 16
 
 
-def test_updating_a_field_is_found_at_that_record(conn: psycopg.Connection, appended, tamper) -> None:
-    appended(6)
-    with tamper(conn):
-        conn.execute("UPDATE audit_records SET content = replace(content, '\"allowed\"', '\"denied\"') WHERE seq = 4")
-    report = audit.verify(conn)
-    assert not report.ok and report.first_broken_seq == 4 and "changed" in (report.reason or "")
-
-
-def test_deleting_a_row_is_found_at_the_missing_record(conn: psycopg.Connection, appended, tamper) -> None:
-    appended(6)
-    with tamper(conn):
-        conn.execute("DELETE FROM audit_records WHERE seq = 3")
-    report = audit.verify(conn)
-    assert not report.ok and report.first_broken_seq == 3 and "missing" in (report.reason or "")
-
-
-def test_swapping_two_rows_is_found_at_the_first_of_them(conn: psycopg.Connection, appended, tamper) -> None:
-    appended(6)
-    with tamper(conn):
-        conn.execute("UPDATE audit_records SET seq = seq + 1000 WHERE seq IN (2, 5)")
-        conn.execute("UPDATE audit_records SET seq = CASE seq WHEN 1002 THEN 5 ELSE 2 END WHERE seq IN (1002, 1005)")
-    report = audit.verify(conn)
-    assert not report.ok and report.first_broken_seq == 2 and "does not follow" in (report.reason or "")
-
-
-def test_swapping_contents_of_two_rows_is_found(conn: psycopg.Connection, appended, tamper) -> None:
-    appended(6)
-    with tamper(conn):
-        conn.execute(
-            "UPDATE audit_records a SET content = b.content FROM audit_records b "
-            "WHERE (a.seq, b.seq) IN ((3, 4), (4, 3))"
-        )
-    report = audit.verify(conn)
-    assert not report.ok and report.first_broken_seq == 3
+@pytest.mark.parametrize(
+    ("statements", "first_broken_seq", "reason"),
+    [
+        (
+            ["UPDATE audit_records SET content = replace(content, '\"allowed\"', '\"denied\"') WHERE seq = 4"],
+            4,
+            "changed",
+        ),
+        (["DELETE FROM audit_records WHERE seq = 3"], 3, "missing"),
+        (
+            [
+                "UPDATE audit_records SET seq = seq + 1000 WHERE seq IN (2, 5)",
+                "UPDATE audit_records SET seq = CASE seq WHEN 1002 THEN 5 ELSE 2 END WHERE seq IN (1002, 1005)",
+            ],
+            2,
+            "does not follow",
+        ),
+        (
+            [
+                "UPDATE audit_records a SET content = b.content FROM audit_records b "
+                "WHERE (a.seq, b.seq) IN ((3, 4), (4, 3))"
+            ],
+            3,
+            "",
+        ),
+    ],
+    ids=[
+        "updating a field is found at that record",
+        "deleting a row is found at the missing record",
+        "swapping two rows is found at the first of them",
+        "swapping contents of two rows is found",
+    ],
+)
+def test_tampering_is_found_at_the_first_broken_record(
+    tampered, statements: list[str], first_broken_seq: int, reason: str
+) -> None:
+    report = tampered(6, *statements)
+    assert not report.ok and report.first_broken_seq == first_broken_seq and reason in (report.reason or "")
 
 
 def test_a_forged_row_with_a_naive_hash_is_found(conn: psycopg.Connection, appended) -> None:

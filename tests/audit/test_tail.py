@@ -25,33 +25,38 @@ def test_the_head_follows_every_append(conn: psycopg.Connection, appended) -> No
     assert audit.verify(conn).ok
 
 
-def test_deleting_the_records_after_the_last_checkpoint_is_found(
-    conn: psycopg.Connection, appended, tamper, every_three
+@pytest.mark.parametrize(
+    ("checkpoint_every", "n", "statements", "first_broken_seq", "reason"),
+    [
+        ("3", 8, ["DELETE FROM audit_records WHERE seq > 6"], 7, "tail deleted"),
+        (None, 5, ["DELETE FROM audit_records WHERE seq = 5"], 5, "signed head names record 5"),
+        (
+            "3",
+            8,
+            ["DELETE FROM audit_records WHERE seq > 4", "DELETE FROM audit_checkpoints WHERE seq > 4"],
+            5,
+            "tail deleted",
+        ),
+    ],
+    ids=[
+        "deleting the records after the last checkpoint is found",
+        "deleting the last record alone is found",
+        "deleting records and checkpoints together is found",
+    ],
+)
+def test_a_deleted_tail_is_found(
+    tampered,
+    monkeypatch: pytest.MonkeyPatch,
+    checkpoint_every: str | None,
+    n: int,
+    statements: list[str],
+    first_broken_seq: int,
+    reason: str,
 ) -> None:
-    appended(8)
-    with tamper(conn):
-        conn.execute("DELETE FROM audit_records WHERE seq > 6")
-    report = audit.verify(conn)
-    assert not report.ok and report.first_broken_seq == 7 and "tail deleted" in (report.reason or "")
-
-
-def test_deleting_the_last_record_alone_is_found(conn: psycopg.Connection, appended, tamper) -> None:
-    appended(5)
-    with tamper(conn):
-        conn.execute("DELETE FROM audit_records WHERE seq = 5")
-    report = audit.verify(conn)
-    assert not report.ok and report.first_broken_seq == 5 and "signed head names record 5" in (report.reason or "")
-
-
-def test_deleting_records_and_checkpoints_together_is_found(
-    conn: psycopg.Connection, appended, tamper, every_three
-) -> None:
-    appended(8)
-    with tamper(conn):
-        conn.execute("DELETE FROM audit_records WHERE seq > 4")
-        conn.execute("DELETE FROM audit_checkpoints WHERE seq > 4")
-    report = audit.verify(conn)
-    assert not report.ok and report.first_broken_seq == 5 and "tail deleted" in (report.reason or "")
+    if checkpoint_every is not None:
+        monkeypatch.setenv("STREAMDESK_AUDIT__CHECKPOINT_EVERY", checkpoint_every)
+    report = tampered(n, *statements)
+    assert not report.ok and report.first_broken_seq == first_broken_seq and reason in (report.reason or "")
 
 
 def test_deleting_records_checkpoints_and_the_head_is_found(

@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.base import RawMessage
 from streamdesk import contracts
 from streamdesk.contracts import CanonicalEvent, DocumentEvent, EntityEvent, TicketEvent
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+E = TypeVar("E", bound=CanonicalEvent)
 SCHEMA_OF = {DocumentEvent: "document.v1.json", EntityEvent: "entity.v1.json", TicketEvent: "ticket.v1.json"}
 
 
@@ -63,6 +64,13 @@ def valid(events: Sequence[CanonicalEvent]) -> list[CanonicalEvent]:
         contracts.validate(SCHEMA_OF[type(event)], payload)
         assert type(event).model_validate(json.loads(json.dumps(payload))) == event
     return list(events)
+
+
+def only(events: Sequence[CanonicalEvent], kind: type[E]) -> E:
+    """The one event in `events`, checked against its contract and of type `kind`."""
+    [event] = valid(events)
+    assert isinstance(event, kind)
+    return event
 
 
 def raw_valid(family: str, value: Any) -> None:

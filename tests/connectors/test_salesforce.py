@@ -9,7 +9,7 @@ import pytest
 from connectors.base import ConnectorError
 from connectors.salesforce import SalesforceConnector
 from streamdesk.contracts import DocumentEvent, EntityEvent
-from tests.connectors.helpers import lines, load, message, raw_valid, valid
+from tests.connectors.helpers import lines, load, message, only, raw_valid, valid
 
 TOPIC = "raw.salesforce"
 
@@ -24,8 +24,7 @@ def pubsub_update() -> dict:
 
 
 def test_pubsub_account_update_is_partial_with_nulls_meaning_unchanged(connector: SalesforceConnector) -> None:
-    [event] = valid(connector.parse(message(TOPIC, pubsub_update())))
-    assert isinstance(event, EntityEvent)
+    event = only(connector.parse(message(TOPIC, pubsub_update())), EntityEvent)
     assert (event.entity_type, event.external_id, event.op, event.partial) == (
         "customer",
         "0014H00002LbR7QQAV",
@@ -70,8 +69,7 @@ def test_one_event_for_each_record_id(connector: SalesforceConnector) -> None:
 def test_connect_json_contact_create_is_a_full_upsert_with_normalised_names(connector: SalesforceConnector) -> None:
     value = load("salesforce", "kdp_salesforce_cdc_contact_create_connect_json.json")
     raw_valid("salesforce", value)
-    [event] = valid(connector.parse(message(TOPIC, value)))
-    assert isinstance(event, EntityEvent)
+    event = only(connector.parse(message(TOPIC, value)), EntityEvent)
     assert (event.external_id, event.op, event.partial) == ("0032X00002QU10JQAT", "upsert", False)
     assert event.event_id == "salesforce:1305887"
     assert event.attributes["first_name"] == "John_1241"
@@ -84,8 +82,7 @@ def test_connect_json_contact_create_is_a_full_upsert_with_normalised_names(conn
 def test_pushtopic_lead_created(connector: SalesforceConnector) -> None:
     value = load("salesforce", "kdp_salesforce_pushtopic_lead_connect_json.json")
     raw_valid("salesforce", value)
-    [event] = valid(connector.parse(message(TOPIC, value)))
-    assert isinstance(event, EntityEvent)
+    event = only(connector.parse(message(TOPIC, value)), EntityEvent)
     assert (event.entity_type, event.external_id, event.partial) == ("customer", "00Q2X00001OPBbQUAX", False)
     assert event.attributes["email"] == "csdcsd@titi.com"
     assert event.attributes["salesforce_object"] == "Lead"
@@ -119,8 +116,9 @@ def test_pubsub_platform_event_takes_its_name_from_the_topic_header(connector: S
         "payload": {"CreatedDate": 1696444513000, "CreatedById": "005x", "Message__c": "hello"},
     }
     raw_valid("salesforce", value)
-    [event] = valid(connector.parse(message(TOPIC, value, headers={"Salesforce-Topic": "/event/MyPlatformEvent__e"})))
-    assert isinstance(event, DocumentEvent)
+    event = only(
+        connector.parse(message(TOPIC, value, headers={"Salesforce-Topic": "/event/MyPlatformEvent__e"})), DocumentEvent
+    )
     assert event.external_id == "MyPlatformEvent__e:77"
 
 
@@ -131,16 +129,14 @@ def test_pubsub_platform_event_takes_its_name_from_the_topic_header(connector: S
 def test_object_mapping(connector: SalesforceConnector, entity: str, expected: str) -> None:
     value = copy.deepcopy(pubsub_update())
     value["payload"]["ChangeEventHeader"]["entityName"] = entity
-    [event] = valid(connector.parse(message(TOPIC, value)))
-    assert isinstance(event, EntityEvent)
+    event = only(connector.parse(message(TOPIC, value)), EntityEvent)
     assert event.entity_type == expected
 
 
 def test_other_objects_are_kept_as_event_documents(connector: SalesforceConnector) -> None:
     value = pubsub_update()
     value["payload"]["ChangeEventHeader"]["entityName"] = "Case"
-    [event] = valid(connector.parse(message(TOPIC, value)))
-    assert isinstance(event, DocumentEvent)
+    event = only(connector.parse(message(TOPIC, value)), DocumentEvent)
     assert event.doc_type == "salesforce_event"
     assert "San Francisco" in event.body
 
@@ -195,8 +191,7 @@ def test_streaming_api_cometd_message(connector: SalesforceConnector) -> None:
     raw_valid("salesforce", value)
     [as_document] = valid(connector.parse(message(TOPIC, value)))  # a PushTopic name is not an object name
     assert isinstance(as_document, DocumentEvent)
-    [event] = valid(connector.parse(message(TOPIC, value, headers={"salesforce-object": "Lead"})))
-    assert isinstance(event, EntityEvent)
+    event = only(connector.parse(message(TOPIC, value, headers={"salesforce-object": "Lead"})), EntityEvent)
     assert (event.event_id, event.external_id) == ("salesforce:5", "00Q2X00001OPBbQUAX")
     assert event.version == [1595578138000, 5]
 

@@ -10,7 +10,7 @@ import pytest
 from connectors.base import ConnectorError
 from connectors.stripe import StripeConnector, major
 from streamdesk.contracts import EntityEvent
-from tests.connectors.helpers import load, message, raw_valid, valid
+from tests.connectors.helpers import load, message, only, raw_valid
 
 TOPIC = "raw.stripe"
 
@@ -27,8 +27,7 @@ def resources() -> dict[str, Any]:
 
 def entity(connector: StripeConnector, value: Any, offset: int = 3) -> EntityEvent:
     raw_valid("stripe", value)
-    [event] = valid(connector.parse(message(TOPIC, value, offset=offset)))
-    assert isinstance(event, EntityEvent)
+    event = only(connector.parse(message(TOPIC, value, offset=offset)), EntityEvent)
     return event
 
 

@@ -10,7 +10,7 @@ import pytest
 from connectors.base import ConnectorError
 from connectors.zendesk import ZendeskConnector
 from streamdesk.contracts import EntityEvent, TicketEvent
-from tests.connectors.helpers import lines, load, message, raw_valid, valid
+from tests.connectors.helpers import lines, load, message, only, raw_valid, valid
 
 TOPIC = "raw.zendesk"
 
@@ -71,8 +71,7 @@ def test_redelivered_webhook_keeps_its_event_id(connector: ZendeskConnector) -> 
 
 def test_other_documented_ticket_changes_are_updates(connector: ZendeskConnector) -> None:
     body = {**webhooks()[0], "type": "zen:event-type:ticket.tags_changed", "id": "t-1"}
-    [event] = valid(connector.parse(message(TOPIC, body)))
-    assert isinstance(event, TicketEvent)
+    event = only(connector.parse(message(TOPIC, body)), TicketEvent)
     assert (event.event_type, event.body) == ("updated", None)
 
 
@@ -101,8 +100,7 @@ def test_malformed_webhooks_are_errors(connector: ZendeskConnector, change: dict
 def test_organization_record_is_a_customer_organisation(connector: ZendeskConnector) -> None:
     record = load("zendesk", "kdp_zendesk_organization_record.json")
     raw_valid("zendesk", record)
-    [event] = valid(connector.parse(message(TOPIC, record)))
-    assert isinstance(event, EntityEvent)
+    event = only(connector.parse(message(TOPIC, record)), EntityEvent)
     assert (event.entity_type, event.external_id, event.op) == ("customer", "organization:361115952791", "upsert")
     assert event.version == [1595013275000]
     assert event.attributes["kind"] == "organization"
@@ -117,8 +115,7 @@ def test_user_and_ticket_records(connector: ZendeskConnector) -> None:
         "email": "ada@example.com",
         "updated_at": "2024-01-01T00:00:00Z",
     }
-    [person] = valid(connector.parse(message(TOPIC, user)))
-    assert isinstance(person, EntityEvent)
+    person = only(connector.parse(message(TOPIC, user)), EntityEvent)
     assert (person.external_id, person.attributes["email"]) == ("user:7", "ada@example.com")
     ticket = {
         "id": 42,
@@ -128,8 +125,7 @@ def test_user_and_ticket_records(connector: ZendeskConnector) -> None:
         "tags": ["a"],
         "updated_at": 1_700_000_000_000,
     }
-    [event] = valid(connector.parse(message(TOPIC, ticket)))
-    assert isinstance(event, TicketEvent)
+    event = only(connector.parse(message(TOPIC, ticket)), TicketEvent)
     assert (event.ticket_id, event.event_type, event.status) == ("42", "updated", "pending")
 
 
@@ -161,8 +157,7 @@ def test_snowplow_ticket_updated_body(connector: ZendeskConnector) -> None:
     schema = load("zendesk", "iglu_com.zendesk.snowplow_ticket_updated_1-0-0.schema.json")
     jsonschema.Draft4Validator(schema).validate(body)
     raw_valid("zendesk", body)
-    [event] = valid(connector.parse(message(TOPIC, body)))
-    assert isinstance(event, TicketEvent)
+    event = only(connector.parse(message(TOPIC, body)), TicketEvent)
     assert (event.ticket_id, event.event_type, event.status, event.priority) == ("981", "updated", "pending", "high")
     assert (event.customer_id, event.tags) == ("55", ["vip", "billing"])
     assert event.metadata["latestComment"] == "Still waiting for my refund"

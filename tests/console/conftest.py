@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,21 +12,16 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from streamdesk import db
-from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer, TraceStep
-from streamdesk.config import get_settings
-from streamdesk.contracts import DeadLetter, DocumentEvent, Requester, TicketEvent, utcnow
-from streamdesk.entities import store as tickets
+from streamdesk.contracts import DocumentEvent, Requester, TicketEvent, utcnow
 from streamdesk.identity.models import agent_for_customer
-from streamdesk.knowledge import embedding
-from streamdesk.knowledge import store as knowledge
 from streamdesk.policy import approvals
 from streamdesk.policy.models import PendingAction
-from streamdesk.streams import deadletter
 from streamdesk.training import registry
 from streamdesk.training.kto_trainer import CURVES_FILE, save_curves
 from streamdesk.training.models import AdapterVersion
+from tests.factories import stored_dead_letter, stored_draft, stored_ticket
+from tests.retrieval import factories as documents
 
 OPERATORS = {
     "ana": {"roles": ["agent"], "token": "ana-token-0123456789"},
@@ -63,21 +57,12 @@ def operators(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, object]]:
     return OPERATORS
 
 
-@pytest.fixture
-def conn(clean_db: str) -> Iterator[psycopg.Connection]:
-    """An autocommit connection to the emptied session database."""
-    with db.connect(clean_db, autocommit=True) as connection:
-        yield connection
-
-
 def seed_ticket(conn: psycopg.Connection, *, ticket_id: str = TICKET) -> TicketEvent:
     """A `created` ticket event stored through the ticket store."""
-    event = TicketEvent(
-        event_id=f"evt-{ticket_id}",
+    return stored_ticket(
+        conn,
+        ticket_id,
         source=SOURCE,
-        ticket_id=ticket_id,
-        event_type="created",
-        version=[1],
         occurred_at=utcnow() - timedelta(minutes=5),
         subject="Refund for my delivered order",
         body=(
@@ -87,8 +72,6 @@ def seed_ticket(conn: psycopg.Connection, *, ticket_id: str = TICKET) -> TicketE
         requester=Requester(name="Mei Davis", email="mei.davis@example.com"),
         customer_id=CUSTOMER,
     )
-    tickets.apply_tickets(conn, [event])
-    return event
 
 
 def seed_draft(conn: psycopg.Connection, *, ticket_id: str = TICKET, text: str = DRAFT_TEXT) -> Answer:
@@ -105,21 +88,17 @@ def seed_draft(conn: psycopg.Connection, *, ticket_id: str = TICKET, text: str =
                   arguments={"order_id": ORDER, "amount": 154.04},
                   reason="amount 154.04 of refund is above the approval limit 100.0"),
     ]  # fmt: skip
-    answer = Answer(
-        event_id=event.event_id,
-        source=SOURCE,
-        ticket_id=ticket_id,
+    return stored_draft(
+        conn,
+        event,
+        text,
         customer_id=CUSTOMER,
-        status="draft",
-        text=text,
         citations=CITATIONS,
         trace=trace,
         model="SmolLM2-135M-Instruct",
         prompt_version="2026-11-23.1",
         policy_version="2026-11-23.1+0a1b2c3d4e5f",
     )
-    stored, _ = answers.store_answer(conn, answer=answer)
-    return stored
 
 
 def seed_pending(conn: psycopg.Connection, *, ticket_ref: str = TICKET_REF, key: str = "console-key") -> PendingAction:
@@ -157,31 +136,17 @@ def seed_documents(conn: psycopg.Connection, *, urls: dict[str, str] | None = No
             ("refund-timing", "When will I see my refund?", "Card refunds appear within 5-7 business days."),
         ]
     ]
-    ingest = get_settings().ingest
-    knowledge.apply_documents(
-        conn,
-        events,
-        embedder=embedding.get_embedder(),
-        chunk_tokens=ingest.chunk_tokens,
-        chunk_overlap=ingest.chunk_overlap,
-    )
+    documents.apply(conn, events)
 
 
 def seed_dead_letter(conn: psycopg.Connection) -> None:
     """A truncated payload dead-lettered by the ingest path."""
-    deadletter.store_dead_letters(
+    stored_dead_letter(
         conn,
-        letters=[
-            DeadLetter(
-                topic="raw.zendesk",
-                partition=0,
-                offset=17,
-                value_b64="eyJ0aWNrZXQiOiB7ImlkIjogNDIsICJzdWJqZWN0Ijo=",
-                reason="payload is not valid JSON: Unterminated string starting at line 1 column 30",
-                error_type="UnparseablePayloadError",
-                stage="raw",
-            )
-        ],
+        offset=17,
+        value_b64="eyJ0aWNrZXQiOiB7ImlkIjogNDIsICJzdWJqZWN0Ijo=",
+        reason="payload is not valid JSON: Unterminated string starting at line 1 column 30",
+        error_type="UnparseablePayloadError",
     )
 
 

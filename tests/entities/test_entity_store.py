@@ -13,6 +13,7 @@ import pytest
 from streamdesk.contracts import EntityEvent, SourcePosition
 from streamdesk.entities import store
 from streamdesk.entities.exceptions import InvalidEntityEventError
+from tests.version_scenarios import Final, Step, ordering_cases, version_scenarios
 
 
 def entity(
@@ -55,63 +56,18 @@ def named(name: str) -> dict[str, Any]:
     return {"name": name}
 
 
-# (name, steps as (op, version, attributes), final (deleted, version, attributes), final when in one batch)
-SCENARIOS = [
-    ("late older upsert ignored", [("upsert", [2], "b"), ("upsert", [1], "a")], (False, [2], "b"), None),
-    ("equal version is a no-op", [("upsert", [2], "a"), ("upsert", [2], "b")], (False, [2], "a"), (False, [2], "b")),
-    (
-        "delete then stale upsert ignored",
-        [("upsert", [1], "a"), ("delete", [3], None), ("upsert", [2], "b")],
-        (True, [3], None),
-        None,
-    ),
-    (
-        "re-create after delete with a higher version",
-        [("upsert", [1], "a"), ("delete", [2], None), ("upsert", [3], "b")],
-        (False, [3], "b"),
-        None,
-    ),
-    (
-        "tombstone deletes at the stored version",
-        [("upsert", [4], "a"), ("tombstone", [], None)],
-        (True, [4], None),
-        None,
-    ),
-    ("tombstone of an unseen entity", [("tombstone", [], None)], (True, [0], None), None),
-    ("delete of an unseen entity", [("delete", [7], None)], (True, [7], None), None),
-    ("older delete ignored", [("upsert", [5], "a"), ("delete", [4], None)], (False, [5], "a"), None),
-    (
-        "versions compare lexicographically",
-        [("upsert", [1, 9], "a"), ("upsert", [2, 0], "b"), ("upsert", [1, 10], "c")],
-        (False, [2, 0], "b"),
-        None,
-    ),
-    (
-        "tombstone then late upsert",
-        [("upsert", [4], "a"), ("tombstone", [], None), ("upsert", [3], "b")],
-        (True, [4], None),
-        None,
-    ),
-]
+SCENARIOS = version_scenarios("entity")
 
 
-@pytest.mark.parametrize("together", [False, True], ids=["one batch per event", "one batch"])
-@pytest.mark.parametrize(("name", "steps", "final", "final_together"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
-def test_version_ordering(
-    conn: psycopg.Connection,
-    name: str,
-    steps: list[tuple[str, list[int], str | None]],
-    final: tuple[bool, list[int], str | None],
-    final_together: tuple[bool, list[int], str | None] | None,
-    together: bool,
-) -> None:
+@pytest.mark.parametrize(("steps", "together", "final"), ordering_cases(SCENARIOS))
+def test_version_ordering(conn: psycopg.Connection, steps: list[Step], together: bool, final: Final) -> None:
     events = [entity(op, version, attributes=named(value) if value else {}) for op, version, value in steps]
     if together:
         apply(conn, events)
     else:
         for event in events:
             apply(conn, [event])
-    deleted, version, value = final_together if together and final_together else final
+    deleted, version, value = final
     assert row(conn) == (deleted, version, named(value) if value else {})
 
 

@@ -15,6 +15,7 @@ from streamdesk.feedback import service
 from streamdesk.feedback.config import FeedbackSettings
 from streamdesk.training import service as training
 from streamdesk.training.kto_config import KTOTrainingConfig
+from tests.factories import stored_draft, stored_ticket
 from tests.feedback.factories import T0, answer, lookup_of, pii_record, signal, with_pii
 
 SETTINGS = FeedbackSettings(heldout_percent=0)
@@ -130,37 +131,11 @@ def test_export_is_trl_kto_format(conn: psycopg.Connection, rows: list[dict[str,
 
 
 def test_relabel_reads_the_agents_answers_and_tickets(conn: psycopg.Connection, rows: list[dict[str, str]]) -> None:
-    from streamdesk.agent import answers as agent_answers
-    from streamdesk.contracts import TicketEvent
-    from streamdesk.entities import store as entities
-
     body = rows[0]["instruction"] + " You can reach me at mei.davis@example.com."
-    ticket = TicketEvent(
-        event_id="zd-7-1",
-        source="zendesk",
-        ticket_id="7",
-        event_type="created",
-        version=[1],
-        occurred_at=T0,
-        subject="Order status",
-        body=body,
-        customer_id="mei_davis_8935",
+    ticket = stored_ticket(
+        conn, "7", event_id="zd-7-1", occurred_at=T0, subject="Order status", body=body, customer_id="mei_davis_8935"
     )
-    entities.apply_tickets(conn, [ticket])
-    stored, _ = agent_answers.store_answer(
-        conn,
-        answer=agent_answers.Answer(
-            event_id="zd-7-1",
-            source="zendesk",
-            ticket_id="7",
-            status="draft",
-            text=rows[0]["response"],
-            model="smollm2-135m-instruct",
-            adapter="kto-4",
-            prompt_version="support-v1",
-            created_at=T0,
-        ),
-    )
+    stored = stored_draft(conn, ticket, rows[0]["response"], adapter="kto-4", created_at=T0)
     accepted = signal("A-x", "accepted").model_copy(update={"answer_id": stored.answer_id, "ticket_id": "7"})
     service.store_feedback(conn, events=[accepted])
     stats = service.relabel(conn, answer_ids=service.answers_with_feedback(conn), settings=SETTINGS)

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 from streamdesk import db
 from streamdesk.api.app import create_app
-from streamdesk.config import get_settings
+from streamdesk.config import Settings, get_settings
 from streamdesk.gateway import intake
 from streamdesk.gateway.relay import Relay
 from streamdesk.kafka import PublishError
@@ -196,17 +196,25 @@ def test_a_body_just_under_the_limit_is_accepted_and_lands_verbatim(
     assert message.value() == body
 
 
+def settings_with(section: str, **values: Any) -> Settings:
+    """The test settings with `values` changed in one `section` (e.g. an unreachable broker)."""
+    base = get_settings()
+    return base.model_copy(update={section: getattr(base, section).model_copy(update=values)})
+
+
+def post_stripe(settings: Settings, signer: Signer) -> tuple[bytes, Any]:
+    """POST the signed Stripe fixture to a gateway running on `settings`: the body and the response."""
+    body = json.dumps(PAYLOADS["stripe"]).encode()
+    with app_client(create_app(settings)) as offline:
+        return body, offline.post("/webhooks/stripe", content=body, headers=signer("stripe", body))
+
+
 def test_a_webhook_accepted_while_the_broker_is_down_is_relayed_when_it_is_back(
     topics_ready: str, gateway_db: str, signer: Signer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(relay_module, "FLUSH_TIMEOUT_S", 1.0)
-    base = get_settings()
-    dead = base.model_copy(
-        update={"kafka": base.kafka.model_copy(update={"bootstrap_servers": f"127.0.0.1:{free_port()}"})}
-    )
-    body = json.dumps(PAYLOADS["stripe"]).encode()
-    with app_client(create_app(dead)) as offline:
-        response = offline.post("/webhooks/stripe", content=body, headers=signer("stripe", body))
+    dead = settings_with("kafka", bootstrap_servers=f"127.0.0.1:{free_port()}")
+    body, response = post_stripe(dead, signer)
     assert response.status_code == 202, response.text
     assert len(remembered(gateway_db)) == 1
     offline_relay = Relay(settings=dead)
@@ -220,13 +228,8 @@ def test_a_webhook_accepted_while_the_broker_is_down_is_relayed_when_it_is_back(
 
 
 def test_an_unreachable_database_is_503_and_nothing_is_accepted(signer: Signer) -> None:
-    base = get_settings()
-    dead = base.model_copy(
-        update={"database": base.database.model_copy(update={"url": f"postgresql://nobody@127.0.0.1:{free_port()}/x"})}
-    )
-    body = json.dumps(PAYLOADS["stripe"]).encode()
-    with app_client(create_app(dead)) as offline:
-        response = offline.post("/webhooks/stripe", content=body, headers=signer("stripe", body))
+    dead = settings_with("database", url=f"postgresql://nobody@127.0.0.1:{free_port()}/x")
+    _, response = post_stripe(dead, signer)
     assert response.status_code == 503
     assert "nothing was accepted" in response.json()["detail"]
 

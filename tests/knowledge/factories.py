@@ -78,21 +78,9 @@ class ObservedEmbedder:
         self.seconds = 0.0
         self.before_call = before_call
 
-    @property
-    def model_name(self) -> str:
-        return self.inner.model_name
-
-    @property
-    def version(self) -> str:
-        return self.inner.version
-
-    @property
-    def tokenizer(self) -> Any:
-        return self.inner.tokenizer
-
-    @property
-    def max_seq_length(self) -> int:
-        return self.inner.max_seq_length
+    def __getattr__(self, name: str) -> Any:
+        """Everything but `embed` (model name, version, tokenizer, ...) is the inner embedder's."""
+        return getattr(self.inner, name)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         self.calls.append(len(texts))

@@ -17,6 +17,7 @@ from streamdesk.knowledge.chunking import chunk_text
 from streamdesk.knowledge.embedding import Embedder, TextEmbedder, embedding_input
 from streamdesk.knowledge.exceptions import InvalidDocumentEventError
 from tests.knowledge.factories import ObservedEmbedder, document_event, prose
+from tests.version_scenarios import Final, Step, ordering_cases, version_scenarios
 
 TOKENS, OVERLAP = 100, 16
 BODIES = {"a": prose(1, words=120), "b": prose(2, words=120), "c": prose(3, words=120)}
@@ -53,64 +54,22 @@ def assert_chunks_match(conn: psycopg.Connection, external_id: str, body: str, e
     assert document(conn, external_id)["chunk_count"] == len(expected)  # type: ignore[index]
 
 
-# (name, steps as (op, version, body key), final (deleted, version, body key), final when in one batch)
-SCENARIOS = [
-    ("late older upsert ignored", [("upsert", [2], "b"), ("upsert", [1], "a")], (False, [2], "b"), None),
-    ("equal version is a no-op", [("upsert", [2], "a"), ("upsert", [2], "b")], (False, [2], "a"), (False, [2], "b")),
-    (
-        "delete then stale upsert ignored",
-        [("upsert", [1], "a"), ("delete", [3], None), ("upsert", [2], "b")],
-        (True, [3], None),
-        None,
-    ),
-    (
-        "re-create after delete with a higher version",
-        [("upsert", [1], "a"), ("delete", [2], None), ("upsert", [3], "b")],
-        (False, [3], "b"),
-        None,
-    ),
-    (
-        "tombstone deletes at the stored version",
-        [("upsert", [4], "a"), ("tombstone", [], None)],
-        (True, [4], None),
-        None,
-    ),
-    ("tombstone of an unseen document", [("tombstone", [], None)], (True, [0], None), None),
-    ("delete of an unseen document", [("delete", [7], None)], (True, [7], None), None),
+SCENARIOS = version_scenarios(
+    "document",
     ("delete at the equal version applies", [("upsert", [5], "a"), ("delete", [5], None)], (True, [5], None), None),
-    ("older delete ignored", [("upsert", [5], "a"), ("delete", [4], None)], (False, [5], "a"), None),
-    (
-        "versions compare lexicographically",
-        [("upsert", [1, 9], "a"), ("upsert", [2, 0], "b"), ("upsert", [1, 10], "c")],
-        (False, [2, 0], "b"),
-        None,
-    ),
     ("a longer version is newer", [("upsert", [3, 1], "a"), ("upsert", [3, 1, 0], "b")], (False, [3, 1, 0], "b"), None),
-    (
-        "tombstone then late upsert",
-        [("upsert", [4], "a"), ("tombstone", [], None), ("upsert", [3], "b")],
-        (True, [4], None),
-        None,
-    ),
     (
         "tombstone after a delete is a no-op",
         [("upsert", [1], "a"), ("delete", [2], None), ("tombstone", [], None)],
         (True, [2], None),
         None,
     ),
-]
+)
 
 
-@pytest.mark.parametrize("together", [False, True], ids=["one batch per event", "one batch"])
-@pytest.mark.parametrize(("name", "steps", "final", "final_together"), SCENARIOS, ids=[s[0] for s in SCENARIOS])
+@pytest.mark.parametrize(("steps", "together", "final"), ordering_cases(SCENARIOS))
 def test_version_ordering(
-    conn: psycopg.Connection,
-    embedder: Embedder,
-    name: str,
-    steps: list[tuple[str, list[int], str | None]],
-    final: tuple[bool, list[int], str | None],
-    final_together: tuple[bool, list[int], str | None] | None,
-    together: bool,
+    conn: psycopg.Connection, embedder: Embedder, steps: list[Step], together: bool, final: Final
 ) -> None:
     events = [document_event("doc-1", op, version, body=BODIES.get(key or "", "")) for op, version, key in steps]
     if together:
@@ -118,7 +77,7 @@ def test_version_ordering(
     else:
         for event in events:
             apply(conn, [event], embedder)
-    deleted, version, key = final_together if together and final_together else final
+    deleted, version, key = final
     row = document(conn, "doc-1")
     assert row is not None and (row["deleted"], row["version"]) == (deleted, version)
     if deleted:

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+
 from streamdesk import db
 from streamdesk.config import get_settings
 from streamdesk.contracts import Access, DocumentEvent
@@ -45,14 +47,19 @@ def document(
     )
 
 
+def apply(conn: psycopg.Connection, events: Sequence[DocumentEvent], *, embedder: Any | None = None) -> Any:
+    """Apply `events` with the real store, the ingest chunking settings and the real embedder."""
+    ingest = get_settings().ingest
+    return knowledge_store.apply_documents(
+        conn,
+        events,
+        embedder=embedder or embedding.get_embedder(),
+        chunk_tokens=ingest.chunk_tokens,
+        chunk_overlap=ingest.chunk_overlap,
+    )
+
+
 def store(url: str, events: Sequence[DocumentEvent], *, embedder: Any | None = None) -> Any:
     """Apply `events` with the real store and embedder, committed."""
-    ingest = get_settings().ingest
     with db.connect(url) as conn, conn.transaction():
-        return knowledge_store.apply_documents(
-            conn,
-            events,
-            embedder=embedder or embedding.get_embedder(),
-            chunk_tokens=ingest.chunk_tokens,
-            chunk_overlap=ingest.chunk_overlap,
-        )
+        return apply(conn, events, embedder=embedder)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+import psycopg
 import pytest
 
 from streamdesk import db
@@ -17,6 +19,18 @@ FRAUD = Principal.parse("user:fay?roles=agent&groups=fraud")
 CUSTOMER = Principal.parse("agent:c-7")
 
 
+def remember(conn: psycopg.Connection, query: str, vector: np.ndarray, principal: Principal, *, cited: str) -> None:
+    """Cache the answer "30 days" to `query` for `principal`'s scope, citing document `cited`."""
+    cache.store(
+        conn=conn,
+        query=query,
+        query_vector=vector,
+        principal=principal,
+        answer={"text": "30 days"},
+        cited_documents=[cited],
+    )
+
+
 def test_similar_queries_in_the_same_scope_hit_and_other_scopes_miss(clean_db: str) -> None:
     store(clean_db, [document("returns", "Returns", "Items can be returned within 30 days.")])
     asked, similar, unrelated = embedding.get_embedder().embed(
@@ -27,14 +41,7 @@ def test_similar_queries_in_the_same_scope_hit_and_other_scopes_miss(clean_db: s
         ]
     )
     with db.connect(clean_db) as conn:
-        cache.store(
-            conn=conn,
-            query="how many days do I have to return an item?",
-            query_vector=asked,
-            principal=ALICE,
-            answer={"text": "30 days"},
-            cited_documents=["kb:returns"],
-        )
+        remember(conn, "how many days do I have to return an item?", asked, ALICE, cited="kb:returns")
         hit = cache.lookup(conn=conn, query_vector=similar, principal=BOB)
         assert hit is not None and hit.answer == {"text": "30 days"} and hit.similarity > 0.95
         assert cache.lookup(conn=conn, query_vector=unrelated, principal=ALICE) is None
@@ -53,22 +60,8 @@ def test_an_answer_is_invalidated_when_a_cited_document_changes_or_is_deleted(cl
     )
     vector = embedding.get_embedder().embed(["return window"])[0]
     with db.connect(clean_db) as conn:
-        cache.store(
-            conn=conn,
-            query="return window",
-            query_vector=vector,
-            principal=ALICE,
-            answer={"text": "30 days"},
-            cited_documents=["kb:returns"],
-        )
-        cache.store(
-            conn=conn,
-            query="return window",
-            query_vector=vector,
-            principal=FRAUD,
-            answer={"text": "30 days"},
-            cited_documents=["kb:shipping"],
-        )
+        remember(conn, "return window", vector, ALICE, cited="kb:returns")
+        remember(conn, "return window", vector, FRAUD, cited="kb:shipping")
         conn.commit()
     store(clean_db, [document("returns", "Returns", "Items can be returned within 30 days.")])
     with db.connect(clean_db) as conn:

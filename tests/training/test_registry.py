@@ -7,7 +7,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer
 from typer.testing import CliRunner
 
 from streamdesk.audit import service as audit
@@ -19,6 +18,7 @@ from streamdesk.training.config import TrainingSettings
 from streamdesk.training.exceptions import PromotionError
 from streamdesk.training.models import AdapterVersion
 from tests.feedback.factories import signal
+from tests.topics import read_json
 
 BASE = service.BASE_MODEL
 
@@ -40,24 +40,7 @@ def register(conn: psycopg.Connection, root: Path, n: int, *, parent: str | None
 
 
 def model_events(bootstrap: str) -> list[dict[str, object]]:
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "t-model",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-        }
-    )
-    consumer.subscribe([registry.MODEL_TOPIC])
-    seen: list[dict[str, object]] = []
-    for _ in range(40):
-        message = consumer.poll(0.5)
-        if message is not None and not message.error():
-            seen.append(json.loads(message.value()))
-        elif seen and message is None:
-            break
-    consumer.close()
-    return seen
+    return read_json(bootstrap, registry.MODEL_TOPIC, group="t-model")
 
 
 def test_register_moves_the_folder_under_its_version(conn: psycopg.Connection, tmp_path: Path) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from confluent_kafka import Consumer
 
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.config import FeedbackSettings
@@ -17,6 +15,7 @@ from streamdesk.kafka import Publisher
 from streamdesk.training import trigger
 from streamdesk.training.config import TrainingSettings
 from tests.feedback.factories import answer, lookup_of, signal
+from tests.topics import read_json
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 SETTINGS = TrainingSettings(min_new_examples=10, min_minority_fraction=0.2, schedule_hours=24, min_scheduled_examples=2)
@@ -78,22 +77,6 @@ def test_a_due_retrain_is_requested_once_on_the_topic(
         request = trigger.check_and_request(conn, publisher=publisher, settings=SETTINGS, now=NOW)
         assert request is not None and request.reason == "count" and request.pending_examples == 12
         assert trigger.check_and_request(conn, publisher=publisher, settings=SETTINGS, now=NOW) is None
-    consumer = Consumer(
-        {
-            "bootstrap.servers": topics_ready,
-            "group.id": "t-retrain",
-            "auto.offset.reset": "earliest",
-            "session.timeout.ms": 6000,
-        }
-    )
-    consumer.subscribe([trigger.RETRAIN_TOPIC])
-    seen = []
-    for _ in range(40):
-        message = consumer.poll(0.5)
-        if message is not None and not message.error():
-            seen.append(json.loads(message.value()))
-        elif seen:
-            break
-    consumer.close()
+    seen = read_json(topics_ready, trigger.RETRAIN_TOPIC, group="t-retrain")
     assert [m["request_id"] for m in seen] == [request.request_id]
     assert seen[0]["desirable"] == 6 and seen[0]["undesirable"] == 6

@@ -13,13 +13,11 @@ from typing import TypeVar
 import psycopg
 import pytest
 
-from streamdesk.agent import answers as agent_answers
-from streamdesk.contracts import TicketEvent
-from streamdesk.entities import store as entities
 from streamdesk.feedback import service as feedback
 from streamdesk.kafka import Publisher
 from streamdesk.runtime.supervisor import child_env, stop_process
 from streamdesk.training import registry
+from tests.factories import stored_draft, stored_ticket
 from tests.feedback.factories import T0, signal
 
 pytestmark = pytest.mark.slow
@@ -64,31 +62,16 @@ def test_feedback_flows_to_a_trained_candidate(
 ) -> None:
     events = []
     for n in range(8):
-        ticket = TicketEvent(
+        ticket = stored_ticket(
+            conn,
+            str(n),
             event_id=f"zd-{n}",
-            source="zendesk",
-            ticket_id=str(n),
-            event_type="created",
-            version=[1],
             occurred_at=T0,
             subject="Help",
             body=rows[n * 41]["instruction"],
             customer_id=f"c{n}",
         )
-        entities.apply_tickets(conn, [ticket])
-        stored, _ = agent_answers.store_answer(
-            conn,
-            answer=agent_answers.Answer(
-                event_id=ticket.event_id,
-                source="zendesk",
-                ticket_id=str(n),
-                status="draft",
-                text=rows[n * 41]["response"][:400],
-                model="smollm2-135m-instruct",
-                prompt_version="support-v1",
-                created_at=T0,
-            ),
-        )
+        stored = stored_draft(conn, ticket, rows[n * 41]["response"][:400], created_at=T0)
         kind = "accepted" if n % 2 else "rejected"
         events.append(signal(f"A-{n}", kind).model_copy(update={"answer_id": stored.answer_id, "ticket_id": str(n)}))
     with Publisher(topics_ready) as publisher:
