@@ -16,7 +16,7 @@ from psycopg.types.json import Jsonb
 from streamdesk import db
 from streamdesk.agent import answers
 from streamdesk.agent.answers import Answer, TraceStep
-from streamdesk.config import get_settings
+from streamdesk.config import get_settings, reset_settings
 from streamdesk.contracts import DeadLetter, DocumentEvent, Requester, TicketEvent, utcnow
 from streamdesk.entities import store as tickets
 from streamdesk.identity.models import agent_for_customer
@@ -60,6 +60,7 @@ def csrf_of(html: str) -> str:
 def operators(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, object]]:
     """Four operators, one per role, with API tokens."""
     monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", json.dumps(OPERATORS))
+    reset_settings()
     return OPERATORS
 
 

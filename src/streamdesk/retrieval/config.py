@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamdesk.config import read_once
 
 VectorMode = Literal["vector", "halfvec", "binary"]
 SearchMode = Literal["hybrid", "vector", "lexical"]
@@ -69,7 +70,7 @@ class RetrievalSettings(BaseSettings):
     cache_ttl_s: int = Field(86_400, ge=0, description="Age after which a cached answer is no longer served.")
 
 
-@lru_cache
+@read_once
 def get_retrieval_settings() -> RetrievalSettings:
-    """The process-wide retrieval settings, read once."""
+    """The retrieval settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return RetrievalSettings()
