@@ -31,7 +31,7 @@ import psycopg
 
 from evals.bench.corpus import passages
 from streamdesk import db
-from streamdesk.retrieval import access, migration, service, vectors
+from streamdesk.retrieval import access, cutover, service, vectors
 from streamdesk.retrieval.config import RetrievalSettings, VectorMode
 from streamdesk.retrieval.models import Filters, Principal
 from streamdesk.runtime.embedded import EmbeddedDatabase
@@ -101,7 +101,7 @@ def assign_metadata(total: int, *, seed: int) -> tuple[list[str], list[str], lis
 def load(conn: psycopg.Connection, corpus: Corpus, *, prefix: str = "bench") -> None:
     """Bulk-load `corpus` (one document per chunk) with binary COPY, without index maintenance, then index it."""
     conn.execute("DROP INDEX IF EXISTS ix_chunks_embedding")
-    space = migration.active_space(conn)
+    space = cutover.active_space(conn)
     stamp = [EPOCH + timedelta(minutes=n) for n in range(len(corpus))]
     with conn.cursor() as cur:
         with cur.copy(

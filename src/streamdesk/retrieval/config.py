@@ -17,7 +17,7 @@ EMPLOYEE_ROLES = frozenset({"viewer", "agent", "supervisor", "admin", "auditor"}
 
 
 class RetrievalSettings(BaseSettings):
-    """How searches run: index parameters, fusion, the access rule's switches, and the answer cache."""
+    """How searches run: index parameters, fusion, and the access rule's switches."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMDESK_RETRIEVAL__", env_file=".env", extra="ignore", frozen=True)
 
@@ -64,10 +64,6 @@ class RetrievalSettings(BaseSettings):
     customer_agent_reads_internal: bool = Field(
         False, description="Whether the agent acting for a customer may read `internal` documents."
     )
-    cache_similarity: float = Field(
-        0.95, gt=0, le=1, description="Least cosine similarity between two queries for a cached answer to be reused."
-    )
-    cache_ttl_s: int = Field(86_400, ge=0, description="Age after which a cached answer is no longer served.")
 
 
 @read_once
