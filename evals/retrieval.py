@@ -28,7 +28,7 @@ from evals.exceptions import DatasetError
 from streamdesk import db, topics
 from streamdesk.identity.models import Principal
 from streamdesk.kafka import Publisher
-from streamdesk.retrieval import migration, service
+from streamdesk.retrieval import cutover, service
 from streamdesk.retrieval.config import RetrievalSettings, SearchMode
 from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 
@@ -127,7 +127,7 @@ def score_modes(
     """Run every query of `dataset` in each mode against the stored corpus; return the metrics per mode."""
     query_ids = sorted(dataset.qrels)
     with conn.transaction():
-        embedder = migration.active_space(conn).embedder()
+        embedder = cutover.active_space(conn).embedder()
     query_vectors = embedder.embed([dataset.queries[q] for q in query_ids])
     results: dict[str, dict[str, float]] = {}
     for mode in MODES:

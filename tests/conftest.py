@@ -14,7 +14,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("STREAMDESK_ENVIRONMENT", "test")
 
 from streamdesk import db
-from streamdesk.config import get_settings
+from streamdesk.config import reset_settings
 from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 from tests.feedback.factories import bitext_rows
 
@@ -34,6 +34,14 @@ def truncate_all(url: str) -> None:
         if names:
             conn.execute("SET streamdesk.audit_maintenance = 'on'")
             conn.execute(f"TRUNCATE {', '.join(names)} CASCADE")
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Each test reads the settings from the environment it sets up, never from an earlier test's."""
+    reset_settings()
+    yield
+    reset_settings()
 
 
 @pytest.fixture(scope="session")
@@ -77,9 +85,9 @@ def clean_db(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
     """The session database, emptied before the test, and set as DATABASE_URL."""
     truncate_all(database_url)
     monkeypatch.setenv("DATABASE_URL", database_url)
-    get_settings.cache_clear()
+    reset_settings()
     yield database_url
-    get_settings.cache_clear()
+    reset_settings()
 
 
 @pytest.fixture
@@ -87,10 +95,10 @@ def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh Tansu broker for this test; its bootstrap servers are set as KAFKA_BOOTSTRAP_SERVERS."""
     server = EmbeddedBroker(free_port(), tmp_path / "tansu.log").start()
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", server.bootstrap_servers)
-    get_settings.cache_clear()
+    reset_settings()
     yield server.bootstrap_servers
     server.stop()
-    get_settings.cache_clear()
+    reset_settings()
 
 
 @pytest.fixture

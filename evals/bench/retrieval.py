@@ -32,7 +32,7 @@ import psycopg
 from evals.bench.corpus import passages
 from streamdesk import db
 from streamdesk.identity.models import Principal
-from streamdesk.retrieval import access, migration, service, vectors
+from streamdesk.retrieval import access, cutover, service, vectors
 from streamdesk.retrieval.config import RetrievalSettings, VectorMode
 from streamdesk.retrieval.models import Filters
 from streamdesk.runtime.embedded import EmbeddedDatabase
@@ -148,7 +148,7 @@ def copy_rows(
 def load(conn: psycopg.Connection, corpus: Corpus, *, prefix: str = "bench") -> None:
     """Bulk-load `corpus` (one document per chunk) with binary COPY, without index maintenance, then index it."""
     conn.execute("DROP INDEX IF EXISTS ix_chunks_embedding")
-    space = migration.active_space(conn)
+    space = cutover.active_space(conn)
     stamp = [EPOCH + timedelta(minutes=n) for n in range(len(corpus))]
     documents = (
         (

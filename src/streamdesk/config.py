@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -158,10 +159,33 @@ class Settings(BaseSettings):
         return self
 
 
+SectionT = TypeVar("SectionT", bound=BaseSettings)
+
+_FORGET_SECTIONS: list[Callable[[], None]] = []
+
+
+def read_once(read: Callable[[], SectionT]) -> Callable[[], SectionT]:
+    """Make `read` a settings getter that reads the environment on its first call only (until `reset_settings`)."""
+    cached = lru_cache(maxsize=None)(read)
+    _FORGET_SECTIONS.append(cached.cache_clear)
+    return cached
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings, read once."""
     return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the root settings and every section read so far: the next read sees the environment as it is now.
+
+    For tests that change the environment, and for `streamdesk up` once it has exported the addresses of the
+    broker and database it started.
+    """
+    get_settings.cache_clear()
+    for forget in _FORGET_SECTIONS:
+        forget()
 
 
 def faust_dir(settings: Settings) -> Path:

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from streamdesk import db, topics
 from streamdesk.agent.answers import TraceStep
-from streamdesk.config import get_settings
+from streamdesk.config import reset_settings
 from streamdesk.contracts import utcnow
 from streamdesk.identity.models import agent_for_customer
 from streamdesk.policy import approvals
@@ -177,7 +177,7 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         mp.setenv("STREAMDESK_API__JWT_HS256_SECRET", HS256_SECRET)
         mp.setenv("STREAMDESK_API__JWT_JWKS_PATH", str(key_dir / "jwks.json"))
         mp.setenv("STREAMDESK_STATE_DIR", str(tmp / "state"))
-        get_settings.cache_clear()
+        reset_settings()
         try:
             topics.ensure_topics(broker.bootstrap_servers)
             truncate_all(database_url)
@@ -188,7 +188,7 @@ def stack(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 yield Stack(client, broker.bootstrap_servers, database_url, private_key, key_dir, ids)
         finally:
             broker.stop()
-            get_settings.cache_clear()
+            reset_settings()
 
 
 def auth(role: str) -> dict[str, str]:

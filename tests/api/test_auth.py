@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 
 from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.api.config import ApiSettings
+from streamdesk.config import reset_settings
 from streamdesk.exceptions import ConfigurationError
 from streamdesk.policy.config import PolicySettings
 from streamdesk.policy.exceptions import InvalidRulesError
@@ -52,6 +53,7 @@ def test_rs256_jwt_from_the_jwks_by_kid(stack: Stack) -> None:
 def test_rs256_jwt_from_a_pem_public_key(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STREAMDESK_API__JWT_JWKS_PATH")
     monkeypatch.setenv("STREAMDESK_API__JWT_PUBLIC_KEY_PATH", str(stack.key_dir / "public.pem"))
+    reset_settings()
     assert stack.client.get(ROUTE, headers=bearer(stack.jwt(algorithm="RS256"))).status_code == 200
     other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     forged = stack.jwt(algorithm="RS256", key=other)

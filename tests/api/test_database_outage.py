@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from streamdesk import db
-from streamdesk.config import get_settings
+from streamdesk.config import reset_settings
 from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 from tests.api.conftest import OPERATORS, auth
 from tests.gateway.conftest import BASE_URL, sign
@@ -49,13 +49,13 @@ def outage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[TestClien
             mp.setenv("STREAMDESK_DATABASE__CONNECT_TIMEOUT_S", str(CONNECT_TIMEOUT_S))
             mp.setenv("STREAMDESK_DATABASE__REQUEST_STATEMENT_TIMEOUT_S", str(STATEMENT_TIMEOUT_S))
             mp.setenv("STREAMDESK_STATE_DIR", str(tmp / "state"))
-            get_settings.cache_clear()
+            reset_settings()
             from streamdesk.api.app import create_app
 
             with TestClient(create_app(), base_url=BASE_URL) as client:
                 yield client, server
     finally:
-        get_settings.cache_clear()
+        reset_settings()
         broker.stop()
         server.stop()
 

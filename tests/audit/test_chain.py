@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from streamdesk.audit import service as audit
 from streamdesk.audit.config import AuditSettings
 from streamdesk.audit.models import GENESIS_HASH
+from streamdesk.config import reset_settings
 from tests.audit.conftest import event
 
 
@@ -155,6 +156,7 @@ def test_a_forged_checkpoint_is_found(conn: psycopg.Connection, appended) -> Non
 
 def test_checkpoints_are_taken_every_n_records(conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMDESK_AUDIT__CHECKPOINT_EVERY", "3")
+    reset_settings()
     for n in range(7):
         audit.append(conn, event=event(n=n))
     assert [row[0] for row in conn.execute("SELECT seq FROM audit_checkpoints ORDER BY seq")] == [3, 6]

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 from streamdesk.audit import service as audit
 from streamdesk.audit.config import AuditSettings
 from streamdesk.audit.exceptions import AuditTamperedError
+from streamdesk.config import reset_settings
 from tests.audit.conftest import event
 
 
@@ -16,6 +17,7 @@ from tests.audit.conftest import event
 def every_three(monkeypatch: pytest.MonkeyPatch) -> None:
     """Checkpoints after records 3, 6, 9, ..."""
     monkeypatch.setenv("STREAMDESK_AUDIT__CHECKPOINT_EVERY", "3")
+    reset_settings()
 
 
 def test_the_head_follows_every_append(conn: psycopg.Connection, appended) -> None:

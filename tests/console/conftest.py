@@ -13,6 +13,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from streamdesk.agent.answers import Answer, TraceStep
+from streamdesk.config import reset_settings
 from streamdesk.contracts import DocumentEvent, Requester, TicketEvent, utcnow
 from streamdesk.identity.models import agent_for_customer
 from streamdesk.policy import approvals
@@ -54,6 +55,7 @@ def csrf_of(html: str) -> str:
 def operators(monkeypatch: pytest.MonkeyPatch) -> dict[str, dict[str, object]]:
     """Four operators, one per role, with API tokens."""
     monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", json.dumps(OPERATORS))
+    reset_settings()
     return OPERATORS
 
 

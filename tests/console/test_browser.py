@@ -21,7 +21,7 @@ from confluent_kafka import Consumer
 
 from streamdesk.api.app import create_app
 from streamdesk.audit import service as audit
-from streamdesk.config import get_settings
+from streamdesk.config import get_settings, reset_settings
 from streamdesk.feedback import service as feedback
 from streamdesk.policy import approvals
 from streamdesk.runtime.embedded import free_port
@@ -47,7 +47,7 @@ EDITED = "Your refund of $54.04 is on its way to your original card; it usually 
 @pytest.fixture
 def server(conn: psycopg.Connection, topics_ready: str, operators: dict[str, dict[str, object]]) -> Iterator[str]:
     """The real app (`create_app`) served by uvicorn in a thread; its base URL."""
-    get_settings.cache_clear()
+    reset_settings()
     port = free_port()
     app = create_app(get_settings())
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from streamdesk.api.app import create_app
-from streamdesk.config import get_settings
+from streamdesk.config import get_settings, reset_settings
 from streamdesk.console.config import get_console_settings
 from tests.console.conftest import OPERATORS, seed_dead_letter, seed_documents, seed_draft
 from tests.console.test_views import sign_in
@@ -30,7 +30,7 @@ EVENT_HANDLER = re.compile(r"<[^>]*\son[a-z]+\s*=", re.IGNORECASE)
 @pytest.fixture
 def client(conn: psycopg.Connection, operators: dict[str, dict[str, object]]) -> Iterator[TestClient]:
     """The whole application (`create_app`) over the clean session database."""
-    get_settings.cache_clear()
+    reset_settings()
     with TestClient(create_app(get_settings()), follow_redirects=False) as test_client:
         yield test_client
 

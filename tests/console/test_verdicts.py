@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 
 from streamdesk.api.app import create_app
-from streamdesk.config import get_settings
+from streamdesk.config import get_settings, reset_settings
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.models import FeedbackEvent
@@ -36,7 +36,7 @@ SAME_AS_DRAFT = "  " + DRAFT_TEXT.upper() + "\n"
 
 @pytest.fixture
 def client(conn: psycopg.Connection, topics_ready: str, operators: dict[str, object]) -> Iterator[TestClient]:
-    get_settings.cache_clear()
+    reset_settings()
     with TestClient(create_app(get_settings()), follow_redirects=False) as test_client:
         yield test_client
 

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from streamdesk.api import deps
 from streamdesk.audit import service as audit
-from streamdesk.config import get_settings
+from streamdesk.config import get_settings, reset_settings
 from streamdesk.console import views as console_views
 from streamdesk.console.config import get_console_settings
 from streamdesk.feedback import service as feedback
@@ -36,7 +36,7 @@ with warnings.catch_warnings():
 
 @pytest.fixture
 def client(conn: psycopg.Connection, operators: dict[str, dict[str, object]]) -> Iterator[TestClient]:
-    get_settings.cache_clear()
+    reset_settings()
     app = FastAPI(lifespan=deps.publisher_lifespan)
     app.state.settings = get_settings()
     app.include_router(console_views.router, prefix="/console")
@@ -90,6 +90,7 @@ def test_a_tampered_cookie_or_a_rotated_token_ends_the_sign_in(
     assert client.get("/console/review").status_code == 200
     rotated = {**OPERATORS, "ana": {"roles": ["agent"], "token": "ana-new-token-987654321"}}
     monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", json.dumps(rotated))
+    reset_settings()
     assert client.get("/console/review").status_code == 303
 
 

@@ -18,6 +18,7 @@ from evals.datasets import CaseTicket, EvalCase, ExpectedAction
 from streamdesk.agent import answer_config, backends
 from streamdesk.agent.answers import Answer, TraceStep
 from streamdesk.agent.loop import AnswerResult
+from streamdesk.config import reset_settings
 from streamdesk.identity.models import agent_for_customer
 from streamdesk.seed import taubench
 
@@ -144,6 +145,7 @@ def test_the_eval_command_prints_case_lines_then_the_metrics(
     monkeypatch.setenv("STREAMDESK_AGENT__MODEL_DIR", str(model_dir))
     monkeypatch.setenv("STREAMDESK_ANSWER__MAX_NEW_TOKENS", "160")
     monkeypatch.setenv("STREAMDESK_ANSWER__REPLY_MAX_CHARS", "60")
+    reset_settings()
     arguments = ["eval", "agent", "--dataset", str(tmp_path / "cases.jsonl"), "--world", str(shared_data / TAU_DB)]
     outcome = CliRunner().invoke(app, [*arguments, "--max-steps", "1"])
     assert outcome.exit_code == 0, outcome.output

@@ -12,6 +12,7 @@ import pytest
 from evals import flywheel
 from streamdesk import db
 from streamdesk.audit import service as audit
+from streamdesk.config import reset_settings
 from streamdesk.feedback import service as feedback
 from streamdesk.training import registry, routing, service
 from streamdesk.training.exceptions import TrainingConfigError
@@ -119,6 +120,7 @@ def test_a_tiny_flywheel_runs_the_whole_loop(
 ) -> None:
     monkeypatch.setenv("STREAMDESK_TRAINING__GENERAL_TEXTS", "1")
     monkeypatch.setenv("STREAMDESK_TRAINING__MIN_HELDOUT_PER_CLASS", "1")
+    reset_settings()
     options = flywheel.FlywheelOptions(
         shared_data=shared_data,
         eval_per_intent=2,

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from streamdesk.api import deps
 from streamdesk.api.app import create_app
-from streamdesk.config import get_settings
+from streamdesk.config import get_settings, reset_settings
 from streamdesk.feedback import service
 from streamdesk.feedback import views as feedback_views
 
@@ -28,7 +28,7 @@ AUTH = {"Authorization": "Bearer sam-token-0123456789"}
 @pytest.fixture
 def client(conn: psycopg.Connection, topics_ready: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[TestClient]:
     monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", json.dumps(OPERATORS))
-    get_settings.cache_clear()
+    reset_settings()
     app = FastAPI(lifespan=deps.publisher_lifespan)
     app.state.settings = get_settings()
     app.include_router(feedback_views.router, prefix="/feedback")
@@ -87,7 +87,7 @@ def test_the_api_has_one_publisher_closed_at_shutdown(
 ) -> None:
     """The app makes its one publisher at startup, every route gets it, and shutdown closes it (no leaked producer)."""
     monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", json.dumps(OPERATORS))
-    get_settings.cache_clear()
+    reset_settings()
     app = create_app(get_settings())
     with TestClient(app) as client:
         made = app.state.publisher

@@ -7,6 +7,7 @@ import json
 import pytest
 from pydantic import SecretStr
 
+from streamdesk.config import reset_settings
 from streamdesk.identity import service as identity
 from streamdesk.identity.config import IdentitySettings, Operator
 from streamdesk.identity.exceptions import InvalidPrincipalError, UnknownOperatorError
@@ -88,6 +89,7 @@ def test_the_agent_identity_comes_from_settings() -> None:
 
 def test_operators_can_be_set_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", '{"ann": {"roles": ["admin"], "tenant": "acme"}}')
+    reset_settings()
     ann = identity.operator(operator_id="ann")
     assert ann.roles == {Role.ADMIN} and ann.tenant == "acme"
 

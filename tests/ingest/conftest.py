@@ -17,7 +17,7 @@ import pytest
 from confluent_kafka import Consumer
 
 from streamdesk import db, topics
-from streamdesk.config import get_settings
+from streamdesk.config import reset_settings
 from streamdesk.kafka import Publisher
 from streamdesk.runtime.embedded import EmbeddedBroker, free_port
 from streamdesk.runtime.supervisor import stop_process
@@ -119,7 +119,7 @@ def running_ingest_stack(
     previous = {k: os.environ.get(k) for k in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
     os.environ["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
     os.environ["DATABASE_URL"] = database_url
-    get_settings.cache_clear()
+    reset_settings()
     stack = IngestStack(broker.bootstrap_servers, database_url, tmp / "worker.log", max_body_bytes=max_body_bytes)
     stack.start_worker()
     try:
@@ -132,7 +132,7 @@ def running_ingest_stack(
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        get_settings.cache_clear()
+        reset_settings()
 
 
 @pytest.fixture(scope="module")

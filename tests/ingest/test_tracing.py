@@ -18,7 +18,7 @@ from confluent_kafka import Consumer
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from streamdesk import telemetry, topics
-from streamdesk.config import get_settings
+from streamdesk.config import get_settings, reset_settings
 from streamdesk.gateway.relay import Relay
 from tests.gateway.conftest import sign
 from tests.ingest.conftest import IngestStack
@@ -79,7 +79,7 @@ def test_canonical_ticket_continues_the_webhooks_trace(traced_stack: IngestStack
             "detail": {"id": ticket_id, "subject": "Where is my order?", "description": "Not here.", "status": "NEW"},
         }
     ).encode()
-    get_settings.cache_clear()
+    reset_settings()
     from streamdesk.api.app import create_app
 
     with TestClient(create_app(), base_url="http://testserver") as client:

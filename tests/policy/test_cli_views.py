@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from streamdesk.api import errors
 from streamdesk.audit import service as audit
+from streamdesk.config import reset_settings
 from streamdesk.identity.models import Role
 from streamdesk.policy import approvals
 from streamdesk.policy import views as approval_views
@@ -35,6 +36,7 @@ OPERATORS = {
 @pytest.fixture
 def operators(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", json.dumps(OPERATORS))
+    reset_settings()
 
 
 @pytest.fixture

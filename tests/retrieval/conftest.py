@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streamdesk.config import get_settings
+from streamdesk.config import reset_settings
 from streamdesk.contracts import DocumentEvent
 from tests.retrieval.factories import document, store
 
@@ -59,7 +59,7 @@ def knowledge_base(seed: int = 3, count: int = 48) -> list[DocumentEvent]:
 def kb_url(database_url: str, truncate: Callable[[str], None]) -> Iterator[str]:
     """The session database holding only `knowledge_base()`, for the whole module."""
     truncate(database_url)
-    get_settings.cache_clear()
+    reset_settings()
     store(database_url, knowledge_base())
     yield database_url
     truncate(database_url)

@@ -156,10 +156,10 @@ def test_the_search_command_prints_citations_and_the_filter(kb_url: str, monkeyp
     from typer.testing import CliRunner
 
     from streamdesk.cli import retrieval as retrieval_cli
-    from streamdesk.config import get_settings
+    from streamdesk.config import reset_settings
 
     monkeypatch.setenv("DATABASE_URL", kb_url)
-    get_settings.cache_clear()
+    reset_settings()
     runner = CliRunner()
     shown = runner.invoke(retrieval_cli.app, ["search", "reset my password", "--as", "user:z?roles=admin", "-k", "2"])
     assert shown.exit_code == 0, shown.output

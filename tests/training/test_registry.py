@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from streamdesk.audit import service as audit
+from streamdesk.config import reset_settings
 from streamdesk.feedback import service as feedback
 from streamdesk.kafka import Publisher
 from streamdesk.training import registry, service
@@ -111,6 +112,7 @@ def test_live_feedback_rolls_back_a_worse_adapter(conn: psycopg.Connection, tmp_
 def test_models_cli(conn: psycopg.Connection, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMDESK_IDENTITY__OPERATORS", json.dumps({"sam": {"roles": ["admin"]}}))
     monkeypatch.delenv("KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    reset_settings()
     v1 = register(conn, tmp_path, 1)
     runner = CliRunner()
     promoted = runner.invoke(models_app, ["promote", v1.version, "--as", "sam", "--json"])

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamdesk.agent.exceptions import AgentError
+from streamdesk.config import read_once
 
 SearchMode = Literal["hybrid", "vector", "lexical"]
 REPLY_OVERHEAD_CHARS = 80
@@ -94,6 +95,7 @@ class AnswerSettings(BaseSettings):
         return self
 
 
+@read_once
 def get_answer_settings() -> AnswerSettings:
-    """The answer settings from the environment."""
+    """The answer settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return AnswerSettings()

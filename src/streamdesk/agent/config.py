@@ -65,10 +65,8 @@ class AgentSettings(BaseModel):
 
 
 def agent_settings(settings: Settings | None = None) -> AgentSettings:
-    """The agent section of the root settings (defaults until the root `Settings` carries `agent`)."""
-    settings = settings or _root_settings()
-    section = getattr(settings, "agent", None)
-    return section if isinstance(section, AgentSettings) else AgentSettings()
+    """The agent section of the root settings (read once per process with them)."""
+    return (settings or _root_settings()).agent
 
 
 def model_cache_dir(settings: Settings | None = None) -> Path:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamdesk.config import read_once
 from streamdesk.exceptions import ConfigurationError
 
 
@@ -53,6 +54,7 @@ class ApiSettings(BaseSettings):
         return any(v is not None for v in (self.jwt_hs256_secret, self.jwt_public_key_path, self.jwt_jwks_path))
 
 
+@read_once
 def get_api_settings() -> ApiSettings:
-    """The API settings from the environment, read on every call so tests can change them."""
+    """The API settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return ApiSettings()

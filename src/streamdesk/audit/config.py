@@ -8,6 +8,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamdesk.audit.exceptions import InsecureAuditKeyError
+from streamdesk.config import read_once
 
 DEV_SIGNING_KEY = "dev-audit-signing-key"
 
@@ -42,6 +43,7 @@ class AuditSettings(BaseSettings):
         return self
 
 
+@read_once
 def get_audit_settings() -> AuditSettings:
-    """The audit settings from the environment."""
+    """The audit settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return AuditSettings()

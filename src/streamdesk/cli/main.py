@@ -344,7 +344,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(retrain_app, name="retrain")
 worker_app.command("learn")(worker_learn)
 
-# Retrieval (issue 3): search, embedding-model migration.
+# Retrieval (issue 3): search, the embedding cut-over.
 from streamdesk.cli import retrieval as retrieval_cli  # noqa: E402
 
 app.command("search")(retrieval_cli.search)

@@ -17,7 +17,7 @@ from streamdesk.cli import output
 
 console = Console(stderr=True)
 embeddings_app = typer.Typer(
-    help="Embedding spaces: vector indexes and zero-downtime model migration.", no_args_is_help=True
+    help="Embedding spaces: vector indexes and the zero-downtime embedding cut-over.", no_args_is_help=True
 )
 
 
@@ -78,10 +78,10 @@ def embeddings_migrate(
     drop_old: Annotated[bool, typer.Option("--drop-old/--keep-old", help="Drop the old vectors afterwards.")] = True,
     as_json: output.JsonOpt = False,
 ) -> None:
-    """Backfill a new embedding model/version into the shadow column, compare, cut over atomically, drop the old."""
-    from streamdesk.retrieval import migration
+    """Embedding cut-over: backfill a new model/version into the shadow column, compare, cut over, drop the old."""
+    from streamdesk.retrieval import cutover
 
-    report = migration.migrate(
+    report = cutover.change_embedding_model(
         db.database_url(),
         model=model,
         version=model_version,
@@ -94,7 +94,7 @@ def embeddings_migrate(
         progress=output.show_progress(as_json=as_json),
         on_step=lambda s: console.print(f"[bold]{s}[/]"),
     )
-    output.emit(report.as_dict(), as_json=as_json, title="embedding migration")
+    output.emit(report.as_dict(), as_json=as_json, title="embedding cut-over")
 
 
 @embeddings_app.command("index")
@@ -118,10 +118,10 @@ def embeddings_index(
 @embeddings_app.command("status")
 def embeddings_status(as_json: output.JsonOpt = False) -> None:
     """The embedding spaces, the vector modes indexed, and chunks still lacking a shadow vector."""
-    from streamdesk.retrieval import migration, vectors
+    from streamdesk.retrieval import cutover, vectors
 
     with db.connect() as conn:
-        migration.active_space(conn)
+        cutover.active_space(conn)
         rows = conn.execute(
             "SELECT name, backend, state, comparison FROM embedding_spaces ORDER BY created_at"
         ).fetchall()
@@ -129,7 +129,7 @@ def embeddings_status(as_json: output.JsonOpt = False) -> None:
         data: dict[str, Any] = {
             "spaces": [{"name": r[0], "backend": r[1], "state": r[2], "comparison": r[3]} for r in rows],
             "vector_modes": vectors.existing_modes(conn),
-            "shadow_missing": missing[0] if missing and migration.shadow_space(conn) else None,
+            "shadow_missing": missing[0] if missing and cutover.shadow_space(conn) else None,
         }
         conn.commit()
     if as_json:
@@ -146,19 +146,19 @@ def embeddings_status(as_json: output.JsonOpt = False) -> None:
 @embeddings_app.command("finish")
 def embeddings_finish(as_json: output.JsonOpt = False) -> None:
     """After a cut-over and the ingest workers' restart on the new model: re-embed stragglers, drop old vectors."""
-    from streamdesk.retrieval import migration
+    from streamdesk.retrieval import cutover
 
-    repaired = migration.finish(db.database_url(), progress=output.show_progress(as_json=as_json))
-    output.emit({"repaired": repaired, "dropped_old": True}, as_json=as_json, title="embedding migration finished")
+    repaired = cutover.finish(db.database_url(), progress=output.show_progress(as_json=as_json))
+    output.emit({"repaired": repaired, "dropped_old": True}, as_json=as_json, title="embedding cut-over finished")
 
 
 @embeddings_app.command("abort")
 def embeddings_abort() -> None:
-    """Abandon the migration under way and drop its shadow vectors."""
-    from streamdesk.retrieval import migration
+    """Abandon the embedding cut-over under way and drop its shadow vectors."""
+    from streamdesk.retrieval import cutover
 
-    migration.abort(db.database_url())
-    console.print("migration aborted")
+    cutover.abort(db.database_url())
+    console.print("embedding cut-over aborted")
 
 
 app = typer.Typer(help="streamdesk retrieval commands.", no_args_is_help=True)

@@ -7,6 +7,7 @@ import os
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamdesk.config import read_once
 from streamdesk.console.exceptions import InsecureConsoleKeyError
 
 DEV_SESSION_KEY = "dev-console-session-key"
@@ -44,6 +45,7 @@ class ConsoleSettings(BaseSettings):
         return self
 
 
+@read_once
 def get_console_settings() -> ConsoleSettings:
-    """The console settings from the environment, read on every call so tests can change them."""
+    """The console settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return ConsoleSettings()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamdesk.config import read_once
+
 
 class FeedbackSettings(BaseSettings):
     """Read from `STREAMDESK_FEEDBACK__<FIELD>`."""
@@ -30,6 +32,7 @@ class FeedbackSettings(BaseSettings):
     max_text_chars: int = Field(default=4000, ge=100, description="Longer prompts and completions are cut to this.")
 
 
+@read_once
 def get_feedback_settings() -> FeedbackSettings:
-    """The feedback settings from the environment."""
+    """The feedback settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return FeedbackSettings()

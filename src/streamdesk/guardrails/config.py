@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamdesk.config import read_once
+
 
 class GuardrailSettings(BaseSettings):
     """Read from `STREAMDESK_GUARDRAILS__<FIELD>`."""
@@ -23,6 +25,7 @@ class GuardrailSettings(BaseSettings):
     )
 
 
+@read_once
 def get_guardrail_settings() -> GuardrailSettings:
-    """The guardrail settings from the environment."""
+    """The guardrail settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return GuardrailSettings()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamdesk.config import read_once
 from streamdesk.identity.models import Role
 
 
@@ -31,6 +32,7 @@ class IdentitySettings(BaseSettings):
     )
 
 
+@read_once
 def get_identity_settings() -> IdentitySettings:
-    """The identity settings from the environment, read on every call so tests can change them."""
+    """The identity settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return IdentitySettings()

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamdesk.config import read_once
+
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules.yaml"
 
 
@@ -42,6 +44,7 @@ class PolicySettings(BaseSettings):
     )
 
 
+@read_once
 def get_policy_settings() -> PolicySettings:
-    """The policy settings from the environment."""
+    """The policy settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return PolicySettings()

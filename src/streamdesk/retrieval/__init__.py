@@ -1,1 +1,1 @@
-"""Retrieval: permission-aware hybrid search, citations, a semantic answer cache, embedding-model migration."""
+"""Retrieval: permission-aware hybrid search, citations, the embedding cut-over."""

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streamdesk.config import read_once
 
 VectorMode = Literal["vector", "halfvec", "binary"]
 SearchMode = Literal["hybrid", "vector", "lexical"]
@@ -16,7 +17,7 @@ EMPLOYEE_ROLES = frozenset({"viewer", "agent", "supervisor", "admin", "auditor"}
 
 
 class RetrievalSettings(BaseSettings):
-    """How searches run: index parameters, fusion, the access rule's switches, and the answer cache."""
+    """How searches run: index parameters, fusion, and the access rule's switches."""
 
     model_config = SettingsConfigDict(env_prefix="STREAMDESK_RETRIEVAL__", env_file=".env", extra="ignore", frozen=True)
 
@@ -63,13 +64,9 @@ class RetrievalSettings(BaseSettings):
     customer_agent_reads_internal: bool = Field(
         False, description="Whether the agent acting for a customer may read `internal` documents."
     )
-    cache_similarity: float = Field(
-        0.95, gt=0, le=1, description="Least cosine similarity between two queries for a cached answer to be reused."
-    )
-    cache_ttl_s: int = Field(86_400, ge=0, description="Age after which a cached answer is no longer served.")
 
 
-@lru_cache
+@read_once
 def get_retrieval_settings() -> RetrievalSettings:
-    """The process-wide retrieval settings, read once."""
+    """The retrieval settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return RetrievalSettings()

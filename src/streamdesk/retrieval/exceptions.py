@@ -16,4 +16,4 @@ class VectorIndexMissingError(RetrievalError):
 
 
 class EmbeddingSpaceError(RetrievalError):
-    """The embedding-space registry refuses a step (no active space, a migration already running, ...)."""
+    """The embedding-space registry refuses a step (no active space, a cut-over already running, ...)."""

@@ -22,7 +22,7 @@ import psycopg
 
 from streamdesk import db
 from streamdesk.identity.models import PrincipalBase
-from streamdesk.retrieval import access, fusion, lexical, migration, vectors
+from streamdesk.retrieval import access, cutover, fusion, lexical, vectors
 from streamdesk.retrieval.config import RetrievalSettings, SearchMode, get_retrieval_settings
 from streamdesk.retrieval.fusion import ChunkKey
 from streamdesk.retrieval.models import Citation, Filters, Hit, SearchResult
@@ -79,7 +79,7 @@ def search(
                 timings["terms_ms"] = _ms(mark)
             if mode in ("hybrid", "vector"):
                 _prepare_vector_search(conn, settings=settings)
-                space = migration.active_space(conn)
+                space = cutover.active_space(conn)
                 space_name = space.name
                 if query_vector is None:
                     mark = time.perf_counter()
@@ -161,7 +161,7 @@ def _prepare_vector_search(conn: psycopg.Connection, *, settings: RetrievalSetti
         SELECT pg_advisory_xact_lock_shared(%s, %s), set_config('hnsw.ef_search', %s, true),
                set_config('hnsw.iterative_scan', %s, true), set_config('hnsw.max_scan_tuples', %s, true)
         """,
-        (*migration.SPACE_LOCK, str(settings.ef_search), settings.iterative_scan, str(settings.max_scan_tuples)),
+        (*cutover.SPACE_LOCK, str(settings.ef_search), settings.iterative_scan, str(settings.max_scan_tuples)),
     )
 
 

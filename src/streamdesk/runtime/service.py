@@ -9,7 +9,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from streamdesk import db, topics
-from streamdesk.config import Settings, get_settings
+from streamdesk.config import Settings, get_settings, reset_settings
 from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def platform(settings: Settings | None = None, *, prepare: bool = True) -> Itera
             bootstrap = broker.bootstrap_servers
         os.environ["DATABASE_URL"] = url
         os.environ["KAFKA_BOOTSTRAP_SERVERS"] = bootstrap
-        get_settings.cache_clear()
+        reset_settings()
         if prepare:
             db.migrate(url)
             created = topics.ensure_topics(bootstrap, replication_factor=settings.kafka.replication_factor)

@@ -1,1 +1,1 @@
-"""Training: retrain trigger, KTO + LoRA/QLoRA trainer, eval gate, adapter registry, promotion and hot swap."""
+"""Training: retrain trigger, KTO + LoRA/QLoRA trainer, eval gate, adapter registry and promotion."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streamdesk.config import read_once
+
 
 class TrainingSettings(BaseSettings):
     """Read from `STREAMDESK_TRAINING__<FIELD>`."""
@@ -44,6 +46,7 @@ class TrainingSettings(BaseSettings):
     )
 
 
+@read_once
 def get_training_settings() -> TrainingSettings:
-    """The training settings from the environment."""
+    """The training settings, read from the environment once per process (`config.reset_settings` forgets them)."""
     return TrainingSettings()

@@ -1,14 +1,15 @@
-"""Embedding spaces and zero-downtime model migration: shadow backfill, comparison, atomic cut-over, cleanup.
+"""Embedding cut-over: move search to a new embedding model with zero downtime (not a database migration).
 
-`chunks.embedding` always holds the active space's vectors, so the ingest store and every query keep
-using the same column. A migration fills `embedding_shadow` (plus the shadow model, version and chunk
-hash) with the new model, keyset-paged in batches behind a progress bar; a trigger clears a row's
-shadow whenever ingest changes its text, and the backfill loops until no row lacks one. It then builds
-the shadow's indexes (the same vector modes the active column has), compares both spaces on a query
-sample (top-k agreement), and cuts over in one transaction: writers are paused (`SHARE ROW EXCLUSIVE`),
-rows written meanwhile are embedded, in-flight searches drain (searches hold a shared advisory lock),
-and columns and indexes are renamed, which is catalog-only, so readers wait milliseconds. `finish`
-re-embeds rows an old-model writer added after the cut-over and drops the old vectors.
+Shadow backfill, comparison, atomic cut-over, cleanup. `chunks.embedding` always holds the active
+space's vectors, so the ingest store and every query keep using the same column. A cut-over fills
+`embedding_shadow` (plus the shadow model, version and chunk hash) with the new model, keyset-paged in
+batches behind a progress bar; a trigger clears a row's shadow whenever ingest changes its text, and the
+backfill loops until no row lacks one. It then builds the shadow's indexes (the same vector modes the
+active column has), compares both spaces on a query sample (top-k agreement), and cuts over in one
+transaction: writers are paused (`SHARE ROW EXCLUSIVE`), rows written meanwhile are embedded, in-flight
+searches drain (searches hold a shared advisory lock), and columns and indexes are renamed, which is
+catalog-only, so readers wait milliseconds. `finish` re-embeds rows an old-model writer added after the
+cut-over and drops the old vectors.
 """
 
 from __future__ import annotations
@@ -75,8 +76,8 @@ class EmbeddingSpace:
 
 
 @dataclass
-class MigrationReport:
-    """What a migration did: rows embedded, the comparison, and whether it cut over and dropped old vectors."""
+class CutoverReport:
+    """What an embedding cut-over did: rows embedded, the comparison, whether it cut over and dropped old vectors."""
 
     source: str
     target: str
@@ -132,12 +133,12 @@ def active_space(conn: psycopg.Connection, *, settings: Settings | None = None) 
 
 
 def shadow_space(conn: psycopg.Connection) -> EmbeddingSpace | None:
-    """The space being backfilled, if a migration is under way."""
+    """The space being backfilled, if an embedding cut-over is under way."""
     return _space(conn.execute(f"SELECT {_SPACE_COLUMNS} FROM embedding_spaces WHERE state = 'shadow'").fetchone())
 
 
 def start(url: str, *, model: str, version: str, backend: str, path: str | None) -> EmbeddingSpace:
-    """Register the target space as the shadow (resuming a migration to the same target)."""
+    """Register the target space as the shadow (resuming a cut-over to the same target)."""
     embedder = fast_embedding.cached_embedder(backend=backend, path=path, model_name=model, version=version)
     name = space_name(model=model, version=version)
     with db.connect(url) as conn, conn.transaction():
@@ -152,7 +153,7 @@ def start(url: str, *, model: str, version: str, backend: str, path: str | None)
         shadow = shadow_space(conn)
         if shadow is not None and shadow.name != name:
             raise EmbeddingSpaceError(
-                f"a migration to {shadow.name} is under way; finish it or run `streamdesk embeddings abort`"
+                f"an embedding cut-over to {shadow.name} is under way; finish it or run `streamdesk embeddings abort`"
             )
         if shadow is None:
             _reset_shadow_columns(conn, dimension=embedder.dimension)
@@ -311,7 +312,7 @@ def compare(url: str, *, queries: Sequence[str] | None = None, sample: int = 50,
     with db.connect(url) as conn:
         active, shadow = active_space(conn), shadow_space(conn)
         if shadow is None:
-            raise EmbeddingSpaceError("no migration under way; start one with `streamdesk embeddings migrate`")
+            raise EmbeddingSpaceError("no embedding cut-over under way; start one with `streamdesk embeddings migrate`")
         texts = list(queries) if queries else sample_queries(conn, size=sample)
         old = active.embedder().embed(texts)
         new = shadow.embedder().embed(texts)
@@ -350,7 +351,7 @@ def cut_over(url: str, *, batch: int = 64, lock_timeout_s: float = 10.0) -> Embe
     with db.connect(url) as conn:
         shadow = shadow_space(conn)
         if shadow is None:
-            raise EmbeddingSpaceError("no migration under way; start one with `streamdesk embeddings migrate`")
+            raise EmbeddingSpaceError("no embedding cut-over under way; start one with `streamdesk embeddings migrate`")
         embedder = shadow.embedder()
         conn.commit()
         with conn.transaction():
@@ -390,7 +391,7 @@ def finish(url: str, *, batch: int = 64, progress: bool = True) -> int:
     """Re-embed rows an old-model writer added after the cut-over, then drop the old vectors; return the re-embedded."""
     with db.connect(url) as conn:
         if shadow_space(conn) is not None:
-            raise EmbeddingSpaceError("the migration has not cut over yet; run the cut-over first")
+            raise EmbeddingSpaceError("the embedding cut-over has not switched spaces yet; cut over first")
         active = active_space(conn)
         repaired = _sweep(
             conn, embedder=active.embedder(), batch=batch, stale_of=active, progress=progress, desc="repair"
@@ -401,7 +402,7 @@ def finish(url: str, *, batch: int = 64, progress: bool = True) -> int:
 
 
 def abort(url: str) -> None:
-    """Abandon the migration under way: forget the shadow space and drop its vectors."""
+    """Abandon the embedding cut-over under way: forget the shadow space and drop its vectors."""
     with db.connect(url) as conn, conn.transaction():
         shadow = shadow_space(conn)
         if shadow is None:
@@ -410,7 +411,7 @@ def abort(url: str) -> None:
         _reset_shadow_columns(conn, dimension=vectors.column_dimension(conn))
 
 
-def migrate(
+def change_embedding_model(
     url: str,
     *,
     model: str,
@@ -425,14 +426,14 @@ def migrate(
     batch: int = 64,
     progress: bool = True,
     on_step: Callable[[str], None] | None = None,
-) -> MigrationReport:
-    """Run a whole migration: register, backfill, index, compare, cut over (if agreement allows), drop old vectors."""
-    step = on_step or (lambda name: log.info("embedding migration: %s", name))
+) -> CutoverReport:
+    """Run a whole embedding cut-over: register, backfill, index, compare, cut over (if agreement allows), clean up."""
+    step = on_step or (lambda name: log.info("embedding cut-over: %s", name))
     with db.connect(url) as conn:
         source = active_space(conn).name
         conn.commit()
     target = start(url, model=model, version=version, backend=backend, path=path)
-    report = MigrationReport(source=source, target=target.name)
+    report = CutoverReport(source=source, target=target.name)
     step("backfill")
     report.backfilled = backfill(url, space=target, batch=batch, progress=progress)
     step("index")

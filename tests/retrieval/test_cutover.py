@@ -1,4 +1,4 @@
-"""Embedding-model migration: backfill a shadow space, compare, cut over and drop the old vectors while searches run."""
+"""Embedding cut-over: backfill a shadow space, compare, cut over and drop the old vectors while searches run."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from streamdesk import db
 from streamdesk.identity.models import Principal
 from streamdesk.knowledge import fast_embedding
-from streamdesk.retrieval import migration, service
+from streamdesk.retrieval import cutover, service
 from tests.retrieval.conftest import TOPICS
 from tests.retrieval.factories import document, store
 
@@ -48,21 +48,21 @@ def test_switching_embedding_versions_while_searches_keep_succeeding(clean_db: s
     loop = SearchLoop(clean_db)
     loop.start()
     try:
-        target = migration.start(clean_db, model="all-MiniLM-L6-v2", version=TARGET, backend="onnx-int8", path=None)
-        assert migration.backfill(clean_db, space=target, progress=False) == len(TOPICS)
+        target = cutover.start(clean_db, model="all-MiniLM-L6-v2", version=TARGET, backend="onnx-int8", path=None)
+        assert cutover.backfill(clean_db, space=target, progress=False) == len(TOPICS)
         store(
             clean_db,
             [document("t-travel", "Travel help", "Tell us before you travel so cards keep working.", version=2)],
         )
         with db.connect(clean_db) as conn:
             assert conn.execute("SELECT count(*) FROM chunks WHERE embedding_shadow IS NULL").fetchone() == (1,)
-        migration.build_shadow_indexes(clean_db)
-        comparison = migration.compare(clean_db, sample=8)
+        cutover.build_shadow_indexes(clean_db)
+        comparison = cutover.compare(clean_db, sample=8)
         assert comparison["agreement_at_10"] >= 0.8
-        active = migration.cut_over(clean_db)
+        active = cutover.cut_over(clean_db)
         assert active.version == TARGET
         time.sleep(0.3)
-        assert migration.finish(clean_db, progress=False) == 0
+        assert cutover.finish(clean_db, progress=False) == 0
     finally:
         loop.stop.set()
         loop.join(10)
