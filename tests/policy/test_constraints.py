@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from streamdesk.guardrails import patterns
+from streamdesk.guardrails import service as guardrails
 from streamdesk.identity.models import Role
 from streamdesk.policy import rules
 from streamdesk.policy import service as policy
@@ -111,7 +111,7 @@ def test_decisions_carry_the_policy_version() -> None:
 
 
 def test_rules_cover_exactly_the_tools_the_guardrails_know() -> None:
-    assert set(rules.load_rules().permissions) == set(patterns.TOOL_NAMES)
+    assert set(rules.load_rules().permissions) == set(guardrails.tool_names())
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from streamdesk import telemetry
+from streamdesk.agent import packs
 from streamdesk.agent.answers import StepOutcome, StepSource, Ticket, TraceStep
 from streamdesk.agent.exceptions import ToolError
 from streamdesk.agent.models import Tool, ToolCall, ToolContext
@@ -45,6 +46,7 @@ class CallScope:
     trusted: list[Any] = field(default_factory=list)
     ordinals: Counter[str] = field(default_factory=Counter)
     writes_refused: bool = False
+    pack: packs.DomainPack = field(default_factory=packs.resolve_default)
 
     @property
     def context(self) -> ToolContext:
@@ -81,40 +83,6 @@ def record(scope: CallScope, *, action: AuditAction, principal: Principal | None
         **fields,
     )
     audit.append(scope.conn, event=event)
-
-
-def _order(trusted: list[Any], order_id: str) -> dict[str, Any] | None:
-    for value in trusted:
-        if isinstance(value, dict) and value.get("order_id") == order_id and isinstance(value.get("items"), list):
-            return value
-    return None
-
-
-def _variant_price(trusted: list[Any], item_id: str) -> float | None:
-    for value in trusted:
-        variants = value.get("variants") if isinstance(value, dict) else None
-        if isinstance(variants, dict) and isinstance(variants.get(item_id), dict):
-            return float(variants[item_id]["price"])
-    return None
-
-
-def derived_amount(*, tool: str, arguments: dict[str, Any], trusted: list[Any]) -> float | None:
-    """The money a return or exchange moves, from trusted order and product details; None when unknown."""
-    if tool not in ("return_delivered_order_items", "exchange_delivered_order_items"):
-        return None
-    order = _order(trusted, str(arguments.get("order_id")))
-    if order is None:
-        return None
-    prices = {str(item.get("item_id")): float(item.get("price") or 0) for item in order["items"]}
-    old = [prices.get(str(item_id)) for item_id in arguments.get("item_ids") or []]
-    if any(price is None for price in old):
-        return None
-    if tool == "return_delivered_order_items":
-        return round(sum(p for p in old if p is not None), 2)
-    new = [_variant_price(trusted, str(item_id)) for item_id in arguments.get("new_item_ids") or []]
-    if any(price is None for price in new) or len(new) != len(old):
-        return None
-    return round(abs(sum(p for p in new if p is not None) - sum(p for p in old if p is not None)), 2)
 
 
 def run_call(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) -> CallOutcome:
@@ -179,7 +147,7 @@ def _run(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) ->
         _guardrail_denial(scope, tool=tool, call=call, source=source, reason=reason, rule="injection:writes_refused")
         return _failed(call, source=source, index=index, outcome="refused", reason=reason)
     trace_id, span_id = telemetry.span_ids()
-    amount = derived_amount(tool=tool.name, arguments=call.arguments, trusted=scope.trusted)
+    amount = scope.pack.amount(tool=tool.name, arguments=call.arguments, trusted=scope.trusted)
     decision = policy.enforce(
         scope.conn,
         ticket_id=scope.ticket.ref,

@@ -71,8 +71,8 @@ def _redact_phone(match: re.Match[str]) -> str:
 def redact_pii(text: str) -> str:
     """The text with emails, IBANs, Luhn-valid card numbers and phone numbers replaced by placeholders.
 
-    Phone numbers need a leading `+` or separators: bare digit runs are the retail world's product,
-    item and tracking ids, and order ids like `#W1234567` are never touched.
+    Phone numbers need a leading `+` or separators: bare digit runs are the domain's ids (product, item and
+    tracking numbers), and `#`-prefixed ids (order numbers) are never touched.
     """
     text = patterns.EMAIL.sub("[EMAIL]", text)
     text = patterns.IBAN.sub(lambda m: "[IBAN]" if iban_valid(m.group(0)) else m.group(0), text)
@@ -167,11 +167,18 @@ def _excerpt(text: str, start: int, end: int, *, limit: int) -> str:
     return " ".join(redact_pii(text[lo:hi]).split())[:limit]
 
 
+def tool_names() -> tuple[str, ...]:
+    """The names of the agent's tools: the configured domain pack's, then the core's own."""
+    from streamdesk.agent import packs
+
+    return (*packs.resolve_default().tool_names, *patterns.DESK_TOOL_NAMES)
+
+
 def detect_injection(text: str, *, settings: GuardrailSettings | None = None) -> InjectionFinding | None:
     """The prompt-injection finding for `text`, or None when no rule fires."""
     settings = settings or get_guardrail_settings()
     normal = normalise(text)
-    rules = patterns.INJECTION_RULES + _extra_rules(tuple(settings.extra_patterns))
+    rules = patterns.injection_rules(tool_names()) + _extra_rules(tuple(settings.extra_patterns))
     fired: list[tuple[str, str, str]] = []
     for rule in rules:
         match = rule.pattern.search(normal)

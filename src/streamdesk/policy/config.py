@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from streamdesk.agent.packs import ApprovalDefaults
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules.yaml"
 
@@ -21,25 +25,23 @@ class PolicySettings(BaseSettings):
         default=DEFAULT_RULES, description="YAML table of roles, tool groups and argument ownership."
     )
     approval_limits: dict[str, float] = Field(
-        default_factory=lambda: {
-            "refund": 100.0,
-            "return_delivered_order_items": 200.0,
-            "exchange_delivered_order_items": 200.0,
-        },
-        description="Amount above which a tool call waits for a supervisor's approval.",
+        default_factory=lambda: {"refund": 100.0, **_pack_approvals().approval_limits},
+        description="Amount above which a tool call waits for a supervisor's approval (default: the domain pack's).",
     )
     hard_limits: dict[str, float] = Field(
-        default_factory=lambda: {
-            "refund": 2000.0,
-            "return_delivered_order_items": 5000.0,
-            "exchange_delivered_order_items": 5000.0,
-        },
-        description="Amount above which a tool call is denied outright, approval or not.",
+        default_factory=lambda: {"refund": 2000.0, **_pack_approvals().hard_limits},
+        description="Amount above which a tool call is denied outright, approval or not (default: the pack's).",
     )
     always_approve: list[str] = Field(
-        default_factory=lambda: ["cancel_pending_order", "modify_pending_order_payment"],
-        description="Tools whose every call waits for a supervisor's approval.",
+        default_factory=lambda: list(_pack_approvals().always_approve),
+        description="Tools whose every call waits for a supervisor's approval (default: the domain pack's).",
     )
+
+
+def _pack_approvals() -> ApprovalDefaults:
+    from streamdesk.agent import packs
+
+    return packs.resolve_default().approvals
 
 
 def get_policy_settings() -> PolicySettings:

@@ -18,17 +18,19 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from streamdesk.agent import tools as desk
 from streamdesk.agent.exceptions import (
     CrossCustomerAccessError,
     InvalidToolArgumentsError,
     NotFoundError,
     RuleViolationError,
 )
-from streamdesk.agent.models import Tool, ToolContext, ToolKind
+from streamdesk.agent.models import Tool, ToolContext, ToolKind, arguments_schema
 from streamdesk.contracts import EntityEvent, utcnow
 from streamdesk.entities import store as entities
 
 Row = dict[str, Any]
+HANDOFF_MESSAGE = "YOU ARE BEING TRANSFERRED TO A HUMAN AGENT. PLEASE HOLD ON."
 CANCEL_REASONS = ("no longer needed", "ordered by mistake")
 ORDER_EXTRAS = (
     "cancel_reason",
@@ -529,6 +531,22 @@ def exchange_delivered_order_items(
     return order_details(order, items)
 
 
+def transfer_to_human_agents(
+    conn: psycopg.Connection, arguments: dict[str, Any], context: ToolContext
+) -> dict[str, Any]:
+    """Transfer the user to a human agent with a summary of the issue (only when the tools cannot solve it)."""
+    if context.ticket_source is not None and context.ticket_id is not None:
+        desk.record_ticket_event(
+            conn,
+            context,
+            tool="transfer_to_human_agents",
+            event_type="updated",
+            add_tags=("human-handoff",),
+            metadata={"handoff_summary": arguments["summary"]},
+        )
+    return {"result": "Transfer successful", "message_to_user": HANDOFF_MESSAGE}
+
+
 # --- definitions -------------------------------------------------------------------------------------------
 
 
@@ -539,11 +557,6 @@ def _string(description: str, *, pattern: str | None = None, max_length: int = 1
     else:
         schema["maxLength"] = max_length
     return schema
-
-
-def arguments_schema(properties: dict[str, Any]) -> dict[str, Any]:
-    """An object schema requiring exactly `properties` (tau2 tools take every argument, nothing more)."""
-    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
 ORDER_ID = _string("The order id, such as '#W0000000' (with the '#').", pattern="^#W[0-9]{7}$")
@@ -630,4 +643,13 @@ RETAIL_TOOLS: tuple[Tool, ...] = (
         high_risk=True,
     ),
 )
-"""The τ²-bench retail tool set (transfer_to_human_agents is in tools.py, next to the ticket tools)."""
+"""The τ²-bench retail tool set but the hand-off."""
+HANDOFF = Tool(
+    name="transfer_to_human_agents",
+    description=str(transfer_to_human_agents.__doc__),
+    parameters=arguments_schema({"summary": desk.text_argument("A summary of the user's issue.", 1000)}),
+    kind="write",
+    handler=transfer_to_human_agents,
+)
+TOOLS: tuple[Tool, ...] = (*RETAIL_TOOLS, HANDOFF)
+"""The pack's tools: the τ²-bench retail tools and the hand-off to a human."""
