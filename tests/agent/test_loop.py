@@ -316,6 +316,10 @@ def test_the_answer_states_order_facts_from_the_tools_not_the_model() -> None:
         (ToolCall(tool="cancel_pending_order", arguments={}), {"order_id": "#W2", "status": "cancelled"}),
         (ToolCall(tool="cancel_pending_order", arguments={}), {"status": "pending_approval", "action_id": "a"}),
     ]
+    assert renderers.order_facts(history) == [
+        "Order #W1 is processed. Tracking numbers: 123, 456.",
+        "Order #W2 is now cancelled.",
+    ]
     text = loop.compose_text(reply=Reply(message="Hi."), trace=[], escalated=False, history=history)
     assert text == "Hi.\n\nOrder #W1 is processed. Tracking numbers: 123, 456. Order #W2 is now cancelled."
     assert "#W1" not in loop.compose_text(reply=Reply(message="Hi."), trace=[], escalated=True, history=history)

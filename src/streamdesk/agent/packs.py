@@ -3,7 +3,8 @@
 The core (loop, execution, grammar narrowing, prompts, answers) knows no domain; a pack such as
 `streamdesk.domains.retail` hands it its tools, the intent rules the router runs, the policy text and the
 sections each intent needs, the renderers of tool results and answer facts, approval defaults and RBAC
-rules for its tools, and the names of its evaluation converters (the converters live in `evals/`).
+rules for its tools, and the names of its evaluation converters (the converters live in `evals/`, which
+the product never imports).
 `streamdesk.domains.get_pack()` loads the pack named by `STREAMDESK_AGENT__DOMAIN`.
 
 Room for what comes next: a `Conversation` (earlier turns, held actions) reaches the pack's intent rules
@@ -184,7 +185,7 @@ class DomainPack:
     labelled_intents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Intent labels of public support data sets -> the pack's tools that carry them out."""
     eval_converters: tuple[str, ...] = ()
-    """Names of the `evals/` converters that turn the domain's benchmark data into tasks."""
+    """The `streamdesk eval convert <name>` converters (in `evals/`) that turn the domain's data into cases."""
 
     @property
     def tool_names(self) -> tuple[str, ...]:

@@ -1,4 +1,8 @@
-"""Domain packs by name: each subpackage exposes `PACK` (a `DomainPack`); the settings name the one in use."""
+"""Domain packs by name: the settings name the pack in use (`STREAMDESK_AGENT__DOMAIN`, default retail).
+
+A pack is a `DomainPack` object, `PACK` in `streamdesk/domains/<name>/pack.py`; `PACKS` lists the built-in
+ones, and a `module:attribute` spec names a pack that lives elsewhere.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +12,23 @@ from functools import lru_cache
 from streamdesk.agent.exceptions import UnknownDomainError
 from streamdesk.agent.packs import DomainPack
 
+PACKS: dict[str, str] = {"retail": "streamdesk.domains.retail.pack:PACK"}
+"""Built-in packs: name -> `module:attribute` of the `DomainPack`."""
+
 
 @lru_cache(maxsize=8)
 def load_pack(name: str) -> DomainPack:
-    """The pack of `streamdesk.domains.<name>.pack`."""
+    """The pack called `name` in `PACKS`, or the one a `module:attribute` spec names."""
+    spec = PACKS.get(name, name)
+    module_name, _, attribute = spec.partition(":")
+    if not attribute:
+        raise UnknownDomainError(f"no domain pack {name!r}; use one of {', '.join(PACKS)} or a 'module:attribute' spec")
     try:
-        module = importlib.import_module(f"streamdesk.domains.{name}.pack")
-    except ModuleNotFoundError:
-        raise UnknownDomainError(
-            f"no domain pack {name!r}; add streamdesk/domains/{name}/pack.py or set STREAMDESK_AGENT__DOMAIN"
-        ) from None
-    pack = module.PACK
+        pack = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        raise UnknownDomainError(f"domain pack {name!r} ({spec}) cannot be loaded: {exc}") from None
     if not isinstance(pack, DomainPack):
-        raise UnknownDomainError(f"streamdesk.domains.{name}.pack.PACK is not a DomainPack")
+        raise UnknownDomainError(f"{spec} is a {type(pack).__name__}, not a DomainPack")
     return pack
 
 

@@ -1,8 +1,6 @@
-"""Retail renderers: users, orders and products as compact lines, the router's look-ups, order facts."""
+"""Retail renderers: users, orders and products as compact lines, and the router's look-ups as one block."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 
@@ -71,17 +69,3 @@ def test_lookups_are_one_block_naming_each_call() -> None:
     assert content.startswith("Look-ups made for this ticket:\n<<<UNTRUSTED source=tools id=")
     assert 'find_user_id_by_email(email=ann@example.com):\n{"user_id":"ann_lee_1"}' in content
     assert "error: no such user" in content
-
-
-def test_order_facts_come_from_the_tools_not_the_model() -> None:
-    looked_up = {"order_id": "#W1", "status": "processed", "fulfillments": [{"tracking_id": ["123", "456"]}]}
-    history: list[tuple[ToolCall, dict[str, Any] | None]] = [
-        (ToolCall(tool="get_order_details", arguments={"order_id": "#W1"}), looked_up),
-        (ToolCall(tool="get_order_details", arguments={"order_id": "#W2"}), {"order_id": "#W2", "status": "pending"}),
-        (ToolCall(tool="cancel_pending_order", arguments={}), {"order_id": "#W2", "status": "cancelled"}),
-        (ToolCall(tool="cancel_pending_order", arguments={}), {"status": "pending_approval", "action_id": "a"}),
-    ]
-    assert renderers.order_facts(history) == [
-        "Order #W1 is processed. Tracking numbers: 123, 456.",
-        "Order #W2 is now cancelled.",
-    ]

@@ -422,16 +422,9 @@ CHANGE_WORDS: dict[str, str] = {
 """How the confirmation request names each change the ticket asks for under a condition."""
 
 RULES = IntentRules(
-    priority=INTENT_PRIORITY,
-    features=features,
-    next_read=next_call,
-    offered=INTENT_TOOLS,
-    base_tools=BASE_TOOLS,
-    details=INTENT_DETAILS,
-    policy_sections=POLICY_SECTIONS,
-    change_words=CHANGE_WORDS,
-    desk_writes=DESK_WRITES,
-    handoff_tools=frozenset({"transfer_to_human_agents"}),
-    model_excluded=MODEL_EXCLUDED,
-)
+    priority=INTENT_PRIORITY, features=features, next_read=next_call,
+    offered=INTENT_TOOLS, base_tools=BASE_TOOLS, details=INTENT_DETAILS,
+    policy_sections=POLICY_SECTIONS, change_words=CHANGE_WORDS,
+    desk_writes=DESK_WRITES, handoff_tools=frozenset({"transfer_to_human_agents"}), model_excluded=MODEL_EXCLUDED,
+)  # fmt: skip
 """The retail intent rules the core's router runs."""

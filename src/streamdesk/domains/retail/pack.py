@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from streamdesk.agent import config as agent_config
-from streamdesk.agent.packs import DomainPack, Renderers
+from streamdesk.agent.packs import DomainPack
 from streamdesk.domains.retail import approvals, intents, narrowing, renderers, tools
 from streamdesk.seed import config as seed_config
 
@@ -41,25 +41,11 @@ def _read_policy(path: Path) -> str:
 
 
 PACK = DomainPack(
-    name="retail",
-    role=ROLE,
-    rules=RULES,
-    prompt_tag="retail-agent-2",
-    tools=tools.TOOLS,
-    intents=intents.RULES,
-    renderers=Renderers(
-        result_text=renderers.result_text,
-        lookups=renderers.router_lookups,
-        facts=renderers.order_facts,
-        details=renderers.DETAILS,
-    ),
-    known=narrowing.known_for,
-    policy_text=policy_text,
-    rbac_path=HERE / "rbac.yaml",
-    approvals=approvals.APPROVALS,
-    amount=approvals.derived_amount,
+    name="retail", role=ROLE, rules=RULES, prompt_tag="retail-agent-2",
+    tools=tools.TOOLS, intents=intents.RULES, renderers=renderers.RENDERERS, known=narrowing.known_for,
+    policy_text=policy_text, rbac_path=HERE / "rbac.yaml",
+    approvals=approvals.APPROVALS, amount=approvals.derived_amount,
     identifiers={"order_id": intents.ORDER_ID, "user_id": intents.USER_ID},
-    labelled_intents=BITEXT_TOOLS,
-    eval_converters=("evals.datasets:taubench_cases", "evals.datasets:bitext_cases"),
-)
+    labelled_intents=BITEXT_TOOLS, eval_converters=("taubench", "bitext", "injections"),
+)  # fmt: skip
 """τ²-bench retail: the pack `STREAMDESK_AGENT__DOMAIN=retail` (the default) loads."""

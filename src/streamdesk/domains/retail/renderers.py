@@ -12,7 +12,7 @@ from typing import Any
 
 from streamdesk.agent import prompts
 from streamdesk.agent.models import Message, ToolCall
-from streamdesk.agent.packs import History, Lookup
+from streamdesk.agent.packs import History, Lookup, Renderers
 from streamdesk.domains.retail import intents, narrowing
 
 FACT_WRITES = frozenset(
@@ -196,3 +196,7 @@ def _product_text(product: dict[str, Any], *, hide: frozenset[str] = frozenset()
     if len(available) < len(variants):
         lines.append(f"({len(variants) - len(available)} unavailable variants not listed)")
     return "\n".join(lines)
+
+
+RENDERERS = Renderers(result_text=result_text, lookups=router_lookups, facts=order_facts, details=DETAILS)
+"""How the retail pack's results and facts read."""
