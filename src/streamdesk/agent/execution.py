@@ -122,19 +122,19 @@ def _failed(
     return CallOutcome(step, error=reason if error is None else error)
 
 
-def _guardrail_denial(
-    scope: CallScope, *, tool: Tool, call: ToolCall, source: StepSource, reason: str, rule: str
+def _record_call(
+    scope: CallScope, call: ToolCall, *, action: AuditAction, source: StepSource, details: dict[str, Any], **fields: Any
 ) -> None:
+    """Audit one event about `call` (its tool and arguments), the details naming who proposed it."""
+    details = {"source": source, **details}
+    record(scope, action=action, tool_name=call.tool, arguments=call.arguments, details=details, **fields)
+
+
+def _guardrail_denial(scope: CallScope, *, call: ToolCall, source: StepSource, reason: str, rule: str) -> None:
     """Audit a guardrail's refusal of `call` under `rule`."""
-    record(
-        scope,
-        action=AuditAction.GUARDRAIL,
-        tool_name=tool.name,
-        arguments=call.arguments,
-        decision="denied",
-        reason=reason,
-        details={"source": source, "rule": rule},
-    )
+    details = {"rule": rule}
+    _record_call(scope, call, action=AuditAction.GUARDRAIL, source=source, details=details, decision="denied",
+                 reason=reason)  # fmt: skip
 
 
 def _run(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) -> CallOutcome:
@@ -144,7 +144,7 @@ def _run(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) ->
         return _failed(call, source=source, index=index, outcome="invalid", reason=str(exc))
     if tool.kind == "write" and scope.writes_refused and source != "guardrail":
         reason = f"{tool.name} refused: this ticket carries a possible prompt injection, so no write may run"
-        _guardrail_denial(scope, tool=tool, call=call, source=source, reason=reason, rule="injection:writes_refused")
+        _guardrail_denial(scope, call=call, source=source, reason=reason, rule="injection:writes_refused")
         return _failed(call, source=source, index=index, outcome="refused", reason=reason)
     trace_id, span_id = telemetry.span_ids()
     amount = scope.pack.amount(tool=tool.name, arguments=call.arguments, trusted=scope.trusted)
@@ -185,28 +185,22 @@ def _read(
     try:
         result = scope.registry.call(scope.conn, name=tool.name, arguments=call.arguments, context=scope.context)
     except ToolError as exc:
-        record(
-            scope,
-            action=AuditAction.TOOL_CALL,
-            tool_name=tool.name,
-            arguments=call.arguments,
-            decision="error",
-            reason=str(exc),
-            details={"source": source, "error": type(exc).__name__},
-        )
+        details = {"error": type(exc).__name__}
+        _record_call(scope, call, action=AuditAction.TOOL_CALL, source=source, details=details, decision="error",
+                     reason=str(exc))  # fmt: skip
         return _failed(call, source=source, index=index, outcome="error", decision=decision.outcome, reason=str(exc))
     result_hash = audit.digest(result)
-    passages = result.get("passages") if tool.name == "search_knowledge" else None
-    record(
+    searched = tool.name == "search_knowledge"
+    _record_call(
         scope,
+        call,
         action=AuditAction.TOOL_CALL,
-        tool_name=tool.name,
-        arguments=call.arguments,
+        source=source,
+        details={},
         result_hash=result_hash,
         decision=decision.outcome,
-        chunk_ids=[p["chunk_id"] for p in passages or []],
-        access_filter=result.get("access_filter") if tool.name == "search_knowledge" else None,
-        details={"source": source},
+        chunk_ids=[p["chunk_id"] for p in (result.get("passages") if searched else None) or []],
+        access_filter=result.get("access_filter") if searched else None,
     )
     if tool.name not in UNTRUSTED_RESULTS:
         scope.trusted.append(result)
@@ -223,7 +217,7 @@ def _provenance(scope: CallScope, *, tool: Tool, call: ToolCall, source: StepSou
     if ok:
         return None
     reason = f"{tool.name} arguments {', '.join(offending)} came from no earlier tool result; look them up first"
-    _guardrail_denial(scope, tool=tool, call=call, source=source, reason=reason, rule="provenance:untrusted")
+    _guardrail_denial(scope, call=call, source=source, reason=reason, rule="provenance:untrusted")
     return reason
 
 
@@ -307,16 +301,8 @@ def _execute(
     """Claim `key` and run the write in one transaction; a repeat of the key runs nothing."""
 
     def audited(action: AuditAction, **fields: Any) -> None:
-        details = {"source": source, "idempotency_key": key}
-        record(
-            scope,
-            action=action,
-            principal=acting,
-            tool_name=tool.name,
-            arguments=call.arguments,
-            details=details,
-            **fields,
-        )
+        _record_call(scope, call, action=action, source=source, details={"idempotency_key": key}, principal=acting,
+                     **fields)  # fmt: skip
 
     try:
         with scope.conn.transaction():

@@ -48,7 +48,7 @@ INTENT_TOOL: dict[Intent, str] = {
 }
 """The tool that carries out each intent."""
 
-INTENT_TOOLS: dict[Intent, tuple[str, ...]] = {
+INTENT_TOOLS: dict[str, tuple[str, ...]] = {
     "human": ("transfer_to_human_agents",),
     "cancel": ("cancel_pending_order",),
     "exchange": ("get_product_details", "exchange_delivered_order_items"),
@@ -374,7 +374,7 @@ def next_call(
     return next((call for call in candidates if _key(call) not in made), None)
 
 
-INTENT_DETAILS: dict[Intent, frozenset[str]] = {
+INTENT_DETAILS: dict[str, frozenset[str]] = {
     "human": frozenset(),
     "cancel": frozenset(),
     "exchange": frozenset({"product_id", "options"}),
@@ -398,7 +398,7 @@ def hidden_details(found: TicketFeatures, *, details: frozenset[str]) -> frozens
 
 DESK_WRITES = frozenset({"transfer_to_human_agents"})
 """The hand-off changes no customer data: offered even when no intent asks for a change."""
-POLICY_SECTIONS: dict[Intent, tuple[str, ...]] = {
+POLICY_SECTIONS: dict[str, tuple[str, ...]] = {
     "cancel": ("Cancel pending order",),
     "modify": ("Modify pending order", "Modify items"),
     "address": ("Modify pending order",),
