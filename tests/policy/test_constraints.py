@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from streamdesk.guardrails import service as guardrails
+from streamdesk import domains
+from streamdesk.guardrails import patterns
 from streamdesk.identity.models import Role
 from streamdesk.policy import rules
 from streamdesk.policy import service as policy
@@ -111,7 +112,7 @@ def test_decisions_carry_the_policy_version() -> None:
 
 
 def test_rules_cover_exactly_the_tools_the_guardrails_know() -> None:
-    assert set(rules.load_rules().permissions) == set(guardrails.tool_names())
+    assert set(rules.load_rules().permissions) == {*domains.get_pack().tool_names, *patterns.DESK_TOOL_NAMES}
 
 
 @pytest.mark.parametrize(

@@ -60,7 +60,7 @@ class NotFoundError(ToolError):
 
 
 class RuleViolationError(ToolError):
-    """The call breaks a retail policy rule (order status, payment method, items, balance)."""
+    """The call breaks a rule of the domain's policy (retail: order status, payment method, items, balance)."""
 
 
 class CrossCustomerAccessError(ToolError):

@@ -30,8 +30,8 @@ from streamdesk.policy import service as policy
 from streamdesk.policy.exceptions import ApprovalError
 from streamdesk.policy.models import Decision, PendingAction
 
-UNTRUSTED_RESULTS = frozenset({"search_knowledge", "calculate"})
-"""Tools whose results never vouch for a write's arguments: passages are documents, sums are the model's."""
+UNTRUSTED_RESULTS = frozenset({"search_knowledge"})
+"""Tools whose results never vouch for a write's arguments: passages are documents (the pack adds its own)."""
 
 
 @dataclass
@@ -202,7 +202,7 @@ def _read(
         chunk_ids=[p["chunk_id"] for p in (result.get("passages") if searched else None) or []],
         access_filter=result.get("access_filter") if searched else None,
     )
-    if tool.name not in UNTRUSTED_RESULTS:
+    if tool.name not in UNTRUSTED_RESULTS | scope.pack.untrusted_results:
         scope.trusted.append(result)
     step = _step(call, source=source, index=index, outcome="ok", decision=decision.outcome, result_hash=result_hash)
     return CallOutcome(step, result=result)

@@ -408,7 +408,8 @@ class _Run:
             self.access_filter = result["access_filter"]
         shown: list[tuple[str, str]] = []
         for passage in result.get("passages") or []:
-            finding = guardrails.detect_injection(f"{passage['title']}\n{passage['text']}")
+            text = f"{passage['title']}\n{passage['text']}"
+            finding = guardrails.detect_injection(text, tool_names=self.pack.tool_names)
             if finding is not None:
                 self.refuse_writes(finding=finding, where=f"knowledge passage {passage['chunk_id']}")
                 continue
@@ -684,7 +685,7 @@ def answer_ticket(
             deadline=budget.Deadline(settings.answer_timeout_s),
             pack=pack,
         )
-        finding = guardrails.detect_injection(ticket.text)
+        finding = guardrails.detect_injection(ticket.text, tool_names=pack.tool_names)
         if finding is not None:
             run.refuse_writes(finding=finding, where="ticket")
         run.hold_conditional_writes()

@@ -8,12 +8,14 @@ the product never imports).
 `streamdesk.domains.get_pack()` loads the pack named by `STREAMDESK_AGENT__DOMAIN`.
 
 Room for what comes next: a `Conversation` (earlier turns, held actions) reaches the pack's intent rules
-(`IntentRules.recognise`), and a tool's `effect` says whether a write changes the local copy or will emit
-a command to a system of record (`models.ToolEffect`).
+(`IntentRules.recognise`); a tool's `effect` says whether a write changes the local copy or will emit a
+command to a system of record (`models.ToolEffect`); a generic read over any entity type of the entity
+store would be a desk tool (`tools.DESK_TOOLS`), offered to every pack.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,8 @@ from typing import Any, Protocol
 
 from streamdesk.agent.models import Message, Tool, ToolCall
 
+DOMAINS_MODULE = "streamdesk.domains"
+"""Where the pack registry lives (`get_pack`); the packs import the core, never the other way round."""
 History = Sequence[tuple[ToolCall, dict[str, Any] | None]]
 """The calls made for a ticket so far and their results (None: the call failed)."""
 Lookup = tuple[ToolCall, dict[str, Any] | None, str | None]
@@ -180,8 +184,10 @@ class DomainPack:
     """YAML of the pack's tool groups and tools (kind, owned arguments, amount), merged into the rules file."""
     approvals: ApprovalDefaults = ApprovalDefaults()
     amount: AmountRule = _no_amount
+    untrusted_results: frozenset[str] = frozenset()
+    """The pack's tools whose results never vouch for a write's arguments (a calculator's sums are the model's)."""
     identifiers: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
-    """Id shapes of the domain (`order_id`: ...), for the router and the guardrails."""
+    """The shapes of the domain's ids (retail: `order_id`, `user_id`), named for code outside the pack."""
     labelled_intents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Intent labels of public support data sets -> the pack's tools that carry them out."""
     eval_converters: tuple[str, ...] = ()
@@ -199,7 +205,6 @@ def resolve(pack: DomainPack | None) -> DomainPack:
 
 
 def resolve_default() -> DomainPack:
-    """The configured pack (`STREAMDESK_AGENT__DOMAIN`), imported only when first needed."""
-    from streamdesk import domains
-
-    return domains.get_pack()
+    """The configured pack (`STREAMDESK_AGENT__DOMAIN`), loaded like a plugin: the core imports no domain."""
+    pack: DomainPack = importlib.import_module(DOMAINS_MODULE).get_pack()
+    return pack

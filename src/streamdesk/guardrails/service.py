@@ -8,7 +8,7 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -167,18 +167,18 @@ def _excerpt(text: str, start: int, end: int, *, limit: int) -> str:
     return " ".join(redact_pii(text[lo:hi]).split())[:limit]
 
 
-def tool_names() -> tuple[str, ...]:
-    """The names of the agent's tools: the configured domain pack's, then the core's own."""
-    from streamdesk.agent import packs
+def detect_injection(
+    text: str, *, tool_names: Sequence[str] = (), settings: GuardrailSettings | None = None
+) -> InjectionFinding | None:
+    """The prompt-injection finding for `text`, or None when no rule fires.
 
-    return (*packs.resolve_default().tool_names, *patterns.DESK_TOOL_NAMES)
-
-
-def detect_injection(text: str, *, settings: GuardrailSettings | None = None) -> InjectionFinding | None:
-    """The prompt-injection finding for `text`, or None when no rule fires."""
+    `tool_names` are the domain pack's tools (the core's own are always known): a customer has no reason
+    to name them.
+    """
     settings = settings or get_guardrail_settings()
     normal = normalise(text)
-    rules = patterns.injection_rules(tool_names()) + _extra_rules(tuple(settings.extra_patterns))
+    known = (*tool_names, *patterns.DESK_TOOL_NAMES)
+    rules = patterns.injection_rules(known) + _extra_rules(tuple(settings.extra_patterns))
     fired: list[tuple[str, str, str]] = []
     for rule in rules:
         match = rule.pattern.search(normal)
@@ -186,7 +186,7 @@ def detect_injection(text: str, *, settings: GuardrailSettings | None = None) ->
             excerpt = _excerpt(normal, match.start(), match.end(), limit=settings.excerpt_chars)
             fired.append((rule.name, rule.category, excerpt))
     for payload in _hidden_payloads(text, settings=settings):
-        inner = detect_injection(payload, settings=settings)
+        inner = detect_injection(payload, tool_names=tool_names, settings=settings)
         name = "encoded_payload" if inner is None else f"encoded_payload:{inner.rule}"
         fired.append((name, "hidden_instruction", redact_pii(" ".join(payload.split()))[: settings.excerpt_chars]))
     if not fired:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from streamdesk.agent.packs import ApprovalDefaults
-
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules.yaml"
+DOMAINS_MODULE = "streamdesk.domains"
+"""The domain pack registry (`get_pack`); each pack adds its tools' RBAC rules and approval defaults."""
 
 
 class PolicySettings(BaseSettings):
@@ -38,10 +38,13 @@ class PolicySettings(BaseSettings):
     )
 
 
-def _pack_approvals() -> ApprovalDefaults:
-    from streamdesk.agent import packs
+def domain_pack() -> Any:
+    """The configured domain pack (RBAC rules, approval defaults), loaded like a plugin: policy imports no domain."""
+    return importlib.import_module(DOMAINS_MODULE).get_pack()
 
-    return packs.resolve_default().approvals
+
+def _pack_approvals() -> Any:
+    return domain_pack().approvals
 
 
 def get_policy_settings() -> PolicySettings:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from streamdesk.identity.models import Role
-from streamdesk.policy.config import PolicySettings, get_policy_settings
+from streamdesk.policy.config import PolicySettings, domain_pack, get_policy_settings
 from streamdesk.policy.exceptions import InvalidRulesError
 from streamdesk.policy.models import Permission, RouteRule, Rules
 
@@ -132,8 +132,6 @@ def load_rules(*, settings: PolicySettings | None = None) -> Rules:
 
     Cached per file content.
     """
-    from streamdesk.agent import packs
-
     settings = settings or get_policy_settings()
-    pack_path = packs.resolve_default().rbac_path
+    pack_path: Path = domain_pack().rbac_path
     return _load_rules(settings.rules_path, _read(settings.rules_path), pack_path, _read(pack_path))
