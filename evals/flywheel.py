@@ -1,7 +1,7 @@
 """`streamdesk eval flywheel`: the whole learning loop on real data, measured on held-out tickets.
 
 1. base: the bare model routes the held-out tickets (Bitext intents never trained on; τ²-bench retail test
-   split first actions), by greedy decoding constrained to the tool names (`tool_scorer.ToolRouter`).
+   split first actions), by greedy decoding constrained to the tool names (`tool_scorer.ToolScorer`).
 2. sft: the SFT bootstrap adapter (τ²-bench train split + a Bitext pool) is registered and promoted; its rows
    are kept as gold examples for replay.
 3. feedback: the serving SFT adapter drafts first steps for live train-side tickets (another Bitext pool and
@@ -50,7 +50,7 @@ from streamdesk.training import gate, registry, scoring, service, sft, tool_scor
 from streamdesk.training.config import get_training_settings
 from streamdesk.training.exceptions import TrainingConfigError
 from streamdesk.training.kto_config import KTOTrainingConfig
-from streamdesk.training.tool_scorer import RoutedTicket, ToolRouter
+from streamdesk.training.tool_scorer import RoutedTicket, ToolScorer
 
 log = logging.getLogger(__name__)
 ACTOR = "flywheel"
@@ -171,7 +171,7 @@ def simulated_verdict(ticket: RoutedTicket, *, chosen_tool: str, edit_share: flo
     return "edited" if draw < edit_share else "rejected"
 
 
-def evaluate(router: ToolRouter, heldout: HeldOut, *, adapter: str | None) -> Metrics:
+def evaluate(router: ToolScorer, heldout: HeldOut, *, adapter: str | None) -> Metrics:
     """Route every held-out ticket with `adapter` (None: the base model) and score the choices."""
     started = time.perf_counter()
     bitext = [router.route(t.text, adapter=adapter).tool for t in heldout.bitext]
@@ -193,7 +193,7 @@ def ticket_key(ticket: RoutedTicket) -> str:
 def collect_feedback(
     conn: psycopg.Connection,
     *,
-    router: ToolRouter,
+    router: ToolScorer,
     tickets: Sequence[RoutedTicket],
     adapter: str,
     run_id: str,
@@ -269,7 +269,7 @@ def collect_feedback(
 class RegressionSetCheck:
     """The gate's extra check: the candidate's held-out routing metrics must not fall below the serving adapter's."""
 
-    def __init__(self, *, router: ToolRouter, heldout: HeldOut, serving: Metrics, tolerance: float) -> None:
+    def __init__(self, *, router: ToolScorer, heldout: HeldOut, serving: Metrics, tolerance: float) -> None:
         self.router = router
         self.heldout = heldout
         self.serving = serving
@@ -332,7 +332,7 @@ def run(conn: psycopg.Connection, *, options: FlywheelOptions, work_dir: Path) -
     adapters_dir = work_dir / "adapters"
     heldout, sft_tickets, feedback_tickets = load_heldout(options)
     scorer = scoring.AdapterScorer(model_dir=model_dir, max_length=options.max_length, threads=options.threads)
-    router = ToolRouter(scorer)
+    router = ToolScorer(scorer)
 
     base = evaluate(router, heldout, adapter=None)
     timing["base_eval"] = base.seconds

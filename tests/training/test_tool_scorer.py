@@ -139,7 +139,7 @@ def test_the_router_tokenizes_names_as_the_training_text_does(model_dir: Path) -
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    router = tool_scorer.ToolRouter(SimpleNamespace(tokenizer=tokenizer))
+    router = tool_scorer.ToolScorer(SimpleNamespace(tokenizer=tokenizer))
     prompt = "Where is my order #W123? You are mei_kovacs_8020 in zipcode 28236."
     shared, rests = router._encode(prompt)
     assert set(rests) == set(tool_scorer.candidate_tools()) and all(rests.values())

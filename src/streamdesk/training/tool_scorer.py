@@ -179,7 +179,7 @@ class Route:
     draft: str | None = None
 
 
-class ToolRouter:
+class ToolScorer:
     """Greedy decoding of the first step, constrained to the tool names, on a base model with LoRA adapters.
 
     Shares the model of an `AdapterScorer` (adapters loaded by name; None is the base model).
