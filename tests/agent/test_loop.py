@@ -24,6 +24,7 @@ from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
 from streamdesk.contracts import Access, DocumentEvent
 from streamdesk.domains.retail import renderers
+from streamdesk.domains.retail.narrowing import known_values
 from streamdesk.identity.models import Principal, Role, agent_for_customer
 from streamdesk.knowledge import embedding
 from streamdesk.knowledge import store as knowledge_store
@@ -328,7 +329,7 @@ def test_the_answer_states_order_facts_from_the_tools_not_the_model() -> None:
 
 
 def test_every_offered_step_fits_the_token_budget() -> None:
-    known = narrowing.known_values(
+    known = known_values(
         [
             {"user_id": "u_a_1", "payment_methods": {"credit_card_1": {}}, "orders": ["#W1"]},
             {"order_id": "#W1", "status": "delivered", "items": [{"item_id": "1111111111", "product_id": "9"}] * 2},
