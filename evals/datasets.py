@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from evals.exceptions import DatasetError
 from streamdesk.agent import tools
 from streamdesk.agent.tools import TICKET_WRITES
-from streamdesk.training.routing import BITEXT_TOOLS
+from streamdesk.training.tool_scorer import bitext_tools
 
 
 class ExpectedAction(BaseModel):
@@ -158,17 +158,17 @@ def taubench_cases(*, tasks_path: Path, split_path: Path, db_path: Path, split: 
     return [taubench_case(tasks[str(task_id)], world=world) for task_id in splits[split]]
 
 
-def bitext_cases(
-    *, csv_path: Path, per_intent: int = 25, intents: Sequence[str] = tuple(BITEXT_TOOLS)
-) -> list[EvalCase]:
+def bitext_cases(*, csv_path: Path, per_intent: int = 25, intents: Sequence[str] | None = None) -> list[EvalCase]:
     """Bitext rows of the intents that have a tool, `per_intent` each (evenly spread), as name-only cases.
 
     Bitext customers are anonymous: the cases carry no customer, so the agent can verify nobody and
     only the intent (the expected tool's name) is checked.
     """
-    unknown = sorted(set(intents) - set(BITEXT_TOOLS))
+    tools_of = bitext_tools()
+    intents = tuple(tools_of) if intents is None else intents
+    unknown = sorted(set(intents) - set(tools_of))
     if unknown:
-        raise DatasetError(f"Bitext intents {unknown} have no tool; use some of {sorted(BITEXT_TOOLS)}")
+        raise DatasetError(f"Bitext intents {unknown} have no tool; use some of {sorted(tools_of)}")
     try:
         with csv_path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
@@ -179,14 +179,14 @@ def bitext_cases(
         matching = [row for row in rows if row["intent"] == intent]
         step = max(1, len(matching) // per_intent)
         for number, row in enumerate(matching[::step][:per_intent]):
-            expected = [ExpectedAction(name=name) for name in BITEXT_TOOLS[intent]]
+            expected = [ExpectedAction(name=name) for name in tools_of[intent]]
             cases.append(
                 EvalCase(
                     id=f"bitext-{intent}-{number}",
                     ticket=CaseTicket(subject=intent.replace("_", " "), body=row["instruction"]),
                     expected_actions=expected,
                     forbidden_actions=[
-                        n for n in write_tools() if n not in BITEXT_TOOLS[intent] and n not in TICKET_WRITES
+                        n for n in write_tools() if n not in tools_of[intent] and n not in TICKET_WRITES
                     ],
                     must_escalate=intent == "contact_human_agent",
                 )

@@ -1,7 +1,7 @@
 """`streamdesk eval flywheel`: the whole learning loop on real data, measured on held-out tickets.
 
 1. base: the bare model routes the held-out tickets (Bitext intents never trained on; τ²-bench retail test
-   split first actions), by greedy decoding constrained to the tool names (`routing.ToolRouter`).
+   split first actions), by greedy decoding constrained to the tool names (`tool_scorer.ToolScorer`).
 2. sft: the SFT bootstrap adapter (τ²-bench train split + a Bitext pool) is registered and promoted; its rows
    are kept as gold examples for replay.
 3. feedback: the serving SFT adapter drafts first steps for live train-side tickets (another Bitext pool and
@@ -46,11 +46,11 @@ from streamdesk.feedback import hygiene
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.config import get_feedback_settings
 from streamdesk.feedback.models import FeedbackEvent
-from streamdesk.training import gate, registry, routing, scoring, service, sft, trigger
+from streamdesk.training import gate, registry, scoring, service, sft, tool_scorer, trigger
 from streamdesk.training.config import get_training_settings
 from streamdesk.training.exceptions import TrainingConfigError
 from streamdesk.training.kto_config import KTOTrainingConfig
-from streamdesk.training.routing import RoutedTicket, ToolRouter
+from streamdesk.training.tool_scorer import RoutedTicket, ToolScorer
 
 log = logging.getLogger(__name__)
 ACTOR = "flywheel"
@@ -175,16 +175,16 @@ def simulated_verdict(ticket: RoutedTicket, *, chosen_tool: str, edit_share: flo
     return "edited" if draw < edit_share else "rejected"
 
 
-def evaluate(router: ToolRouter, heldout: HeldOut, *, adapter: str | None) -> Metrics:
+def evaluate(router: ToolScorer, heldout: HeldOut, *, adapter: str | None) -> Metrics:
     """Route every held-out ticket with `adapter` (None: the base model) and score the choices."""
     started = time.perf_counter()
     bitext = [router.route(t.text, adapter=adapter).tool for t in heldout.bitext]
     tau = [router.route(t.text, adapter=adapter).tool for t in heldout.tau_test]
     return Metrics(
-        routing_accuracy=routing.accuracy(heldout.bitext, bitext),
-        action_recall=routing.accuracy(heldout.tau_test, tau),
-        routing_by_intent=routing.accuracy_by_group(heldout.bitext, bitext),
-        action_recall_by_tool=routing.accuracy_by_group(heldout.tau_test, tau),
+        routing_accuracy=tool_scorer.accuracy(heldout.bitext, bitext),
+        action_recall=tool_scorer.accuracy(heldout.tau_test, tau),
+        routing_by_intent=tool_scorer.accuracy_by_group(heldout.bitext, bitext),
+        action_recall_by_tool=tool_scorer.accuracy_by_group(heldout.tau_test, tau),
         seconds=time.perf_counter() - started,
     )
 
@@ -197,7 +197,7 @@ def ticket_key(ticket: RoutedTicket) -> str:
 def collect_feedback(
     conn: psycopg.Connection,
     *,
-    router: ToolRouter,
+    router: ToolScorer,
     tickets: Sequence[RoutedTicket],
     adapter: str,
     run_id: str,
@@ -232,7 +232,7 @@ def collect_feedback(
                 ticket_id=key,
                 customer_id=ticket.customer_id,
                 status="draft",
-                text=route.draft or routing.tool_call(route.tool),
+                text=route.draft or tool_scorer.tool_call(route.tool),
                 model=service.BASE_MODEL,
                 adapter=adapter,
                 prompt_version=PROMPT_VERSION,
@@ -273,7 +273,7 @@ def collect_feedback(
 class RegressionSetCheck:
     """The gate's extra check: the candidate's held-out routing metrics must not fall below the serving adapter's."""
 
-    def __init__(self, *, router: ToolRouter, heldout: HeldOut, serving: Metrics, tolerance: float) -> None:
+    def __init__(self, *, router: ToolScorer, heldout: HeldOut, serving: Metrics, tolerance: float) -> None:
         self.router = router
         self.heldout = heldout
         self.serving = serving
@@ -284,7 +284,7 @@ class RegressionSetCheck:
         """Load the candidate, route the held-out tickets, and compare with the serving adapter's numbers."""
         self.router.scorer.load(name=context.candidate, path=context.candidate_dir)
         self.candidate = evaluate(self.router, self.heldout, adapter=context.candidate)
-        worse = routing.regressions(
+        worse = tool_scorer.regressions(
             candidate=self.candidate.regression_set(), reference=self.serving.regression_set(), tolerance=self.tolerance
         )
         return gate.CheckOutcome(
@@ -304,7 +304,7 @@ def load_heldout(options: FlywheelOptions) -> tuple[HeldOut, list[RoutedTicket],
     A few τ²-bench train tasks are near-twins of test tasks whose shortened tickets read the same; they are
     left out of training so the test split stays unseen.
     """
-    split = routing.bitext_split(
+    split = tool_scorer.bitext_split(
         shared_data=options.shared_data,
         eval_per_intent=options.eval_per_intent,
         train_per_intent=options.train_per_intent,
@@ -312,15 +312,15 @@ def load_heldout(options: FlywheelOptions) -> tuple[HeldOut, list[RoutedTicket],
         seed=options.seed,
     )
     limit = options.tau_limit
-    tau_train = routing.taubench_first_actions(shared_data=options.shared_data, split="train")[:limit]
-    tau_test = routing.taubench_first_actions(shared_data=options.shared_data, split="test")[:limit]
+    tau_train = tool_scorer.taubench_first_actions(shared_data=options.shared_data, split="train")[:limit]
+    tau_test = tool_scorer.taubench_first_actions(shared_data=options.shared_data, split="test")[:limit]
     heldout = HeldOut(bitext=split.heldout, tau_test=tau_test)
-    twins = routing.unique_texts(tau_test)
+    twins = tool_scorer.unique_texts(tau_test)
     tau_train = [t for t in tau_train if hygiene.normalise(t.text) not in twins]
     sft_tickets = tau_train + split.sft
     feedback_tickets = split.feedback + tau_train
-    held = routing.unique_texts(heldout.bitext) | routing.unique_texts(heldout.tau_test)
-    leaked = held & (routing.unique_texts(sft_tickets) | routing.unique_texts(feedback_tickets))
+    held = tool_scorer.unique_texts(heldout.bitext) | tool_scorer.unique_texts(heldout.tau_test)
+    leaked = held & (tool_scorer.unique_texts(sft_tickets) | tool_scorer.unique_texts(feedback_tickets))
     if leaked:
         raise TrainingConfigError(
             f"{len(leaked)} held-out tickets are also training tickets, e.g. {sorted(leaked)[0]!r}"
@@ -336,7 +336,7 @@ def run(conn: psycopg.Connection, *, options: FlywheelOptions, work_dir: Path) -
     adapters_dir = work_dir / "adapters"
     heldout, sft_tickets, feedback_tickets = load_heldout(options)
     scorer = scoring.AdapterScorer(model_dir=model_dir, max_length=options.max_length, threads=options.threads)
-    router = ToolRouter(scorer)
+    router = ToolScorer(scorer)
 
     base = evaluate(router, heldout, adapter=None)
     timing["base_eval"] = base.seconds
@@ -356,7 +356,7 @@ def run(conn: psycopg.Connection, *, options: FlywheelOptions, work_dir: Path) -
     scorer.load(name=bootstrap.version, path=Path(bootstrap.path))
     sft_metrics = evaluate(router, heldout, adapter=bootstrap.version)
     timing["sft_eval"] = sft_metrics.seconds
-    worse = routing.regressions(candidate=sft_metrics.regression_set(), reference=base.regression_set())
+    worse = tool_scorer.regressions(candidate=sft_metrics.regression_set(), reference=base.regression_set())
     registry.promote(
         conn,
         version=bootstrap.version,
@@ -410,7 +410,7 @@ def run(conn: psycopg.Connection, *, options: FlywheelOptions, work_dir: Path) -
     regressions = (
         []
         if kto is None
-        else routing.regressions(
+        else tool_scorer.regressions(
             candidate=kto.regression_set(), reference=sft_metrics.regression_set(), tolerance=options.tolerance
         )
     )

@@ -25,8 +25,8 @@ from typing import Any
 
 from evals import agent as evaluation
 from evals import datasets
-from streamdesk import db
-from streamdesk.agent import backends, loop, prompts, service, tools
+from streamdesk import db, domains
+from streamdesk.agent import backends, loop, service, tools
 from streamdesk.agent.answer_config import get_answer_settings
 from streamdesk.agent.answers import Ticket
 from streamdesk.agent.models import Generation, Message
@@ -96,7 +96,7 @@ def _policy_document() -> DocumentEvent:
         version=[1],
         occurred_at=datetime(2026, 11, 23, tzinfo=UTC),
         title="Retail agent policy",
-        body=prompts.policy_text(),
+        body=domains.get_pack().policy_text(),
         access=Access(level="public"),
     )
 

@@ -16,13 +16,15 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from streamdesk import telemetry
-from streamdesk.agent import answer_config, backends, execution, grammar, loop, narrowing, prompts, router, tools
+from streamdesk.agent import answer_config, backends, execution, grammar, loop, narrowing, tools
 from streamdesk.agent.answers import Ticket, TraceStep
 from streamdesk.agent.exceptions import AgentError
-from streamdesk.agent.models import Reply, Tool, ToolCall
+from streamdesk.agent.models import Reply, ToolCall
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
 from streamdesk.contracts import Access, DocumentEvent
+from streamdesk.domains.retail import renderers
+from streamdesk.domains.retail.narrowing import known_values
 from streamdesk.identity.models import Principal, Role, agent_for_customer
 from streamdesk.knowledge import embedding
 from streamdesk.knowledge import store as knowledge_store
@@ -211,7 +213,7 @@ def test_a_change_asked_for_under_a_condition_is_not_written(
 ) -> None:
     body = f"If order {PENDING_ORDER} has not shipped yet, please cancel it; otherwise I keep it. My email is {EMAIL}"
     result = answer(world, backend, body, max_steps=2, approver=SUPERVISOR)
-    assert not [s for s in result.answer.trace if s.tool in loop.FACT_WRITES]
+    assert not [s for s in result.answer.trace if s.tool in renderers.FACT_WRITES]
     assert order_status(world, PENDING_ORDER) == "pending" and result.answer.status == "draft"
     assert "Nothing has been changed yet" in result.answer.text
     held = [r for r in trail(world, "guardrail") if r.decision == "confirmation_required"]
@@ -252,127 +254,6 @@ def test_reads_feed_trusted_values_and_knowledge_results_do_not(scope: execution
     cancel = ToolCall(tool="cancel_pending_order", arguments={"order_id": PENDING_ORDER, "reason": "no longer needed"})
     proposed = execution.run_call(scope, call=cancel, source="model", index=1)
     assert proposed.step.outcome == "pending_approval" and proposed.action is not None
-
-
-def test_derived_amounts_come_from_trusted_details() -> None:
-    order = {"order_id": "#W1", "items": [{"item_id": "1", "price": 10.5}, {"item_id": "2", "price": 4}]}
-    product = {"product_id": "9", "variants": {"3": {"price": 12.0}}}
-    returned = execution.derived_amount(
-        tool="return_delivered_order_items", arguments={"order_id": "#W1", "item_ids": ["1", "2"]}, trusted=[order]
-    )
-    exchanged = execution.derived_amount(
-        tool="exchange_delivered_order_items",
-        arguments={"order_id": "#W1", "item_ids": ["1"], "new_item_ids": ["3"]},
-        trusted=[order, product],
-    )
-    unknown = execution.derived_amount(
-        tool="exchange_delivered_order_items",
-        arguments={"order_id": "#W1", "item_ids": ["1"], "new_item_ids": ["4"]},
-        trusted=[order, product],
-    )
-    assert (returned, exchanged, unknown) == (14.5, 1.5, None)
-
-
-def test_narrowed_grammars_offer_only_known_ids() -> None:
-    user = {"user_id": "u_a_1", "payment_methods": {"credit_card_1": {}}, "orders": ["#W1", "#W2"]}
-    order = {"order_id": "#W1", "status": "pending", "items": [{"item_id": "11", "product_id": "99"}]}
-    known = narrowing.known_values([{"user_id": "u_a_1"}, user, order])
-    narrowed, usable = narrowing.narrowed_tools(list(REGISTRY), allowed=REGISTRY.names(), known=known)
-    by_name = {tool.name: tool for tool in narrowed}
-    assert by_name["get_order_details"].parameters["properties"]["order_id"] == {"enum": ["#W2"]}
-    assert by_name["cancel_pending_order"].parameters["properties"]["order_id"] == {"enum": ["#W1"]}
-    assert "return_delivered_order_items" not in usable and "exchange_delivered_order_items" not in usable
-    assert "find_user_id_by_email" not in usable and "get_user_details" not in usable
-    assert by_name["modify_pending_order_payment"].parameters["properties"]["payment_method_id"] == {
-        "enum": ["credit_card_1"]
-    }
-    named = narrowing.known_values([user, order], named_orders=["#W1"])
-    assert (
-        "get_order_details"
-        not in narrowing.narrowed_tools(list(REGISTRY), allowed=["get_order_details"], known=named)[1]
-    )
-
-
-def _arguments(tools_: list[Tool], name: str) -> dict[str, Any]:
-    return next(t for t in tools_ if t.name == name).parameters
-
-
-USER = {"user_id": "u_a_1", "payment_methods": {"paypal_1": {}}, "orders": ["#W1", "#W2"]}
-THREE_LINES = {
-    "order_id": "#W1",
-    "status": "delivered",
-    "items": [
-        {"item_id": "11", "product_id": "90", "name": "Desk Lamp"},
-        {"item_id": "12", "product_id": "91", "name": "Water Bottle"},
-        {"item_id": "13", "product_id": "91", "name": "Water Bottle"},
-    ],
-}
-
-
-def test_item_lists_are_sets_of_one_orders_items_named_by_the_ticket() -> None:
-    other = {"order_id": "#W2", "status": "delivered", "items": [{"item_id": "21", "product_id": "92", "name": "Mug"}]}
-    named = narrowing.known_values([USER, THREE_LINES, other], text="Please return the water bottles.")
-    tools_, usable = narrowing.narrowed_tools(list(REGISTRY), allowed=["return_delivered_order_items"], known=named)
-    (branch,) = _arguments(tools_, "return_delivered_order_items")["anyOf"]
-    assert usable == ["return_delivered_order_items"]
-    assert branch["properties"]["order_id"] == {"const": "#W1"}
-    assert branch["properties"]["item_ids"] == {"enum": [["12"], ["13"], ["12", "13"]]}
-    assert branch["properties"]["payment_method_id"] == {"enum": ["paypal_1"]}
-    unnamed = narrowing.known_values([USER, THREE_LINES, other], text="Please return everything.")
-    tools_, _ = narrowing.narrowed_tools(list(REGISTRY), allowed=["return_delivered_order_items"], known=unnamed)
-    branches = _arguments(tools_, "return_delivered_order_items")["anyOf"]
-    assert [b["properties"]["order_id"]["const"] for b in branches] == ["#W1", "#W2"]
-    assert len(branches[0]["properties"]["item_ids"]["enum"]) == 7
-    assert branches[1]["properties"]["item_ids"] == {"enum": [["21"]]}
-
-
-def test_an_order_with_many_items_falls_back_to_a_flat_item_list() -> None:
-    lines = [{"item_id": str(n), "product_id": "90", "name": f"Thing {n}"} for n in range(30, 36)]
-    order = {"order_id": "#W1", "status": "delivered", "items": lines}
-    known = narrowing.known_values([USER, order], text="return all of it")
-    tools_, _ = narrowing.narrowed_tools(list(REGISTRY), allowed=["return_delivered_order_items"], known=known)
-    items = _arguments(tools_, "return_delivered_order_items")["properties"]["item_ids"]
-    assert items["items"] == {"enum": [str(n) for n in range(30, 36)]} and items["maxItems"] == 6
-
-
-def test_each_new_item_is_a_variant_of_the_product_at_its_position() -> None:
-    products = [
-        {"product_id": "90", "name": "Desk Lamp", "variants": {"11": {"available": True}, "9001": {"available": True}}},
-        {"product_id": "91", "name": "Water Bottle", "variants": {"9101": {"available": True}, "9102": {}}},
-    ]
-    known = narrowing.known_values([USER, THREE_LINES, *products], text="exchange my desk lamp and a water bottle")
-    tools_, usable = narrowing.narrowed_tools(list(REGISTRY), allowed=["exchange_delivered_order_items"], known=known)
-    branches = _arguments(tools_, "exchange_delivered_order_items")["anyOf"]
-    assert usable == ["exchange_delivered_order_items"]
-    pairs = [(b["properties"]["item_ids"]["const"], b["properties"]["new_item_ids"]["prefixItems"]) for b in branches]
-    assert pairs[0] == (["11"], [{"enum": ["9001"]}])
-    assert (["11", "12"], [{"enum": ["9001"]}, {"enum": ["9101"]}]) in pairs
-    assert all(
-        b["properties"]["new_item_ids"]["minItems"] == len(b["properties"]["item_ids"]["const"]) for b in branches
-    )
-    assert narrowing.worst_case_chars(_arguments(tools_, "exchange_delivered_order_items")) < 200
-
-
-@pytest.mark.parametrize(
-    ("text", "pending", "delivered", "processed"),
-    [
-        ("Cancel my order please", True, False, False),
-        ("I want to return the lamp", False, True, False),
-        ("cancel one order and return another", True, True, False),
-        ("Where is my order?", True, True, True),
-        ("Hello", True, True, True),
-    ],
-)
-def test_orders_the_ticket_cannot_act_on_are_shown_briefly(
-    text: str, pending: bool, delivered: bool, processed: bool
-) -> None:
-    relevant = narrowing.order_statuses(router.features(text))
-    shown = {s: relevant is None or relevant(s) for s in ("pending", "delivered", "processed")}
-    assert shown == {"pending": pending, "delivered": delivered, "processed": processed}
-    call = ToolCall(tool="get_order_details", arguments={"order_id": "#W1"})
-    order = {"order_id": "#W1", "status": "processed", "items": [{"item_id": "11", "name": "Lamp"}]}
-    content = prompts.lookups_message([(call, order, None)], relevant=relevant)["content"]
-    assert ("order #W1: processed; items: Lamp" in content) is not processed
 
 
 def step(tool: str, outcome: Any, source: Any = "model") -> TraceStep:
@@ -436,7 +317,7 @@ def test_the_answer_states_order_facts_from_the_tools_not_the_model() -> None:
         (ToolCall(tool="cancel_pending_order", arguments={}), {"order_id": "#W2", "status": "cancelled"}),
         (ToolCall(tool="cancel_pending_order", arguments={}), {"status": "pending_approval", "action_id": "a"}),
     ]
-    assert loop.order_facts(history) == [
+    assert renderers.order_facts(history) == [
         "Order #W1 is processed. Tracking numbers: 123, 456.",
         "Order #W2 is now cancelled.",
     ]
@@ -448,7 +329,7 @@ def test_the_answer_states_order_facts_from_the_tools_not_the_model() -> None:
 
 
 def test_every_offered_step_fits_the_token_budget() -> None:
-    known = narrowing.known_values(
+    known = known_values(
         [
             {"user_id": "u_a_1", "payment_methods": {"credit_card_1": {}}, "orders": ["#W1"]},
             {"order_id": "#W1", "status": "delivered", "items": [{"item_id": "1111111111", "product_id": "9"}] * 2},

@@ -14,9 +14,9 @@ from streamdesk import db
 from streamdesk.audit import service as audit
 from streamdesk.config import reset_settings
 from streamdesk.feedback import service as feedback
-from streamdesk.training import registry, routing, service
+from streamdesk.training import registry, service, tool_scorer
 from streamdesk.training.exceptions import TrainingConfigError
-from streamdesk.training.routing import RoutedTicket
+from streamdesk.training.tool_scorer import RoutedTicket
 
 
 @pytest.fixture
@@ -100,8 +100,8 @@ def test_heldout_tickets_are_never_training_tickets(shared_data: Path) -> None:
     options = flywheel.FlywheelOptions(shared_data=shared_data)
     heldout, sft_tickets, feedback_tickets = flywheel.load_heldout(options)
     assert (len(heldout.bitext), len(heldout.tau_test)) == (80, 40)
-    held = routing.unique_texts(heldout.bitext) | routing.unique_texts(heldout.tau_test)
-    assert not held & (routing.unique_texts(sft_tickets) | routing.unique_texts(feedback_tickets))
+    held = tool_scorer.unique_texts(heldout.bitext) | tool_scorer.unique_texts(heldout.tau_test)
+    assert not held & (tool_scorer.unique_texts(sft_tickets) | tool_scorer.unique_texts(feedback_tickets))
     assert len([t for t in sft_tickets if t.source == "tau2"]) == 67
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from streamdesk import domains
 from streamdesk.guardrails import patterns
 from streamdesk.identity.models import Role
 from streamdesk.policy import rules
@@ -111,7 +112,7 @@ def test_decisions_carry_the_policy_version() -> None:
 
 
 def test_rules_cover_exactly_the_tools_the_guardrails_know() -> None:
-    assert set(rules.load_rules().permissions) == set(patterns.TOOL_NAMES)
+    assert set(rules.load_rules().permissions) == {*domains.get_pack().tool_names, *patterns.DESK_TOOL_NAMES}
 
 
 @pytest.mark.parametrize(

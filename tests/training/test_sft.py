@@ -12,7 +12,7 @@ from streamdesk.feedback.config import FeedbackSettings
 from streamdesk.training import service as training
 from streamdesk.training import sft
 from streamdesk.training.kto_config import KTOTrainingConfig
-from streamdesk.training.routing import RoutedTicket
+from streamdesk.training.tool_scorer import RoutedTicket
 from tests.feedback.test_hygiene import example
 
 SETTINGS = FeedbackSettings(heldout_percent=90)

@@ -1,1 +1,1 @@
-"""The tool-using ticket agent: LLM backends, constrained tool calls, the τ²-bench retail tools."""
+"""The tool-using ticket agent, domain-free: LLM backends, constrained tool calls, the domain pack it receives."""

@@ -24,6 +24,12 @@ SchemaMode = Literal["response_format", "guided_json", "tgi"]
 class AgentSettings(BaseModel):
     """How the agent talks to its language model (env: `STREAMDESK_AGENT__<FIELD>`)."""
 
+    domain: str = Field(
+        default="retail", description="The domain pack the agent serves: a name in domains.PACKS or module:attribute."
+    )
+    policy_path: Path | None = Field(
+        default=None, description="Policy text (markdown) the agent follows; unset: the domain pack's own."
+    )
     backend: BackendKind = Field(
         default="transformers", description="'transformers' (local SmolLM2) or 'openai' (HTTP)."
     )

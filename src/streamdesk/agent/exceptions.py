@@ -11,6 +11,10 @@ class ModelCacheError(AgentError):
     """The GGUF model could not be found or converted into the model cache."""
 
 
+class UnknownDomainError(AgentError):
+    """No domain pack goes by the configured name (`STREAMDESK_AGENT__DOMAIN`)."""
+
+
 class BackendError(AgentError):
     """An LLM backend could not load its model or answer a request."""
 
@@ -56,7 +60,7 @@ class NotFoundError(ToolError):
 
 
 class RuleViolationError(ToolError):
-    """The call breaks a retail policy rule (order status, payment method, items, balance)."""
+    """The call breaks a rule of the domain's policy (retail: order status, payment method, items, balance)."""
 
 
 class CrossCustomerAccessError(ToolError):

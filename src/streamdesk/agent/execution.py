@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from streamdesk import telemetry
+from streamdesk.agent import packs
 from streamdesk.agent.answers import StepOutcome, StepSource, Ticket, TraceStep
 from streamdesk.agent.exceptions import ToolError
 from streamdesk.agent.models import Tool, ToolCall, ToolContext
@@ -29,8 +30,8 @@ from streamdesk.policy import service as policy
 from streamdesk.policy.exceptions import ApprovalError
 from streamdesk.policy.models import Decision, PendingAction
 
-UNTRUSTED_RESULTS = frozenset({"search_knowledge", "calculate"})
-"""Tools whose results never vouch for a write's arguments: passages are documents, sums are the model's."""
+UNTRUSTED_RESULTS = frozenset({"search_knowledge"})
+"""Tools whose results never vouch for a write's arguments: passages are documents (the pack adds its own)."""
 
 
 @dataclass
@@ -45,6 +46,7 @@ class CallScope:
     trusted: list[Any] = field(default_factory=list)
     ordinals: Counter[str] = field(default_factory=Counter)
     writes_refused: bool = False
+    pack: packs.DomainPack = field(default_factory=packs.resolve_default)
 
     @property
     def context(self) -> ToolContext:
@@ -81,40 +83,6 @@ def record(scope: CallScope, *, action: AuditAction, principal: Principal | None
         **fields,
     )
     audit.append(scope.conn, event=event)
-
-
-def _order(trusted: list[Any], order_id: str) -> dict[str, Any] | None:
-    for value in trusted:
-        if isinstance(value, dict) and value.get("order_id") == order_id and isinstance(value.get("items"), list):
-            return value
-    return None
-
-
-def _variant_price(trusted: list[Any], item_id: str) -> float | None:
-    for value in trusted:
-        variants = value.get("variants") if isinstance(value, dict) else None
-        if isinstance(variants, dict) and isinstance(variants.get(item_id), dict):
-            return float(variants[item_id]["price"])
-    return None
-
-
-def derived_amount(*, tool: str, arguments: dict[str, Any], trusted: list[Any]) -> float | None:
-    """The money a return or exchange moves, from trusted order and product details; None when unknown."""
-    if tool not in ("return_delivered_order_items", "exchange_delivered_order_items"):
-        return None
-    order = _order(trusted, str(arguments.get("order_id")))
-    if order is None:
-        return None
-    prices = {str(item.get("item_id")): float(item.get("price") or 0) for item in order["items"]}
-    old = [prices.get(str(item_id)) for item_id in arguments.get("item_ids") or []]
-    if any(price is None for price in old):
-        return None
-    if tool == "return_delivered_order_items":
-        return round(sum(p for p in old if p is not None), 2)
-    new = [_variant_price(trusted, str(item_id)) for item_id in arguments.get("new_item_ids") or []]
-    if any(price is None for price in new) or len(new) != len(old):
-        return None
-    return round(abs(sum(p for p in new if p is not None) - sum(p for p in old if p is not None)), 2)
 
 
 def run_call(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) -> CallOutcome:
@@ -154,19 +122,19 @@ def _failed(
     return CallOutcome(step, error=reason if error is None else error)
 
 
-def _guardrail_denial(
-    scope: CallScope, *, tool: Tool, call: ToolCall, source: StepSource, reason: str, rule: str
+def _record_call(
+    scope: CallScope, call: ToolCall, *, action: AuditAction, source: StepSource, details: dict[str, Any], **fields: Any
 ) -> None:
+    """Audit one event about `call` (its tool and arguments), the details naming who proposed it."""
+    details = {"source": source, **details}
+    record(scope, action=action, tool_name=call.tool, arguments=call.arguments, details=details, **fields)
+
+
+def _guardrail_denial(scope: CallScope, *, call: ToolCall, source: StepSource, reason: str, rule: str) -> None:
     """Audit a guardrail's refusal of `call` under `rule`."""
-    record(
-        scope,
-        action=AuditAction.GUARDRAIL,
-        tool_name=tool.name,
-        arguments=call.arguments,
-        decision="denied",
-        reason=reason,
-        details={"source": source, "rule": rule},
-    )
+    details = {"rule": rule}
+    _record_call(scope, call, action=AuditAction.GUARDRAIL, source=source, details=details, decision="denied",
+                 reason=reason)  # fmt: skip
 
 
 def _run(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) -> CallOutcome:
@@ -176,10 +144,10 @@ def _run(scope: CallScope, *, call: ToolCall, source: StepSource, index: int) ->
         return _failed(call, source=source, index=index, outcome="invalid", reason=str(exc))
     if tool.kind == "write" and scope.writes_refused and source != "guardrail":
         reason = f"{tool.name} refused: this ticket carries a possible prompt injection, so no write may run"
-        _guardrail_denial(scope, tool=tool, call=call, source=source, reason=reason, rule="injection:writes_refused")
+        _guardrail_denial(scope, call=call, source=source, reason=reason, rule="injection:writes_refused")
         return _failed(call, source=source, index=index, outcome="refused", reason=reason)
     trace_id, span_id = telemetry.span_ids()
-    amount = derived_amount(tool=tool.name, arguments=call.arguments, trusted=scope.trusted)
+    amount = scope.pack.amount(tool=tool.name, arguments=call.arguments, trusted=scope.trusted)
     decision = policy.enforce(
         scope.conn,
         ticket_id=scope.ticket.ref,
@@ -217,30 +185,24 @@ def _read(
     try:
         result = scope.registry.call(scope.conn, name=tool.name, arguments=call.arguments, context=scope.context)
     except ToolError as exc:
-        record(
-            scope,
-            action=AuditAction.TOOL_CALL,
-            tool_name=tool.name,
-            arguments=call.arguments,
-            decision="error",
-            reason=str(exc),
-            details={"source": source, "error": type(exc).__name__},
-        )
+        details = {"error": type(exc).__name__}
+        _record_call(scope, call, action=AuditAction.TOOL_CALL, source=source, details=details, decision="error",
+                     reason=str(exc))  # fmt: skip
         return _failed(call, source=source, index=index, outcome="error", decision=decision.outcome, reason=str(exc))
     result_hash = audit.digest(result)
-    passages = result.get("passages") if tool.name == "search_knowledge" else None
-    record(
+    searched = tool.name == "search_knowledge"
+    _record_call(
         scope,
+        call,
         action=AuditAction.TOOL_CALL,
-        tool_name=tool.name,
-        arguments=call.arguments,
+        source=source,
+        details={},
         result_hash=result_hash,
         decision=decision.outcome,
-        chunk_ids=[p["chunk_id"] for p in passages or []],
-        access_filter=result.get("access_filter") if tool.name == "search_knowledge" else None,
-        details={"source": source},
+        chunk_ids=[p["chunk_id"] for p in (result.get("passages") if searched else None) or []],
+        access_filter=result.get("access_filter") if searched else None,
     )
-    if tool.name not in UNTRUSTED_RESULTS:
+    if tool.name not in UNTRUSTED_RESULTS | scope.pack.untrusted_results:
         scope.trusted.append(result)
     step = _step(call, source=source, index=index, outcome="ok", decision=decision.outcome, result_hash=result_hash)
     return CallOutcome(step, result=result)
@@ -255,7 +217,7 @@ def _provenance(scope: CallScope, *, tool: Tool, call: ToolCall, source: StepSou
     if ok:
         return None
     reason = f"{tool.name} arguments {', '.join(offending)} came from no earlier tool result; look them up first"
-    _guardrail_denial(scope, tool=tool, call=call, source=source, reason=reason, rule="provenance:untrusted")
+    _guardrail_denial(scope, call=call, source=source, reason=reason, rule="provenance:untrusted")
     return reason
 
 
@@ -339,16 +301,8 @@ def _execute(
     """Claim `key` and run the write in one transaction; a repeat of the key runs nothing."""
 
     def audited(action: AuditAction, **fields: Any) -> None:
-        details = {"source": source, "idempotency_key": key}
-        record(
-            scope,
-            action=action,
-            principal=acting,
-            tool_name=tool.name,
-            arguments=call.arguments,
-            details=details,
-            **fields,
-        )
+        _record_call(scope, call, action=action, source=source, details={"idempotency_key": key}, principal=acting,
+                     **fields)  # fmt: skip
 
     try:
         with scope.conn.transaction():

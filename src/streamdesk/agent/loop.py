@@ -4,9 +4,9 @@ A run, in order:
 1. the ticket text is checked for prompt injection; a finding refuses every write for this ticket and
    escalates it at the end (the escalation is the guardrail's, not the model's); a change the ticket asks
    for only under a condition ("if it has not shipped, cancel it") is not written: the answer asks to confirm it;
-2. the intent router proposes the first reads: authentication look-ups, the user's details, the orders
-   the ticket names (else the user's orders), the products of items it names when it asks for a change,
-   and a knowledge search (passages are checked for injection too, and flagged ones are never shown);
+2. the domain pack's intent rules propose the first reads (retail: authentication look-ups, the user's
+   details, the orders the ticket names, else the user's orders, the products of items it names when it
+   asks for a change) and a knowledge search (passages are checked for injection too, and flagged ones are never shown);
    the model sees them as one block of compact look-ups after the ticket and the policy sections it needs;
 3. the model takes up to `max_steps` grammar-constrained steps over the tools the policy permits,
    narrowed to the intents the router found (a tool it repeats is dropped); the last step may only
@@ -33,7 +33,7 @@ import psycopg
 from opentelemetry.context import Context
 
 from streamdesk import telemetry
-from streamdesk.agent import budget, execution, grammar, knowledge, narrowing, prompts, router
+from streamdesk.agent import budget, execution, grammar, intents, knowledge_tool, narrowing, packs, prompts
 from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
 from streamdesk.agent.answers import Answer, AnswerStatus, Ticket, TraceStep
 from streamdesk.agent.backends import LLMBackend
@@ -57,24 +57,8 @@ REPLY_NOTE = (
 )
 MAX_CITATIONS = 2
 MIN_REPLY_CHARS = 20
-HANDOFF_TOOLS = frozenset({"escalate", "transfer_to_human_agents"})
-FACT_WRITES = frozenset(
-    {
-        "cancel_pending_order", "modify_pending_order_address", "modify_pending_order_items",
-        "modify_pending_order_payment", "return_delivered_order_items", "exchange_delivered_order_items",
-    }
-)  # fmt: skip
-"""Writes whose result is the changed order: the answer states its new status."""
-CHANGE_WORDS: dict[str, str] = {
-    "cancel": "a cancellation",
-    "exchange": "an exchange",
-    "return": "a return",
-    "refund": "a refund",
-    "address": "an address change",
-    "payment": "a payment change",
-    "modify": "a change of items",
-}
-"""How the confirmation request names each change the ticket asks for under a condition."""
+HANDOFF_TOOLS = frozenset({"escalate"})
+"""The core's hand-off; the domain pack adds its own (`IntentRules.handoff_tools`)."""
 INPUT_BUDGET_STEP = "(input budget)"
 """The trace's name for a cut of the ticket text (a guardrail step, not a tool)."""
 ANSWER_BUDGET_STEP = "(answer budget)"
@@ -108,7 +92,13 @@ class AnswerResult:
 
 
 def decide_status(
-    *, trace: list[TraceStep], reply: Reply | None, injection: bool, wants_write: bool, settings: AnswerSettings
+    *,
+    trace: list[TraceStep],
+    reply: Reply | None,
+    injection: bool,
+    wants_write: bool,
+    settings: AnswerSettings,
+    pack: packs.DomainPack | None = None,
 ) -> AnswerStatus:
     """escalated > pending_approval > auto_reply > draft.
 
@@ -116,7 +106,8 @@ def decide_status(
     by the settings, nothing was written, proposed, denied or failed, the ticket asks for no change, and
     the reply cites at least `auto_reply_min_citations` passages.
     """
-    handed_off = any(step.tool in HANDOFF_TOOLS and step.outcome == "executed" for step in trace)
+    handoff = HANDOFF_TOOLS | packs.resolve(pack).intents.handoff_tools
+    handed_off = any(step.tool in handoff and step.outcome == "executed" for step in trace)
     if injection or handed_off or reply is None:
         return "escalated"
     if any(step.outcome == "pending_approval" for step in trace):
@@ -130,31 +121,14 @@ def decide_status(
     return "auto_reply" if confident else "draft"
 
 
-def order_facts(history: list[tuple[ToolCall, dict[str, Any] | None]]) -> list[str]:
-    """One sentence per order the tools looked up or changed, stated from the tool results (never the model's)."""
-    facts: dict[str, str] = {}
-    for call, result in history:
-        if not isinstance(result, dict) or not result.get("order_id") or not result.get("status"):
-            continue
-        order_id, status = str(result["order_id"]), str(result["status"])
-        if call.tool == "get_order_details":
-            tracking = [t for f in result.get("fulfillments") or [] for t in f.get("tracking_id") or []]
-            fact = f"Order {order_id} is {status}."
-            if tracking:
-                fact += f" Tracking number{'s' if len(tracking) > 1 else ''}: {', '.join(map(str, tracking))}."
-            facts.setdefault(order_id, fact)
-        elif call.tool in FACT_WRITES:
-            facts[order_id] = f"Order {order_id} is now {status.replace('_', ' ')}."
-    return list(facts.values())
-
-
 def _waiting(trace: list[TraceStep]) -> bool:
     return any(step.outcome == "pending_approval" for step in trace)
 
 
-def confirmation_request(intents: list[str]) -> str:
+def confirmation_request(intents: list[str], *, pack: packs.DomainPack | None = None) -> str:
     """The paragraph that asks the customer to confirm changes the ticket asked for only under conditions."""
-    changes = [CHANGE_WORDS[intent] for intent in intents if intent in CHANGE_WORDS]
+    words = packs.resolve(pack).intents.change_words
+    changes = [words[intent] for intent in intents if intent in words]
     what = changes[0] if len(changes) == 1 else ", ".join(changes[:-1]) + f" or {changes[-1]}"
     return (
         f"Nothing has been changed yet: your message asks about {what} only under a condition. If you want it "
@@ -170,14 +144,16 @@ def compose_text(
     history: list[tuple[ToolCall, dict[str, Any] | None]] | None = None,
     injection: bool = False,
     confirm: list[str] | None = None,
+    pack: packs.DomainPack | None = None,
 ) -> str:
-    """The reply, the order facts from the tools, what waits for a supervisor's approval, whether a human takes over.
+    """The reply, the pack's facts from the tools, what waits for a supervisor's approval, whether a human takes over.
 
     A ticket that tried a prompt injection gets none of the model's words back, only the fixed hand-off.
     `confirm` names the changes the ticket asked for only under conditions: the answer asks to confirm them.
     """
     usable = reply is not None and reply.message.strip() and not injection
-    facts = [] if escalated else order_facts(history or [])
+    pack = packs.resolve(pack)
+    facts = [] if escalated else pack.renderers.facts(history or [])
     composed = reply is not None and not usable and not injection and (facts or _waiting(trace))
     parts = [reply.message.strip() if usable and reply else COMPOSED_LEAD if composed else FALLBACK_REPLY]
     if facts:
@@ -189,7 +165,7 @@ def compose_text(
                 f"(action {step.action_id})."
             )
     if confirm and not escalated:
-        parts.append(confirmation_request(confirm))
+        parts.append(confirmation_request(confirm, pack=pack))
     if escalated:
         parts.append("A member of our team will take over this ticket.")
     return "\n\n".join(parts)
@@ -240,20 +216,26 @@ def _call_key(call: ToolCall) -> str:
 
 def bound_registry(registry: ToolRegistry, *, principal: Principal, settings: AnswerSettings) -> ToolRegistry:
     """`registry` with the knowledge search bound to `principal` and the settings."""
-    return knowledge.bind(
+    return knowledge_tool.bind(
         registry, principal=principal, k=settings.knowledge_k, mode=settings.search_mode, chars=settings.knowledge_chars
     )
 
 
 def warm_up(
-    backend: LLMBackend, *, registry: ToolRegistry, principal: Principal, settings: AnswerSettings | None = None
+    backend: LLMBackend,
+    *,
+    registry: ToolRegistry,
+    principal: Principal,
+    settings: AnswerSettings | None = None,
+    pack: packs.DomainPack | None = None,
 ) -> None:
     """Have `backend` read the system prompt `principal`'s tickets start with (once, before the first ticket)."""
     settings = settings or get_answer_settings()
     registry = bound_registry(registry, principal=principal, settings=settings)
     permitted = policy.permitted_tools(principal=principal, tools=registry.names())
     listed = [tool for tool in registry if tool.name in permitted]
-    backend.warm([{"role": "system", "content": prompts.system_prompt(tools=listed)}], adapter=settings.adapter)
+    system = prompts.system_prompt(tools=listed, pack=pack)
+    backend.warm([{"role": "system", "content": system}], adapter=settings.adapter)
 
 
 class _Run:
@@ -270,8 +252,10 @@ class _Run:
         settings: AnswerSettings,
         approver: Principal | None,
         deadline: budget.Deadline,
+        pack: packs.DomainPack,
     ) -> None:
         self.backend = backend
+        self.pack = pack
         self.settings = settings
         self.deadline = deadline
         self.original = ticket
@@ -280,17 +264,17 @@ class _Run:
         )
         registry = bound_registry(registry, principal=principal, settings=settings)
         self.scope = execution.CallScope(
-            conn=conn, principal=principal, registry=registry, ticket=ticket, approver=approver
+            conn=conn, principal=principal, registry=registry, ticket=ticket, approver=approver, pack=pack
         )
         self.permitted = policy.permitted_tools(principal=principal, tools=registry.names())
         self.writes = {tool.name for tool in registry if tool.kind == "write"}
         listed = [tool for tool in registry if tool.name in self.permitted]
-        self.prompt_version = prompts.prompt_version(tools=listed)
-        self.found = router.features(self.ticket.text)
-        policy_message = prompts.policy_message(sorted(self.found.intents, key=router.INTENT_PRIORITY.index))
+        self.prompt_version = prompts.prompt_version(tools=listed, pack=pack)
+        self.found = pack.intents.recognise(self.ticket.text)
+        policy_message = prompts.policy_message(pack.intents.by_priority(self.found.intents), pack=pack)
         # the policy sections before the ticket: tickets of the same intents share that prefix (cached)
         self.messages: list[Message] = [
-            {"role": "system", "content": prompts.system_prompt(tools=listed)},
+            {"role": "system", "content": prompts.system_prompt(tools=listed, pack=pack)},
             *([policy_message] if policy_message is not None else []),
             self._ticket_message(),
         ]
@@ -364,7 +348,7 @@ class _Run:
         """The changes the ticket asks for only under a condition (none unless it needs confirmation)."""
         if not self.found.needs_confirmation:
             return []
-        return [intent for intent in self.found.conditional if intent in CHANGE_WORDS]
+        return [intent for intent in self.found.conditional if intent in self.pack.intents.change_words]
 
     def hold_conditional_writes(self) -> None:
         """A change asked for only under a condition is not made: audited, and the answer asks to confirm it."""
@@ -398,10 +382,12 @@ class _Run:
         self.made.add(key)
         if show:
             self.messages.append(prompts.step_message(call))
-            if call.tool == knowledge.SEARCH_TOOL and outcome.result is not None:
+            if call.tool == knowledge_tool.SEARCH_TOOL and outcome.result is not None:
                 self.messages.append(self._passages(outcome.result))
             else:
-                self.messages.append(prompts.tool_result_message(call=call, result=outcome.result, error=outcome.error))
+                self.messages.append(
+                    prompts.tool_result_message(call=call, result=outcome.result, error=outcome.error, pack=self.pack)
+                )
         return outcome
 
     def _repeated(self, call: ToolCall, *, generation: Generation | None) -> execution.CallOutcome:
@@ -413,7 +399,7 @@ class _Run:
         self.trace.append(step)
         self.exhausted.add(call.tool)
         self.messages.append(prompts.step_message(call))
-        self.messages.append(prompts.tool_result_message(call=call, error=f"not run again: {reason}"))
+        self.messages.append(prompts.tool_result_message(call=call, error=f"not run again: {reason}", pack=self.pack))
         return execution.CallOutcome(step, error=reason)
 
     def _passages(self, result: dict[str, Any]) -> Message:
@@ -422,7 +408,8 @@ class _Run:
             self.access_filter = result["access_filter"]
         shown: list[tuple[str, str]] = []
         for passage in result.get("passages") or []:
-            finding = guardrails.detect_injection(f"{passage['title']}\n{passage['text']}")
+            text = f"{passage['title']}\n{passage['text']}"
+            finding = guardrails.detect_injection(text, tool_names=self.pack.tool_names)
             if finding is not None:
                 self.refuse_writes(finding=finding, where=f"knowledge passage {passage['chunk_id']}")
                 continue
@@ -439,33 +426,23 @@ class _Run:
         The model sees their results as one block of look-ups (and the passages as citable context), not
         as turns of its own: fewer prompt tokens, and nothing it has to repeat.
         """
-        knowledge_on = knowledge.SEARCH_TOOL in self.permitted and self.settings.knowledge_k > 0
+        knowledge_on = knowledge_tool.SEARCH_TOOL in self.permitted and self.settings.knowledge_k > 0
         lookups: list[tuple[ToolCall, dict[str, Any] | None, str | None]] = []
         passages: Message | None = None
         for _ in range(self.settings.router_max_calls):
             self.deadline.check(before="the router's look-ups")
-            proposal = router.next_call(
+            proposal = self.pack.intents.next_read(
                 self.found, history=self.history, knowledge=knowledge_on, customer_id=self.scope.principal.customer_id
             )
             if proposal is None:
                 break
             outcome = self.call(proposal, source="router", show=False)
-            if proposal.tool == knowledge.SEARCH_TOOL and outcome.result is not None:
+            if proposal.tool == knowledge_tool.SEARCH_TOOL and outcome.result is not None:
                 passages = self._passages(outcome.result)
             else:
                 lookups.append((proposal, outcome.result, outcome.error))
-        if any(call.tool == "get_user_details" and result for call, result, _ in lookups):
-            lookups = [entry for entry in lookups if entry[0].tool not in narrowing.AUTH_TOOLS]  # implied by the user
         if lookups:
-            orders = [result for call, result, _ in lookups if call.tool == "get_order_details" and result]
-            self.messages.append(
-                prompts.lookups_message(
-                    lookups,
-                    relevant=narrowing.order_statuses(self.found),
-                    hide=router.hidden_details(self.found, details=prompts.DETAILS),
-                    named_items=frozenset(router.named_items(self.found.text, orders)),
-                )
-            )
+            self.messages.append(self.pack.renderers.lookups(self.found, lookups))
         if passages is not None:
             self.messages.append(passages)
 
@@ -473,8 +450,12 @@ class _Run:
         """What the model may call in this step: nothing but a reply on the last one."""
         if final:
             return []
-        offered = router.model_tools(
-            self.found, permitted=self.permitted, writes=self.writes, single_write=self.settings.max_writes == 1
+        offered = intents.model_tools(
+            self.found,
+            permitted=self.permitted,
+            writes=self.writes,
+            single_write=self.settings.max_writes == 1,
+            pack=self.pack,
         )
         return [
             name
@@ -508,11 +489,10 @@ class _Run:
         A tool whose longest call could exceed `max_new_tokens` is not offered, and the reply is shrunk to
         fit, so no step can be cut off (each token is at least one character).
         """
-        known = narrowing.known_values(
+        known = self.pack.known(
             self.scope.trusted,
-            named_orders=self.found.order_ids,
-            text=self.found.text,
-            searched=any(call.tool == knowledge.SEARCH_TOOL for call, _ in self.history),
+            found=self.found,
+            searched=any(call.tool == knowledge_tool.SEARCH_TOOL for call, _ in self.history),
         )
         tools, allowed = narrowing.narrowed_tools(
             list(self.scope.registry), allowed=self.model_tools(final=final), known=known
@@ -675,14 +655,17 @@ def answer_ticket(
     settings: AnswerSettings | None = None,
     approver: Principal | None = None,
     parent: Context | None = None,
+    pack: packs.DomainPack | None = None,
 ) -> AnswerResult:
     """Answer one ticket as `principal`: route, think, act through policy and guardrails, and build the answer.
 
     `approver` (a supervisor) approves every write that needs approval at once (evaluation only).
-    `parent` is the trace context the ticket arrived with. Each call commits on its own when `conn`
-    autocommits; inside a caller's transaction everything stays in it (savepoints).
+    `parent` is the trace context the ticket arrived with; `pack` the domain (default: the configured one).
+    Each call commits on its own when `conn` autocommits; inside a caller's transaction everything stays in
+    it (savepoints).
     """
     settings = settings or get_answer_settings()
+    pack = packs.resolve(pack)
     started = time.perf_counter()
     attributes = {
         telemetry.GEN_AI_OPERATION: "invoke_agent",
@@ -700,8 +683,9 @@ def answer_ticket(
             settings=settings,
             approver=approver,
             deadline=budget.Deadline(settings.answer_timeout_s),
+            pack=pack,
         )
-        finding = guardrails.detect_injection(ticket.text)
+        finding = guardrails.detect_injection(ticket.text, tool_names=pack.tool_names)
         if finding is not None:
             run.refuse_writes(finding=finding, where="ticket")
         run.hold_conditional_writes()
@@ -719,6 +703,7 @@ def answer_ticket(
             injection=run.injection is not None,
             wants_write=run.found.wants_write,
             settings=settings,
+            pack=pack,
         )
         trace_id, _ = telemetry.span_ids()
         answer = Answer(
@@ -735,6 +720,7 @@ def answer_ticket(
                 history=run.history,
                 injection=run.injection is not None,
                 confirm=run.confirm,
+                pack=pack,
             ),
             citations=reply.citations if reply else [],
             trace=run.trace,

@@ -18,6 +18,8 @@ REPLY_TOOL = "reply"
 
 Message = dict[str, str]
 ToolKind = Literal["read", "write"]
+ToolEffect = Literal["local", "command"]
+"""Where a write lands: `local` changes the entity store's copy; `command` (to come) asks a system of record."""
 
 
 class Generation(BaseModel):
@@ -80,10 +82,16 @@ class Tool:
     kind: ToolKind
     handler: ToolHandler = field(repr=False, compare=False)
     high_risk: bool = False
+    effect: ToolEffect = "local"
 
     def signature(self) -> str:
         """`name(arg, arg)`: the one-line form the system prompt lists."""
         return f"{self.name}({', '.join(self.parameters.get('properties', {}))})"
+
+
+def arguments_schema(properties: dict[str, Any]) -> dict[str, Any]:
+    """An object schema requiring exactly `properties` (every argument given, nothing more)."""
+    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
 class Reply(BaseModel):

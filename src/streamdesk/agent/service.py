@@ -23,7 +23,7 @@ import psycopg
 from opentelemetry import trace
 
 from streamdesk import db, telemetry, topics
-from streamdesk.agent import answers, backends, loop, prompts, tools
+from streamdesk.agent import answers, backends, loop, packs, tools
 from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
 from streamdesk.agent.answers import Answer, Ticket
 from streamdesk.audit import service as audit
@@ -213,7 +213,7 @@ class AnswerService:
             status="escalated",
             text=UNVERIFIED_REPLY,
             model=self.backend.model_name,
-            prompt_version=prompts.PROMPT_TEMPLATE_VERSION,
+            prompt_version=packs.resolve_default().prompt_tag,
             trace_id=trace_id,
         )
 

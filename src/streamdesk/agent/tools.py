@@ -1,4 +1,4 @@
-"""The tool registry: the retail tools plus the support desk's own (hand-off, ticket status, escalation)."""
+"""The tool registry: the domain pack's tools plus the support desk's own (ticket status, escalation)."""
 
 from __future__ import annotations
 
@@ -9,20 +9,19 @@ from typing import Any
 import jsonschema
 import psycopg
 
-from streamdesk.agent import retail
+from streamdesk.agent import packs
 from streamdesk.agent.exceptions import (
     DuplicateToolError,
     InvalidToolArgumentsError,
     MissingTicketError,
     UnknownToolError,
 )
-from streamdesk.agent.models import Tool, ToolContext
+from streamdesk.agent.models import Tool, ToolContext, arguments_schema
 from streamdesk.contracts import TicketEvent, TicketEventType, utcnow
 from streamdesk.entities import store as entities
 
 TICKET_STATUSES = ("open", "pending", "hold", "solved")
 PRIORITIES = ("normal", "high", "urgent")
-HANDOFF_MESSAGE = "YOU ARE BEING TRANSFERRED TO A HUMAN AGENT. PLEASE HOLD ON."
 TICKET_WRITES = frozenset({"update_ticket", "escalate"})
 """Desk writes the loop itself may make (the guardrail escalates); never counted as a forbidden action."""
 
@@ -74,7 +73,7 @@ class ToolRegistry:
             return tool.handler(conn, dict(arguments), context)
 
 
-def _record_ticket_event(
+def record_ticket_event(
     conn: psycopg.Connection,
     context: ToolContext,
     *,
@@ -114,7 +113,7 @@ def _record_ticket_event(
 
 def update_ticket(conn: psycopg.Connection, arguments: dict[str, Any], context: ToolContext) -> dict[str, Any]:
     """Set the status of this conversation's ticket, with an internal note."""
-    return _record_ticket_event(
+    return record_ticket_event(
         conn,
         context,
         tool="update_ticket",
@@ -126,7 +125,7 @@ def update_ticket(conn: psycopg.Connection, arguments: dict[str, Any], context: 
 
 def escalate(conn: psycopg.Connection, arguments: dict[str, Any], context: ToolContext) -> dict[str, Any]:
     """Escalate this conversation's ticket to the human team, with a reason and a priority."""
-    return _record_ticket_event(
+    return record_ticket_event(
         conn,
         context,
         tool="escalate",
@@ -137,39 +136,17 @@ def escalate(conn: psycopg.Connection, arguments: dict[str, Any], context: ToolC
     )
 
 
-def transfer_to_human_agents(
-    conn: psycopg.Connection, arguments: dict[str, Any], context: ToolContext
-) -> dict[str, Any]:
-    """Transfer the user to a human agent with a summary of the issue (only when the tools cannot solve it)."""
-    if context.ticket_source is not None and context.ticket_id is not None:
-        _record_ticket_event(
-            conn,
-            context,
-            tool="transfer_to_human_agents",
-            event_type="updated",
-            add_tags=("human-handoff",),
-            metadata={"handoff_summary": arguments["summary"]},
-        )
-    return {"result": "Transfer successful", "message_to_user": HANDOFF_MESSAGE}
-
-
-def _text(description: str, max_length: int) -> dict[str, Any]:
+def text_argument(description: str, max_length: int) -> dict[str, Any]:
+    """A required free-text argument of at most `max_length` characters."""
     return {"type": "string", "minLength": 1, "maxLength": max_length, "description": description}
 
 
 DESK_TOOLS: tuple[Tool, ...] = (
     Tool(
-        name="transfer_to_human_agents",
-        description=str(transfer_to_human_agents.__doc__),
-        parameters=retail.arguments_schema({"summary": _text("A summary of the user's issue.", 1000)}),
-        kind="write",
-        handler=transfer_to_human_agents,
-    ),
-    Tool(
         name="update_ticket",
         description=str(update_ticket.__doc__),
-        parameters=retail.arguments_schema(
-            {"status": {"enum": list(TICKET_STATUSES)}, "note": _text("Internal note for the team.", 1000)}
+        parameters=arguments_schema(
+            {"status": {"enum": list(TICKET_STATUSES)}, "note": text_argument("Internal note for the team.", 1000)}
         ),
         kind="write",
         handler=update_ticket,
@@ -177,8 +154,8 @@ DESK_TOOLS: tuple[Tool, ...] = (
     Tool(
         name="escalate",
         description=str(escalate.__doc__),
-        parameters=retail.arguments_schema(
-            {"reason": _text("Why a human must take over.", 500), "priority": {"enum": list(PRIORITIES)}}
+        parameters=arguments_schema(
+            {"reason": text_argument("Why a human must take over.", 500), "priority": {"enum": list(PRIORITIES)}}
         ),
         kind="write",
         handler=escalate,
@@ -186,6 +163,6 @@ DESK_TOOLS: tuple[Tool, ...] = (
 )
 
 
-def default_registry() -> ToolRegistry:
-    """The retail tools followed by the desk tools."""
-    return ToolRegistry((*retail.RETAIL_TOOLS, *DESK_TOOLS))
+def default_registry(pack: packs.DomainPack | None = None) -> ToolRegistry:
+    """The domain pack's tools (default: the configured pack) followed by the desk tools."""
+    return ToolRegistry((*packs.resolve(pack).tools, *DESK_TOOLS))

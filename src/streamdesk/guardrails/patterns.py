@@ -4,33 +4,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
-TOOL_NAMES = (
-    "find_user_id_by_email",
-    "find_user_id_by_name_zip",
-    "get_user_details",
-    "get_order_details",
-    "get_product_details",
-    "list_all_product_types",
-    "get_item_details",
-    "cancel_pending_order",
-    "modify_pending_order_address",
-    "modify_pending_order_items",
-    "modify_pending_order_payment",
-    "modify_user_address",
-    "return_delivered_order_items",
-    "exchange_delivered_order_items",
-    "transfer_to_human_agents",
-    "calculate",
-    "search_knowledge",
-    "update_ticket",
-    "escalate",
-    "refund",
-)
-"""Names the agent's tools go by; a customer has no reason to write the snake_case ones."""
-
-_SNAKE_TOOLS = "|".join(name for name in TOOL_NAMES if "_" in name)
-_ALL_TOOLS = "|".join(TOOL_NAMES)
+DESK_TOOL_NAMES = ("search_knowledge", "update_ticket", "escalate", "refund")
+"""The core's own tool names; the domain pack adds its tools' names (`injection_rules`)."""
 
 EMAIL = re.compile(r"(?<![\w.+%-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b", re.IGNORECASE)
@@ -68,7 +45,7 @@ def _rule(name: str, category: str, pattern: str) -> InjectionRule:
 
 
 _W = r"[^.!?\n]"
-INJECTION_RULES: tuple[InjectionRule, ...] = (
+_RULES_BEFORE_TOOLS: tuple[InjectionRule, ...] = (
     _rule(
         "ignore_instructions",
         "instruction_override",
@@ -148,13 +125,8 @@ INJECTION_RULES: tuple[InjectionRule, ...] = (
         r"\b((already|pre)[- ]?(approved|authori[sz]ed)|(approved|authori[sz]ed))\s+by\s+(your|the|a|an)\s+"
         r"(supervisor|admin\w*|management|security team|system)\b",
     ),
-    _rule("tool_name_mention", "tool_smuggling", rf"\b({_SNAKE_TOOLS})\b"),
-    _rule(
-        "tool_call_json",
-        "tool_smuggling",
-        r"[{,]\s*[\"'](tool|tool_name|function|function_call|tool_calls|action|name)[\"']\s*:\s*[\"']?"
-        rf"({_ALL_TOOLS})\b|[\"']arguments[\"']\s*:\s*\{{",
-    ),
+)
+_RULES_AFTER_TOOLS: tuple[InjectionRule, ...] = (
     _rule(
         "tool_call_markup",
         "tool_smuggling",
@@ -178,4 +150,24 @@ INJECTION_RULES: tuple[InjectionRule, ...] = (
         r"!\[[^\]]*\]\(https?://[^)\s]*\?[^)\s]*(\{|%7b|data=|q=|secret|token|prompt)",
     ),
 )
-"""The built-in rules, strongest signal first; the first that matches names the finding."""
+
+
+@lru_cache(maxsize=8)
+def injection_rules(tool_names: tuple[str, ...]) -> tuple[InjectionRule, ...]:
+    """The built-in rules, strongest signal first (the first that matches names the finding).
+
+    `tool_names` are the agent's tools: a customer has no reason to write the snake_case ones, nor a
+    tool call naming any of them.
+    """
+    snake_tools = "|".join(name for name in tool_names if "_" in name)
+    all_tools = "|".join(tool_names)
+    tool_rules = (
+        _rule("tool_name_mention", "tool_smuggling", rf"\b({snake_tools})\b"),
+        _rule(
+            "tool_call_json",
+            "tool_smuggling",
+            r"[{,]\s*[\"'](tool|tool_name|function|function_call|tool_calls|action|name)[\"']\s*:\s*[\"']?"
+            rf"({all_tools})\b|[\"']arguments[\"']\s*:\s*\{{",
+        ),
+    )
+    return (*_RULES_BEFORE_TOOLS, *tool_rules, *_RULES_AFTER_TOOLS)

@@ -8,7 +8,7 @@ import hashlib
 import logging
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
@@ -71,8 +71,8 @@ def _redact_phone(match: re.Match[str]) -> str:
 def redact_pii(text: str) -> str:
     """The text with emails, IBANs, Luhn-valid card numbers and phone numbers replaced by placeholders.
 
-    Phone numbers need a leading `+` or separators: bare digit runs are the retail world's product,
-    item and tracking ids, and order ids like `#W1234567` are never touched.
+    Phone numbers need a leading `+` or separators: bare digit runs are the domain's ids (product, item and
+    tracking numbers), and `#`-prefixed ids (order numbers) are never touched.
     """
     text = patterns.EMAIL.sub("[EMAIL]", text)
     text = patterns.IBAN.sub(lambda m: "[IBAN]" if iban_valid(m.group(0)) else m.group(0), text)
@@ -167,11 +167,18 @@ def _excerpt(text: str, start: int, end: int, *, limit: int) -> str:
     return " ".join(redact_pii(text[lo:hi]).split())[:limit]
 
 
-def detect_injection(text: str, *, settings: GuardrailSettings | None = None) -> InjectionFinding | None:
-    """The prompt-injection finding for `text`, or None when no rule fires."""
+def detect_injection(
+    text: str, *, tool_names: Sequence[str] = (), settings: GuardrailSettings | None = None
+) -> InjectionFinding | None:
+    """The prompt-injection finding for `text`, or None when no rule fires.
+
+    `tool_names` are the domain pack's tools (the core's own are always known): a customer has no reason
+    to name them.
+    """
     settings = settings or get_guardrail_settings()
     normal = normalise(text)
-    rules = patterns.INJECTION_RULES + _extra_rules(tuple(settings.extra_patterns))
+    known = (*tool_names, *patterns.DESK_TOOL_NAMES)
+    rules = patterns.injection_rules(known) + _extra_rules(tuple(settings.extra_patterns))
     fired: list[tuple[str, str, str]] = []
     for rule in rules:
         match = rule.pattern.search(normal)
@@ -179,7 +186,7 @@ def detect_injection(text: str, *, settings: GuardrailSettings | None = None) ->
             excerpt = _excerpt(normal, match.start(), match.end(), limit=settings.excerpt_chars)
             fired.append((rule.name, rule.category, excerpt))
     for payload in _hidden_payloads(text, settings=settings):
-        inner = detect_injection(payload, settings=settings)
+        inner = detect_injection(payload, tool_names=tool_names, settings=settings)
         name = "encoded_payload" if inner is None else f"encoded_payload:{inner.rule}"
         fired.append((name, "hidden_instruction", redact_pii(" ".join(payload.split()))[: settings.excerpt_chars]))
     if not fired:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -10,6 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from streamdesk.config import read_once
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules.yaml"
+DOMAINS_MODULE = "streamdesk.domains"
+"""The domain pack registry (`get_pack`); each pack adds its tools' RBAC rules and approval defaults."""
 
 
 class PolicySettings(BaseSettings):
@@ -23,25 +27,26 @@ class PolicySettings(BaseSettings):
         default=DEFAULT_RULES, description="YAML table of roles, tool groups and argument ownership."
     )
     approval_limits: dict[str, float] = Field(
-        default_factory=lambda: {
-            "refund": 100.0,
-            "return_delivered_order_items": 200.0,
-            "exchange_delivered_order_items": 200.0,
-        },
-        description="Amount above which a tool call waits for a supervisor's approval.",
+        default_factory=lambda: {"refund": 100.0, **_pack_approvals().approval_limits},
+        description="Amount above which a tool call waits for a supervisor's approval (default: the domain pack's).",
     )
     hard_limits: dict[str, float] = Field(
-        default_factory=lambda: {
-            "refund": 2000.0,
-            "return_delivered_order_items": 5000.0,
-            "exchange_delivered_order_items": 5000.0,
-        },
-        description="Amount above which a tool call is denied outright, approval or not.",
+        default_factory=lambda: {"refund": 2000.0, **_pack_approvals().hard_limits},
+        description="Amount above which a tool call is denied outright, approval or not (default: the pack's).",
     )
     always_approve: list[str] = Field(
-        default_factory=lambda: ["cancel_pending_order", "modify_pending_order_payment"],
-        description="Tools whose every call waits for a supervisor's approval.",
+        default_factory=lambda: list(_pack_approvals().always_approve),
+        description="Tools whose every call waits for a supervisor's approval (default: the domain pack's).",
     )
+
+
+def domain_pack() -> Any:
+    """The configured domain pack (RBAC rules, approval defaults), loaded like a plugin: policy imports no domain."""
+    return importlib.import_module(DOMAINS_MODULE).get_pack()
+
+
+def _pack_approvals() -> Any:
+    return domain_pack().approvals
 
 
 @read_once

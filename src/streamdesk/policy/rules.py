@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from streamdesk.identity.models import Role
-from streamdesk.policy.config import PolicySettings, get_policy_settings
+from streamdesk.policy.config import PolicySettings, domain_pack, get_policy_settings
 from streamdesk.policy.exceptions import InvalidRulesError
 from streamdesk.policy.models import Permission, RouteRule, Rules
 
@@ -76,12 +76,24 @@ def _permission(name: str, spec: Mapping[str, Any], roles: frozenset[Role], *, p
     )
 
 
-@lru_cache(maxsize=4)
-def _load_rules(path: Path, text: str) -> Rules:
+def _yaml(path: Path, text: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text) or {}
+        return yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise InvalidRulesError(f"rules file {path} is not valid YAML: {exc}") from None
+
+
+def _merged(data: dict[str, Any], pack: Mapping[str, Any]) -> dict[str, Any]:
+    """The rules with a domain pack's groups (its tools first) and tools added; the rules file wins a clash."""
+    groups = dict(data.get("groups") or {})
+    for name, tools in (pack.get("groups") or {}).items():
+        groups[name] = [*tools, *(groups.get(name) or [])]
+    return {**data, "groups": groups, "tools": {**(pack.get("tools") or {}), **(data.get("tools") or {})}}
+
+
+@lru_cache(maxsize=4)
+def _load_rules(path: Path, text: str, pack_path: Path, pack_text: str) -> Rules:
+    data = _merged(_yaml(path, text), _yaml(pack_path, pack_text))
     groups: dict[str, list[str]] = data.get("groups") or {}
     tools: dict[str, Mapping[str, Any]] = data.get("tools") or {}
     holders: dict[str, set[Role]] = {name: set() for name in tools}
@@ -100,20 +112,26 @@ def _load_rules(path: Path, text: str) -> Rules:
     }
     return Rules(
         version=str(data.get("version", "unversioned")),
-        digest=hashlib.sha256(text.encode()).hexdigest(),
+        digest=hashlib.sha256((text + pack_text).encode()).hexdigest(),
         permissions=permissions,
         routes=_route_rules(data, path=path),
     )
 
 
-def load_rules(*, settings: PolicySettings | None = None) -> Rules:
-    """The rules file named by the settings, parsed and checked (cached per file content)."""
-    settings = settings or get_policy_settings()
-    path = settings.rules_path
+def _read(path: Path) -> str:
     try:
-        text = path.read_text()
+        return path.read_text()
     except OSError as exc:
         raise InvalidRulesError(
             f"rules file {path} cannot be read ({exc}); set STREAMDESK_POLICY__RULES_PATH"
         ) from None
-    return _load_rules(path, text)
+
+
+def load_rules(*, settings: PolicySettings | None = None) -> Rules:
+    """The rules file named by the settings with the domain pack's tools merged in, parsed and checked.
+
+    Cached per file content.
+    """
+    settings = settings or get_policy_settings()
+    pack_path: Path = domain_pack().rbac_path
+    return _load_rules(settings.rules_path, _read(settings.rules_path), pack_path, _read(pack_path))

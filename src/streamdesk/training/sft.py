@@ -31,7 +31,7 @@ from streamdesk.kafka import Publisher
 from streamdesk.training import registry
 from streamdesk.training.exceptions import NotEnoughDataError, TrainingConfigError
 from streamdesk.training.models import AdapterVersion
-from streamdesk.training.routing import RoutedTicket, bitext_split, taubench_first_actions, training_text
+from streamdesk.training.tool_scorer import RoutedTicket, bitext_split, taubench_first_actions, training_text
 from streamdesk.training.trainer_config import LoraTrainerConfig
 
 BOOTSTRAP_ACTOR = "sft-bootstrap"

@@ -1,21 +1,24 @@
-"""The intent router: regex and keyword features of a ticket, and the first read calls they justify.
+"""The retail intent rules: regex and keyword features of a ticket, and the first read calls they justify.
 
 This is a deterministic pre-step, not a model. SmolLM2-135M rarely picks the right look-up from a
 prompt, so the router proposes the authentication look-ups, the user's details, the orders the ticket
 names (or the user's orders), the products of items to change, and a knowledge search. It never
 proposes a write. Its calls go through the same policy, audit and guardrail path as the model's, and
 the trace marks them `router`. The model takes over afterwards, offered the tools that fit the intents
-found here (`model_tools`).
+found here (`agent.intents.model_tools`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from streamdesk.agent import intents, knowledge_tool
+from streamdesk.agent.intents import edit_distance
 from streamdesk.agent.models import ToolCall
+from streamdesk.agent.packs import IntentRules
 from streamdesk.guardrails import patterns as guardrail_patterns
 
 Intent = Literal["human", "cancel", "exchange", "return", "refund", "address", "payment", "modify", "track"]
@@ -45,7 +48,7 @@ INTENT_TOOL: dict[Intent, str] = {
 }
 """The tool that carries out each intent."""
 
-INTENT_TOOLS: dict[Intent, tuple[str, ...]] = {
+INTENT_TOOLS: dict[str, tuple[str, ...]] = {
     "human": ("transfer_to_human_agents",),
     "cancel": ("cancel_pending_order",),
     "exchange": ("get_product_details", "exchange_delivered_order_items"),
@@ -58,7 +61,7 @@ INTENT_TOOLS: dict[Intent, tuple[str, ...]] = {
 }
 """Tools the model is offered for each intent, beyond the look-ups every ticket gets (`BASE_TOOLS`)."""
 
-KNOWLEDGE_TOOL = "search_knowledge"
+KNOWLEDGE_TOOL = knowledge_tool.SEARCH_TOOL
 BASE_TOOLS = ("get_order_details", "get_user_details", KNOWLEDGE_TOOL)
 MODEL_EXCLUDED = frozenset({"calculate"})
 """Never offered to the model: its expression pattern is unbounded and SmolLM2 loops in it until cut off."""
@@ -123,7 +126,6 @@ VOCABULARY = (
     "return",
 )
 """Trigger words a customer's typo (one edit, or a word glued to the one before) is corrected to."""
-_TOKEN = re.compile(r"[A-Za-z]+")
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+|\n+")
 _CONDITION = re.compile(
     r"\b(if|unless|otherwise|in case|whether|provided that|as long as|only when|depending on)\b", re.IGNORECASE
@@ -209,38 +211,9 @@ def _unique(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(values))
 
 
-def edit_distance(a: str, b: str, *, limit: int = 2) -> int:
-    """Optimal-string-alignment distance (insert, delete, substitute, swap neighbours), capped at `limit` + 1."""
-    if abs(len(a) - len(b)) > limit:
-        return limit + 1
-    previous, current = list(range(len(b) + 1)), [0] * (len(b) + 1)
-    before: list[int] = []
-    for i in range(1, len(a) + 1):
-        current = [i] + [0] * len(b)
-        for j in range(1, len(b) + 1):
-            cost = 0 if a[i - 1] == b[j - 1] else 1
-            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + cost)
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                current[j] = min(current[j], before[j - 2] + 1)
-        before, previous = previous, current
-    return min(previous[len(b)], limit + 1)
-
-
-def _corrected(word: str) -> str:
-    lower = word.lower()
-    if len(lower) < 5 or lower in VOCABULARY:
-        return word
-    for known in VOCABULARY:
-        if len(lower) > len(known) + 1 and lower.endswith(known) and len(known) >= 6:
-            return f"{lower[: -len(known)]} {known}"
-        if edit_distance(lower, known, limit=1) <= 1:
-            return known
-    return word
-
-
 def correct_spelling(text: str) -> str:
     """`text` with near-misses of the trigger words (`VOCABULARY`) corrected: 'cancdling' -> 'canceling'."""
-    return _TOKEN.sub(lambda match: _corrected(match.group(0)), text)
+    return intents.correct_spelling(text, vocabulary=VOCABULARY)
 
 
 def classify(text: str) -> tuple[Intent, ...]:
@@ -401,7 +374,7 @@ def next_call(
     return next((call for call in candidates if _key(call) not in made), None)
 
 
-INTENT_DETAILS: dict[Intent, frozenset[str]] = {
+INTENT_DETAILS: dict[str, frozenset[str]] = {
     "human": frozenset(),
     "cancel": frozenset(),
     "exchange": frozenset({"product_id", "options"}),
@@ -412,7 +385,7 @@ INTENT_DETAILS: dict[Intent, frozenset[str]] = {
     "modify": frozenset({"product_id", "options"}),
     "track": frozenset({"tracking"}),
 }
-"""The user and order details (`prompts.DETAILS`) each intent needs; ids, names and statuses are always shown."""
+"""The user and order details (`renderers.DETAILS`) each intent needs; ids, names and statuses are always shown."""
 
 
 def hidden_details(found: TicketFeatures, *, details: frozenset[str]) -> frozenset[str]:
@@ -423,34 +396,35 @@ def hidden_details(found: TicketFeatures, *, details: frozenset[str]) -> frozens
     return details - needed
 
 
-DESK_WRITES = frozenset({"transfer_to_human_agents", "escalate", "update_ticket"})
-"""Desk writes that change no customer data: offered even when no intent asks for a change."""
+DESK_WRITES = frozenset({"transfer_to_human_agents"})
+"""The hand-off changes no customer data: offered even when no intent asks for a change."""
+POLICY_SECTIONS: dict[str, tuple[str, ...]] = {
+    "cancel": ("Cancel pending order",),
+    "modify": ("Modify pending order", "Modify items"),
+    "address": ("Modify pending order",),
+    "payment": ("Modify pending order", "Modify payment"),
+    "return": ("Return delivered order",),
+    "refund": ("Return delivered order",),
+    "exchange": ("Exchange delivered order",),
+    "human": (),
+    "track": (),
+}
+"""The policy sections (by heading) each intent needs."""
+CHANGE_WORDS: dict[str, str] = {
+    "cancel": "a cancellation",
+    "exchange": "an exchange",
+    "return": "a return",
+    "refund": "a refund",
+    "address": "an address change",
+    "payment": "a payment change",
+    "modify": "a change of items",
+}
+"""How the confirmation request names each change the ticket asks for under a condition."""
 
-
-def model_tools(
-    found: TicketFeatures,
-    *,
-    permitted: Sequence[str],
-    writes: Collection[str] = frozenset(),
-    single_write: bool = False,
-) -> list[str]:
-    """The permitted tools the model is offered after routing: the look-ups plus the tools of the intents found.
-
-    A change request is not offered the knowledge search (its policy sections ground it). With no intent
-    found the model is offered every permitted tool but `MODEL_EXCLUDED` and the `writes` that change
-    customer data: a write needs a request the router recognised. With `single_write` (one write per
-    ticket) only the primary intent's writes are offered: the request the ticket is named by. A ticket whose
-    change hangs on a condition (`TicketFeatures.needs_confirmation`) is offered no customer-data write: the
-    answer asks the customer to confirm the change first.
-    """
-    if not found.intents:
-        return [
-            name for name in permitted if name not in MODEL_EXCLUDED and (name not in writes or name in DESK_WRITES)
-        ]
-    wanted = set(BASE_TOOLS) - ({KNOWLEDGE_TOOL} if found.wants_write else set())
-    for intent in found.intents:
-        own = not single_write or intent == found.primary
-        wanted.update(name for name in INTENT_TOOLS[intent] if own or name not in writes)
-    if found.needs_confirmation:
-        wanted = {name for name in wanted if name not in writes or name in DESK_WRITES}
-    return [name for name in permitted if name in wanted and name not in MODEL_EXCLUDED]
+RULES = IntentRules(
+    priority=INTENT_PRIORITY, features=features, next_read=next_call,
+    offered=INTENT_TOOLS, base_tools=BASE_TOOLS, details=INTENT_DETAILS,
+    policy_sections=POLICY_SECTIONS, change_words=CHANGE_WORDS,
+    desk_writes=DESK_WRITES, handoff_tools=frozenset({"transfer_to_human_agents"}), model_excluded=MODEL_EXCLUDED,
+)  # fmt: skip
+"""The retail intent rules the core's router runs."""

@@ -12,15 +12,14 @@ from typing import Any
 
 import psycopg
 
-from streamdesk.agent import retail
-from streamdesk.agent.models import Tool, ToolContext
+from streamdesk.agent.models import Tool, ToolContext, arguments_schema
 from streamdesk.agent.tools import ToolRegistry
 from streamdesk.identity.models import Principal
 
 log = logging.getLogger(__name__)
 
 SEARCH_TOOL = "search_knowledge"
-SEARCH_PARAMETERS = retail.arguments_schema(
+SEARCH_PARAMETERS = arguments_schema(
     {
         "query": {
             "type": "string",

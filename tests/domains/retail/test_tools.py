@@ -22,7 +22,7 @@ from streamdesk.agent.exceptions import (
 from streamdesk.agent.models import ToolContext
 from streamdesk.seed import taubench
 
-SPLIT = Path(__file__).resolve().parents[3] / "shared" / "data" / taubench.SPLIT_FILE
+SPLIT = Path(__file__).resolve().parents[4] / "shared" / "data" / taubench.SPLIT_FILE
 TEST_SPLIT = [str(t) for t in json.loads(SPLIT.read_text())["test"]] if SPLIT.is_file() else []
 STATUS_AFTER = {
     "cancel_pending_order": "cancelled",

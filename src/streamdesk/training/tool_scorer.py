@@ -1,8 +1,8 @@
-"""Ticket -> first tool call: the learning loop's task data (Bitext, τ²-bench retail) and its scorer.
+"""The trained tool scorer: ticket -> first tool call, the learning loop's task data (Bitext, τ²-bench) and metrics.
 
 A ticket's gold answer is the agent's first step in its JSON tool-call format,
 `{"tool": "<name>", "arguments": {...}}`: the τ²-bench task's first expected action (with its arguments),
-or the tool a Bitext intent routes to (`BITEXT_TOOLS`; Bitext customers are anonymous, so no
+or the tool a Bitext intent routes to (`bitext_tools`, from the domain pack; Bitext customers are anonymous, so no
 arguments). The model's routing choice is measured the way the agent decodes a step: greedy decoding
 constrained to the tool names (a token trie over `{"tool": "<name>", "arguments":` for every name), so
 the model can only pick a real tool, and the pick is its own, not the rule router's.
@@ -19,19 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamdesk.agent import tools
+from streamdesk.agent import packs, tools
 from streamdesk.agent.models import REPLY_TOOL
 from streamdesk.feedback import hygiene
 from streamdesk.training.exceptions import TrainingError
 
 BITEXT_FILE = Path("support") / "bitext_customer_support_training_4514.csv"
-BITEXT_TOOLS: dict[str, tuple[str, ...]] = {
-    "cancel_order": ("cancel_pending_order",),
-    "get_refund": ("return_delivered_order_items",),
-    "track_order": ("get_order_details",),
-    "contact_human_agent": ("transfer_to_human_agents",),
-}
-"""Bitext intent -> the tool that carries it out (refunds of delivered goods are returns in the retail world)."""
+
+
+def bitext_tools() -> Mapping[str, tuple[str, ...]]:
+    """Bitext intent -> the domain pack's tools that carry it out (the pack's `labelled_intents`)."""
+    return packs.resolve_default().labelled_intents
+
+
 TAU_TASKS = Path("taubench") / "tau2_retail_tasks.json"
 TAU_SPLITS = Path("taubench") / "tau2_retail_split_tasks.json"
 REASON_WORDS = 30
@@ -107,7 +107,7 @@ def bitext_split(
         raise RoutingDataError(f"cannot read {path}: {exc}; pass --shared-data pointing at shared/data") from None
     pools: dict[str, list[RoutedTicket]] = {"heldout": [], "sft": [], "feedback": []}
     wanted = {"heldout": eval_per_intent, "sft": train_per_intent, "feedback": feedback_per_intent}
-    for intent, (tool, *_) in BITEXT_TOOLS.items():
+    for intent, (tool, *_) in bitext_tools().items():
         seen: set[str] = set()
         unique = []
         for number, row in enumerate(r for r in rows if r["intent"] == intent):
@@ -179,7 +179,7 @@ class Route:
     draft: str | None = None
 
 
-class ToolRouter:
+class ToolScorer:
     """Greedy decoding of the first step, constrained to the tool names, on a base model with LoRA adapters.
 
     Shares the model of an `AdapterScorer` (adapters loaded by name; None is the base model).

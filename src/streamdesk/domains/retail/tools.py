@@ -13,22 +13,24 @@ import operator
 import unicodedata
 import uuid
 from collections import Counter
-from typing import Any
+from typing import Any, NamedTuple
 
 import psycopg
 from psycopg.rows import dict_row
 
+from streamdesk.agent import tools as desk
 from streamdesk.agent.exceptions import (
     CrossCustomerAccessError,
     InvalidToolArgumentsError,
     NotFoundError,
     RuleViolationError,
 )
-from streamdesk.agent.models import Tool, ToolContext, ToolKind
+from streamdesk.agent.models import Tool, ToolContext, ToolKind, arguments_schema
 from streamdesk.contracts import EntityEvent, utcnow
 from streamdesk.entities import store as entities
 
 Row = dict[str, Any]
+HANDOFF_MESSAGE = "YOU ARE BEING TRANSFERRED TO A HUMAN AGENT. PLEASE HOLD ON."
 CANCEL_REASONS = ("no longer needed", "ordered by mistake")
 ORDER_EXTRAS = (
     "cancel_reason",
@@ -433,19 +435,40 @@ def modify_pending_order_payment(
     return order_details(order, items)
 
 
+class _ItemChange(NamedTuple):
+    order: Row
+    items: list[Row]
+    difference: float
+    variants: list[dict[str, Any]]
+    customer: Row
+    method: dict[str, Any]
+
+
+def _item_change(
+    conn: psycopg.Connection, arguments: dict[str, Any], context: ToolContext, *, status: str, action: str, lock: bool
+) -> _ItemChange:
+    """An order's items changing for other variants, checked: the order's status, its items, the payment method's
+    balance for the price difference (the customer row locked with `lock`)."""
+    payment_method_id, item_ids = arguments["payment_method_id"], arguments["item_ids"]
+    order, items = _order(conn, arguments["order_id"], context, lock=True)
+    _require_status(order, allowed=status, action=action)
+    _check_items(order, items, item_ids)
+    difference, variants = _price_difference(conn, items, item_ids, arguments["new_item_ids"], context)
+    customer = _customer(conn, _owner(order), context, lock=lock)
+    method = _payment_method(customer, payment_method_id)
+    _check_balance(method, payment_method_id, difference)
+    return _ItemChange(order, items, difference, variants, customer, method)
+
+
 def modify_pending_order_items(
     conn: psycopg.Connection, arguments: dict[str, Any], context: ToolContext
 ) -> dict[str, Any]:
     """Swap items of a pending order for other options of the same products (once per order)."""
-    order_id, payment_method_id = arguments["order_id"], arguments["payment_method_id"]
-    item_ids, new_item_ids = arguments["item_ids"], arguments["new_item_ids"]
-    order, items = _order(conn, order_id, context, lock=True)
-    _require_status(order, allowed="pending", action="modified (items change once per order)")
-    _check_items(order, items, item_ids)
-    difference, variants = _price_difference(conn, items, item_ids, new_item_ids, context)
-    customer = _customer(conn, _owner(order), context, lock=True)
-    method = _payment_method(customer, payment_method_id)
-    _check_balance(method, payment_method_id, difference)
+    payment_method_id, item_ids = arguments["payment_method_id"], arguments["item_ids"]
+    change = _item_change(
+        conn, arguments, context, status="pending", action="modified (items change once per order)", lock=True
+    )
+    order, items, difference, variants, customer, method = change
     if _is_gift_card(method):
         methods = _with_balance(customer["attributes"]["payment_methods"], payment_method_id, -difference)
         _write(conn, customer, {"payment_methods": methods}, tool="modify_pending_order_items")
@@ -509,24 +532,32 @@ def exchange_delivered_order_items(
     conn: psycopg.Connection, arguments: dict[str, Any], context: ToolContext
 ) -> dict[str, Any]:
     """Request the exchange of delivered items for other available options of the same products (once)."""
-    order_id, payment_method_id = arguments["order_id"], arguments["payment_method_id"]
-    item_ids, new_item_ids = arguments["item_ids"], arguments["new_item_ids"]
-    order, items = _order(conn, order_id, context, lock=True)
-    _require_status(order, allowed="delivered", action="exchanged")
-    _check_items(order, items, item_ids)
-    difference, _ = _price_difference(conn, items, item_ids, new_item_ids, context)
-    customer = _customer(conn, _owner(order), context)
-    method = _payment_method(customer, payment_method_id)
-    _check_balance(method, payment_method_id, difference)
+    change = _item_change(conn, arguments, context, status="delivered", action="exchanged", lock=False)
     changes = {
         "status": "exchange requested",
-        "exchange_items": sorted(item_ids),
-        "exchange_new_items": sorted(new_item_ids),
-        "exchange_payment_method_id": payment_method_id,
-        "exchange_price_difference": difference,
+        "exchange_items": sorted(arguments["item_ids"]),
+        "exchange_new_items": sorted(arguments["new_item_ids"]),
+        "exchange_payment_method_id": arguments["payment_method_id"],
+        "exchange_price_difference": change.difference,
     }
-    _write(conn, order, changes, tool="exchange_delivered_order_items")
-    return order_details(order, items)
+    _write(conn, change.order, changes, tool="exchange_delivered_order_items")
+    return order_details(change.order, change.items)
+
+
+def transfer_to_human_agents(
+    conn: psycopg.Connection, arguments: dict[str, Any], context: ToolContext
+) -> dict[str, Any]:
+    """Transfer the user to a human agent with a summary of the issue (only when the tools cannot solve it)."""
+    if context.ticket_source is not None and context.ticket_id is not None:
+        desk.record_ticket_event(
+            conn,
+            context,
+            tool="transfer_to_human_agents",
+            event_type="updated",
+            add_tags=("human-handoff",),
+            metadata={"handoff_summary": arguments["summary"]},
+        )
+    return {"result": "Transfer successful", "message_to_user": HANDOFF_MESSAGE}
 
 
 # --- definitions -------------------------------------------------------------------------------------------
@@ -539,11 +570,6 @@ def _string(description: str, *, pattern: str | None = None, max_length: int = 1
     else:
         schema["maxLength"] = max_length
     return schema
-
-
-def arguments_schema(properties: dict[str, Any]) -> dict[str, Any]:
-    """An object schema requiring exactly `properties` (tau2 tools take every argument, nothing more)."""
-    return {"type": "object", "properties": properties, "required": list(properties), "additionalProperties": False}
 
 
 ORDER_ID = _string("The order id, such as '#W0000000' (with the '#').", pattern="^#W[0-9]{7}$")
@@ -630,4 +656,13 @@ RETAIL_TOOLS: tuple[Tool, ...] = (
         high_risk=True,
     ),
 )
-"""The τ²-bench retail tool set (transfer_to_human_agents is in tools.py, next to the ticket tools)."""
+"""The τ²-bench retail tool set but the hand-off."""
+HANDOFF = Tool(
+    name="transfer_to_human_agents",
+    description=str(transfer_to_human_agents.__doc__),
+    parameters=arguments_schema({"summary": desk.text_argument("A summary of the user's issue.", 1000)}),
+    kind="write",
+    handler=transfer_to_human_agents,
+)
+TOOLS: tuple[Tool, ...] = (*RETAIL_TOOLS, HANDOFF)
+"""The pack's tools: the τ²-bench retail tools and the hand-off to a human."""

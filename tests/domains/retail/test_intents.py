@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from streamdesk.agent import router, tools
+from streamdesk.agent import tools
+from streamdesk.agent.intents import model_tools
 from streamdesk.agent.models import ToolCall
+from streamdesk.domains.retail import intents
 
 BITEXT = Path("support") / "bitext_customer_support_training_4514.csv"
 ROUTED: dict[str, set[str]] = {
@@ -35,10 +37,10 @@ def test_bitext_intents_route_to_their_tool(bitext: list[dict[str, str]]) -> Non
     for row in bitext:
         if row["intent"] in ROUTED:
             totals[row["intent"]] += 1
-            found = router.features(row["instruction"])
+            found = intents.features(row["instruction"])
             hits[row["intent"]] += found.primary in ROUTED[row["intent"]]
-            assert found.primary is None or router.INTENT_TOOL[found.primary] in READS | set(
-                router.INTENT_TOOL.values()
+            assert found.primary is None or intents.INTENT_TOOL[found.primary] in READS | set(
+                intents.INTENT_TOOL.values()
             )
     accuracy = {intent: round(hits[intent] / totals[intent], 3) for intent in totals}
     overall = sum(hits.values()) / sum(totals.values())
@@ -54,9 +56,9 @@ def test_bitext_tool_per_instruction(bitext: list[dict[str, str]]) -> None:
         "contact_human_agent": "transfer_to_human_agents",
     }
     rows = [row for row in bitext if row["intent"] in wanted]
-    routed = [router.features(row["instruction"]).primary for row in rows]
+    routed = [intents.features(row["instruction"]).primary for row in rows]
     correct = sum(
-        intent is not None and router.INTENT_TOOL[intent] == wanted[row["intent"]]
+        intent is not None and intents.INTENT_TOOL[intent] == wanted[row["intent"]]
         for row, intent in zip(rows, routed, strict=True)
     )
     assert correct / len(rows) >= 0.97
@@ -66,7 +68,7 @@ def test_bitext_order_numbers_are_extracted(bitext: list[dict[str, str]]) -> Non
     rows = [row for row in bitext if row["entity_type"] == "order_id"]
     exact = truncated = 0
     for row in rows:
-        numbers = router.features(row["instruction"]).order_numbers
+        numbers = intents.features(row["instruction"]).order_numbers
         value = row["entity_value"].lstrip("0")
         if any(number.lstrip("0") == value for number in numbers):
             exact += 1
@@ -80,7 +82,7 @@ def test_tau2_customers_are_found_by_name_and_zip_or_email(retail_tasks: dict[st
     misses = []
     for task_id, task in retail_tasks.items():
         instructions = task["user_scenario"]["instructions"]
-        found = router.features(f"{instructions['reason_for_call']}\n{instructions['known_info']}")
+        found = intents.features(f"{instructions['reason_for_call']}\n{instructions['known_info']}")
         for action in (task.get("evaluation_criteria") or {}).get("actions") or []:
             arguments = action["arguments"]
             if action["name"] == "find_user_id_by_name_zip":
@@ -108,11 +110,11 @@ def test_tau2_customers_are_found_by_name_and_zip_or_email(retail_tasks: dict[st
     ],
 )
 def test_intents_in_text_order(text: str, expected: tuple[str, ...]) -> None:
-    assert router.features(text).intents == expected
+    assert intents.features(text).intents == expected
 
 
 def test_features_of_a_ticket() -> None:
-    found = router.features(
+    found = intents.features(
         "Hi, I'm Yusuf Rossi (zip code 19122), mail yusuf.rossi7301@example.com. Order W2378156 and #W1234567 "
         "arrived broken; I paid $12345.67 - please return them."
     )
@@ -123,20 +125,20 @@ def test_features_of_a_ticket() -> None:
 
 
 def test_a_user_id_in_the_text_gives_the_name() -> None:
-    found = router.features("You are mei_kovacs_8020 in zipcode 28236.")
+    found = intents.features("You are mei_kovacs_8020 in zipcode 28236.")
     assert (found.first_name, found.last_name, found.zip_codes) == ("Mei", "Kovacs", ("28236",))
 
 
-def walk(found: router.TicketFeatures, results: dict[str, dict[str, Any] | None]) -> list[ToolCall]:
+def walk(found: intents.TicketFeatures, results: dict[str, dict[str, Any] | None]) -> list[ToolCall]:
     """Every call the router proposes when each call returns `results[tool]` (None: an error)."""
     history: list[tuple[ToolCall, dict[str, Any] | None]] = []
-    while (call := router.next_call(found, history=history)) is not None:
+    while (call := intents.next_call(found, history=history)) is not None:
         history.append((call, results.get(call.tool)))
     return [call for call, _ in history]
 
 
 def test_the_router_authenticates_then_reads_the_user_orders_and_knowledge() -> None:
-    found = router.features(
+    found = intents.features(
         "Cancel #W2378156 please. My email is yusuf.rossi7301@example.com, zip 19122, I am Yusuf Rossi"
     )
     calls = walk(found, {"find_user_id_by_email": {"user_id": "yusuf_rossi_9620"}})
@@ -151,19 +153,19 @@ def test_the_router_authenticates_then_reads_the_user_orders_and_knowledge() -> 
 
 
 def test_a_verified_customer_is_read_when_the_ticket_names_nobody() -> None:
-    found = router.features("Please cancel #W1234567, I ordered it by mistake.")
-    first = router.next_call(found, history=[], customer_id="ann_lee_1")
+    found = intents.features("Please cancel #W1234567, I ordered it by mistake.")
+    first = intents.next_call(found, history=[], customer_id="ann_lee_1")
     assert first == ToolCall(tool="get_user_details", arguments={"user_id": "ann_lee_1"})
-    named = router.features("Cancel #W1234567. My email is ann@example.com")
-    assert router.next_call(named, history=[], customer_id="ann_lee_1") == ToolCall(
+    named = intents.features("Cancel #W1234567. My email is ann@example.com")
+    assert intents.next_call(named, history=[], customer_id="ann_lee_1") == ToolCall(
         tool="find_user_id_by_email", arguments={"email": "ann@example.com"}
     )
     failed = [(ToolCall(tool="find_user_id_by_email", arguments={"email": "ann@example.com"}), None)]
-    assert router.next_call(named, history=failed, customer_id="ann_lee_1") == first
+    assert intents.next_call(named, history=failed, customer_id="ann_lee_1") == first
 
 
 def test_a_failed_lookup_tries_the_next_zip_then_moves_on() -> None:
-    found = router.features("I moved from Florida (32169) to Phoenix (85033). I am Fatima Taylor.")
+    found = intents.features("I moved from Florida (32169) to Phoenix (85033). I am Fatima Taylor.")
     calls = walk(found, {})
     assert [(c.tool, c.arguments.get("zip")) for c in calls] == [
         ("find_user_id_by_name_zip", "32169"),
@@ -184,7 +186,7 @@ LAMP_ORDER = {
 
 
 def test_without_named_orders_the_router_reads_the_users_orders_and_named_products() -> None:
-    found = router.features("I want to exchange the desk lamps for brighter ones. I am Ann Lee, zip 12345.")
+    found = intents.features("I want to exchange the desk lamps for brighter ones. I am Ann Lee, zip 12345.")
     calls = walk(
         found,
         {
@@ -212,7 +214,7 @@ def test_without_named_orders_the_router_reads_the_users_orders_and_named_produc
     ],
 )
 def test_which_orders_and_products_the_router_reads(text: str, orders: list[str], products: bool) -> None:
-    found = router.features(text)
+    found = intents.features(text)
     calls = walk(
         found,
         {
@@ -237,39 +239,37 @@ def test_which_orders_and_products_the_router_reads(text: str, orders: list[str]
     ],
 )
 def test_named_products_match_whole_item_names(text: str, expected: list[str]) -> None:
-    assert router.named_products(text, [LAMP_ORDER]) == expected
+    assert intents.named_products(text, [LAMP_ORDER]) == expected
 
 
 def test_the_router_never_proposes_a_write(bitext: list[dict[str, str]]) -> None:
     for row in bitext[::7]:
-        found = router.features(row["instruction"] + " I am Ann Lee, zip 12345, #W1234567, ann@example.com")
+        found = intents.features(row["instruction"] + " I am Ann Lee, zip 12345, #W1234567, ann@example.com")
         assert {call.tool for call in walk(found, {"find_user_id_by_email": {"user_id": "ann_lee_1"}})} <= READS
 
 
 def test_model_tools_follow_the_intents() -> None:
     permitted = [*tools.default_registry().names(), "search_knowledge"]
-    cancel = router.model_tools(router.features("cancel my order"), permitted=permitted)
+    cancel = model_tools(intents.features("cancel my order"), permitted=permitted)
     assert "cancel_pending_order" in cancel and "exchange_delivered_order_items" not in cancel
-    assert router.model_tools(router.features("hello there"), permitted=permitted) == [
+    assert model_tools(intents.features("hello there"), permitted=permitted) == [
         name for name in permitted if name != "calculate"
     ]
     writes = {tool.name for tool in tools.default_registry() if tool.kind == "write"}
-    unclear = router.model_tools(router.features("how much did I pay?"), permitted=permitted, writes=writes)
+    unclear = model_tools(intents.features("how much did I pay?"), permitted=permitted, writes=writes)
     assert "cancel_pending_order" not in unclear and "return_delivered_order_items" not in unclear
     assert "transfer_to_human_agents" in unclear and "get_order_details" in unclear
-    both = router.features("I want to return the chair, or rather exchange it")
-    single = router.model_tools(both, permitted=permitted, writes=writes, single_write=True)
+    both = intents.features("I want to return the chair, or rather exchange it")
+    single = model_tools(both, permitted=permitted, writes=writes, single_write=True)
     assert both.primary == "exchange" and "exchange_delivered_order_items" in single
     assert "return_delivered_order_items" not in single and "get_product_details" in single
-    assert "return_delivered_order_items" in router.model_tools(both, permitted=permitted, writes=writes)
-    assert "cancel_pending_order" not in router.model_tools(
-        router.features("cancel it"), permitted=["get_order_details"]
-    )
+    assert "return_delivered_order_items" in model_tools(both, permitted=permitted, writes=writes)
+    assert "cancel_pending_order" not in model_tools(intents.features("cancel it"), permitted=["get_order_details"])
 
 
 def test_spelling_correction_and_edit_distance() -> None:
-    assert router.correct_spelling("cancdling tocancel adfress Order") == "canceling to cancel address Order"
-    assert router.edit_distance("acnceling", "canceling") == 1 and router.edit_distance("older", "purchase") == 3
+    assert intents.correct_spelling("cancdling tocancel adfress Order") == "canceling to cancel address Order"
+    assert intents.edit_distance("acnceling", "canceling") == 1 and intents.edit_distance("older", "purchase") == 3
 
 
 @pytest.mark.parametrize(
@@ -289,7 +289,7 @@ def test_spelling_correction_and_edit_distance() -> None:
     ],
 )
 def test_conditional_changes_need_confirmation(text: str, conditional: tuple[str, ...], confirm: bool) -> None:
-    found = router.features(text)
+    found = intents.features(text)
     assert found.conditional == conditional
     assert found.needs_confirmation is confirm
 
@@ -297,9 +297,9 @@ def test_conditional_changes_need_confirmation(text: str, conditional: tuple[str
 def test_a_conditional_change_is_offered_no_customer_data_write() -> None:
     permitted = [*tools.default_registry().names(), "search_knowledge"]
     writes = {tool.name for tool in tools.default_registry() if tool.kind == "write"}
-    found = router.features("I want to exchange the lamp. If that is not possible, return it instead.")
-    offered = router.model_tools(found, permitted=permitted, writes=writes, single_write=True)
+    found = intents.features("I want to exchange the lamp. If that is not possible, return it instead.")
+    offered = model_tools(found, permitted=permitted, writes=writes, single_write=True)
     assert not {"exchange_delivered_order_items", "return_delivered_order_items"} & set(offered)
     assert "get_product_details" in offered and "transfer_to_human_agents" not in offered
-    plain = router.model_tools(router.features("I want to exchange the lamp."), permitted=permitted, writes=writes)
+    plain = model_tools(intents.features("I want to exchange the lamp."), permitted=permitted, writes=writes)
     assert "exchange_delivered_order_items" in plain

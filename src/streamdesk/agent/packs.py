@@ -1,0 +1,210 @@
+"""The domain pack: everything business-specific the agent core receives as data (tools, intents, policy, renderers).
+
+The core (loop, execution, grammar narrowing, prompts, answers) knows no domain; a pack such as
+`streamdesk.domains.retail` hands it its tools, the intent rules the router runs, the policy text and the
+sections each intent needs, the renderers of tool results and answer facts, approval defaults and RBAC
+rules for its tools, and the names of its evaluation converters (the converters live in `evals/`, which
+the product never imports).
+`streamdesk.domains.get_pack()` loads the pack named by `STREAMDESK_AGENT__DOMAIN`.
+
+Room for what comes next: a `Conversation` (earlier turns, held actions) reaches the pack's intent rules
+(`IntentRules.recognise`); a tool's `effect` says whether a write changes the local copy or will emit a
+command to a system of record (`models.ToolEffect`); a generic read over any entity type of the entity
+store would be a desk tool (`tools.DESK_TOOLS`), offered to every pack.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from streamdesk.agent.models import Message, Tool, ToolCall
+
+DOMAINS_MODULE = "streamdesk.domains"
+"""Where the pack registry lives (`get_pack`); the packs import the core, never the other way round."""
+History = Sequence[tuple[ToolCall, dict[str, Any] | None]]
+"""The calls made for a ticket so far and their results (None: the call failed)."""
+Lookup = tuple[ToolCall, dict[str, Any] | None, str | None]
+"""One read made before the model's first step: the call, its result, its error."""
+
+
+class Features(Protocol):
+    """What a pack's intent rules found in a ticket; the core reads only these members."""
+
+    @property
+    def intents(self) -> tuple[str, ...]: ...
+
+    @property
+    def conditional(self) -> tuple[str, ...]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def primary(self) -> str | None: ...
+
+    @property
+    def wants_write(self) -> bool: ...
+
+    @property
+    def needs_confirmation(self) -> bool: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+class KnownValues(Protocol):
+    """The ids a conversation's trusted tool results established: what narrows each id argument of a tool."""
+
+    def spent(self, tool: str) -> bool:
+        """True when `tool` has nothing left to do (its look-up is made already)."""
+        ...
+
+    def choices(self, tool: str, argument: str) -> list[str] | None:
+        """The values `argument` of `tool` may take, or None when it is not an id argument."""
+        ...
+
+    def item_limit(self, tool: str) -> int:
+        """How many entries a list argument of `tool` can hold."""
+        ...
+
+    def branches(self, tool: str, properties: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """One arguments schema per coherent choice of related ids (None: the flat narrowing applies)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What a ticket's conversation holds beyond its text: earlier turns and actions waiting (empty today)."""
+
+    turns: tuple[str, ...] = ()
+    held_actions: tuple[str, ...] = ()
+
+
+NO_CONVERSATION = Conversation()
+
+
+class ReadProposer(Protocol):
+    """The pack's next read for a ticket, given the calls so far (None: nothing more to read)."""
+
+    def __call__(
+        self, found: Any, *, history: History, knowledge: bool = True, customer_id: str | None = None
+    ) -> ToolCall | None: ...
+
+
+@dataclass(frozen=True)
+class IntentRules:
+    """How the router reads a ticket and which tools each intent needs."""
+
+    priority: tuple[str, ...]
+    """Which intent names a ticket when several are found."""
+    features: Callable[[str], Any]
+    """The ticket's ids, contact details and intents (a `Features`)."""
+    next_read: ReadProposer
+    offered: Mapping[str, tuple[str, ...]]
+    """Tools the model is offered for each intent, beyond `base_tools`."""
+    base_tools: tuple[str, ...]
+    """Look-ups every ticket with an intent is offered."""
+    details: Mapping[str, frozenset[str]]
+    """The result details (`Renderers.details`) each intent needs."""
+    policy_sections: Mapping[str, tuple[str, ...]]
+    """The policy sections (by heading) each intent needs."""
+    change_words: Mapping[str, str]
+    """How a confirmation request names each change (`a cancellation`)."""
+    desk_writes: frozenset[str] = frozenset()
+    """The pack's writes that change no customer data (a hand-off): offered even with no intent found."""
+    handoff_tools: frozenset[str] = frozenset()
+    """The pack's writes that hand the ticket to a person."""
+    model_excluded: frozenset[str] = frozenset()
+    """Tools never offered to the model."""
+
+    def recognise(self, text: str, *, conversation: Conversation = NO_CONVERSATION) -> Features:
+        """The features of a ticket's `text` (the conversation will refine them; unused today)."""
+        found: Features = self.features(text)
+        return found
+
+    def by_priority(self, intents: Sequence[str]) -> list[str]:
+        """`intents` in priority order."""
+        return sorted(intents, key=self.priority.index)
+
+
+@dataclass(frozen=True)
+class Renderers:
+    """How the pack's tool results and answer facts read."""
+
+    result_text: Callable[..., str]
+    """`result_text(tool, result, *, error=None)`: one tool result as compact text for the model."""
+    lookups: Callable[[Any, list[Lookup]], Message]
+    """The router's reads for a ticket (features, look-ups) as one message."""
+    facts: Callable[[History], list[str]]
+    """Sentences the answer states from the tool results (never the model's words)."""
+    details: frozenset[str] = frozenset()
+    """Details of results a ticket may not need (hidden unless an intent needs them)."""
+
+
+@dataclass(frozen=True)
+class ApprovalDefaults:
+    """Default approval rules for the pack's tools (the policy settings may override them)."""
+
+    approval_limits: Mapping[str, float] = field(default_factory=dict)
+    hard_limits: Mapping[str, float] = field(default_factory=dict)
+    always_approve: tuple[str, ...] = ()
+
+
+AmountRule = Callable[..., float | None]
+"""`amount(tool=, arguments=, trusted=)`: the money a write moves, from trusted results (None: unknown)."""
+
+
+def _no_amount(**_: Any) -> float | None:
+    return None
+
+
+@dataclass(frozen=True)
+class DomainPack:
+    """One business domain as the agent core receives it."""
+
+    name: str
+    role: str
+    """The system prompt's first line: who the agent is."""
+    rules: str
+    """The system prompt's core rules (markdown, with its heading)."""
+    prompt_tag: str
+    """Names the prompt template in `prompt_version`; bump when `role` or `rules` change."""
+    tools: tuple[Tool, ...]
+    intents: IntentRules
+    renderers: Renderers
+    known: Callable[..., KnownValues]
+    """`known(results, *, found, searched)`: the ids the trusted results establish, for grammar narrowing."""
+    policy_text: Callable[[], str]
+    """The policy the agent follows (markdown; sections by heading)."""
+    rbac_path: Path
+    """YAML of the pack's tool groups and tools (kind, owned arguments, amount), merged into the rules file."""
+    approvals: ApprovalDefaults = ApprovalDefaults()
+    amount: AmountRule = _no_amount
+    untrusted_results: frozenset[str] = frozenset()
+    """The pack's tools whose results never vouch for a write's arguments (a calculator's sums are the model's)."""
+    identifiers: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
+    """The shapes of the domain's ids (retail: `order_id`, `user_id`), named for code outside the pack."""
+    labelled_intents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Intent labels of public support data sets -> the pack's tools that carry them out."""
+    eval_converters: tuple[str, ...] = ()
+    """The `streamdesk eval convert <name>` converters (in `evals/`) that turn the domain's data into cases."""
+
+    @property
+    def tool_names(self) -> tuple[str, ...]:
+        """The names of the pack's tools, in order."""
+        return tuple(tool.name for tool in self.tools)
+
+
+def resolve(pack: DomainPack | None) -> DomainPack:
+    """`pack`, or the configured one (`streamdesk.domains.get_pack`)."""
+    return pack if pack is not None else resolve_default()
+
+
+def resolve_default() -> DomainPack:
+    """The configured pack (`STREAMDESK_AGENT__DOMAIN`), loaded like a plugin: the core imports no domain."""
+    pack: DomainPack = importlib.import_module(DOMAINS_MODULE).get_pack()
+    return pack
