@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from confluent_kafka import KafkaException
 
 from streamdesk.audit import publisher, service
@@ -64,6 +65,16 @@ class AuditRelay(OutboxRelay):
                     f"could not read the last record on the {publisher.AUDIT_TOPIC!r} topic: {exc}"
                 ) from exc
         return self.after_seq
+
+    def close(self) -> None:
+        """Hand the publishing turn over at once (not when the server notices the closed session), then close."""
+        if self.leading and self._conn is not None and not self._conn.closed:
+            try:
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (RELAY_LOCK,))
+            except psycopg.Error as exc:  # the session's end releases it anyway
+                log.warning("audit relay could not release its lock before closing: %s", exc)
+        self.leading = False
+        super().close()
 
     def relay_once(self) -> int:
         """Publish the next batch of records and wait for the broker; return how many (0 while another relay leads)."""

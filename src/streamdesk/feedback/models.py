@@ -39,7 +39,10 @@ class FeedbackEvent(Record):
                 f"feedback {self.event_id!r} of kind {self.kind!r} has rating {self.rating!r}; "
                 "send a rating 1-5 with kind 'csat' and none otherwise"
             )
-        if (self.kind == "edited") != bool(self.edited_text and self.edited_text.strip()):
+        edited = self.kind == "edited"
+        if edited != bool(self.edited_text and self.edited_text.strip()) or (
+            not edited and self.edited_text is not None
+        ):
             raise InvalidFeedbackError(
                 f"feedback {self.event_id!r} of kind {self.kind!r} has edited_text {self.edited_text!r:.40}; "
                 "send the edited text with kind 'edited' and none otherwise"
