@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -142,10 +142,4 @@ class VerifyReport:
 
     def to_json(self) -> dict[str, Any]:
         """The report as a JSON object."""
-        return {
-            "ok": self.ok,
-            "checked": self.checked,
-            "checkpoints": self.checkpoints,
-            "first_broken_seq": self.first_broken_seq,
-            "reason": self.reason,
-        }
+        return asdict(self)

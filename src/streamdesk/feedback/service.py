@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -85,13 +85,7 @@ class RelabelStats:
 
     def to_json(self) -> dict[str, int]:
         """The stats as a JSON object."""
-        return {
-            "answers": self.answers,
-            "missing_answers": self.missing_answers,
-            "examples": self.examples,
-            "inserted": self.inserted,
-            "updated": self.updated,
-        }
+        return asdict(self)
 
 
 def redacted(event: FeedbackEvent) -> FeedbackEvent:

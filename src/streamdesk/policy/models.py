@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
@@ -82,15 +82,8 @@ class Decision:
         return self.allowed and not self.requires_approval
 
     def to_json(self) -> dict[str, Any]:
-        """The decision as a JSON object."""
-        return {
-            "allowed": self.allowed,
-            "reason": self.reason,
-            "requires_approval": self.requires_approval,
-            "rule": self.rule,
-            "policy_version": self.policy_version,
-            "outcome": self.outcome,
-        }
+        """The decision as a JSON object, with its `outcome`."""
+        return asdict(self) | {"outcome": self.outcome}
 
 
 class PendingAction(BaseModel):

@@ -15,7 +15,6 @@ from rich.table import Table
 from streamdesk import db
 from streamdesk.cli import output
 from streamdesk.config import REPO_ROOT, get_settings
-from streamdesk.exceptions import StreamdeskError
 from streamdesk.feedback import service as feedback
 from streamdesk.identity import service as identity
 from streamdesk.kafka import Publisher
@@ -78,19 +77,17 @@ def promote(
     version: str, operator_id: OperatorOpt, reason: ReasonOpt = "promoted by hand", as_json: output.JsonOpt = False
 ) -> None:
     """Serve adapter VERSION now (the serving one is retired); audited and announced on the `model` topic."""
-    try:
+    with output.refusals():
         actor = _operator(operator_id)
         with db.connect(autocommit=True) as conn:
             event = registry.promote(
                 conn, version=version, actor=actor, actor_kind="user", reason=reason, publisher=_publisher()
             )
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
-    if as_json:
-        output.print_json(event.model_dump(mode="json"))
-        return
-    console.print(f"{event.version} now serves {event.base_model} (was {event.previous or 'base model'})")
+    output.announce(
+        event.model_dump(mode="json"),
+        as_json=as_json,
+        message=f"{event.version} now serves {event.base_model} (was {event.previous or 'base model'})",
+    )
 
 
 @models_app.command("rollback")
@@ -98,7 +95,7 @@ def rollback(
     operator_id: OperatorOpt, reason: ReasonOpt = "rolled back by hand", as_json: output.JsonOpt = False
 ) -> None:
     """Retire the serving adapter and restore the one it replaced; audited and announced."""
-    try:
+    with output.refusals():
         actor = _operator(operator_id)
         with db.connect(autocommit=True) as conn:
             event = registry.rollback(
@@ -109,13 +106,11 @@ def rollback(
                 reason=reason,
                 publisher=_publisher(),
             )
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
-    if as_json:
-        output.print_json(event.model_dump(mode="json"))
-        return
-    console.print(f"rolled back {event.previous}; {event.version or 'the base model'} serves again")
+    output.announce(
+        event.model_dump(mode="json"),
+        as_json=as_json,
+        message=f"rolled back {event.previous}; {event.version or 'the base model'} serves again",
+    )
 
 
 @retrain_app.callback()
@@ -132,7 +127,7 @@ def retrain(
     as_json: output.JsonOpt = False,
 ) -> None:
     """Ask for a retrain on the `retrain` topic, or with --now train, gate and promote in this process."""
-    try:
+    with output.refusals():
         config = KTOTrainingConfig(
             max_steps=max_steps,
             epochs=epochs,
@@ -155,18 +150,16 @@ def retrain(
                 publisher=None if now else publisher,
             )
             if not now:
-                if as_json:
-                    output.print_json({"request_id": request.request_id, "status": "requested"})
-                else:
-                    console.print(f"retrain {request.request_id} requested; the learn worker will run it")
+                output.announce(
+                    {"request_id": request.request_id, "status": "requested"},
+                    as_json=as_json,
+                    message=f"retrain {request.request_id} requested; the learn worker will run it",
+                )
                 return
             with output.stdout_to_stderr(enabled=as_json):
                 outcome = service.run_retrain(
                     conn, request=request, config=config, publisher=publisher, auto_promote=promote
                 )
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
     output.emit(outcome.to_json(), as_json=as_json, title="retrain")
 
 
@@ -192,7 +185,7 @@ def bootstrap(
     as_json: output.JsonOpt = False,
 ) -> None:
     """Train the SFT LoRA adapter on resolved tickets (τ²-bench train split, Bitext routes); register it."""
-    try:
+    with output.refusals():
         config = SFTTrainingConfig(
             epochs=epochs,
             max_steps=max_steps,
@@ -217,7 +210,4 @@ def bootstrap(
                     publisher=publisher,
                 )
                 version = registry.get(conn, version=version.version)
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
     output.emit(version.model_dump(mode="json"), as_json=as_json, title=f"adapter {version.version}")

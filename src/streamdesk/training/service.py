@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,14 +67,7 @@ class RetrainOutcome:
 
     def to_json(self) -> dict[str, Any]:
         """The outcome as a JSON object."""
-        return {
-            "request_id": self.request_id,
-            "status": self.status,
-            "version": self.version,
-            "reason": self.reason,
-            "train": self.train,
-            "gate": self.gate,
-        }
+        return asdict(self)
 
 
 def training_set(conn: psycopg.Connection, *, config: KTOTrainingConfig, settings: FeedbackSettings) -> TrainingSet:
@@ -195,14 +188,8 @@ def _retrain(
         "new": len(data.new),
         "replay": len(data.replay),
         "capped": data.capped,
-        "examples": result.examples,
-        "desirable": result.desirable,
-        "undesirable": result.undesirable,
-        "desirable_weight": result.desirable_weight,
-        "undesirable_weight": result.undesirable_weight,
-        "steps": result.steps,
-        "seconds": round(result.seconds, 3),
-        **{key: round(value, 6) for key, value in result.metrics.items()},
+        **result.summary(),
+        **registry.rounded(result.metrics),
     }
     candidate = registry.register_candidate(
         conn,
