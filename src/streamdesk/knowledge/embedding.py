@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamdesk.config import IngestSettings, get_settings
+from streamdesk.config import get_settings
 from streamdesk.knowledge.exceptions import EmbedderLoadError
 from streamdesk.runtime.threads import torch_threads
 
@@ -132,17 +132,6 @@ class Embedder(BatchEmbedder):
         self.dimension = int(self._model.get_embedding_dimension() or 0)
         self.max_seq_length = int(self._model.max_seq_length or self._model.tokenizer.model_max_length)
 
-    @classmethod
-    def from_settings(cls, settings: IngestSettings) -> Embedder:
-        """An embedder configured by the ingest settings."""
-        return cls(
-            path=settings.embedding_path,
-            model_name=settings.embedding_model,
-            version=settings.embedding_version,
-            batch_size=settings.embed_batch,
-            threads=settings.torch_threads,
-        )
-
     @contextmanager
     def _inference(self) -> Iterator[None]:
         with torch_threads(self.threads), self._torch.inference_mode():
@@ -156,19 +145,17 @@ class Embedder(BatchEmbedder):
 @lru_cache(maxsize=1)
 def get_embedder() -> Embedder:
     """The process-wide embedder, loaded on first use from the current settings."""
-    settings = get_settings().ingest
-    if settings.embedding_backend != "torch":
-        from streamdesk.knowledge import fast_embedding
+    from streamdesk.knowledge import fast_embedding
 
-        embedder = fast_embedding.load_embedder(
-            backend=settings.embedding_backend,
-            path=settings.embedding_path,
-            model_name=settings.embedding_model,
-            version=settings.embedding_version,
-            threads=settings.torch_threads,
-        )
-    else:
-        embedder = Embedder.from_settings(settings)
+    settings = get_settings().ingest
+    embedder: Embedder = fast_embedding.load_embedder(
+        backend=settings.embedding_backend,
+        path=settings.embedding_path,
+        model_name=settings.embedding_model,
+        version=settings.embedding_version,
+        batch_size=settings.embed_batch if settings.embedding_backend == "torch" else None,
+        threads=settings.torch_threads,
+    )
     log.info(
         "embedder %s v%s loaded (max_seq_length %d)", embedder.model_name, embedder.version, embedder.max_seq_length
     )

@@ -1,10 +1,11 @@
-"""The learning loop's commands: `models list|promote|rollback|bootstrap`, `retrain`, `worker learn`.
+"""The learning loop's commands: `models list|promote|rollback|bootstrap`, `retrain`.
 
 `bench retrain` and `eval flywheel` live in `evals/cli.py`, outside the product.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -20,6 +21,7 @@ from streamdesk.identity import service as identity
 from streamdesk.kafka import Publisher
 from streamdesk.training import registry, service, sft, trigger
 from streamdesk.training.kto_config import KTOTrainingConfig
+from streamdesk.training.models import ModelEvent
 from streamdesk.training.sft import SFTTrainingConfig
 
 models_app = typer.Typer(help="The LoRA adapter registry: candidates, serving, rollbacks.", no_args_is_help=True)
@@ -68,8 +70,21 @@ def list_models(as_json: output.JsonOpt = False) -> None:
     Console().print(table)
 
 
-def _operator(operator_id: str) -> str:
-    return identity.operator(operator_id=operator_id).id
+def _change_serving(
+    change: Callable[..., ModelEvent],
+    *,
+    operator_id: str,
+    reason: str,
+    as_json: bool,
+    message: Callable[[ModelEvent], str],
+    **target: str,
+) -> None:
+    """Run a registry `change` (promote or rollback) as the operator; print its event or `message`."""
+    with output.refusals():
+        actor = identity.operator(operator_id=operator_id).id
+        with db.connect(autocommit=True) as conn:
+            event = change(conn, **target, actor=actor, actor_kind="user", reason=reason, publisher=_publisher())
+    output.announce(event.model_dump(mode="json"), as_json=as_json, message=message(event))
 
 
 @models_app.command("promote")
@@ -77,16 +92,13 @@ def promote(
     version: str, operator_id: OperatorOpt, reason: ReasonOpt = "promoted by hand", as_json: output.JsonOpt = False
 ) -> None:
     """Serve adapter VERSION now (the serving one is retired); audited and announced on the `model` topic."""
-    with output.refusals():
-        actor = _operator(operator_id)
-        with db.connect(autocommit=True) as conn:
-            event = registry.promote(
-                conn, version=version, actor=actor, actor_kind="user", reason=reason, publisher=_publisher()
-            )
-    output.announce(
-        event.model_dump(mode="json"),
+    _change_serving(
+        registry.promote,
+        version=version,
+        operator_id=operator_id,
+        reason=reason,
         as_json=as_json,
-        message=f"{event.version} now serves {event.base_model} (was {event.previous or 'base model'})",
+        message=lambda event: f"{event.version} now serves {event.base_model} (was {event.previous or 'base model'})",
     )
 
 
@@ -95,21 +107,13 @@ def rollback(
     operator_id: OperatorOpt, reason: ReasonOpt = "rolled back by hand", as_json: output.JsonOpt = False
 ) -> None:
     """Retire the serving adapter and restore the one it replaced; audited and announced."""
-    with output.refusals():
-        actor = _operator(operator_id)
-        with db.connect(autocommit=True) as conn:
-            event = registry.rollback(
-                conn,
-                base_model=service.BASE_MODEL,
-                actor=actor,
-                actor_kind="user",
-                reason=reason,
-                publisher=_publisher(),
-            )
-    output.announce(
-        event.model_dump(mode="json"),
+    _change_serving(
+        registry.rollback,
+        base_model=service.BASE_MODEL,
+        operator_id=operator_id,
+        reason=reason,
         as_json=as_json,
-        message=f"rolled back {event.previous}; {event.version or 'the base model'} serves again",
+        message=lambda event: f"rolled back {event.previous}; {event.version or 'the base model'} serves again",
     )
 
 
@@ -161,13 +165,6 @@ def retrain(
                     conn, request=request, config=config, publisher=publisher, auto_promote=promote
                 )
     output.emit(outcome.to_json(), as_json=as_json, title="retrain")
-
-
-def worker_learn() -> None:
-    """Feedback -> labels -> retrain trigger -> training -> gate -> promotion (Faust)."""
-    from streamdesk.training.worker import run_worker
-
-    run_worker()
 
 
 @models_app.command("bootstrap")
