@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
@@ -15,6 +15,20 @@ ToolKind = Literal["read", "write"]
 Resource = Literal["customer", "order"]
 ActionStatus = Literal["pending", "approved", "rejected", "executed"]
 OwnerLookup = Callable[[str], str | None]
+
+
+class ToolCall(TypedDict):
+    """One tool call to decide: who calls which tool, of which kind, with what arguments (`authorize` says the rest)."""
+
+    principal: Principal
+    tool_name: str
+    tool_kind: str
+    arguments: Mapping[str, Any]
+    trusted_values: NotRequired[Iterable[Any] | None]
+    amount: NotRequired[Any]
+    owner_of: NotRequired[OwnerLookup | None]
+
+
 """Given an order id, the customer id that owns it, or None when unknown (which denies)."""
 
 
