@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -50,4 +49,4 @@ def relabel(as_json: output.JsonOpt = False) -> None:
     """Run the label policy over every answer with feedback (needs the answers table)."""
     with output.refusals(), db.connect(autocommit=True) as conn:
         stats = service.relabel(conn, answer_ids=service.answers_with_feedback(conn))
-    output.emit(dataclasses.asdict(stats), as_json=as_json, title="relabelled")
+    output.emit(stats.to_json(), as_json=as_json, title="relabelled")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
@@ -82,6 +82,10 @@ class RelabelStats:
     examples: int
     inserted: int
     updated: int
+
+    def to_json(self) -> dict[str, int]:
+        """The stats as a JSON object."""
+        return asdict(self)
 
 
 def redacted(event: FeedbackEvent) -> FeedbackEvent:
