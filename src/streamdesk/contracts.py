@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import jsonschema
 import referencing
@@ -43,6 +43,16 @@ class Record(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The record as the JSON object its topic carries."""
         return self.model_dump(mode="json", exclude_none=False)
+
+
+class DataclassRecord:
+    """Base of a dataclass result (a report, a decision, an outcome) whose `to_json` is its fields."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields as one JSON object."""
+        return asdict(self)
 
 
 class SourcePosition(Record):

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streamdesk.contracts import utcnow
+from streamdesk.contracts import DataclassRecord, utcnow
 from streamdesk.identity.models import Principal
 
 GENESIS_HASH = "0" * 64
@@ -131,7 +131,7 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
-class VerifyReport:
+class VerifyReport(DataclassRecord):
     """What `verify` found: ok, how many records it checked, and the first broken record with the reason."""
 
     ok: bool
@@ -139,7 +139,3 @@ class VerifyReport:
     checkpoints: int
     first_broken_seq: int | None = None
     reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The report as a JSON object."""
-        return asdict(self)

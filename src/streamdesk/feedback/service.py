@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
 import psycopg
 from psycopg.rows import dict_row
 
-from streamdesk.contracts import utcnow
+from streamdesk.contracts import DataclassRecord, utcnow
 from streamdesk.feedback import hygiene, labels
 from streamdesk.feedback.config import FeedbackSettings, get_feedback_settings
 from streamdesk.feedback.exceptions import AnswersUnavailableError, InvalidVerdictError, VerdictConflictError
@@ -74,7 +74,7 @@ _ANSWERS_SQL = """
 
 
 @dataclass(frozen=True)
-class RelabelStats:
+class RelabelStats(DataclassRecord):
     """What one relabelling pass did."""
 
     answers: int
@@ -82,10 +82,6 @@ class RelabelStats:
     examples: int
     inserted: int
     updated: int
-
-    def to_json(self) -> dict[str, int]:
-        """The stats as a JSON object."""
-        return asdict(self)
 
 
 def redacted(event: FeedbackEvent) -> FeedbackEvent:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
+from streamdesk.contracts import DataclassRecord
 from streamdesk.identity.models import Principal, Role
 
 ToolKind = Literal["read", "write"]
@@ -74,7 +75,7 @@ class Rules:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(DataclassRecord):
     """The verdict on one tool call: allowed or not, why, whether it must wait for approval, and which rule."""
 
     allowed: bool
@@ -97,7 +98,7 @@ class Decision:
 
     def to_json(self) -> dict[str, Any]:
         """The decision as a JSON object, with its `outcome`."""
-        return asdict(self) | {"outcome": self.outcome}
+        return super().to_json() | {"outcome": self.outcome}
 
 
 class PendingAction(BaseModel):

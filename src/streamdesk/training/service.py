@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from streamdesk.agent import config as agent_config
 from streamdesk.agent import model_cache
-from streamdesk.contracts import utcnow
+from streamdesk.contracts import DataclassRecord, utcnow
 from streamdesk.feedback import hygiene
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.config import FeedbackSettings, get_feedback_settings
@@ -55,7 +55,7 @@ class TrainingSet:
 
 
 @dataclass(frozen=True)
-class RetrainOutcome:
+class RetrainOutcome(DataclassRecord):
     """How a retrain ended: promoted, kept as a candidate, or skipped; with the training and gate numbers."""
 
     request_id: str
@@ -64,10 +64,6 @@ class RetrainOutcome:
     reason: str
     train: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The outcome as a JSON object."""
-        return asdict(self)
 
 
 def training_set(conn: psycopg.Connection, *, config: KTOTrainingConfig, settings: FeedbackSettings) -> TrainingSet:
