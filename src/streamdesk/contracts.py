@@ -7,10 +7,12 @@ records and the JSON Schemas in step.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import jsonschema
 import referencing
@@ -43,6 +45,16 @@ class Record(BaseModel):
         return self.model_dump(mode="json", exclude_none=False)
 
 
+class DataclassRecord:
+    """Base of a dataclass result (a report, a decision, an outcome) whose `to_json` is its fields."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        """The fields as one JSON object."""
+        return asdict(self)
+
+
 class SourcePosition(Record):
     """Where the raw message behind a canonical event sits in Kafka."""
 
@@ -68,6 +80,14 @@ def tombstone_applies(*, stored: SourcePosition | None, tombstone: SourcePositio
     ) and stored.offset < tombstone.offset
 
 
+class SourceEvent(Record):
+    """What every event from a source system carries first: the schema version, its id and the source."""
+
+    schema_version: Literal[1] = 1
+    event_id: str = Field(min_length=1)
+    source: str = Field(min_length=1)
+
+
 class Access(Record):
     """Who may read a document: everyone, any employee, or members of named groups."""
 
@@ -75,12 +95,9 @@ class Access(Record):
     groups: list[str] = Field(default_factory=list)
 
 
-class DocumentEvent(Record):
+class DocumentEvent(SourceEvent):
     """A knowledge document changed (upsert) or disappeared (delete, tombstone)."""
 
-    schema_version: Literal[1] = 1
-    event_id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
     external_id: str = Field(min_length=1)
     op: Op
     version: list[int]
@@ -100,12 +117,9 @@ class DocumentEvent(Record):
         return f"{self.source}:{self.external_id}"
 
 
-class EntityEvent(Record):
+class EntityEvent(SourceEvent):
     """A business record (customer, order, order item, invoice, product) changed or disappeared."""
 
-    schema_version: Literal[1] = 1
-    event_id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
     entity_type: EntityType
     external_id: str = Field(min_length=1)
     op: Op
@@ -123,6 +137,40 @@ class EntityEvent(Record):
         return f"{self.entity_type}:{self.source}:{self.external_id}"
 
 
+@dataclass
+class FoldStats:
+    """What one batch fold of versioned events did; the four counts add up to the events given."""
+
+    upserted: int = 0
+    deleted: int = 0
+    stale: int = 0
+    unchanged: int = 0
+
+
+VersionedEvent = TypeVar("VersionedEvent", DocumentEvent, EntityEvent)
+FoldKey = TypeVar("FoldKey", bound=Hashable)
+
+
+def events_by_key(
+    events: Sequence[VersionedEvent],
+    *,
+    key: Callable[[VersionedEvent], FoldKey],
+    invalid: Callable[[str], Exception],
+) -> dict[FoldKey, list[VersionedEvent]]:
+    """`events` grouped by `key` in arrival order; `invalid` (a message) is raised for a versionless non-tombstone."""
+    for event in events:
+        if event.op != "tombstone" and not event.version:
+            noun = "document" if isinstance(event, DocumentEvent) else "entity"
+            raise invalid(
+                f"{noun} event {event.event_id!r} ({event.op} of {event.key}) has an empty version; "
+                "only op 'tombstone' may omit it: fix the connector that produced it"
+            )
+    grouped: dict[FoldKey, list[VersionedEvent]] = {}
+    for event in events:
+        grouped.setdefault(key(event), []).append(event)
+    return grouped
+
+
 class Requester(Record):
     """The person who raised a ticket, as the source system knows them."""
 
@@ -131,12 +179,9 @@ class Requester(Record):
     email: str | None = None
 
 
-class TicketEvent(Record):
+class TicketEvent(SourceEvent):
     """Something happened to a support ticket."""
 
-    schema_version: Literal[1] = 1
-    event_id: str = Field(min_length=1)
-    source: str = Field(min_length=1)
     ticket_id: str = Field(min_length=1)
     event_type: TicketEventType
     version: list[int]

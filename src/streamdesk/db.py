@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from pgvector.psycopg import register_vector
@@ -18,6 +19,12 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def equal_to(**values: Any) -> tuple[str, list[Any]]:
+    """`column = %s AND ...` for each column whose value is not None (`true` when none), and those values in order."""
+    given = {column: value for column, value in values.items() if value is not None}
+    return " AND ".join(f"{column} = %s" for column in given) or "true", list(given.values())
 
 
 def database_url(settings: Settings | None = None) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streamdesk.contracts import utcnow
+from streamdesk.contracts import DataclassRecord, utcnow
 from streamdesk.identity.models import Principal
 
 GENESIS_HASH = "0" * 64
@@ -131,7 +131,7 @@ class Checkpoint:
 
 
 @dataclass(frozen=True)
-class VerifyReport:
+class VerifyReport(DataclassRecord):
     """What `verify` found: ok, how many records it checked, and the first broken record with the reason."""
 
     ok: bool
@@ -139,13 +139,3 @@ class VerifyReport:
     checkpoints: int
     first_broken_seq: int | None = None
     reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The report as a JSON object."""
-        return {
-            "ok": self.ok,
-            "checked": self.checked,
-            "checkpoints": self.checkpoints,
-            "first_broken_seq": self.first_broken_seq,
-            "reason": self.reason,
-        }

@@ -28,6 +28,7 @@ from typing import Any, TextIO
 
 import psycopg
 
+from streamdesk import db
 from streamdesk.audit.config import AuditSettings, get_audit_settings
 from streamdesk.audit.exceptions import AuditTamperedError, CorruptAuditRecordError
 from streamdesk.audit.models import (
@@ -201,17 +202,10 @@ def _select(
     newest_first: bool = False,
 ) -> list[tuple[Any, ...]]:
     """The one query of every read: up to `limit` rows after `after_seq`, of one ticket and one tenant when given."""
-    clauses: list[str] = ["seq > %s"]
-    params: list[Any] = [after_seq]
-    if ticket_id is not None:
-        clauses.append("ticket_id = %s")
-        params.append(ticket_id)
-    if tenant is not None:
-        clauses.append("tenant = %s")
-        params.append(tenant)
+    where, params = db.equal_to(ticket_id=ticket_id, tenant=tenant)
     order = "seq DESC" if newest_first else "seq"
-    query = f"SELECT {_COLUMNS} FROM audit_records WHERE {' AND '.join(clauses)} ORDER BY {order} LIMIT %s"
-    return conn.execute(query, (*params, limit)).fetchall()
+    query = f"SELECT {_COLUMNS} FROM audit_records WHERE seq > %s AND {where} ORDER BY {order} LIMIT %s"
+    return conn.execute(query, (after_seq, *params, limit)).fetchall()
 
 
 def _rows(

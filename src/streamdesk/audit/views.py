@@ -12,25 +12,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel
 
 from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.api.deps import ConnDep
 from streamdesk.audit import service
-from streamdesk.audit.models import AuditRecord
+from streamdesk.audit.models import AuditRecord, VerifyReport
 
 router = APIRouter(tags=["audit"], dependencies=[Gate])
 TicketQuery = Annotated[str | None, Query(min_length=1, max_length=300, description="Ticket id, e.g. zendesk:42.")]
-
-
-class VerifyResult(BaseModel):
-    """What verification found: ok, records and checkpoints checked, the first broken record and why."""
-
-    ok: bool
-    checked: int
-    checkpoints: int
-    first_broken_seq: int | None = None
-    reason: str | None = None
 
 
 @router.get("")
@@ -48,9 +37,9 @@ def show_trail(
 
 
 @router.get("/verify")
-def verify_chain(conn: ConnDep) -> VerifyResult:
+def verify_chain(conn: ConnDep) -> VerifyReport:
     """Walk the whole chain and its checkpoints; report the first record changed, removed, moved or forged."""
-    return VerifyResult(**service.verify(conn).to_json())
+    return service.verify(conn)
 
 
 @router.get(

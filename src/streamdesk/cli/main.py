@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import time
@@ -83,36 +84,34 @@ def topics_list(as_json: JsonOpt = False) -> None:
     _emit(specs, as_json=as_json, title="topics")
 
 
-@worker_app.command("ingest")
-def worker_ingest() -> None:
-    """Raw -> canonical -> chunks/embeddings/rows (Faust)."""
-    from streamdesk.ingest.app import run_worker
-
-    run_worker()
-
-
-@worker_app.command("agent")
-def worker_agent() -> None:
-    """ticket.stored -> answers -> `answer` topic (Faust, the configured model)."""
-    from streamdesk.agent.worker import run_worker
-
-    run_worker()
-
-
-@worker_app.command("relay")
-def worker_relay() -> None:
-    """Stored webhook deliveries -> their raw topics, re-published until ingest has processed them."""
-    from streamdesk.gateway.relay import run_worker
-
-    run_worker()
+WORKERS: dict[str, tuple[str, str]] = {
+    "ingest": ("streamdesk.ingest.app", "Raw -> canonical -> chunks/embeddings/rows (Faust)."),
+    "agent": ("streamdesk.agent.worker", "ticket.stored -> answers -> `answer` topic (Faust, the configured model)."),
+    "relay": (
+        "streamdesk.gateway.relay",
+        "Stored webhook deliveries -> their raw topics, re-published until ingest has processed them.",
+    ),
+    "audit-relay": (
+        "streamdesk.audit.relay",
+        "Committed audit records -> the `audit` topic, in chain order, woken by each commit.",
+    ),
+    "learn": (
+        "streamdesk.training.worker",
+        "Feedback -> labels -> retrain trigger -> training -> gate -> promotion (Faust).",
+    ),
+}
+"""`streamdesk worker NAME`: the module whose `run_worker` runs it (imported only then), and what it does."""
 
 
-@worker_app.command("audit-relay")
-def worker_audit_relay() -> None:
-    """Committed audit records -> the `audit` topic, in chain order, woken by each commit."""
-    from streamdesk.audit.relay import run_worker
+def _add_worker(name: str, module: str, summary: str) -> None:
+    def run() -> None:
+        importlib.import_module(module).run_worker()
 
-    run_worker()
+    worker_app.command(name, help=summary)(run)
+
+
+for _name, (_module, _summary) in WORKERS.items():
+    _add_worker(_name, _module, _summary)
 
 
 @app.command()
@@ -337,12 +336,11 @@ def demo(
 
 # The learning loop (issue 5): feedback export, adapter registry, retraining, the learn worker.
 from streamdesk.feedback.cli import feedback_app  # noqa: E402
-from streamdesk.training.cli import models_app, retrain_app, worker_learn  # noqa: E402
+from streamdesk.training.cli import models_app, retrain_app  # noqa: E402
 
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(models_app, name="models")
 app.add_typer(retrain_app, name="retrain")
-worker_app.command("learn")(worker_learn)
 
 # Retrieval (issue 3): search, the embedding cut-over.
 from streamdesk.cli import retrieval as retrieval_cli  # noqa: E402

@@ -15,6 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from streamdesk.exceptions import StreamdeskError
+
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON value on stdout instead of a table.")]
 
 
@@ -29,6 +31,24 @@ def _cell(value: Any) -> str:
 def print_json(data: Any) -> None:
     """Write `data` as one line of JSON on stdout."""
     typer.echo(json.dumps(data, default=str))
+
+
+@contextlib.contextmanager
+def refusals() -> Iterator[None]:
+    """Turn a StreamdeskError raised inside into `refused: <why>` on stderr and exit code 1."""
+    try:
+        yield
+    except StreamdeskError as exc:
+        Console(stderr=True).print(f"refused: {exc}")
+        raise typer.Exit(code=1) from None
+
+
+def announce(data: Any, *, as_json: bool, message: str) -> None:
+    """What a command did: `data` as one JSON value with `--json`, else `message` on stderr."""
+    if as_json:
+        print_json(data)
+        return
+    Console(stderr=True).print(message)
 
 
 def emit(data: Mapping[str, Any], *, as_json: bool, title: str) -> None:

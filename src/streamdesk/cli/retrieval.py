@@ -48,7 +48,8 @@ def search(
         occurred_after=after,
         occurred_before=before,
     )
-    result = service.search_url(query=query, principal=Principal.parse(as_), filters=filters, k=k, mode=mode)  # type: ignore[arg-type]
+    with db.connect() as conn:
+        result = service.search(conn=conn, query=query, principal=Principal.parse(as_), filters=filters, k=k, mode=mode)  # type: ignore[arg-type]
     if as_json:
         typer.echo(json.dumps(result.to_json()))
         return

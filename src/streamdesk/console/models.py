@@ -1,4 +1,4 @@
-"""What the console pages show: drafts with their ticket and citations, retrain runs, dead letters, lag."""
+"""What the console pages show: drafts with their ticket and citations, dead letters, lag."""
 
 from __future__ import annotations
 
@@ -38,27 +38,6 @@ class Draft:
     def ticket_ref(self) -> str:
         """`<source>:<ticket_id>`: the ticket id of the audit trail."""
         return f"{self.answer.source}:{self.answer.ticket_id}"
-
-
-@dataclass(frozen=True)
-class RetrainRun:
-    """One retrain request and how it went."""
-
-    request_id: str
-    reason: str
-    status: str
-    requested_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    version: str | None
-    details: dict[str, Any]
-
-    @property
-    def seconds(self) -> float | None:
-        """How long the run took, once finished."""
-        if self.started_at is None or self.finished_at is None:
-            return None
-        return (self.finished_at - self.started_at).total_seconds()
 
 
 @dataclass(frozen=True)

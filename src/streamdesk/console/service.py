@@ -24,7 +24,6 @@ from streamdesk.console.models import (
     DeadLetterRow,
     Draft,
     IngestHealth,
-    RetrainRun,
 )
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.models import FeedbackEvent
@@ -215,17 +214,6 @@ def record_review(
         edited_text=edited_text.strip() if kind == "edited" and edited_text else None,
     )
     return feedback.record_verdict(conn, event=event, via="console", reviewer=operator, publisher=publisher)
-
-
-def retrain_runs(conn: psycopg.Connection, *, limit: int = 50) -> list[RetrainRun]:
-    """The latest retrain runs, newest first."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            "SELECT request_id, reason, status, requested_at, started_at, finished_at, version, details "
-            "FROM retrain_runs ORDER BY requested_at DESC LIMIT %s",
-            (limit,),
-        ).fetchall()
-    return [RetrainRun(**row) for row in rows]
 
 
 def _preview(value: bytes | None, *, chars: int = 160) -> str:

@@ -48,8 +48,9 @@ from streamdesk.identity.exceptions import UnknownOperatorError
 from streamdesk.identity.models import Principal
 from streamdesk.policy import approvals
 from streamdesk.policy.exceptions import ApprovalError, NotAnApproverError
-from streamdesk.training import registry
+from streamdesk.training import registry, trigger
 from streamdesk.training.exceptions import AdapterVersionNotFoundError
+from streamdesk.training.models import AdapterVersion
 
 HERE = Path(__file__).resolve().parent
 SESSION_SALT = "streamdesk.console.session"
@@ -463,37 +464,42 @@ def models_page(request: Request, viewer: ModelsViewer) -> Response:
     """Adapter versions with status, metrics, gate and plots; the retrain history."""
     with db.request_connection() as conn:
         versions = registry.list_versions(conn)
-        runs = service.retrain_runs(conn) if service.may_act(viewer.principal, "retrains") else None
+        runs = trigger.retrain_runs(conn) if service.may_act(viewer.principal, "retrains") else None
     curves = {v.version for v in versions if service.curves_path(v) is not None}
     return render_page(request, viewer, "models", versions=versions, runs=runs, curves=curves)
 
 
-def _adapter(version: str) -> Any:
+def _adapter_picture(version: str, *, picture: Callable[[AdapterVersion], Response | None], missing: str) -> Response:
+    """Adapter `version`'s picture as `picture` makes it; 404 saying `missing` without the adapter or the picture."""
     try:
         with db.request_connection() as conn:
-            return registry.get(conn, version=version)
+            adapter = registry.get(conn, version=version)
     except AdapterVersionNotFoundError:
-        return None
+        return HTMLResponse(missing, status_code=404)
+    response = picture(adapter)
+    return HTMLResponse(missing, status_code=404) if response is None else response
+
+
+def _curves_file(adapter: AdapterVersion) -> Response | None:
+    path = service.curves_path(adapter)
+    return None if path is None else FileResponse(path, media_type="image/png")
+
+
+def _evaluation_chart(adapter: AdapterVersion) -> Response | None:
+    png = service.evaluation_png(adapter)
+    return None if png is None else Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/models/{version}/curves.png", name="console-models-curves", response_model=None)
 def model_curves(version: str, viewer: ModelsViewer) -> Response:
     """The training curves the trainer saved with adapter `version`."""
-    adapter = _adapter(version)
-    path = service.curves_path(adapter) if adapter is not None else None
-    if path is None:
-        return HTMLResponse("no training curves for this adapter", status_code=404)
-    return FileResponse(path, media_type="image/png")
+    return _adapter_picture(version, picture=_curves_file, missing="no training curves for this adapter")
 
 
 @router.get("/models/{version}/evaluation.png", name="console-models-evaluation", response_model=None)
 def model_evaluation(version: str, viewer: ModelsViewer) -> Response:
     """The eval gate's scores of adapter `version` against the adapter it was gated against."""
-    adapter = _adapter(version)
-    png = service.evaluation_png(adapter) if adapter is not None else None
-    if png is None:
-        return HTMLResponse("no evaluation report for this adapter", status_code=404)
-    return Response(png, media_type="image/png", headers={"Cache-Control": "no-store"})
+    return _adapter_picture(version, picture=_evaluation_chart, missing="no evaluation report for this adapter")
 
 
 @router.get("/ingest", name="console-ingest")

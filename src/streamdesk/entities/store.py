@@ -16,10 +16,12 @@ from psycopg.types.json import Jsonb
 
 from streamdesk.contracts import (
     EntityEvent,
+    FoldStats,
     SourcePosition,
     StoredTicket,
     TicketEvent,
     TicketState,
+    events_by_key,
     tombstone_applies,
 )
 from streamdesk.entities.exceptions import InvalidEntityEventError
@@ -32,14 +34,8 @@ TICKET_FIELDS = ("subject", "status", "priority", "assignee_id", "requester", "c
 """Ticket columns a newer event overwrites whenever it carries a value."""
 
 
-@dataclass
-class EntityStats:
+class EntityStats(FoldStats):
     """What one `apply_entities` call did, per event; the four counts add up to the events given."""
-
-    upserted: int = 0
-    deleted: int = 0
-    stale: int = 0
-    unchanged: int = 0
 
 
 @dataclass
@@ -111,15 +107,9 @@ _ENTITY_COLUMNS = "entity_type, source, external_id, version, attributes, tenant
 
 def apply_entities(conn: psycopg.Connection, events: Sequence[EntityEvent]) -> EntityStats:
     """Apply a batch of entity events in version order (merging partial updates); the caller commits."""
-    for event in events:
-        if event.op != "tombstone" and not event.version:
-            raise InvalidEntityEventError(
-                f"entity event {event.event_id!r} ({event.op} of {event.key}) has an empty version; "
-                "only op 'tombstone' may omit it: fix the connector that produced it"
-            )
-    by_key: dict[EntityKey, list[EntityEvent]] = {}
-    for event in events:
-        by_key.setdefault((event.entity_type, event.source, event.external_id), []).append(event)
+    by_key: dict[EntityKey, list[EntityEvent]] = events_by_key(
+        events, key=lambda event: (event.entity_type, event.source, event.external_id), invalid=InvalidEntityEventError
+    )
     stats = EntityStats()
     if not by_key:
         return stats

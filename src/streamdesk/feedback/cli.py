@@ -11,7 +11,6 @@ from rich.console import Console
 
 from streamdesk import db
 from streamdesk.cli import output
-from streamdesk.exceptions import StreamdeskError
 from streamdesk.feedback import service
 
 feedback_app = typer.Typer(help="Feedback signals and the KTO examples they become.", no_args_is_help=True)
@@ -48,10 +47,6 @@ def balance(as_json: output.JsonOpt = False) -> None:
 @feedback_app.command("relabel")
 def relabel(as_json: output.JsonOpt = False) -> None:
     """Run the label policy over every answer with feedback (needs the answers table)."""
-    try:
-        with db.connect(autocommit=True) as conn:
-            stats = service.relabel(conn, answer_ids=service.answers_with_feedback(conn))
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
+    with output.refusals(), db.connect(autocommit=True) as conn:
+        stats = service.relabel(conn, answer_ids=service.answers_with_feedback(conn))
     output.emit(stats.to_json(), as_json=as_json, title="relabelled")

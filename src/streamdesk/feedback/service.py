@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import psycopg
 from psycopg.rows import dict_row
 
-from streamdesk.contracts import utcnow
+from streamdesk.contracts import DataclassRecord, utcnow
 from streamdesk.feedback import hygiene, labels
 from streamdesk.feedback.config import FeedbackSettings, get_feedback_settings
 from streamdesk.feedback.exceptions import AnswersUnavailableError, InvalidVerdictError, VerdictConflictError
@@ -74,7 +74,7 @@ _ANSWERS_SQL = """
 
 
 @dataclass(frozen=True)
-class RelabelStats:
+class RelabelStats(DataclassRecord):
     """What one relabelling pass did."""
 
     answers: int
@@ -82,16 +82,6 @@ class RelabelStats:
     examples: int
     inserted: int
     updated: int
-
-    def to_json(self) -> dict[str, int]:
-        """The stats as a JSON object."""
-        return {
-            "answers": self.answers,
-            "missing_answers": self.missing_answers,
-            "examples": self.examples,
-            "inserted": self.inserted,
-            "updated": self.updated,
-        }
 
 
 def redacted(event: FeedbackEvent) -> FeedbackEvent:

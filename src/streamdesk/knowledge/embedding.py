@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from streamdesk.config import IngestSettings, get_settings
+from streamdesk.config import get_settings
 from streamdesk.knowledge.exceptions import EmbedderLoadError
 from streamdesk.runtime.threads import torch_threads
 
@@ -67,11 +67,11 @@ class BatchEmbedder(ABC):
     Subclasses load a model, set the attributes below and encode one batch in `_encode`.
     """
 
-    _model_name: str
-    _version: str
-    _dimension: int
-    _max_seq_length: int
-    _tokenizer: Any
+    model_name: str
+    version: str
+    dimension: int
+    max_seq_length: int
+    tokenizer: Any
     batch_size: int
 
     def __init__(self, *, model_name: str, version: str, batch_size: int) -> None:
@@ -79,33 +79,13 @@ class BatchEmbedder(ABC):
             raise EmbedderLoadError(f"batch_size={batch_size} must be at least 1; fix STREAMDESK_INGEST__EMBED_BATCH")
         self._lock = threading.Lock()
         self.batch_size = batch_size
-        self._model_name = model_name
-        self._version = version
-
-    @property
-    def model_name(self) -> str:
-        return self._model_name
-
-    @property
-    def version(self) -> str:
-        return self._version
-
-    @property
-    def dimension(self) -> int:
-        return self._dimension
-
-    @property
-    def tokenizer(self) -> Any:
-        return self._tokenizer
-
-    @property
-    def max_seq_length(self) -> int:
-        return self._max_seq_length
+        self.model_name = model_name
+        self.version = version
 
     def _tokenize(self, texts: list[str], *, tensors: str) -> Any:
         """`texts` padded to the batch's longest and cut at `max_seq_length`, as `tensors` ("pt" or "np")."""
-        return self._tokenizer(
-            texts, padding=True, truncation=True, max_length=self._max_seq_length, return_tensors=tensors
+        return self.tokenizer(
+            texts, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors=tensors
         )
 
     def _inference(self) -> AbstractContextManager[Any]:
@@ -148,20 +128,9 @@ class Embedder(BatchEmbedder):
         self._torch = torch
         self._model = SentenceTransformer(str(folder), device="cpu", local_files_only=True)
         self._model.eval()
-        self._tokenizer = self._model.tokenizer
-        self._dimension = int(self._model.get_embedding_dimension() or 0)
-        self._max_seq_length = int(self._model.max_seq_length or self._model.tokenizer.model_max_length)
-
-    @classmethod
-    def from_settings(cls, settings: IngestSettings) -> Embedder:
-        """An embedder configured by the ingest settings."""
-        return cls(
-            path=settings.embedding_path,
-            model_name=settings.embedding_model,
-            version=settings.embedding_version,
-            batch_size=settings.embed_batch,
-            threads=settings.torch_threads,
-        )
+        self.tokenizer = self._model.tokenizer
+        self.dimension = int(self._model.get_embedding_dimension() or 0)
+        self.max_seq_length = int(self._model.max_seq_length or self._model.tokenizer.model_max_length)
 
     @contextmanager
     def _inference(self) -> Iterator[None]:
@@ -176,19 +145,17 @@ class Embedder(BatchEmbedder):
 @lru_cache(maxsize=1)
 def get_embedder() -> Embedder:
     """The process-wide embedder, loaded on first use from the current settings."""
-    settings = get_settings().ingest
-    if settings.embedding_backend != "torch":
-        from streamdesk.knowledge import fast_embedding
+    from streamdesk.knowledge import fast_embedding
 
-        embedder = fast_embedding.load_embedder(
-            backend=settings.embedding_backend,
-            path=settings.embedding_path,
-            model_name=settings.embedding_model,
-            version=settings.embedding_version,
-            threads=settings.torch_threads,
-        )
-    else:
-        embedder = Embedder.from_settings(settings)
+    settings = get_settings().ingest
+    embedder: Embedder = fast_embedding.load_embedder(
+        backend=settings.embedding_backend,
+        path=settings.embedding_path,
+        model_name=settings.embedding_model,
+        version=settings.embedding_version,
+        batch_size=settings.embed_batch if settings.embedding_backend == "torch" else None,
+        threads=settings.torch_threads,
+    )
     log.info(
         "embedder %s v%s loaded (max_seq_length %d)", embedder.model_name, embedder.version, embedder.max_seq_length
     )

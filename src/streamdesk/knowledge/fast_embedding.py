@@ -178,9 +178,9 @@ class OnnxEmbedder(embedding.BatchEmbedder):
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = ort.InferenceSession(str(self.onnx_path), options, providers=["CPUExecutionProvider"])
         self._inputs = {i.name for i in self._session.get_inputs()}
-        self._tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        self._max_seq_length = max_seq_length or _configured_max_seq_length(folder)
-        self._dimension = int(self._session.get_outputs()[0].shape[-1])
+        self.tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+        self.max_seq_length = max_seq_length or _configured_max_seq_length(folder)
+        self.dimension = int(self._session.get_outputs()[0].shape[-1])
         self.backend = backend
 
     def _encode(self, texts: list[str]) -> np.ndarray:

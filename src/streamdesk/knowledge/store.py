@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from streamdesk.contracts import DocumentEvent, SourcePosition, tombstone_applies
+from streamdesk.contracts import DocumentEvent, FoldStats, SourcePosition, events_by_key, tombstone_applies
 from streamdesk.knowledge.chunking import Chunk, chunk_text
 from streamdesk.knowledge.embedding import embedding_input
 from streamdesk.knowledge.exceptions import InvalidDocumentEventError
@@ -41,13 +41,9 @@ _warned_truncation = False
 
 
 @dataclass
-class DocumentStats:
+class DocumentStats(FoldStats):
     """What one `apply_documents` call did; upserted + deleted + stale + unchanged = events given."""
 
-    upserted: int = 0
-    deleted: int = 0
-    stale: int = 0
-    unchanged: int = 0
     chunks_written: int = 0
     chunks_embedded: int = 0
     chunks_reused: int = 0
@@ -157,15 +153,9 @@ def apply_documents(
     chunk_overlap: int,
 ) -> DocumentStats:
     """Apply a batch of document events in version order; the caller commits."""
-    for event in events:
-        if event.op != "tombstone" and not event.version:
-            raise InvalidDocumentEventError(
-                f"document event {event.event_id!r} ({event.op} of {event.key}) has an empty version; "
-                "only op 'tombstone' may omit it: fix the connector that produced it"
-            )
-    by_key: dict[Key, list[DocumentEvent]] = {}
-    for event in events:
-        by_key.setdefault((event.source, event.external_id), []).append(event)
+    by_key: dict[Key, list[DocumentEvent]] = events_by_key(
+        events, key=lambda event: (event.source, event.external_id), invalid=InvalidDocumentEventError
+    )
     if not by_key:
         return DocumentStats()
     keys = sorted(by_key)

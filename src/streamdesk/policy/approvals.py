@@ -16,6 +16,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from streamdesk import db
 from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditAction, AuditEvent
 from streamdesk.identity.models import Principal
@@ -75,18 +76,10 @@ def list_actions(
     conn: psycopg.Connection, *, status: ActionStatus | None = "pending", tenant: str | None = None, limit: int = 100
 ) -> list[PendingAction]:
     """Actions with `status` (all when None), oldest first, optionally of one tenant."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if status is not None:
-        clauses.append("status = %s")
-        params.append(status)
-    if tenant is not None:
-        clauses.append("tenant = %s")
-        params.append(tenant)
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    where, params = db.equal_to(status=status, tenant=tenant)
     with conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(
-            f"SELECT {_COLUMNS} FROM pending_actions {where} ORDER BY created_at, id LIMIT %s", (*params, limit)
+            f"SELECT {_COLUMNS} FROM pending_actions WHERE {where} ORDER BY created_at, id LIMIT %s", (*params, limit)
         ).fetchall()
     return [_action(row) for row in rows]
 

@@ -11,7 +11,6 @@ from rich.table import Table
 
 from streamdesk import db
 from streamdesk.cli import output
-from streamdesk.exceptions import StreamdeskError
 from streamdesk.identity import service as identity
 from streamdesk.policy import approvals
 
@@ -57,18 +56,16 @@ def list_pending(
 
 
 def _decide(action_id: str, *, operator_id: str, note: str | None, approve: bool, as_json: bool) -> None:
-    try:
+    with output.refusals():
         principal = identity.operator(operator_id=operator_id)
         with db.connect(autocommit=True) as conn:
             decide = approvals.approve if approve else approvals.reject
             action = decide(conn, action_id=action_id, approver=principal, note=note)
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
-    if as_json:
-        output.print_json(action.model_dump(mode="json"))
-        return
-    console.print(f"action {action.id} ({action.tool_name} on ticket {action.ticket_id}) is now {action.status}")
+    output.announce(
+        action.model_dump(mode="json"),
+        as_json=as_json,
+        message=f"action {action.id} ({action.tool_name} on ticket {action.ticket_id}) is now {action.status}",
+    )
 
 
 @approvals_app.command("approve")

@@ -2,19 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired, TypedDict
 
 from pydantic import BaseModel, ConfigDict
 
+from streamdesk.contracts import DataclassRecord
 from streamdesk.identity.models import Principal, Role
 
 ToolKind = Literal["read", "write"]
 Resource = Literal["customer", "order"]
 ActionStatus = Literal["pending", "approved", "rejected", "executed"]
 OwnerLookup = Callable[[str], str | None]
+
+
+class ToolCall(TypedDict):
+    """One tool call to decide: who calls which tool, of which kind, with what arguments (`authorize` says the rest)."""
+
+    principal: Principal
+    tool_name: str
+    tool_kind: str
+    arguments: Mapping[str, Any]
+    trusted_values: NotRequired[Iterable[Any] | None]
+    amount: NotRequired[Any]
+    owner_of: NotRequired[OwnerLookup | None]
+
+
 """Given an order id, the customer id that owns it, or None when unknown (which denies)."""
 
 
@@ -60,7 +75,7 @@ class Rules:
 
 
 @dataclass(frozen=True)
-class Decision:
+class Decision(DataclassRecord):
     """The verdict on one tool call: allowed or not, why, whether it must wait for approval, and which rule."""
 
     allowed: bool
@@ -82,15 +97,8 @@ class Decision:
         return self.allowed and not self.requires_approval
 
     def to_json(self) -> dict[str, Any]:
-        """The decision as a JSON object."""
-        return {
-            "allowed": self.allowed,
-            "reason": self.reason,
-            "requires_approval": self.requires_approval,
-            "rule": self.rule,
-            "policy_version": self.policy_version,
-            "outcome": self.outcome,
-        }
+        """The decision as a JSON object, with its `outcome`."""
+        return super().to_json() | {"outcome": self.outcome}
 
 
 class PendingAction(BaseModel):

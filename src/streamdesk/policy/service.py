@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Unpack
 
 import psycopg
 
@@ -19,7 +19,7 @@ from streamdesk.audit.models import AuditAction, AuditEvent
 from streamdesk.guardrails import service as guardrails
 from streamdesk.identity.models import Principal
 from streamdesk.policy.config import PolicySettings, get_policy_settings
-from streamdesk.policy.models import Decision, OwnerLookup, Permission, RouteRule, Rules
+from streamdesk.policy.models import Decision, OwnerLookup, Permission, RouteRule, Rules, ToolCall
 from streamdesk.policy.rules import load_rules
 
 
@@ -73,20 +73,25 @@ def authorize_route(*, principal: Principal | None, route: str, settings: Policy
     return dataclasses.replace(decision, policy_version=rules.policy_version)
 
 
+def _record_rbac(
+    conn: psycopg.Connection, principal: Principal, decision: Decision, *, details: dict[str, Any], **fields: Any
+) -> None:
+    """Append an RBAC decision (outcome, reason, policy version; the rule first in `details`) to the audit trail."""
+    event = AuditEvent.for_principal(
+        principal,
+        action=AuditAction.RBAC_DECISION,
+        decision=decision.outcome,
+        reason=decision.reason,
+        policy_version=decision.policy_version,
+        details={"rule": decision.rule, **details},
+        **fields,
+    )
+    audit.append(conn, event=event)
+
+
 def record_route_denial(conn: psycopg.Connection, *, principal: Principal, route: str, decision: Decision) -> None:
     """Append a denied HTTP request of an authenticated caller to the audit trail (an RBAC decision on a route)."""
-    audit.append(
-        conn,
-        event=AuditEvent.for_principal(
-            principal,
-            action=AuditAction.RBAC_DECISION,
-            tool_name=route,
-            decision=decision.outcome,
-            reason=decision.reason,
-            policy_version=decision.policy_version,
-            details={"rule": decision.rule, "kind": "route"},
-        ),
-    )
+    _record_rbac(conn, principal, decision, tool_name=route, details={"kind": "route"})
 
 
 def order_owner_lookup(conn: psycopg.Connection, *, tenant: str) -> OwnerLookup:
@@ -197,18 +202,9 @@ def _agent_decision(
     )
 
 
-def _decide(
-    *,
-    principal: Principal,
-    tool_name: str,
-    tool_kind: str,
-    arguments: Mapping[str, Any],
-    trusted_values: Iterable[Any] | None,
-    amount: Any,
-    owner_of: OwnerLookup | None,
-    settings: PolicySettings,
-    rules: Rules,
-) -> Decision:
+def _decide(call: ToolCall, *, settings: PolicySettings, rules: Rules) -> Decision:
+    principal, tool_name, arguments = call["principal"], call["tool_name"], call["arguments"]
+    tool_kind = call["tool_kind"]
     permission = rules.permissions.get(tool_name)
     if permission is None:
         return _deny(
@@ -228,11 +224,11 @@ def _decide(
             f"role:{tool_name}",
         )
     if principal.is_agent:
-        denial = _agent_decision(principal, permission, arguments, trusted_values, owner_of)
+        denial = _agent_decision(principal, permission, arguments, call.get("trusted_values"), call.get("owner_of"))
         if denial is not None:
             return denial
     if permission.moves_money:
-        verdict = _amount_decision(permission, arguments, amount, settings)
+        verdict = _amount_decision(permission, arguments, call.get("amount"), settings)
         if verdict is not None:
             return verdict
     if tool_name in settings.always_approve:
@@ -244,17 +240,7 @@ def _decide(
     )
 
 
-def authorize(
-    *,
-    principal: Principal,
-    tool_name: str,
-    tool_kind: str,
-    arguments: Mapping[str, Any],
-    trusted_values: Iterable[Any] | None = None,
-    amount: Any = None,
-    owner_of: OwnerLookup | None = None,
-    settings: PolicySettings | None = None,
-) -> Decision:
+def authorize(*, settings: PolicySettings | None = None, **call: Unpack[ToolCall]) -> Decision:
     """Decide one tool call: role, kind, ownership (agent identity), trusted arguments (agent writes), amounts.
 
     `trusted_values` are earlier trusted tool results (nested JSON is fine); the agent identity's writes
@@ -264,64 +250,35 @@ def authorize(
     """
     settings = settings or get_policy_settings()
     rules = load_rules(settings=settings)
-    decision = _decide(
-        principal=principal,
-        tool_name=tool_name,
-        tool_kind=tool_kind,
-        arguments=arguments,
-        trusted_values=trusted_values,
-        amount=amount,
-        owner_of=owner_of,
-        settings=settings,
-        rules=rules,
-    )
-    return dataclasses.replace(decision, policy_version=rules.policy_version)
+    return dataclasses.replace(_decide(call, settings=settings, rules=rules), policy_version=rules.policy_version)
 
 
 def enforce(
     conn: psycopg.Connection,
     *,
     ticket_id: str,
-    principal: Principal,
-    tool_name: str,
-    tool_kind: str,
-    arguments: Mapping[str, Any],
-    trusted_values: Iterable[Any] | None = None,
-    amount: Any = None,
-    owner_of: OwnerLookup | None = None,
     trace_id: str | None = None,
     span_id: str | None = None,
     settings: PolicySettings | None = None,
+    **call: Unpack[ToolCall],
 ) -> Decision:
     """Authorize a tool call and append the decision (denials included) to the audit trail.
 
     Orders are looked up in the entity store on `conn` unless `owner_of` is given. The record commits
     with the caller's transaction (or at once on an autocommit connection).
     """
-    decision = authorize(
-        principal=principal,
-        tool_name=tool_name,
-        tool_kind=tool_kind,
-        arguments=arguments,
-        trusted_values=trusted_values,
-        amount=amount,
-        owner_of=owner_of or order_owner_lookup(conn, tenant=principal.tenant),
-        settings=settings,
-    )
-    audit.append(
+    principal, amount = call["principal"], call.get("amount")
+    call["owner_of"] = call.get("owner_of") or order_owner_lookup(conn, tenant=principal.tenant)
+    decision = authorize(settings=settings, **call)
+    _record_rbac(
         conn,
-        event=AuditEvent.for_principal(
-            principal,
-            action=AuditAction.RBAC_DECISION,
-            ticket_id=ticket_id,
-            tool_name=tool_name,
-            arguments=dict(arguments),
-            decision=decision.outcome,
-            reason=decision.reason,
-            policy_version=decision.policy_version,
-            trace_id=trace_id,
-            span_id=span_id,
-            details={"rule": decision.rule, "amount": None if amount is None else str(amount)},
-        ),
+        principal,
+        decision,
+        ticket_id=ticket_id,
+        tool_name=call["tool_name"],
+        arguments=dict(call["arguments"]),
+        trace_id=trace_id,
+        span_id=span_id,
+        details={"amount": None if amount is None else str(amount)},
     )
     return decision

@@ -12,11 +12,12 @@ document's `access_groups`.
 from __future__ import annotations
 
 import hashlib
+import operator
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from streamdesk.identity.models import PrincipalBase
 from streamdesk.retrieval.config import RetrievalSettings
@@ -68,73 +69,72 @@ class Const(Predicate):
 
 
 @dataclass(frozen=True)
-class Eq(Predicate):
-    """`column = value`."""
+class Comparison(Predicate):
+    """`column <OPERATOR> value` (false for NULL); each subclass names its operator and the Python test."""
+
+    OPERATOR: ClassVar[str]
+    TEST: ClassVar[Callable[[Any, Any], bool]]
 
     column: str
     value: Any
 
     def sql(self, alias: str = "") -> tuple[str, list[Any]]:
-        return f"{_col(alias, self.column)} = %s", [self.value]
+        return f"{_col(alias, self.column)} {self.OPERATOR} %s", [self.value]
 
     def allows(self, row: Row) -> bool:
-        return row[self.column] is not None and row[self.column] == self.value
+        return row[self.column] is not None and type(self).TEST(row[self.column], self.value)
+
+
+class Eq(Comparison):
+    """`column = value`."""
+
+    OPERATOR = "="
+    TEST = operator.eq
+
+
+class AtLeast(Comparison):
+    """`column >= value` (false for NULL)."""
+
+    OPERATOR = ">="
+    TEST = operator.ge
+
+
+class Before(Comparison):
+    """`column < value` (false for NULL)."""
+
+    OPERATOR = "<"
+    TEST = operator.lt
 
 
 @dataclass(frozen=True)
-class AnyOf(Predicate):
-    """`column = ANY(values)`."""
+class ArrayTest(Predicate):
+    """`column <SQL> values`, the values sent as one text array; each subclass names its SQL and its Python test."""
+
+    SQL: ClassVar[str]
 
     column: str
     values: tuple[Any, ...]
 
     def sql(self, alias: str = "") -> tuple[str, list[Any]]:
-        return f"{_col(alias, self.column)} = ANY(%s::text[])", [list(self.values)]
+        return f"{_col(alias, self.column)} {self.SQL}", [list(self.values)]
+
+
+class AnyOf(ArrayTest):
+    """`column = ANY(values)`."""
+
+    SQL = "= ANY(%s::text[])"
 
     def allows(self, row: Row) -> bool:
         return row[self.column] in self.values
 
 
-@dataclass(frozen=True)
-class Overlaps(Predicate):
+class Overlaps(ArrayTest):
     """`column && values` for an array column: some element in common."""
 
-    column: str
-    values: tuple[str, ...]
-
-    def sql(self, alias: str = "") -> tuple[str, list[Any]]:
-        return f"{_col(alias, self.column)} && %s::text[]", [list(self.values)]
+    SQL = "&& %s::text[]"
 
     def allows(self, row: Row) -> bool:
         return bool(set(row[self.column] or ()) & set(self.values))
-
-
-@dataclass(frozen=True)
-class AtLeast(Predicate):
-    """`column >= value` (false for NULL)."""
-
-    column: str
-    value: Any
-
-    def sql(self, alias: str = "") -> tuple[str, list[Any]]:
-        return f"{_col(alias, self.column)} >= %s", [self.value]
-
-    def allows(self, row: Row) -> bool:
-        return row[self.column] is not None and row[self.column] >= self.value
-
-
-@dataclass(frozen=True)
-class Before(Predicate):
-    """`column < value` (false for NULL)."""
-
-    column: str
-    value: Any
-
-    def sql(self, alias: str = "") -> tuple[str, list[Any]]:
-        return f"{_col(alias, self.column)} < %s", [self.value]
-
-    def allows(self, row: Row) -> bool:
-        return row[self.column] is not None and row[self.column] < self.value
 
 
 @dataclass(frozen=True)
@@ -165,24 +165,22 @@ def named_sql(predicate: Predicate, *, alias: str = "", prefix: str = "f") -> tu
     return "".join(piece + (f"%({prefix}{i})s" if i < len(values) else "") for i, piece in enumerate(pieces)), params
 
 
+def _junction(op: str, parts: Sequence[Predicate], *, unit: bool) -> Predicate:
+    """`op` of `parts`, simplified: `Const(unit)` dropped, nested `op`s flattened, `Const(not unit)` absorbing."""
+    kept = [q for p in parts if p != Const(unit) for q in (p.parts if isinstance(p, Junction) and p.op == op else (p,))]
+    if Const(not unit) in kept:
+        return Const(not unit)
+    return kept[0] if len(kept) == 1 else Junction(op, tuple(kept)) if kept else Const(unit)
+
+
 def all_of(*parts: Predicate) -> Predicate:
     """AND of `parts`, simplified (constants folded, a single part returned as is)."""
-    kept = [
-        q for p in parts if p != Const(True) for q in (p.parts if isinstance(p, Junction) and p.op == "AND" else (p,))
-    ]
-    if Const(False) in kept:
-        return Const(False)
-    return kept[0] if len(kept) == 1 else Junction("AND", tuple(kept)) if kept else Const(True)
+    return _junction("AND", parts, unit=True)
 
 
 def any_of(*parts: Predicate) -> Predicate:
     """OR of `parts`, simplified (constants folded, a single part returned as is)."""
-    kept = [
-        q for p in parts if p != Const(False) for q in (p.parts if isinstance(p, Junction) and p.op == "OR" else (p,))
-    ]
-    if Const(True) in kept:
-        return Const(True)
-    return kept[0] if len(kept) == 1 else Junction("OR", tuple(kept)) if kept else Const(False)
+    return _junction("OR", parts, unit=False)
 
 
 def one_of(column: str, values: Sequence[Any]) -> Predicate:

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from streamdesk import db
 from streamdesk.identity.models import PrincipalBase
 from streamdesk.retrieval import access, cutover, fusion, lexical, vectors
 from streamdesk.retrieval.config import RetrievalSettings, SearchMode, get_retrieval_settings
@@ -263,18 +262,3 @@ def _hit(row: tuple[Any, ...], *, score: float, ranks: dict[str, int], distance:
         access_level=level,
         occurred_at=occurred_at,
     )
-
-
-def search_url(
-    url: str | None = None,
-    *,
-    query: str,
-    principal: PrincipalBase,
-    filters: Filters | None = None,
-    k: int = 10,
-    mode: SearchMode = "hybrid",
-    settings: RetrievalSettings | None = None,
-) -> SearchResult:
-    """`search` on a fresh connection to `url` (the configured database when None)."""
-    with db.connect(url) as conn:
-        return search(conn=conn, query=query, principal=principal, filters=filters, k=k, mode=mode, settings=settings)

@@ -1,10 +1,11 @@
-"""The learning loop's commands: `models list|promote|rollback|bootstrap`, `retrain`, `worker learn`.
+"""The learning loop's commands: `models list|promote|rollback|bootstrap`, `retrain`.
 
 `bench retrain` and `eval flywheel` live in `evals/cli.py`, outside the product.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -15,12 +16,12 @@ from rich.table import Table
 from streamdesk import db
 from streamdesk.cli import output
 from streamdesk.config import REPO_ROOT, get_settings
-from streamdesk.exceptions import StreamdeskError
 from streamdesk.feedback import service as feedback
 from streamdesk.identity import service as identity
 from streamdesk.kafka import Publisher
 from streamdesk.training import registry, service, sft, trigger
 from streamdesk.training.kto_config import KTOTrainingConfig
+from streamdesk.training.models import ModelEvent
 from streamdesk.training.sft import SFTTrainingConfig
 
 models_app = typer.Typer(help="The LoRA adapter registry: candidates, serving, rollbacks.", no_args_is_help=True)
@@ -69,8 +70,21 @@ def list_models(as_json: output.JsonOpt = False) -> None:
     Console().print(table)
 
 
-def _operator(operator_id: str) -> str:
-    return identity.operator(operator_id=operator_id).id
+def _change_serving(
+    change: Callable[..., ModelEvent],
+    *,
+    operator_id: str,
+    reason: str,
+    as_json: bool,
+    message: Callable[[ModelEvent], str],
+    **target: str,
+) -> None:
+    """Run a registry `change` (promote or rollback) as the operator; print its event or `message`."""
+    with output.refusals():
+        actor = identity.operator(operator_id=operator_id).id
+        with db.connect(autocommit=True) as conn:
+            event = change(conn, **target, actor=actor, actor_kind="user", reason=reason, publisher=_publisher())
+    output.announce(event.model_dump(mode="json"), as_json=as_json, message=message(event))
 
 
 @models_app.command("promote")
@@ -78,19 +92,14 @@ def promote(
     version: str, operator_id: OperatorOpt, reason: ReasonOpt = "promoted by hand", as_json: output.JsonOpt = False
 ) -> None:
     """Serve adapter VERSION now (the serving one is retired); audited and announced on the `model` topic."""
-    try:
-        actor = _operator(operator_id)
-        with db.connect(autocommit=True) as conn:
-            event = registry.promote(
-                conn, version=version, actor=actor, actor_kind="user", reason=reason, publisher=_publisher()
-            )
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
-    if as_json:
-        output.print_json(event.model_dump(mode="json"))
-        return
-    console.print(f"{event.version} now serves {event.base_model} (was {event.previous or 'base model'})")
+    _change_serving(
+        registry.promote,
+        version=version,
+        operator_id=operator_id,
+        reason=reason,
+        as_json=as_json,
+        message=lambda event: f"{event.version} now serves {event.base_model} (was {event.previous or 'base model'})",
+    )
 
 
 @models_app.command("rollback")
@@ -98,24 +107,14 @@ def rollback(
     operator_id: OperatorOpt, reason: ReasonOpt = "rolled back by hand", as_json: output.JsonOpt = False
 ) -> None:
     """Retire the serving adapter and restore the one it replaced; audited and announced."""
-    try:
-        actor = _operator(operator_id)
-        with db.connect(autocommit=True) as conn:
-            event = registry.rollback(
-                conn,
-                base_model=service.BASE_MODEL,
-                actor=actor,
-                actor_kind="user",
-                reason=reason,
-                publisher=_publisher(),
-            )
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
-    if as_json:
-        output.print_json(event.model_dump(mode="json"))
-        return
-    console.print(f"rolled back {event.previous}; {event.version or 'the base model'} serves again")
+    _change_serving(
+        registry.rollback,
+        base_model=service.BASE_MODEL,
+        operator_id=operator_id,
+        reason=reason,
+        as_json=as_json,
+        message=lambda event: f"rolled back {event.previous}; {event.version or 'the base model'} serves again",
+    )
 
 
 @retrain_app.callback()
@@ -132,7 +131,7 @@ def retrain(
     as_json: output.JsonOpt = False,
 ) -> None:
     """Ask for a retrain on the `retrain` topic, or with --now train, gate and promote in this process."""
-    try:
+    with output.refusals():
         config = KTOTrainingConfig(
             max_steps=max_steps,
             epochs=epochs,
@@ -155,26 +154,17 @@ def retrain(
                 publisher=None if now else publisher,
             )
             if not now:
-                if as_json:
-                    output.print_json({"request_id": request.request_id, "status": "requested"})
-                else:
-                    console.print(f"retrain {request.request_id} requested; the learn worker will run it")
+                output.announce(
+                    {"request_id": request.request_id, "status": "requested"},
+                    as_json=as_json,
+                    message=f"retrain {request.request_id} requested; the learn worker will run it",
+                )
                 return
             with output.stdout_to_stderr(enabled=as_json):
                 outcome = service.run_retrain(
                     conn, request=request, config=config, publisher=publisher, auto_promote=promote
                 )
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
     output.emit(outcome.to_json(), as_json=as_json, title="retrain")
-
-
-def worker_learn() -> None:
-    """Feedback -> labels -> retrain trigger -> training -> gate -> promotion (Faust)."""
-    from streamdesk.training.worker import run_worker
-
-    run_worker()
 
 
 @models_app.command("bootstrap")
@@ -192,7 +182,7 @@ def bootstrap(
     as_json: output.JsonOpt = False,
 ) -> None:
     """Train the SFT LoRA adapter on resolved tickets (τ²-bench train split, Bitext routes); register it."""
-    try:
+    with output.refusals():
         config = SFTTrainingConfig(
             epochs=epochs,
             max_steps=max_steps,
@@ -217,7 +207,4 @@ def bootstrap(
                     publisher=publisher,
                 )
                 version = registry.get(conn, version=version.version)
-    except StreamdeskError as exc:
-        console.print(f"refused: {exc}")
-        raise typer.Exit(code=1) from None
     output.emit(version.model_dump(mode="json"), as_json=as_json, title=f"adapter {version.version}")

@@ -51,6 +51,11 @@ class TrainResult:
         """Training examples processed per second of training (epochs counted)."""
         return self.metrics.get("train_samples_per_second", 0.0)
 
+    def summary(self) -> dict[str, Any]:
+        """Examples, class counts and weights, steps and seconds: what metrics.json and the registry keep of the run."""
+        counts = ("examples", "desirable", "undesirable", "desirable_weight", "undesirable_weight", "steps")
+        return {name: getattr(self, name) for name in counts} | {"seconds": round(self.seconds, 3)}
+
 
 def class_weights(*, desirable: int, undesirable: int) -> tuple[float, float]:
     """KTO (desirable, undesirable) loss weights that balance the classes: the smaller class is up-weighted.
@@ -202,13 +207,7 @@ def save_metrics(result: TrainResult, *, config: KTOTrainingConfig) -> Path:
     path = result.adapter_dir / METRICS_FILE
     summary = {
         "dataset_digest": result.dataset_digest,
-        "examples": result.examples,
-        "desirable": result.desirable,
-        "undesirable": result.undesirable,
-        "desirable_weight": result.desirable_weight,
-        "undesirable_weight": result.undesirable_weight,
-        "steps": result.steps,
-        "seconds": round(result.seconds, 3),
+        **result.summary(),
         "metrics": result.metrics,
         "config": config.to_json(),
         "log_history": result.log_history,

@@ -34,6 +34,26 @@ class AdapterVersion(BaseModel):
     retired_at: datetime | None = None
 
 
+class RetrainRun(BaseModel):
+    """One retrain request and how it went."""
+
+    request_id: str
+    reason: str
+    status: str
+    version: str | None
+    requested_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    details: dict[str, Any]
+
+    @property
+    def seconds(self) -> float | None:
+        """How long the run took, once finished."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+
 class ModelEvent(Record):
     """A change to what the agent serves: a candidate registered, an adapter promoted or rolled back."""
 

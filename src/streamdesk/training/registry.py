@@ -41,6 +41,11 @@ def _version(row: Mapping[str, Any]) -> AdapterVersion:
     return AdapterVersion(**row)
 
 
+def rounded(metrics: Mapping[str, float]) -> dict[str, float]:
+    """A run's final training metrics rounded to six places, as the registry keeps them."""
+    return {key: round(value, 6) for key, value in metrics.items()}
+
+
 def register_candidate(
     conn: psycopg.Connection,
     *,

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 
 from streamdesk.agent import config as agent_config
 from streamdesk.agent import model_cache
-from streamdesk.contracts import utcnow
+from streamdesk.contracts import DataclassRecord, utcnow
 from streamdesk.feedback import hygiene
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.config import FeedbackSettings, get_feedback_settings
@@ -55,7 +55,7 @@ class TrainingSet:
 
 
 @dataclass(frozen=True)
-class RetrainOutcome:
+class RetrainOutcome(DataclassRecord):
     """How a retrain ended: promoted, kept as a candidate, or skipped; with the training and gate numbers."""
 
     request_id: str
@@ -64,17 +64,6 @@ class RetrainOutcome:
     reason: str
     train: dict[str, Any] | None = None
     gate: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The outcome as a JSON object."""
-        return {
-            "request_id": self.request_id,
-            "status": self.status,
-            "version": self.version,
-            "reason": self.reason,
-            "train": self.train,
-            "gate": self.gate,
-        }
 
 
 def training_set(conn: psycopg.Connection, *, config: KTOTrainingConfig, settings: FeedbackSettings) -> TrainingSet:
@@ -195,14 +184,8 @@ def _retrain(
         "new": len(data.new),
         "replay": len(data.replay),
         "capped": data.capped,
-        "examples": result.examples,
-        "desirable": result.desirable,
-        "undesirable": result.undesirable,
-        "desirable_weight": result.desirable_weight,
-        "undesirable_weight": result.undesirable_weight,
-        "steps": result.steps,
-        "seconds": round(result.seconds, 3),
-        **{key: round(value, 6) for key, value in result.metrics.items()},
+        **result.summary(),
+        **registry.rounded(result.metrics),
     }
     candidate = registry.register_candidate(
         conn,

@@ -246,13 +246,6 @@ def bootstrap(
         result = SFTAdapterTrainer(config=config, model_dir=model_dir or model_cache.ensure_model()).train(
             examples=sft_examples(tickets), output_dir=staging
         )
-        metrics = {
-            "trainer": "sft",
-            "examples": result.examples,
-            "steps": result.steps,
-            "seconds": round(result.seconds, 3),
-            **{key: round(value, 6) for key, value in result.metrics.items()},
-        }
         version = registry.register_candidate(
             conn,
             staging_dir=staging,
@@ -261,7 +254,13 @@ def bootstrap(
             parent=None,
             dataset_digest=result.dataset_digest,
             config=config.to_json(),
-            metrics=metrics,
+            metrics={
+                "trainer": "sft",
+                "examples": result.examples,
+                "steps": result.steps,
+                "seconds": round(result.seconds, 3),
+                **registry.rounded(result.metrics),
+            },
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -6,13 +6,14 @@ import uuid
 from datetime import datetime, timedelta
 
 import psycopg
+from psycopg.rows import dict_row
 
 from streamdesk.contracts import utcnow
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.models import ClassBalance
 from streamdesk.kafka import Publisher
 from streamdesk.training.config import TrainingSettings, get_training_settings
-from streamdesk.training.models import RetrainReason, RetrainRequest
+from streamdesk.training.models import RetrainReason, RetrainRequest, RetrainRun
 
 RETRAIN_TOPIC = "retrain"
 
@@ -43,6 +44,17 @@ def last_retrain_at(conn: psycopg.Connection) -> datetime | None:
     """When the last retrain was requested (None: never)."""
     row = conn.execute("SELECT max(requested_at) FROM retrain_runs").fetchone()
     return None if row is None else row[0]
+
+
+def retrain_runs(conn: psycopg.Connection, *, limit: int = 50) -> list[RetrainRun]:
+    """The latest retrain runs, newest first."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "SELECT request_id, reason, status, version, requested_at, started_at, finished_at, details "
+            "FROM retrain_runs ORDER BY requested_at DESC LIMIT %s",
+            (limit,),
+        ).fetchall()
+    return [RetrainRun(**row) for row in rows]
 
 
 def request_retrain(

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from psycopg.rows import dict_row
 from pydantic import BaseModel, Field
 
 from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.api.deps import ConnDep, PublisherDep
 from streamdesk.feedback import service as feedback
 from streamdesk.training import registry, service, trigger
-from streamdesk.training.models import AdapterVersion, ModelEvent, RetrainRequest
+from streamdesk.training.models import AdapterVersion, ModelEvent, RetrainRequest, RetrainRun
 
 router = APIRouter(tags=["models"], dependencies=[Gate])
 
@@ -22,19 +20,6 @@ class ModelChange(BaseModel):
     """Why; kept in the audit trail and on the `model` topic."""
 
     reason: str = Field(default="", max_length=1000)
-
-
-class RetrainRun(BaseModel):
-    """One retrain request and how it went."""
-
-    request_id: str
-    reason: str
-    status: str
-    version: str | None
-    requested_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    details: dict[str, Any]
 
 
 @router.get("")
@@ -46,13 +31,7 @@ def list_models(conn: ConnDep) -> list[AdapterVersion]:
 @router.get("/retrains")
 def list_retrains(conn: ConnDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[RetrainRun]:
     """Retrain requests, newest first, with their outcome (training and gate numbers in `details`)."""
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(
-            "SELECT request_id, reason, status, version, requested_at, started_at, finished_at, details "
-            "FROM retrain_runs ORDER BY requested_at DESC LIMIT %s",
-            (limit,),
-        ).fetchall()
-    return [RetrainRun(**row) for row in rows]
+    return trigger.retrain_runs(conn, limit=limit)
 
 
 @router.post("/promote/{version}")
