@@ -37,6 +37,7 @@ from streamdesk.agent.answers import Ticket, TraceStep
 from streamdesk.agent.backends import LLMBackend
 from streamdesk.contracts import Access, DocumentEvent, EntityType
 from streamdesk.identity.models import Principal, Role
+from streamdesk.knowledge import embedders
 from streamdesk.policy import service as policy
 
 EVAL_SUPERVISOR = Principal(kind="user", id="eval-supervisor", roles=frozenset({Role.SUPERVISOR}))
@@ -169,14 +170,13 @@ def load_taubench_world(conn: psycopg.Connection, *, db_path: Path) -> int:
 def index_documents(conn: psycopg.Connection, events: Sequence[DocumentEvent]) -> None:
     """Chunk, embed and store `events` with the ingest settings, as the ingest pipeline would."""
     from streamdesk.config import get_settings
-    from streamdesk.knowledge import embedding
     from streamdesk.knowledge import store as knowledge_store
 
     ingest = get_settings().ingest
     knowledge_store.apply_documents(
         conn,
         events,
-        embedder=embedding.get_embedder(),
+        embedder=embedders.get_embedder(),
         chunk_tokens=ingest.chunk_tokens,
         chunk_overlap=ingest.chunk_overlap,
     )

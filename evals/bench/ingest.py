@@ -27,6 +27,7 @@ from evals.bench.corpus import passages
 from streamdesk import db, topics
 from streamdesk.config import get_settings
 from streamdesk.kafka import Publisher
+from streamdesk.knowledge import embedders
 from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase, free_port
 
 MAPPED = "raw.mapped"
@@ -42,7 +43,7 @@ def _embed_only(items: list[tuple[str, str, str]]) -> tuple[int, float]:
     from streamdesk.knowledge import chunking, embedding
 
     settings = get_settings().ingest
-    embedder = embedding.get_embedder()
+    embedder = embedders.get_embedder()
     embedder.embed(["warm up"] * 8)
     started = time.perf_counter()
     inputs = []
@@ -153,10 +154,10 @@ def run(*, shared_data: Path, docs: int = 400, freshness_s: float = 30.0) -> dic
 
 
 def _expected_chunks(items: list[tuple[str, str, str]]) -> int:
-    from streamdesk.knowledge import chunking, embedding
+    from streamdesk.knowledge import chunking
 
     settings = get_settings().ingest
-    tokenizer = embedding.get_embedder().tokenizer
+    tokenizer = embedders.get_embedder().tokenizer
     return sum(
         len(
             chunking.chunk_text(

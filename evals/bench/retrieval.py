@@ -32,6 +32,7 @@ import psycopg
 from evals.bench.corpus import passages
 from streamdesk import db
 from streamdesk.identity.models import Principal
+from streamdesk.knowledge import embedders
 from streamdesk.retrieval import access, cutover, service, vectors
 from streamdesk.retrieval.config import RetrievalSettings, VectorMode
 from streamdesk.retrieval.models import Filters
@@ -302,7 +303,7 @@ def run(
     """Build the corpus, load it into a fresh database, and measure; return the figures."""
     from streamdesk.knowledge import embedding
 
-    embedder = embedding.get_embedder()
+    embedder = embedders.get_embedder()
     base_items = base_passages(shared_data, count=base)
     started = time.perf_counter()
     base_vectors = embedder.embed([embedding.embedding_input(t, x) for t, x in base_items])
@@ -445,7 +446,7 @@ def compare_embedders(
     """Throughput on ~150-word chunks and top-10 agreement with the reference on ClapNQ (corpus and queries
     both re-embedded by each variant). Timing rounds are interleaved and the best round kept: the cores
     are shared, so a round can be slowed by others' work, never sped up."""
-    from streamdesk.knowledge import embedding, fast_embedding
+    from streamdesk.knowledge import embedding
 
     dataset = shared_data / "retrieval" / "clapnq_dev"
     corpus = [json.loads(line) for line in (dataset / "corpus.jsonl").read_text().splitlines() if line.strip()]
@@ -453,7 +454,7 @@ def compare_embedders(
     query_texts = [json.loads(line)["text"] for line in (dataset / "queries.jsonl").read_text().splitlines() if line]
     speed_texts = [embedding.embedding_input(t, x) for _, t, x in itertools.islice(passages(shared_data), passages_n)]
     embedders = {
-        label: fast_embedding.load_embedder(
+        label: embedders.load_embedder(
             backend=backend,  # type: ignore[arg-type]
             path=None,
             model_name="all-MiniLM-L6-v2",

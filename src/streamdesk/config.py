@@ -11,7 +11,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamdesk.agent.config import AgentSettings
+from streamdesk.agent.config import MODEL_CACHE_NAME, AgentSettings
 from streamdesk.exceptions import ConfigurationError
 from streamdesk.runtime.config import RuntimeSettings
 
@@ -193,3 +193,20 @@ def faust_dir(settings: Settings) -> Path:
     path = settings.state_dir / "faust"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def agent_settings(settings: Settings | None = None) -> AgentSettings:
+    """The agent section of the root settings (read once per process with them)."""
+    return (settings or get_settings()).agent
+
+
+def model_cache_dir(settings: Settings | None = None) -> Path:
+    """`<state_dir>/models/smollm2-135m-instruct`: where the converted safetensors model lives."""
+    settings = settings or get_settings()
+    return settings.state_dir / "models" / MODEL_CACHE_NAME
+
+
+def adapters_dir(settings: Settings | None = None) -> Path:
+    """The folder LoRA adapters are loaded from by name."""
+    settings = settings or get_settings()
+    return agent_settings(settings).adapters_dir or settings.state_dir / "adapters"

@@ -26,7 +26,7 @@ from streamdesk.contracts import Access, DocumentEvent
 from streamdesk.domains.retail import renderers
 from streamdesk.domains.retail.narrowing import known_values
 from streamdesk.identity.models import Principal, Role, agent_for_customer
-from streamdesk.knowledge import embedding
+from streamdesk.knowledge import embedders
 from streamdesk.knowledge import store as knowledge_store
 from streamdesk.policy import approvals
 
@@ -163,7 +163,7 @@ def test_an_injected_knowledge_passage_is_never_shown(
     knowledge_store.apply_documents(
         world,
         [poisoned],
-        embedder=embedding.get_embedder(),
+        embedder=embedders.get_embedder(),
         chunk_tokens=settings.chunk_tokens,
         chunk_overlap=settings.chunk_overlap,
     )

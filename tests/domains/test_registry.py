@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from streamdesk import config as root_config
 from streamdesk import domains
-from streamdesk.agent import config as agent_config
 from streamdesk.agent.config import AgentSettings
 from streamdesk.agent.exceptions import UnknownDomainError
 from streamdesk.config import Settings
@@ -40,7 +40,7 @@ def test_unknown_packs_are_named_with_the_fix(name: str, message: str) -> None:
 def test_the_policy_path_setting_overrides_the_packs_policy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     policy = tmp_path / "policy.md"
     policy.write_text("# House rules\nBe kind.\n")
-    monkeypatch.setattr(agent_config, "agent_settings", lambda settings=None: AgentSettings(policy_path=policy))
+    monkeypatch.setattr(root_config, "agent_settings", lambda settings=None: AgentSettings(policy_path=policy))
     assert domains.get_pack().policy_text() == "# House rules\nBe kind."
     monkeypatch.undo()
     assert domains.get_pack().policy_text().startswith("# Retail agent policy")
@@ -48,7 +48,7 @@ def test_the_policy_path_setting_overrides_the_packs_policy(tmp_path: Path, monk
 
 def test_the_domain_setting_names_the_pack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREAMDESK_AGENT__DOMAIN", "tests.agent.test_packs:INVOICES")
-    assert agent_config.agent_settings(Settings()).domain == "tests.agent.test_packs:INVOICES"
-    monkeypatch.setattr(agent_config, "agent_settings", lambda settings=None: AgentSettings(domain="invoices-spec"))
+    assert root_config.agent_settings(Settings()).domain == "tests.agent.test_packs:INVOICES"
+    monkeypatch.setattr(root_config, "agent_settings", lambda settings=None: AgentSettings(domain="invoices-spec"))
     with pytest.raises(UnknownDomainError, match="'invoices-spec'"):
         domains.get_pack()

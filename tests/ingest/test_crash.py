@@ -14,7 +14,7 @@ import pytest
 
 from streamdesk.config import get_settings
 from streamdesk.ingest import status as ingest_status
-from streamdesk.knowledge import chunking, embedding
+from streamdesk.knowledge import chunking, embedders
 from streamdesk.seed.changes import generate_changes
 from tests.ingest.conftest import IngestStack
 
@@ -84,7 +84,7 @@ def test_store_equals_expected_state_after_three_sigkills(ingest_stack: IngestSt
     phantom = [k for k, (deleted, _) in stored.items() if not deleted and k not in stream.expected_entities]
 
     settings = get_settings().ingest
-    tokenizer = embedding.get_embedder().tokenizer
+    tokenizer = embedders.get_embedder().tokenizer
     documents = {
         ext: (deleted, title, level)
         for ext, deleted, title, level in ingest_stack.query(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streamdesk.knowledge import embedding
+from streamdesk.knowledge import embedders
 from tests.ingest.conftest import MAX_BODY_BYTES, IngestStack
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
@@ -66,7 +66,7 @@ def test_an_article_becomes_chunks_found_by_vector_search(ingest_stack: IngestSt
     ingest_stack.wait_for(
         lambda: ingest_stack.query("SELECT 1 FROM chunks WHERE external_id = 'kb-refunds'"), what="article chunks"
     )
-    query = embedding.get_embedder().embed(["how long until I get my money back for a broken product?"])[0]
+    query = embedders.get_embedder().embed(["how long until I get my money back for a broken product?"])[0]
     nearest = ingest_stack.query(
         "SELECT external_id, embedding_model FROM chunks ORDER BY embedding <=> %s LIMIT 1", query
     )

@@ -8,13 +8,13 @@ import psycopg
 import pytest
 
 from streamdesk import db
-from streamdesk.knowledge import embedding
+from streamdesk.knowledge import embedders, embedding
 
 
 @pytest.fixture(scope="session")
 def embedder() -> embedding.Embedder:
     """The real all-MiniLM-L6-v2 embedder, loaded once."""
-    return embedding.get_embedder()
+    return embedders.get_embedder()
 
 
 @pytest.fixture

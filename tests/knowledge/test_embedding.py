@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streamdesk.knowledge import embedding
+from streamdesk.knowledge import embedders, embedding
 from streamdesk.knowledge.exceptions import EmbedderLoadError
 from tests.knowledge.factories import prose
 
@@ -37,7 +37,7 @@ def test_properties_come_from_the_model_and_settings(embedder: embedding.Embedde
 
 
 def test_the_embedder_is_cached_per_process(embedder: embedding.Embedder) -> None:
-    assert embedding.get_embedder() is embedder
+    assert embedders.get_embedder() is embedder
 
 
 def test_a_missing_model_folder_is_reported(tmp_path: object) -> None:

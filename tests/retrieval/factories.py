@@ -11,7 +11,7 @@ import psycopg
 from streamdesk import db
 from streamdesk.config import get_settings
 from streamdesk.contracts import Access, DocumentEvent
-from streamdesk.knowledge import embedding
+from streamdesk.knowledge import embedders
 from streamdesk.knowledge import store as knowledge_store
 
 _counter = iter(range(1, 10**9))
@@ -53,7 +53,7 @@ def apply(conn: psycopg.Connection, events: Sequence[DocumentEvent], *, embedder
     return knowledge_store.apply_documents(
         conn,
         events,
-        embedder=embedder or embedding.get_embedder(),
+        embedder=embedder or embedders.get_embedder(),
         chunk_tokens=ingest.chunk_tokens,
         chunk_overlap=ingest.chunk_overlap,
     )

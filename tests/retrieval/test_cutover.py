@@ -9,7 +9,7 @@ import pytest
 
 from streamdesk import db
 from streamdesk.identity.models import Principal
-from streamdesk.knowledge import fast_embedding
+from streamdesk.knowledge import embedders
 from streamdesk.retrieval import cutover, service
 from tests.retrieval.conftest import TOPICS
 from tests.retrieval.factories import document, store
@@ -77,7 +77,7 @@ def test_switching_embedding_versions_while_searches_keep_succeeding(clean_db: s
     assert versions == [(TARGET,)] and leftovers == (0,)
     assert states == {"all-MiniLM-L6-v2@1": "retired", f"all-MiniLM-L6-v2@{TARGET}": "active"}
     assert top.hits[0].citation.external_id == "t-password"
-    new_embedder = fast_embedding.cached_embedder(
+    new_embedder = embedders.cached_embedder(
         backend="onnx-int8", path=None, model_name="all-MiniLM-L6-v2", version=TARGET
     )
     again = store(clean_db, [document("t-refund", "Refund help", TOPICS["refund"])], embedder=new_embedder)

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from streamdesk.knowledge import embedding, fast_embedding
+from streamdesk.knowledge import embedders
 from tests.retrieval.conftest import TOPICS
 
 pytestmark = [pytest.mark.slow]
@@ -15,9 +15,9 @@ pytestmark = [pytest.mark.slow]
 
 def test_onnx_embedders_agree_with_pytorch() -> None:
     texts = [f"{name}\n{text}" for name, text in TOPICS.items()] + ["where is my parcel?", "card blocked abroad"]
-    reference = embedding.get_embedder().embed(texts)
-    fp32 = fast_embedding.load_embedder(backend="onnx", path=None, model_name="m", version="t").embed(texts)
-    int8 = fast_embedding.load_embedder(backend="onnx-int8", path=None, model_name="m", version="t").embed(texts)
+    reference = embedders.get_embedder().embed(texts)
+    fp32 = embedders.load_embedder(backend="onnx", path=None, model_name="m", version="t").embed(texts)
+    int8 = embedders.load_embedder(backend="onnx-int8", path=None, model_name="m", version="t").embed(texts)
     assert fp32.shape == int8.shape == reference.shape and fp32.dtype == np.float32
     assert np.allclose(np.linalg.norm(int8, axis=1), 1.0, atol=1e-5)
     assert float((fp32 * reference).sum(1).min()) > 0.9999
@@ -33,4 +33,4 @@ def test_an_unknown_backend_is_refused() -> None:
 
     backend: Any = "tpu"
     with pytest.raises(EmbedderLoadError, match="onnx-int8"):
-        fast_embedding.load_embedder(backend=backend, path=None, model_name="m", version="t")
+        embedders.load_embedder(backend=backend, path=None, model_name="m", version="t")

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from streamdesk import config as root_config
 from streamdesk import telemetry
 from streamdesk.agent import config as agent_config
 from streamdesk.agent import model_cache
@@ -177,11 +178,11 @@ class TransformersBackend(LLMBackend):
     @classmethod
     def from_settings(cls, settings: agent_config.AgentSettings | None = None) -> TransformersBackend:
         """The backend the agent settings describe (converting the GGUF on first use)."""
-        settings = settings or agent_config.agent_settings()
+        settings = settings or root_config.agent_settings()
         return cls(
             model_dir=model_cache.ensure_model(),
             quantization=settings.quantization,
-            adapters_dir=agent_config.adapters_dir(),
+            adapters_dir=root_config.adapters_dir(),
             threads=settings.torch_threads,
             prefix_cache_entries=settings.prefix_cache_entries,
         )
@@ -596,7 +597,7 @@ class OpenAICompatibleBackend(LLMBackend):
     @classmethod
     def from_settings(cls, settings: agent_config.AgentSettings | None = None) -> OpenAICompatibleBackend:
         """The backend the agent settings describe."""
-        settings = settings or agent_config.agent_settings()
+        settings = settings or root_config.agent_settings()
         if not settings.openai_base_url:
             raise BackendError("backend 'openai' needs a URL; set STREAMDESK_AGENT__OPENAI_BASE_URL")
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
@@ -689,7 +690,7 @@ class OpenAICompatibleBackend(LLMBackend):
 
 def get_backend(settings: agent_config.AgentSettings | None = None) -> LLMBackend:
     """The backend the agent settings select."""
-    settings = settings or agent_config.agent_settings()
+    settings = settings or root_config.agent_settings()
     if settings.backend == "openai":
         return OpenAICompatibleBackend.from_settings(settings)
     return TransformersBackend.from_settings(settings)

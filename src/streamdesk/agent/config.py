@@ -1,17 +1,15 @@
 """Agent settings: which LLM backend, where the converted model and LoRA adapters live.
 
-Imports the root settings lazily, so the root `Settings` can carry `agent: AgentSettings` without a cycle.
+The root `Settings` carries `agent: AgentSettings`; `streamdesk.config` has the helpers that read it
+(`agent_settings`, `model_cache_dir`, `adapters_dir`), so this module imports no other.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
-
-if TYPE_CHECKING:
-    from streamdesk.config import Settings
 
 MODEL_CACHE_NAME = "smollm2-135m-instruct"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -68,26 +66,3 @@ class AgentSettings(BaseModel):
         default="response_format",
         description="How to send the JSON schema: OpenAI response_format, vLLM guided_json, TGI.",
     )
-
-
-def agent_settings(settings: Settings | None = None) -> AgentSettings:
-    """The agent section of the root settings (read once per process with them)."""
-    return (settings or _root_settings()).agent
-
-
-def model_cache_dir(settings: Settings | None = None) -> Path:
-    """`<state_dir>/models/smollm2-135m-instruct`: where the converted safetensors model lives."""
-    settings = settings or _root_settings()
-    return settings.state_dir / "models" / MODEL_CACHE_NAME
-
-
-def adapters_dir(settings: Settings | None = None) -> Path:
-    """The folder LoRA adapters are loaded from by name."""
-    settings = settings or _root_settings()
-    return agent_settings(settings).adapters_dir or settings.state_dir / "adapters"
-
-
-def _root_settings() -> Settings:
-    from streamdesk.config import get_settings
-
-    return get_settings()

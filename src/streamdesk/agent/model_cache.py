@@ -19,6 +19,7 @@ from typing import Any
 
 from filelock import FileLock
 
+from streamdesk import config as root_config
 from streamdesk.agent import config as agent_config
 from streamdesk.agent.exceptions import ModelCacheError
 
@@ -64,8 +65,8 @@ def conversion_info(folder: Path) -> dict[str, object]:
 
 def ensure_model(*, gguf: Path | None = None, target: Path | None = None) -> Path:
     """The converted model folder, converting `gguf` into `target` first if no finished conversion is there."""
-    settings = agent_config.agent_settings()
-    target = target or settings.model_dir or agent_config.model_cache_dir()
+    settings = root_config.agent_settings()
+    target = target or settings.model_dir or root_config.model_cache_dir()
     if is_converted(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from functools import lru_cache
 
+from streamdesk import config as root_config
 from streamdesk.agent.exceptions import UnknownDomainError
 from streamdesk.agent.packs import DomainPack
 
@@ -34,6 +35,4 @@ def load_pack(name: str) -> DomainPack:
 
 def get_pack() -> DomainPack:
     """The pack named by `STREAMDESK_AGENT__DOMAIN` (default retail)."""
-    from streamdesk.agent import config as agent_config
-
-    return load_pack(agent_config.agent_settings().domain)
+    return load_pack(root_config.agent_settings().domain)

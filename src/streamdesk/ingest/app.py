@@ -30,6 +30,7 @@ from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import DeadLetter, StoredTicket
 from streamdesk.gateway import intake
 from streamdesk.ingest import processors
+from streamdesk.knowledge import embedders
 from streamdesk.streams import deadletter
 from streamdesk.streams.app import bootstrap_servers, faust_app, raw_topic, run_app
 from streamdesk.streams.deadletter import dead_letter_for, natural_key, store_dead_letters
@@ -122,7 +123,6 @@ class BatchWriter:
 def create_app(settings: Settings | None = None) -> faust.App:
     """The ingest Faust app for `settings` (broker and database from there)."""
     from streamdesk.entities import store as entities
-    from streamdesk.knowledge import embedding
     from streamdesk.knowledge import store as knowledge
 
     settings = settings or get_settings()
@@ -130,7 +130,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
     ingest = settings.ingest
     telemetry.configure(settings=settings.telemetry, service_name=APP_ID)
     telemetry.configure_metrics(settings=settings.telemetry, service_name=APP_ID)
-    embedding.get_embedder()  # load the model before joining the group, so no batch waits for it
+    embedders.get_embedder()  # load the model before joining the group, so no batch waits for it
     app = faust_app(APP_ID, settings=settings, producer_acks=-1, producer_linger=0.005, stream_buffer_maxsize=4096)
     raw_names = [s.name for s in topics.raw_topics()]
     telemetry.watch_consumer_lag(
@@ -243,7 +243,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         return knowledge.apply_documents(
             conn,
             events,
-            embedder=embedding.get_embedder(),
+            embedder=embedders.get_embedder(),
             chunk_tokens=ingest.chunk_tokens,
             chunk_overlap=ingest.chunk_overlap,
         )

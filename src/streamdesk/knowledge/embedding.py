@@ -7,13 +7,11 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from streamdesk.config import get_settings
 from streamdesk.knowledge.exceptions import EmbedderLoadError
 from streamdesk.runtime.threads import torch_threads
 
@@ -140,23 +138,3 @@ class Embedder(BatchEmbedder):
     def _encode(self, texts: list[str]) -> np.ndarray:
         vectors = self._model(dict(self._tokenize(texts, tensors="pt")))["sentence_embedding"]
         return np.asarray(self._torch.nn.functional.normalize(vectors, dim=1).numpy())
-
-
-@lru_cache(maxsize=1)
-def get_embedder() -> Embedder:
-    """The process-wide embedder, loaded on first use from the current settings."""
-    from streamdesk.knowledge import fast_embedding
-
-    settings = get_settings().ingest
-    embedder: Embedder = fast_embedding.load_embedder(
-        backend=settings.embedding_backend,
-        path=settings.embedding_path,
-        model_name=settings.embedding_model,
-        version=settings.embedding_version,
-        batch_size=settings.embed_batch if settings.embedding_backend == "torch" else None,
-        threads=settings.torch_threads,
-    )
-    log.info(
-        "embedder %s v%s loaded (max_seq_length %d)", embedder.model_name, embedder.version, embedder.max_seq_length
-    )
-    return embedder

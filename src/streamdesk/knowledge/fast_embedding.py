@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -202,46 +201,3 @@ def _configured_max_seq_length(folder: Path) -> int:
         if value:
             return int(value)
     return 512
-
-
-def load_embedder(
-    *,
-    backend: Backend,
-    path: str | Path | None,
-    model_name: str,
-    version: str,
-    batch_size: int | None = None,
-    threads: int = 2,
-) -> Any:
-    """An embedder for `backend`: the PyTorch `embedding.Embedder`, or `OnnxEmbedder` in fp32 or int8.
-
-    `batch_size` None means each backend's best: 64 for PyTorch, `ONNX_BATCH` for ONNX Runtime.
-    """
-    if backend == "torch":
-        return embedding.Embedder(
-            path=path, model_name=model_name, version=version, batch_size=batch_size or 64, threads=threads
-        )
-    if backend not in BACKENDS:
-        raise EmbedderLoadError(f"embedding backend {backend!r} is not known; use one of {', '.join(BACKENDS)}")
-    return OnnxEmbedder(
-        path=path,
-        model_name=model_name,
-        version=version,
-        backend=backend,
-        batch_size=batch_size or ONNX_BATCH,
-        threads=threads,
-    )
-
-
-@lru_cache(maxsize=4)
-def cached_embedder(*, backend: Backend, path: str | None, model_name: str, version: str) -> Any:
-    """A process-wide embedder per (backend, path, model, version), for query-time embedding."""
-    ingest = get_settings().ingest
-    return load_embedder(
-        backend=backend,
-        path=path,
-        model_name=model_name,
-        version=version,
-        batch_size=ingest.embed_batch if backend == "torch" else None,
-        threads=ingest.torch_threads,
-    )

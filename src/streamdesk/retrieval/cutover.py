@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from streamdesk import db
 from streamdesk.config import Settings, get_settings
-from streamdesk.knowledge import embedding, fast_embedding
+from streamdesk.knowledge import embedders, embedding
 from streamdesk.knowledge import store as knowledge_store
 from streamdesk.retrieval import vectors
 from streamdesk.retrieval.exceptions import EmbeddingSpaceError
@@ -66,8 +66,8 @@ class EmbeddingSpace:
             self.path,
             self.backend,
         ):
-            return embedding.get_embedder()
-        return fast_embedding.cached_embedder(
+            return embedders.get_embedder()
+        return embedders.cached_embedder(
             backend=self.backend,
             path=self.path,
             model_name=self.model,
@@ -139,7 +139,7 @@ def shadow_space(conn: psycopg.Connection) -> EmbeddingSpace | None:
 
 def start(url: str, *, model: str, version: str, backend: str, path: str | None) -> EmbeddingSpace:
     """Register the target space as the shadow (resuming a cut-over to the same target)."""
-    embedder = fast_embedding.cached_embedder(backend=backend, path=path, model_name=model, version=version)
+    embedder = embedders.cached_embedder(backend=backend, path=path, model_name=model, version=version)
     name = space_name(model=model, version=version)
     with db.connect(url) as conn, conn.transaction():
         active = active_space(conn)

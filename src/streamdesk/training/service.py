@@ -17,6 +17,7 @@ from typing import Any, Literal
 import psycopg
 from psycopg.types.json import Jsonb
 
+from streamdesk import config as root_config
 from streamdesk.agent import config as agent_config
 from streamdesk.agent import model_cache
 from streamdesk.contracts import DataclassRecord, utcnow
@@ -106,7 +107,7 @@ def run_retrain(
         )
     settings = settings or get_training_settings()
     feedback_settings = feedback_settings or get_feedback_settings()
-    adapters_dir = adapters_dir or agent_config.adapters_dir()
+    adapters_dir = adapters_dir or root_config.adapters_dir()
     conn.execute(
         "INSERT INTO retrain_runs (request_id, reason, requested_at) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
         (request.request_id, request.reason, request.requested_at),

@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from streamdesk import config as root_config
 from streamdesk.agent import config as agent_config
 from streamdesk.agent import model_cache
 from streamdesk.feedback import hygiene
@@ -239,7 +240,7 @@ def bootstrap(
     feedback_settings: FeedbackSettings | None = None,
 ) -> AdapterVersion:
     """Train the SFT adapter on `tickets`, register it as a candidate with no parent, and keep its rows as gold."""
-    adapters_dir = adapters_dir or agent_config.adapters_dir()
+    adapters_dir = adapters_dir or root_config.adapters_dir()
     staging = adapters_dir / f".staging-sft-{config.seed}-{time.time_ns()}"
     shutil.rmtree(staging, ignore_errors=True)
     try:

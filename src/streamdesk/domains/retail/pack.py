@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from streamdesk.agent import config as agent_config
+from streamdesk import config as root_config
 from streamdesk.agent.packs import DomainPack
 from streamdesk.domains.retail import approvals, intents, narrowing, renderers, tools
 from streamdesk.seed import config as seed_config
@@ -32,7 +32,7 @@ BITEXT_TOOLS: dict[str, tuple[str, ...]] = {
 
 def policy_text() -> str:
     """The policy the agent follows: `STREAMDESK_AGENT__POLICY_PATH` if set, else the bundled τ²-bench policy."""
-    return _read_policy(agent_config.agent_settings().policy_path or POLICY_FILE)
+    return _read_policy(root_config.agent_settings().policy_path or POLICY_FILE)
 
 
 @lru_cache(maxsize=4)
