@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -18,8 +17,7 @@ from streamdesk.agent.exceptions import (
     UnknownToolError,
 )
 from streamdesk.agent.models import Tool, ToolContext
-from streamdesk.contracts import TicketEvent
-from streamdesk.entities import store
+from tests.factories import stored_ticket
 
 REGISTRY = tools.default_registry()
 TICKET = ToolContext(actor="agent:triage", ticket_source="zendesk", ticket_id="42")
@@ -71,19 +69,8 @@ def test_unknown_tools_and_bad_arguments_are_refused_with_the_fix() -> None:
 
 
 def created(conn: psycopg.Connection) -> None:
-    event = TicketEvent(
-        event_id="zendesk:42:1",
-        source="zendesk",
-        ticket_id="42",
-        event_type="created",
-        version=[1700000000000],
-        occurred_at=datetime(2026, 11, 1, tzinfo=UTC),
-        subject="Cancel my order",
-        status="open",
-        priority="normal",
-        tags=["orders"],
-    )
-    store.apply_tickets(conn, [event])
+    fields = {"subject": "Cancel my order", "status": "open", "priority": "normal", "tags": ["orders"]}
+    stored_ticket(conn, "42", version=[1700000000000], **fields)
 
 
 def ticket(conn: psycopg.Connection) -> tuple[Any, ...]:

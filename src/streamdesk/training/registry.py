@@ -13,7 +13,7 @@ import shutil
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import psycopg
 from psycopg.rows import dict_row
@@ -147,6 +147,39 @@ def _publish(publisher: Publisher | None, event: ModelEvent) -> None:
         publisher.flush()
 
 
+def _record_change(
+    conn: psycopg.Connection,
+    *,
+    action: Literal["promoted", "rolled_back"],
+    base_model: str,
+    version: str | None,
+    previous: str | None,
+    audited_version: str | None,
+    actor: str,
+    actor_kind: str,
+    reason: str,
+    details: dict[str, Any],
+    **event_fields: Any,
+) -> ModelEvent:
+    """Log a promotion or rollback in `adapter_promotions` and the audit trail; the `model` event announcing it."""
+    conn.execute(
+        "INSERT INTO adapter_promotions (base_model, action, version, previous, actor, reason) "
+        "VALUES (%s, %s, %s, %s, %s, %s)",
+        (base_model, action, version, previous, actor, reason),
+    )
+    audited = {"event": f"adapter_{action}", "base_model": base_model, **details}
+    audited |= {"actor": actor, "actor_kind": actor_kind, "reason": reason}
+    audit_action = PROMOTION_AUDIT if action == "promoted" else ROLLBACK_AUDIT
+    _audit(conn, action=audit_action, decision=action, version=audited_version, details=audited)
+    fields = {"version": version, "previous": previous, "base_model": base_model, "actor": actor, "reason": reason}
+    return _model_event(action=action, **fields, **event_fields)
+
+
+def _model_event(**fields: Any) -> ModelEvent:
+    """A `model` event with a fresh id, happening now."""
+    return ModelEvent(event_id=str(uuid.uuid4()), occurred_at=utcnow(), **fields)
+
+
 def promote(
     conn: psycopg.Connection,
     *,
@@ -163,34 +196,20 @@ def promote(
         if target.status == "promoted":
             raise PromotionError(f"adapter {version!r} is already serving {target.base_model}; nothing to do")
         previous = _set_serving(conn, base_model=target.base_model, version=version)
-        conn.execute(
-            "INSERT INTO adapter_promotions (base_model, action, version, previous, actor, reason) "
-            "VALUES (%s, 'promoted', %s, %s, %s, %s)",
-            (target.base_model, version, previous, actor, reason),
+        event = _record_change(
+            conn,
+            action="promoted",
+            base_model=target.base_model,
+            version=version,
+            previous=previous,
+            audited_version=version,
+            actor=actor,
+            actor_kind=actor_kind,
+            reason=reason,
+            details={"previous": previous, "dataset_digest": target.dataset_digest, "gate": target.gate},
+            dataset_digest=target.dataset_digest,
+            metrics=target.metrics,
         )
-        details = {
-            "event": "adapter_promoted",
-            "base_model": target.base_model,
-            "previous": previous,
-            "actor": actor,
-            "actor_kind": actor_kind,
-            "reason": reason,
-            "dataset_digest": target.dataset_digest,
-            "gate": target.gate,
-        }
-        _audit(conn, action=PROMOTION_AUDIT, decision="promoted", version=version, details=details)
-    event = ModelEvent(
-        event_id=str(uuid.uuid4()),
-        action="promoted",
-        version=version,
-        previous=previous,
-        base_model=target.base_model,
-        dataset_digest=target.dataset_digest,
-        metrics=target.metrics,
-        actor=actor,
-        reason=reason,
-        occurred_at=utcnow(),
-    )
     _publish(publisher, event)
     return event
 
@@ -217,39 +236,25 @@ def rollback(
         ).fetchone()
         restored = row[0] if row else None
         _set_serving(conn, base_model=base_model, version=restored)
-        conn.execute(
-            "INSERT INTO adapter_promotions (base_model, action, version, previous, actor, reason) "
-            "VALUES (%s, 'rolled_back', %s, %s, %s, %s)",
-            (base_model, restored, current.version, actor, reason),
+        event = _record_change(
+            conn,
+            action="rolled_back",
+            base_model=base_model,
+            version=restored,
+            previous=current.version,
+            audited_version=current.version,
+            actor=actor,
+            actor_kind=actor_kind,
+            reason=reason,
+            details={"rolled_back": current.version, "restored": restored},
         )
-        details = {
-            "event": "adapter_rolled_back",
-            "base_model": base_model,
-            "rolled_back": current.version,
-            "restored": restored,
-            "actor": actor,
-            "actor_kind": actor_kind,
-            "reason": reason,
-        }
-        _audit(conn, action=ROLLBACK_AUDIT, decision="rolled_back", version=current.version, details=details)
-    event = ModelEvent(
-        event_id=str(uuid.uuid4()),
-        action="rolled_back",
-        version=restored,
-        previous=current.version,
-        base_model=base_model,
-        actor=actor,
-        reason=reason,
-        occurred_at=utcnow(),
-    )
     _publish(publisher, event)
     return event
 
 
 def candidate_event(version: AdapterVersion, *, actor: str) -> ModelEvent:
     """The `model` event announcing a newly registered candidate."""
-    return ModelEvent(
-        event_id=str(uuid.uuid4()),
+    return _model_event(
         action="candidate",
         version=version.version,
         previous=version.parent,
@@ -257,7 +262,6 @@ def candidate_event(version: AdapterVersion, *, actor: str) -> ModelEvent:
         dataset_digest=version.dataset_digest,
         metrics=version.metrics,
         actor=actor,
-        occurred_at=utcnow(),
     )
 
 
