@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from confluent_kafka import Consumer
@@ -22,8 +22,8 @@ from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, TicketEvent
 from streamdesk.kafka import Publisher
 from streamdesk.streams.messages import RawMessage
+from tests.waiting import wait_for
 
-T = TypeVar("T")
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 EMAIL = "fatima.anderson1447@example.com"
 ORDER = "#W2974929"
@@ -77,16 +77,6 @@ def test_an_event_keeps_its_first_answer(clean_db: str) -> None:
         assert [a.answer_id for a in answers.answers_for_ticket(conn, source="zendesk", ticket_id="T-1")] == [
             first.answer_id
         ]
-
-
-def wait_for(probe: Callable[[], T], *, timeout_s: float, what: str, log: Path) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        result = probe()
-        if result:
-            return result
-        time.sleep(0.5)
-    pytest.fail(f"timed out waiting for {what}; worker log tail:\n{log.read_text(errors='replace')[-3000:]}")
 
 
 def read_topic(bootstrap: str, topic: str, *, until: Callable[[list[Any]], bool], timeout_s: float) -> list[Any]:

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import psycopg
 import pytest
@@ -19,9 +17,9 @@ from streamdesk.runtime.supervisor import child_env, stop_process
 from streamdesk.training import registry
 from tests.factories import stored_draft, stored_ticket
 from tests.feedback.factories import T0, signal
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -45,16 +43,6 @@ def worker(conn: psycopg.Connection, topics_ready: str, clean_db: str, tmp_path:
         process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=out, stderr=subprocess.STDOUT)
     yield log
     stop_process(process, timeout_s=20)
-
-
-def wait_for(probe: Callable[[], T], *, log: Path, what: str, timeout_s: float = 240.0) -> T:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        found = probe()
-        if found:
-            return found
-        time.sleep(1.0)
-    pytest.fail(f"timed out waiting for {what}; worker log tail:\n{log.read_text()[-4000:]}")
 
 
 def test_feedback_flows_to_a_trained_candidate(
