@@ -10,11 +10,12 @@ from psycopg.types.json import Jsonb
 
 from streamdesk import db, topics
 from streamdesk.agent import answers, backends
-from streamdesk.agent.answers import Answer, Ticket, TraceStep
+from streamdesk.agent.answers import Ticket, TraceStep
 from streamdesk.agent.service import AnswerService, principal_for
 from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, StoredTicket, TicketEvent, TicketState
 from streamdesk.streams.messages import RawMessage
+from tests.factories import draft, ticket_event
 
 _INSERT = """
     INSERT INTO entities (entity_type, source, external_id, version, deleted, event_id, attributes, tenant)
@@ -53,20 +54,10 @@ def test_a_customer_id_on_the_ticket_wins(conn: psycopg.Connection) -> None:
 
 
 def test_an_answer_is_described_with_citation_titles_and_its_trace() -> None:
-    answer = Answer(
-        event_id="zendesk:e1",
-        source="zendesk",
-        ticket_id="9001",
-        status="draft",
-        text="Your order ships tomorrow.",
-        citations=["mapped:kb-1#0"],
-        trace=[
-            TraceStep(index=0, source="router", tool="get_order_details", arguments={"order_id": "#W1"},
-                      outcome="executed", decision="allow"),
-        ],
-        model="smollm2",
-        prompt_version="p1",
-    )  # fmt: skip
+    step = TraceStep(index=0, source="router", tool="get_order_details", arguments={"order_id": "#W1"},
+                     outcome="executed", decision="allow")  # fmt: skip
+    fields = {"citations": ["mapped:kb-1#0"], "trace": [step], "model": "smollm2", "prompt_version": "p1"}
+    answer = draft(ticket_event("9001", event_id="zendesk:e1"), "Your order ships tomorrow.", **fields)
     text = answers.describe(answer, question="Where is #W1?", titles={"mapped:kb-1#0": "Shipping"})
     assert "ticket zendesk:9001  [draft]  adapter base" in text
     assert "Shipping (mapped:kb-1#0)" in text

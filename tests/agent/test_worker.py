@@ -22,6 +22,7 @@ from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, TicketEvent
 from streamdesk.kafka import Publisher
 from streamdesk.streams.messages import RawMessage
+from tests import factories
 from tests.waiting import wait_for
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -34,17 +35,8 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 def test_an_answer_event_matches_its_schema() -> None:
     step = TraceStep(index=0, source="router", tool="get_order_details", arguments={"order_id": ORDER}, outcome="ok")
-    answer = Answer(
-        event_id="e1",
-        source="zendesk",
-        ticket_id="T-1",
-        status="draft",
-        text="Hello",
-        citations=["kb:a#0"],
-        trace=[step],
-        model="smollm2-135m-instruct",
-        prompt_version="retail-agent-1+abc",
-    )
+    fields = {"citations": ["kb:a#0"], "trace": [step], "prompt_version": "retail-agent-1+abc"}
+    answer = factories.draft(factories.ticket_event("T-1", event_id="e1"), "Hello", **fields)
     contracts.validate("answer.v1.json", answer.to_event())
     schema = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "answer.v1.json").read_text())
     assert set(schema["properties"]) == set(answer.to_event())
