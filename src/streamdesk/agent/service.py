@@ -190,21 +190,16 @@ class AnswerService:
         )
         return result.answer
 
-    def _unverified(self, ticket: Ticket) -> Answer:
+    def _audit(self, **fields: Any) -> str:
+        """Append an audit event carrying the current span's trace ids; the trace id."""
         trace_id, span_id = telemetry.span_ids()
+        audit.append(self.conn, event=AuditEvent(trace_id=trace_id, span_id=span_id, **fields))
+        return trace_id
+
+    def _unverified(self, ticket: Ticket) -> Answer:
         reason = "no customer id and no requester email matching exactly one customer; nobody to act for"
-        audit.append(
-            self.conn,
-            event=AuditEvent(
-                action=AuditAction.ESCALATION,
-                ticket_id=ticket.ref,
-                tenant=ticket.tenant,
-                decision="escalated",
-                reason=reason,
-                trace_id=trace_id,
-                span_id=span_id,
-            ),
-        )
+        escalation = {"ticket_id": ticket.ref, "tenant": ticket.tenant, "decision": "escalated", "reason": reason}
+        trace_id = self._audit(action=AuditAction.ESCALATION, **escalation)
         return Answer(
             event_id=ticket.event_id,
             source=ticket.source,
@@ -225,16 +220,10 @@ class AnswerService:
         )
         self.publisher.flush()
         answers.mark_published(self.conn, answer_id=answer.answer_id)
-        trace_id, span_id = telemetry.span_ids()
-        audit.append(
-            self.conn,
-            event=AuditEvent(
-                action=AuditAction.ANSWER_PUBLISHED,
-                tenant=answer.tenant,
-                **answers.audit_fields(answer),
-                decision=answer.status,
-                trace_id=trace_id,
-                span_id=span_id,
-                details={"answer_id": answer.answer_id, "event_id": answer.event_id},
-            ),
+        self._audit(
+            action=AuditAction.ANSWER_PUBLISHED,
+            tenant=answer.tenant,
+            **answers.audit_fields(answer),
+            decision=answer.status,
+            details={"answer_id": answer.answer_id, "event_id": answer.event_id},
         )
