@@ -190,8 +190,8 @@ class AnswerService:
         )
         return result.answer
 
-    def _audit(self, **fields: Any) -> str:
-        """Append an audit event carrying the current span's trace ids; the trace id."""
+    def _audit(self, **fields: Any) -> str | None:
+        """Append an audit event carrying the current span's trace ids; the trace id (None outside a span)."""
         trace_id, span_id = telemetry.span_ids()
         audit.append(self.conn, event=AuditEvent(trace_id=trace_id, span_id=span_id, **fields))
         return trace_id

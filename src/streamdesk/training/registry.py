@@ -151,17 +151,25 @@ def _record_change(
     conn: psycopg.Connection,
     *,
     action: Literal["promoted", "rolled_back"],
-    base_model: str,
-    version: str | None,
-    previous: str | None,
-    audited_version: str | None,
+    adapter: AdapterVersion,
+    other: str | None,
     actor: str,
     actor_kind: str,
     reason: str,
-    details: dict[str, Any],
-    **event_fields: Any,
 ) -> ModelEvent:
-    """Log a promotion or rollback in `adapter_promotions` and the audit trail; the `model` event announcing it."""
+    """Log `adapter` promoted over `other` (or rolled back to `other`) in `adapter_promotions` and the audit trail.
+
+    Returns the `model` event announcing the change; None for `other` is the base model.
+    """
+    version: str | None
+    if action == "promoted":
+        version, previous = adapter.version, other
+        details = {"previous": other, "dataset_digest": adapter.dataset_digest, "gate": adapter.gate}
+        extra = {"dataset_digest": adapter.dataset_digest, "metrics": adapter.metrics}
+    else:
+        version, previous = other, adapter.version
+        details, extra = {"rolled_back": adapter.version, "restored": other}, {}
+    base_model = adapter.base_model
     conn.execute(
         "INSERT INTO adapter_promotions (base_model, action, version, previous, actor, reason) "
         "VALUES (%s, %s, %s, %s, %s, %s)",
@@ -170,9 +178,9 @@ def _record_change(
     audited = {"event": f"adapter_{action}", "base_model": base_model, **details}
     audited |= {"actor": actor, "actor_kind": actor_kind, "reason": reason}
     audit_action = PROMOTION_AUDIT if action == "promoted" else ROLLBACK_AUDIT
-    _audit(conn, action=audit_action, decision=action, version=audited_version, details=audited)
+    _audit(conn, action=audit_action, decision=action, version=adapter.version, details=audited)
     fields = {"version": version, "previous": previous, "base_model": base_model, "actor": actor, "reason": reason}
-    return _model_event(action=action, **fields, **event_fields)
+    return _model_event(action=action, **fields, **extra)
 
 
 def _model_event(**fields: Any) -> ModelEvent:
@@ -197,18 +205,7 @@ def promote(
             raise PromotionError(f"adapter {version!r} is already serving {target.base_model}; nothing to do")
         previous = _set_serving(conn, base_model=target.base_model, version=version)
         event = _record_change(
-            conn,
-            action="promoted",
-            base_model=target.base_model,
-            version=version,
-            previous=previous,
-            audited_version=version,
-            actor=actor,
-            actor_kind=actor_kind,
-            reason=reason,
-            details={"previous": previous, "dataset_digest": target.dataset_digest, "gate": target.gate},
-            dataset_digest=target.dataset_digest,
-            metrics=target.metrics,
+            conn, action="promoted", adapter=target, other=previous, actor=actor, actor_kind=actor_kind, reason=reason
         )
     _publish(publisher, event)
     return event
@@ -234,19 +231,10 @@ def rollback(
             "ORDER BY id DESC LIMIT 1",
             (base_model, current.version),
         ).fetchone()
-        restored = row[0] if row else None
-        _set_serving(conn, base_model=base_model, version=restored)
+        prior = row[0] if row else None
+        _set_serving(conn, base_model=base_model, version=prior)
         event = _record_change(
-            conn,
-            action="rolled_back",
-            base_model=base_model,
-            version=restored,
-            previous=current.version,
-            audited_version=current.version,
-            actor=actor,
-            actor_kind=actor_kind,
-            reason=reason,
-            details={"rolled_back": current.version, "restored": restored},
+            conn, action="rolled_back", adapter=current, other=prior, actor=actor, actor_kind=actor_kind, reason=reason
         )
     _publish(publisher, event)
     return event
