@@ -40,6 +40,7 @@ EXPECTED_FAILURES = {
 """Expected actions that fail in tau2-bench too (a wrong email, a pending order offered for exchange)."""
 REGISTRY = tools.default_registry()
 Load = Callable[[taubench.World], None]
+TaskAction = Callable[[str, int], tuple[dict[str, Any], dict[str, Any]]]
 
 
 def world_of(retail_world: taubench.World, *user_ids: str) -> taubench.World:
@@ -60,6 +61,19 @@ def entity(conn: psycopg.Connection, entity_type: str, external_id: str) -> tupl
     ).fetchone()
     assert row is not None
     return list(row[0]), row[1], row[2]
+
+
+@pytest.fixture
+def task_action(load_world: Load, retail_world: taubench.World, retail_tasks: dict[str, dict[str, Any]]) -> TaskAction:
+    """The arguments and order of a τ²-bench task's `index`-th expected action; the order's customer is loaded."""
+
+    def load(task_id: str, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+        arguments = retail_tasks[task_id]["evaluation_criteria"]["actions"][index]["arguments"]
+        order = retail_world["orders"][arguments["order_id"]]
+        load_world(world_of(retail_world, order["user_id"]))
+        return arguments, order
+
+    return load
 
 
 @pytest.mark.parametrize("task_id", TEST_SPLIT)
@@ -123,14 +137,9 @@ def test_cancel_refunds_every_payment_and_gift_cards_at_once(
 
 
 def test_task_36_modifies_items_once_with_the_price_difference(
-    conn: psycopg.Connection,
-    load_world: Load,
-    retail_world: taubench.World,
-    retail_tasks: dict[str, dict[str, Any]],
+    conn: psycopg.Connection, retail_world: taubench.World, task_action: TaskAction
 ) -> None:
-    arguments = retail_tasks["36"]["evaluation_criteria"]["actions"][0]["arguments"]
-    order = retail_world["orders"][arguments["order_id"]]
-    load_world(world_of(retail_world, order["user_id"]))
+    arguments, order = task_action("36", 0)
     variants = {i: v for p in retail_world["products"].values() for i, v in p["variants"].items()}
     old_prices = {item["item_id"]: item["price"] for item in order["items"]}
     difference = round(
@@ -159,15 +168,8 @@ def test_task_36_modifies_items_once_with_the_price_difference(
         call(conn, "modify_pending_order_items", **arguments)
 
 
-def test_task_40_moves_the_payment_and_refunds_the_original(
-    conn: psycopg.Connection,
-    load_world: Load,
-    retail_world: taubench.World,
-    retail_tasks: dict[str, dict[str, Any]],
-) -> None:
-    arguments = retail_tasks["40"]["evaluation_criteria"]["actions"][-1]["arguments"]
-    order = retail_world["orders"][arguments["order_id"]]
-    load_world(world_of(retail_world, order["user_id"]))
+def test_task_40_moves_the_payment_and_refunds_the_original(conn: psycopg.Connection, task_action: TaskAction) -> None:
+    arguments, order = task_action("40", -1)
     paid = order["payment_history"][0]
 
     history = call(conn, "modify_pending_order_payment", **arguments)["payment_history"]
@@ -182,14 +184,9 @@ def test_task_40_moves_the_payment_and_refunds_the_original(
 
 
 def test_task_9_exchange_records_items_and_price_difference(
-    conn: psycopg.Connection,
-    load_world: Load,
-    retail_world: taubench.World,
-    retail_tasks: dict[str, dict[str, Any]],
+    conn: psycopg.Connection, retail_world: taubench.World, task_action: TaskAction
 ) -> None:
-    arguments = retail_tasks["9"]["evaluation_criteria"]["actions"][-1]["arguments"]
-    order = retail_world["orders"][arguments["order_id"]]
-    load_world(world_of(retail_world, order["user_id"]))
+    arguments, order = task_action("9", -1)
     old = next(i for i in order["items"] if i["item_id"] == arguments["item_ids"][0])
     new = retail_world["products"][old["product_id"]]["variants"][arguments["new_item_ids"][0]]
 
