@@ -165,7 +165,7 @@ def _record_change(
     if action == "promoted":
         version, previous = adapter.version, other
         details = {"previous": other, "dataset_digest": adapter.dataset_digest, "gate": adapter.gate}
-        extra = {"dataset_digest": adapter.dataset_digest, "metrics": adapter.metrics}
+        extra = _lineage(adapter)
     else:
         version, previous = other, adapter.version
         details, extra = {"rolled_back": adapter.version, "restored": other}, {}
@@ -180,7 +180,12 @@ def _record_change(
     audit_action = PROMOTION_AUDIT if action == "promoted" else ROLLBACK_AUDIT
     _audit(conn, action=audit_action, decision=action, version=adapter.version, details=audited)
     fields = {"version": version, "previous": previous, "base_model": base_model, "actor": actor, "reason": reason}
-    return _model_event(action=action, **fields, **extra)
+    return _model_event(action=action, **(fields | extra))
+
+
+def _lineage(adapter: AdapterVersion) -> dict[str, Any]:
+    """The fields of a `model` event that say what `adapter` was trained from and how it scored."""
+    return {"base_model": adapter.base_model, "dataset_digest": adapter.dataset_digest, "metrics": adapter.metrics}
 
 
 def _model_event(**fields: Any) -> ModelEvent:
@@ -243,13 +248,7 @@ def rollback(
 def candidate_event(version: AdapterVersion, *, actor: str) -> ModelEvent:
     """The `model` event announcing a newly registered candidate."""
     return _model_event(
-        action="candidate",
-        version=version.version,
-        previous=version.parent,
-        base_model=version.base_model,
-        dataset_digest=version.dataset_digest,
-        metrics=version.metrics,
-        actor=actor,
+        action="candidate", version=version.version, previous=version.parent, actor=actor, **_lineage(version)
     )
 
 
