@@ -93,6 +93,7 @@ def test_the_prefix_cache_reuses_a_prompt_without_changing_the_output(backend: b
     assert again.text == first.text
 
 
+@pytest.mark.perf  # a speed ratio: run with `make test-perf` on an idle machine
 def test_the_backend_keeps_pace_with_bare_generate(backend: backends.TransformersBackend) -> None:
     import torch
 
