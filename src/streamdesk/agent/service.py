@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from opentelemetry import trace
 
-from streamdesk import db, telemetry, topics
+from streamdesk import db, telemetry
 from streamdesk.agent import answers, backends, loop, packs, tools
 from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
 from streamdesk.agent.answers import Answer, Ticket
@@ -141,9 +141,8 @@ class AnswerService:
     def _dead_letter(self, message: RawMessage, exc: Exception) -> None:
         letter = dead_letter_for(message, exc, stage="ticket")
         with self.conn.transaction():
-            [row_id] = store_dead_letters(self.conn, letters=[letter])
-        value = deadletter.topic_value(letter, dead_letter_id=row_id)
-        self.publisher.publish(topics.DEAD_LETTER, value, key=deadletter.topic_key(letter))
+            ids = store_dead_letters(self.conn, letters=[letter])
+        deadletter.announce(self.publisher, [letter], ids)
         self.publisher.flush()
         log.warning("dead-lettered %s/%s@%s: %s", message.topic, message.partition, message.offset, letter.reason)
 

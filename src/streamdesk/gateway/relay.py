@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 from confluent_kafka import KafkaException
 
-from streamdesk import topics
 from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import DeadLetter
 from streamdesk.gateway import intake
@@ -122,9 +121,8 @@ class Relay(OutboxRelay):
             return
         ids = store_dead_letters(self.conn, letters=letters)
         intake.record_dead_letters(conn=self.conn, letters=letters)
-        for letter, row_id in zip(letters, ids, strict=True):
-            value = deadletter.topic_value(letter, dead_letter_id=row_id)
-            self.publisher.publish(topics.DEAD_LETTER, value, key=deadletter.topic_key(letter))
+        deadletter.announce(self.publisher, letters, ids)
+        for letter in letters:
             log.warning("dead-lettered webhook delivery %d: %s", letter.offset, letter.reason)
         self.flush()
 

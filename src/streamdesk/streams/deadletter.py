@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 
 from streamdesk import topics
 from streamdesk.contracts import DeadLetter, Stage
+from streamdesk.kafka import Publisher
 from streamdesk.streams.errors import describe
 from streamdesk.streams.messages import RawMessage
 
@@ -99,3 +100,9 @@ def topic_value(letter: DeadLetter, *, dead_letter_id: int | None) -> bytes:
         return value
     reference = full.model_copy(update={"key_b64": None, "value_b64": None, "headers": {}, "payload": "table"})
     return reference.model_dump_json().encode()
+
+
+def announce(publisher: Publisher, letters: Sequence[DeadLetter], ids: Sequence[int]) -> None:
+    """Publish stored dead letters (their row ids in `ids`) on the `deadletter` topic; the caller flushes."""
+    for letter, row_id in zip(letters, ids, strict=True):
+        publisher.publish(topics.DEAD_LETTER, topic_value(letter, dead_letter_id=row_id), key=topic_key(letter))
