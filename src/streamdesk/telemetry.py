@@ -365,7 +365,7 @@ def forget_consumer_lag(*, bootstrap_servers: str, group: str) -> None:
 
 
 def _observe_lag(options: CallbackOptions) -> Iterator[Observation]:
-    from streamdesk.runtime.lag import partition_lag
+    from streamdesk.lag import partition_lag
 
     timeout_s = max(1.0, min(10.0, options.timeout_millis / 1000))
     for (bootstrap_servers, group), names in list(_lag_watches.items()):

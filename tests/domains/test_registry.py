@@ -8,9 +8,8 @@ import pytest
 
 from streamdesk import config as root_config
 from streamdesk import domains
-from streamdesk.agent.config import AgentSettings
 from streamdesk.agent.exceptions import UnknownDomainError
-from streamdesk.config import Settings
+from streamdesk.config import AgentSettings, Settings
 
 
 def test_retail_is_the_default_pack() -> None:

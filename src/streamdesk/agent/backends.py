@@ -17,12 +17,11 @@ import httpx
 
 from streamdesk import config as root_config
 from streamdesk import telemetry
-from streamdesk.agent import config as agent_config
 from streamdesk.agent import model_cache
 from streamdesk.agent.budget import expire
 from streamdesk.agent.exceptions import AdapterNotFoundError, AnswerTimeoutError, BackendError
 from streamdesk.agent.models import Generation, Message
-from streamdesk.runtime.threads import torch_threads
+from streamdesk.threads import torch_threads
 
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MESSAGE_OVERHEAD_TOKENS = 8
@@ -144,7 +143,7 @@ class TransformersBackend(LLMBackend):
         self,
         *,
         model_dir: Path,
-        quantization: agent_config.Quantization = "none",
+        quantization: root_config.Quantization = "none",
         adapters_dir: Path | None = None,
         threads: int | None = None,
         prefix_cache_entries: int = 4,
@@ -176,7 +175,7 @@ class TransformersBackend(LLMBackend):
         """Take text the grammar forces as a whole (tokenized by the tokenizer) without forward passes."""
 
     @classmethod
-    def from_settings(cls, settings: agent_config.AgentSettings | None = None) -> TransformersBackend:
+    def from_settings(cls, settings: root_config.AgentSettings | None = None) -> TransformersBackend:
         """The backend the agent settings describe (converting the GGUF on first use)."""
         settings = settings or root_config.agent_settings()
         return cls(
@@ -551,7 +550,7 @@ def _only_token(bitmask: Any) -> int | None:
     return index * 32 + word.bit_length() - 1
 
 
-def _load_options(quantization: agent_config.Quantization) -> dict[str, Any]:
+def _load_options(quantization: root_config.Quantization) -> dict[str, Any]:
     """`from_pretrained` keyword arguments: fp32 on CPU, or bitsandbytes 8-/4-bit (NF4) weights."""
     import torch
 
@@ -578,7 +577,7 @@ class OpenAICompatibleBackend(LLMBackend):
         model: str,
         api_key: str | None = None,
         timeout_s: float = 60.0,
-        schema_mode: agent_config.SchemaMode = "response_format",
+        schema_mode: root_config.SchemaMode = "response_format",
         context_tokens: int = 8192,
     ) -> None:
         if not base_url.startswith(("http://", "https://")):
@@ -595,7 +594,7 @@ class OpenAICompatibleBackend(LLMBackend):
         )
 
     @classmethod
-    def from_settings(cls, settings: agent_config.AgentSettings | None = None) -> OpenAICompatibleBackend:
+    def from_settings(cls, settings: root_config.AgentSettings | None = None) -> OpenAICompatibleBackend:
         """The backend the agent settings describe."""
         settings = settings or root_config.agent_settings()
         if not settings.openai_base_url:
@@ -688,7 +687,7 @@ class OpenAICompatibleBackend(LLMBackend):
         self._client.close()
 
 
-def get_backend(settings: agent_config.AgentSettings | None = None) -> LLMBackend:
+def get_backend(settings: root_config.AgentSettings | None = None) -> LLMBackend:
     """The backend the agent settings select."""
     settings = settings or root_config.agent_settings()
     if settings.backend == "openai":

@@ -22,6 +22,7 @@ from filelock import FileLock
 from streamdesk import config as root_config
 from streamdesk.agent import config as agent_config
 from streamdesk.agent.exceptions import ModelCacheError
+from streamdesk.config import Settings
 
 MARKER = "streamdesk-conversion.json"
 """Written last into a finished conversion; a folder without it is not a usable model."""
@@ -30,6 +31,11 @@ FORMAT = 3
 END_OF_TURN = "<|im_end|>"
 
 _thread_lock = threading.Lock()
+
+
+def model_cache_dir(settings: Settings | None = None) -> Path:
+    """`<state_dir>/models/smollm2-135m-instruct`: where the converted safetensors model lives."""
+    return (settings or root_config.get_settings()).state_dir / "models" / agent_config.MODEL_CACHE_NAME
 
 
 def bundled_gguf() -> Path:
@@ -66,7 +72,7 @@ def conversion_info(folder: Path) -> dict[str, object]:
 def ensure_model(*, gguf: Path | None = None, target: Path | None = None) -> Path:
     """The converted model folder, converting `gguf` into `target` first if no finished conversion is there."""
     settings = root_config.agent_settings()
-    target = target or settings.model_dir or root_config.model_cache_dir()
+    target = target or settings.model_dir or model_cache_dir()
     if is_converted(target):
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,7 @@ from typing import Any
 import psycopg
 
 from streamdesk import topics
-from streamdesk.runtime.lag import consumer_lag
+from streamdesk.lag import consumer_lag
 
 INGEST_GROUP = "streamdesk-ingest"
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from streamdesk.knowledge.exceptions import EmbedderLoadError
-from streamdesk.runtime.threads import torch_threads
+from streamdesk.threads import torch_threads
 
 log = logging.getLogger(__name__)
 
