@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
-from streamdesk.cli import output
+from streamdesk import terminal as output
 from streamdesk.config import REPO_ROOT
 from streamdesk.exceptions import StreamdeskError
 

@@ -8,7 +8,6 @@ from typing import Any
 import pytest
 
 from streamdesk.agent.answer_config import get_answer_settings
-from streamdesk.api.config import get_api_settings
 from streamdesk.audit.config import get_audit_settings
 from streamdesk.config import get_settings, reset_settings
 from streamdesk.console.config import get_console_settings
@@ -18,6 +17,7 @@ from streamdesk.identity.config import get_identity_settings
 from streamdesk.policy.config import get_policy_settings
 from streamdesk.retrieval.config import get_retrieval_settings
 from streamdesk.training.config import get_training_settings
+from streamdesk.web.config import get_api_settings
 
 # (getter, variable, field, two settings of the variable and the value each reads as)
 SECTIONS: list[tuple[Callable[[], Any], str, str, tuple[str, Any], tuple[str, Any]]] = [

@@ -10,13 +10,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import APIRouter, FastAPI
 
-from streamdesk.api.auth import Gate, PrincipalDep
-from streamdesk.api.config import ApiSettings
+from streamdesk.api.app import use_policy
 from streamdesk.config import reset_settings
 from streamdesk.exceptions import ConfigurationError
 from streamdesk.policy.config import PolicySettings
 from streamdesk.policy.exceptions import InvalidRulesError
 from streamdesk.policy.rules import load_rules
+from streamdesk.web.auth import Gate, PrincipalDep
+from streamdesk.web.config import ApiSettings
 from tests.api.conftest import KID, Stack, auth, token_of
 
 with warnings.catch_warnings():
@@ -113,6 +114,7 @@ def test_a_route_without_a_rule_is_denied_to_everyone(stack: Stack) -> None:
         return {"id": principal.id}
 
     app = FastAPI()
+    use_policy(app)
     app.include_router(router, prefix="/extra")
     with TestClient(app) as client:
         response = client.get("/extra/unlisted", headers=auth("admin"))

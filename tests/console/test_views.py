@@ -11,13 +11,14 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
-from streamdesk.api import deps
+from streamdesk.api.app import use_policy
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings, reset_settings
 from streamdesk.console import views as console_views
 from streamdesk.console.config import get_console_settings
 from streamdesk.feedback import service as feedback
 from streamdesk.policy import approvals
+from streamdesk.web import deps
 from tests.console.conftest import (
     DRAFT_TEXT,
     OPERATORS,
@@ -39,6 +40,7 @@ def client(conn: psycopg.Connection, operators: dict[str, dict[str, object]]) ->
     reset_settings()
     app = FastAPI(lifespan=deps.publisher_lifespan)
     app.state.settings = get_settings()
+    use_policy(app)
     app.include_router(console_views.router, prefix="/console")
     with TestClient(app, follow_redirects=False) as test_client:
         yield test_client

@@ -11,11 +11,11 @@ import pytest
 from confluent_kafka import Consumer
 from fastapi import FastAPI
 
-from streamdesk.api import deps
-from streamdesk.api.app import create_app
+from streamdesk.api.app import create_app, use_policy
 from streamdesk.config import get_settings, reset_settings
 from streamdesk.feedback import service
 from streamdesk.feedback import views as feedback_views
+from streamdesk.web import deps
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -31,6 +31,7 @@ def client(conn: psycopg.Connection, topics_ready: str, monkeypatch: pytest.Monk
     reset_settings()
     app = FastAPI(lifespan=deps.publisher_lifespan)
     app.state.settings = get_settings()
+    use_policy(app)
     app.include_router(feedback_views.router, prefix="/feedback")
     with TestClient(app) as test_client:
         assert app.state.publisher is not None

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from typer.testing import CliRunner
 
 from streamdesk.api import errors
+from streamdesk.api.app import use_policy
 from streamdesk.audit import service as audit
 from streamdesk.config import reset_settings
 from streamdesk.identity.models import Role
@@ -55,6 +56,7 @@ def pending(conn: psycopg.Connection) -> PendingAction:
 def client(clean_db: str, operators: None) -> Iterator[TestClient]:
     app = FastAPI()
     errors.install(app)
+    use_policy(app)
     app.include_router(approval_views.router, prefix="/approvals")
     with TestClient(app) as test_client:
         yield test_client

@@ -17,9 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from streamdesk import __version__, db
 from streamdesk.agent import views as answer_views
-from streamdesk.api import deps, errors, metrics
-from streamdesk.api.auth import Gate
-from streamdesk.api.security import SecurityHeadersMiddleware
+from streamdesk.api import errors, metrics
 from streamdesk.audit import views as audit_views
 from streamdesk.config import Settings, get_settings
 from streamdesk.console import views as console_views
@@ -27,9 +25,13 @@ from streamdesk.entities import views as ticket_views
 from streamdesk.feedback import views as feedback_views
 from streamdesk.gateway import views as gateway
 from streamdesk.ingest import views as ingest_views
+from streamdesk.policy import service as policy_service
 from streamdesk.policy import views as approval_views
 from streamdesk.retrieval import views as search_views
 from streamdesk.training import views as model_views
+from streamdesk.web import deps
+from streamdesk.web.auth import Gate
+from streamdesk.web.security import SecurityHeadersMiddleware
 
 READY_TIMEOUT_S = 2.0
 
@@ -103,6 +105,11 @@ AUTH_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
+def use_policy(app: FastAPI) -> None:
+    """Hand the route gate of `app` the RBAC policy (`policy.service`); `create_app` does, and so can a bare app."""
+    app.state.route_policy = policy_service
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """A new application; settings default to the environment (`get_settings()`)."""
     settings = settings or get_settings()
@@ -119,12 +126,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     docs = {app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
     app.add_middleware(SecurityHeadersMiddleware, docs_paths=frozenset(path for path in docs if path))
     errors.install(app)
+    use_policy(app)
     app.include_router(gateway.router, prefix="/webhooks", dependencies=[Gate])
     app.include_router(health)
     app.include_router(metrics.router)
     for router, prefix in (
         (ticket_views.router, "/tickets"),
+        (answer_views.tickets, "/tickets"),
         (answer_views.router, "/answers"),
+        (feedback_views.verdicts, "/answers"),
         (approval_views.router, "/approvals"),
         (feedback_views.router, "/feedback"),
         (search_views.router, "/search"),

@@ -19,8 +19,8 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from streamdesk import db
-from streamdesk.api.auth import Gate, route_template
 from streamdesk.exceptions import ConfigurationError
+from streamdesk.web.auth import Gate, route_template
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["health"], dependencies=[Gate])

@@ -12,8 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdesk import db
+from streamdesk import terminal as output
 from streamdesk.audit import service
-from streamdesk.cli import output
 
 audit_app = typer.Typer(help="The hash-chained audit trail.", no_args_is_help=True)
 console = Console(stderr=True)

@@ -13,10 +13,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from streamdesk.api.auth import Gate, PrincipalDep
-from streamdesk.api.deps import ConnDep
 from streamdesk.audit import service
 from streamdesk.audit.models import AuditRecord, VerifyReport
+from streamdesk.web.auth import Gate, PrincipalDep
+from streamdesk.web.deps import ConnDep
 
 router = APIRouter(tags=["audit"], dependencies=[Gate])
 TicketQuery = Annotated[str | None, Query(min_length=1, max_length=300, description="Ticket id, e.g. zendesk:42.")]

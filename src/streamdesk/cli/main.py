@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 
 from streamdesk import db
+from streamdesk import terminal as output
 from streamdesk.audit.cli import audit_app
-from streamdesk.cli import output
 from streamdesk.cli.plugins import register_plugins
 from streamdesk.config import REPO_ROOT, get_settings
 from streamdesk.logs import configure_logging

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from streamdesk import db
-from streamdesk.cli import output
+from streamdesk import terminal as output
 
 console = Console(stderr=True)
 embeddings_app = typer.Typer(

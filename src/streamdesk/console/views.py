@@ -28,7 +28,6 @@ from fastapi.templating import Jinja2Templates
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from streamdesk import db, links
-from streamdesk.api.deps import OptionalPublisherDep
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
 from streamdesk.console import service, sessions
@@ -51,6 +50,7 @@ from streamdesk.policy.exceptions import ApprovalError, NotAnApproverError
 from streamdesk.training import registry, trigger
 from streamdesk.training.exceptions import AdapterVersionNotFoundError
 from streamdesk.training.models import AdapterVersion
+from streamdesk.web.deps import OptionalPublisherDep
 
 HERE = Path(__file__).resolve().parent
 SESSION_SALT = "streamdesk.console.session"

@@ -1,4 +1,5 @@
-"""/tickets: submit a ticket (a `ticket` event for the canonical topic), list tickets, show one with its answers."""
+"""/tickets: submit a ticket (a `ticket` event for the canonical topic) and list tickets; one ticket with its answers
+is `agent.views`."""
 
 from __future__ import annotations
 
@@ -8,19 +9,17 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Query, Request
 from opentelemetry import trace
 from pydantic import AfterValidator, BaseModel, Field
 
 from streamdesk import contracts, telemetry, topics
-from streamdesk.agent import answers
-from streamdesk.agent.answers import Answer
-from streamdesk.api.auth import Gate, PrincipalDep
-from streamdesk.api.deps import ConnDep
 from streamdesk.config import get_settings
 from streamdesk.contracts import Requester, TicketEvent, utcnow
 from streamdesk.entities import store
 from streamdesk.gateway import intake
+from streamdesk.web.auth import Gate, PrincipalDep
+from streamdesk.web.deps import ConnDep
 
 router = APIRouter(tags=["tickets"], dependencies=[Gate])
 
@@ -78,13 +77,6 @@ class TicketSummary(BaseModel):
     tenant: str
     created_at: datetime | None
     updated_at: datetime
-
-
-class TicketDetail(TicketSummary):
-    """A ticket with its first message and every answer the agent gave, each with its tool trace."""
-
-    body: str | None
-    answers: list[Answer]
 
 
 @router.post("", status_code=202)
@@ -156,13 +148,3 @@ def list_tickets(
     """Tickets of the caller's tenant, most recently updated first."""
     rows = store.list_tickets(conn, tenant=operator.tenant, status=status, limit=limit, offset=offset)
     return [TicketSummary(**row) for row in rows]
-
-
-@router.get("/{source}/{ticket_id}")
-def show_ticket(source: str, ticket_id: str, operator: PrincipalDep, conn: ConnDep) -> TicketDetail:
-    """One ticket of the caller's tenant with its answers and their tool traces."""
-    row = store.get_ticket(conn, source=source, ticket_id=ticket_id, tenant=operator.tenant)
-    if row is None:
-        raise HTTPException(404, f"no ticket {source}:{ticket_id} in tenant {operator.tenant!r}")
-    found = answers.answers_for_ticket(conn, source=source, ticket_id=ticket_id)
-    return TicketDetail(**row, answers=[a for a in found if a.tenant == operator.tenant])

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from streamdesk import db
-from streamdesk.cli import output
+from streamdesk import terminal as output
 from streamdesk.feedback import service
 
 feedback_app = typer.Typer(help="Feedback signals and the KTO examples they become.", no_args_is_help=True)

@@ -8,11 +8,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from streamdesk.api import deps, errors
 from streamdesk.config import Settings
 from streamdesk.exceptions import StreamdeskError
 from streamdesk.gateway import service
 from streamdesk.gateway.signatures import SignedRequest
+from streamdesk.web import deps, errors
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
@@ -66,7 +66,7 @@ async def receive_webhook(
             mapping=mapping,
         )
     except StreamdeskError as exc:
-        log.warning("webhook %s refused with %d: %s", source, errors.status_for(exc), exc)
+        log.warning("webhook %s refused with %d: %s", source, errors.app_status_for(request, exc), exc)
         raise
     log.info("webhook %s %s accepted to %s", source, delivery.delivery_id[:40], delivery.topic)
     return {

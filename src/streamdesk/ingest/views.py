@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from psycopg.rows import dict_row
 from pydantic import BaseModel
 
-from streamdesk.api.auth import Gate
-from streamdesk.api.deps import ConnDep, app_settings
 from streamdesk.config import Settings
 from streamdesk.ingest.status import INGEST_GROUP, ingest_lag, store_counts
+from streamdesk.web.auth import Gate
+from streamdesk.web.deps import ConnDep, app_settings
 
 router = APIRouter(tags=["ingest"], dependencies=[Gate])
 PREVIEW_BYTES = 500

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdesk import db
-from streamdesk.cli import output
+from streamdesk import terminal as output
 from streamdesk.identity import service as identity
 from streamdesk.policy import approvals
 

@@ -41,6 +41,11 @@ def permitted_tools(*, principal: Principal, tools: Iterable[str], settings: Pol
     ]
 
 
+def routes(settings: PolicySettings | None = None) -> frozenset[str]:
+    """Every route the rules name (`METHOD /template`), public or not."""
+    return frozenset(load_rules(settings=settings).routes)
+
+
 def route_rule(*, route: str, settings: PolicySettings | None = None) -> RouteRule | None:
     """The rule for HTTP route `METHOD /path` (the path template, e.g. `GET /tickets/{source}/{ticket_id}`)."""
     return load_rules(settings=settings).routes.get(route)

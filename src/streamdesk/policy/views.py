@@ -8,10 +8,10 @@ from fastapi import APIRouter
 from pydantic import BaseModel
 
 from streamdesk import db
-from streamdesk.api.auth import Gate, PrincipalDep
 from streamdesk.identity.models import Principal, Role
 from streamdesk.policy import approvals
 from streamdesk.policy.models import PendingAction
+from streamdesk.web.auth import Gate, PrincipalDep
 
 router = APIRouter(tags=["approvals"], dependencies=[Gate])
 READER_ROLES = frozenset({Role.SUPERVISOR, Role.ADMIN, Role.AUDITOR})

@@ -8,12 +8,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from streamdesk.api.auth import Gate, PrincipalDep
-from streamdesk.api.deps import ConnDep
 from streamdesk.identity.models import Principal as Caller
 from streamdesk.retrieval import service
 from streamdesk.retrieval.config import SearchMode
 from streamdesk.retrieval.models import Filters, SearchResult
+from streamdesk.web.auth import Gate, PrincipalDep
+from streamdesk.web.deps import ConnDep
 
 router = APIRouter(tags=["search"], dependencies=[Gate])
 QueryText = Annotated[str, Field(min_length=1, max_length=1000)]

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamdesk import db
-from streamdesk.cli import output
+from streamdesk import terminal as output
 from streamdesk.config import REPO_ROOT, get_settings
 from streamdesk.feedback import service as feedback
 from streamdesk.identity import service as identity

@@ -7,11 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from streamdesk.api.auth import Gate, PrincipalDep
-from streamdesk.api.deps import ConnDep, PublisherDep
 from streamdesk.feedback import service as feedback
 from streamdesk.training import registry, service, trigger
 from streamdesk.training.models import AdapterVersion, ModelEvent, RetrainRequest, RetrainRun
+from streamdesk.web.auth import Gate, PrincipalDep
+from streamdesk.web.deps import ConnDep, PublisherDep
 
 router = APIRouter(tags=["models"], dependencies=[Gate])
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import MutableMapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import jwt
 import psycopg
@@ -23,14 +23,12 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from starlette.routing import compile_path
 
 from streamdesk import db
-from streamdesk.api.config import ApiSettings, get_api_settings
 from streamdesk.config import get_settings
-from streamdesk.exceptions import StreamdeskError
+from streamdesk.exceptions import ConfigurationError, StreamdeskError
 from streamdesk.identity import service as identity
 from streamdesk.identity.exceptions import UnknownOperatorError
 from streamdesk.identity.models import Principal, Role
-from streamdesk.policy import service as policy
-from streamdesk.policy.rules import load_rules
+from streamdesk.web.config import ApiSettings, get_api_settings
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +42,28 @@ bearer = HTTPBearer(auto_error=False, description="An operator's API token, or a
 
 class InvalidCredentialsError(StreamdeskError):
     """A credential was sent but is unknown, malformed, expired or for someone else."""
+
+
+class RoutePolicy(Protocol):
+    """What the gate asks of the RBAC policy; `policy.service` is one, handed over by `api.app.use_policy`."""
+
+    def routes(self) -> frozenset[str]: ...
+
+    def route_rule(self, *, route: str) -> Any: ...
+
+    def authorize_route(self, *, principal: Principal | None, route: str) -> Any: ...
+
+    def record_route_denial(
+        self, conn: psycopg.Connection, *, principal: Principal, route: str, decision: Any
+    ) -> None: ...
+
+
+def route_policy(app: Any) -> RoutePolicy:
+    """The RBAC policy the gate of `app` consults (set by `api.app.use_policy`; the plumbing imports no domain)."""
+    policy: RoutePolicy | None = getattr(app.state, "route_policy", None)
+    if policy is None:
+        raise ConfigurationError("this app has no route policy; build it with api.app.create_app or call use_policy")
+    return policy
 
 
 def unauthorized(reason: str, *, error: str | None = "invalid_token") -> HTTPException:
@@ -77,7 +97,7 @@ def route_template(scope: MutableMapping[str, Any]) -> str | None:
         return None
     root, path = scope.get("root_path", ""), scope["path"]
     path = path[len(root) :] if root and path.startswith(root) else path
-    for method, template, regex, _ in _compiled(frozenset(load_rules().routes)):
+    for method, template, regex, _ in _compiled(route_policy(scope["app"]).routes()):
         if method == scope["method"] and template.endswith(own) and regex.match(path):
             return f"{method} {template}"
     return None
@@ -196,6 +216,7 @@ def authorize_route(
 ) -> Principal | None:
     """The gate: the route's rule decides; the caller's principal (None on public routes)."""
     route = route_of(request)
+    policy = route_policy(request.app)
     rule = policy.route_rule(route=route)
     if rule is not None and rule.public:
         return None
@@ -221,7 +242,7 @@ def _audit_denial(request: Request, *, principal: Principal, route: str, decisio
     try:
         timeout_s = settings.database.request_statement_timeout_s
         with db.connect(db.database_url(settings), statement_timeout_s=timeout_s) as conn, conn.transaction():
-            policy.record_route_denial(conn, principal=principal, route=route, decision=decision)
+            route_policy(request.app).record_route_denial(conn, principal=principal, route=route, decision=decision)
     except psycopg.Error as exc:
         log.warning("could not audit the denial of %s for %s: %s", route, principal.id, exc)
 
