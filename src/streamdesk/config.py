@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -274,3 +275,12 @@ def adapters_dir(settings: Settings | None = None) -> Path:
     """The folder LoRA adapters are loaded from by name."""
     settings = settings or get_settings()
     return agent_settings(settings).adapters_dir or settings.state_dir / "adapters"
+
+
+DOMAINS_MODULE = "streamdesk.domains"
+"""The domain pack registry (`get_pack`), loaded like a plugin: the agent core and policy import no domain."""
+
+
+def domain_pack() -> Any:
+    """The configured domain pack (`STREAMDESK_AGENT__DOMAIN`): its tools, intents, RBAC rules and approval defaults."""
+    return importlib.import_module(DOMAINS_MODULE).get_pack()

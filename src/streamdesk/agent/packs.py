@@ -15,17 +15,14 @@ store would be a desk tool (`tools.DESK_TOOLS`), offered to every pack.
 
 from __future__ import annotations
 
-import importlib
-import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from streamdesk import config as root_config
 from streamdesk.agent.models import Message, Tool, ToolCall
 
-DOMAINS_MODULE = "streamdesk.domains"
-"""Where the pack registry lives (`get_pack`); the packs import the core, never the other way round."""
 History = Sequence[tuple[ToolCall, dict[str, Any] | None]]
 """The calls made for a ticket so far and their results (None: the call failed)."""
 Lookup = tuple[ToolCall, dict[str, Any] | None, str | None]
@@ -186,8 +183,6 @@ class DomainPack:
     amount: AmountRule = _no_amount
     untrusted_results: frozenset[str] = frozenset()
     """The pack's tools whose results never vouch for a write's arguments (a calculator's sums are the model's)."""
-    identifiers: Mapping[str, re.Pattern[str]] = field(default_factory=dict)
-    """The shapes of the domain's ids (retail: `order_id`, `user_id`), named for code outside the pack."""
     labelled_intents: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Intent labels of public support data sets -> the pack's tools that carry them out."""
     eval_converters: tuple[str, ...] = ()
@@ -206,5 +201,5 @@ def resolve(pack: DomainPack | None) -> DomainPack:
 
 def resolve_default() -> DomainPack:
     """The configured pack (`STREAMDESK_AGENT__DOMAIN`), loaded like a plugin: the core imports no domain."""
-    pack: DomainPack = importlib.import_module(DOMAINS_MODULE).get_pack()
+    pack: DomainPack = root_config.domain_pack()
     return pack

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from streamdesk.config import read_once
+from streamdesk.config import domain_pack, read_once
 
 DEFAULT_RULES = Path(__file__).resolve().parent / "rules.yaml"
-DOMAINS_MODULE = "streamdesk.domains"
-"""The domain pack registry (`get_pack`); each pack adds its tools' RBAC rules and approval defaults."""
 
 
 class PolicySettings(BaseSettings):
@@ -38,11 +35,6 @@ class PolicySettings(BaseSettings):
         default_factory=lambda: list(_pack_approvals().always_approve),
         description="Tools whose every call waits for a supervisor's approval (default: the domain pack's).",
     )
-
-
-def domain_pack() -> Any:
-    """The configured domain pack (RBAC rules, approval defaults), loaded like a plugin: policy imports no domain."""
-    return importlib.import_module(DOMAINS_MODULE).get_pack()
 
 
 def _pack_approvals() -> Any:

@@ -11,8 +11,9 @@ from typing import Any
 
 import yaml
 
+from streamdesk.config import domain_pack
 from streamdesk.identity.models import Role
-from streamdesk.policy.config import PolicySettings, domain_pack, get_policy_settings
+from streamdesk.policy.config import PolicySettings, get_policy_settings
 from streamdesk.policy.exceptions import InvalidRulesError
 from streamdesk.policy.models import Permission, RouteRule, Rules
 
@@ -127,6 +128,12 @@ def _read(path: Path) -> str:
         ) from None
 
 
+@lru_cache(maxsize=4)
+def _read_packaged(path: Path) -> str:
+    """A domain pack's RBAC file: it ships with the code, so it is read once (the operator's rules file is re-read)."""
+    return _read(path)
+
+
 def load_rules(*, settings: PolicySettings | None = None) -> Rules:
     """The rules file named by the settings with the domain pack's tools merged in, parsed and checked.
 
@@ -134,4 +141,4 @@ def load_rules(*, settings: PolicySettings | None = None) -> Rules:
     """
     settings = settings or get_policy_settings()
     pack_path: Path = domain_pack().rbac_path
-    return _load_rules(settings.rules_path, _read(settings.rules_path), pack_path, _read(pack_path))
+    return _load_rules(settings.rules_path, _read(settings.rules_path), pack_path, _read_packaged(pack_path))

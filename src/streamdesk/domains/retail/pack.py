@@ -45,7 +45,6 @@ PACK = DomainPack(
     tools=tools.TOOLS, intents=intents.RULES, renderers=renderers.RENDERERS, known=narrowing.known_for,
     policy_text=policy_text, rbac_path=HERE / "rbac.yaml",
     approvals=approvals.APPROVALS, amount=approvals.derived_amount, untrusted_results=frozenset({"calculate"}),
-    identifiers={"order_id": intents.ORDER_ID, "user_id": intents.USER_ID},
     labelled_intents=BITEXT_TOOLS, eval_converters=("taubench", "bitext", "injections"),
 )  # fmt: skip
 """τ²-bench retail: the pack `STREAMDESK_AGENT__DOMAIN=retail` (the default) loads."""
