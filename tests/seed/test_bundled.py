@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
-from streamdesk.seed import knowledge, service, taubench
+from streamdesk.seed import knowledge, service, taubench, tickets
 from streamdesk.seed.config import BUNDLED_DIR, TAU2_COMMIT
 
 
@@ -25,12 +26,19 @@ def test_bundled_files_equal_what_their_builders_make(shared_data: Path) -> None
 
 
 def test_replay_falls_back_to_the_bundled_copies(tmp_path: Path) -> None:
-    records, sources = service.seed_records(shared_data=tmp_path)
+    what = ("taubench", "knowledge", "banking", "requesters", "tickets")
+    records, sources = service.seed_records(shared_data=tmp_path, what=what)
     assert sources == {
         "taubench": str(taubench.BUNDLED_DB),
+        "help": str(knowledge.HELP_CENTRE),
         "policy": str(knowledge.BUNDLED_POLICY),
         "banking": str(knowledge.BUNDLED_BANKING),
+        "requesters": str(taubench.BUNDLED_DB),
+        "tickets": str(taubench.BUNDLED_DB),
     }
     customers = [json.loads(r.value or b"")["after"] for r in records if r.topic == "raw.debezium.customers"]
     assert len(customers) == 8
-    assert sum(r.topic == "raw.mapped" for r in records) == 7 + 50
+    articles = [json.loads(r.value or b"") for r in records if r.topic == "raw.mapped"]
+    tenants = Counter(article.get("tenant", "default") for article in articles)
+    assert tenants == {"default": len(knowledge.help_articles()) + 7, knowledge.BANKING_TENANT: 50}
+    assert sum(r.topic == "raw.zendesk" for r in records) == 2 * len(tickets.TEMPLATES)

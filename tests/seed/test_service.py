@@ -44,7 +44,7 @@ def test_replay_publishes_counts_that_consume_back(topics_ready: str, shared_dat
     summary = service.replay(bootstrap_servers=topics_ready, shared_data=shared_data, limit=3, progress=False)
     assert summary.counts["raw.debezium.customers"] == 3
     assert summary.counts["raw.mapped"] == 6
-    assert set(summary.sources) == {"taubench", "policy", "banking"}
+    assert set(summary.sources) == {"taubench", "help", "policy"}
     assert summary.as_dict()["total"] == summary.total == sum(summary.counts.values())
     messages = _consume(topics_ready, sorted(summary.counts), summary.total)
     assert Counter(m.topic() for m in messages) == summary.counts

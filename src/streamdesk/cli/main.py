@@ -134,7 +134,10 @@ def api(
 
 @app.command()
 def replay(
-    what: Annotated[list[str] | None, typer.Option(help="Sample sets: taubench, knowledge.")] = None,
+    what: Annotated[
+        list[str] | None,
+        typer.Option(help="Sample sets: taubench, knowledge (help centre + policy), banking (own tenant), tickets."),
+    ] = None,
     limit: Annotated[int | None, typer.Option(help="At most this many records per set.")] = None,
     shared_data: Annotated[Path, typer.Option(help="Folder of the third-party data.")] = SHARED_DATA,
     as_json: JsonOpt = False,
@@ -190,29 +193,14 @@ def _wait_until_caught_up(bootstrap: str, *, timeout_s: float, quiet_s: float = 
 
 
 def _show_answers(supervisor: Any, *, timeout_s: float) -> None:
-    """Print each sample ticket's answer (reply, citations, tool trace) as it is stored."""
-    from streamdesk.agent import answers
-    from streamdesk.seed import tickets
+    """Print each sample ticket's answer (reply, citations, tool trace) as it is stored, then a summary."""
+    from streamdesk.cli import samples
 
-    waiting = set(tickets.ticket_ids())
-    deadline = time.monotonic() + timeout_s
-    with db.connect() as conn:
-        while waiting and time.monotonic() < deadline:
-            supervisor.poll()
-            for ticket_id in sorted(waiting):
-                found = answers.answers_for_ticket(conn, source="zendesk", ticket_id=ticket_id)
-                if found:
-                    row = conn.execute(
-                        "SELECT subject FROM tickets WHERE source = 'zendesk' AND ticket_id = %s", (ticket_id,)
-                    ).fetchone()
-                    titles = answers.citation_titles(conn, citations=found[0].citations)
-                    text = answers.describe(found[0], question=row[0] if row else "", titles=titles)
-                    console.print(text, markup=False, highlight=False, soft_wrap=True)
-                    waiting.discard(ticket_id)
-            conn.commit()
-            time.sleep(1.0)
+    waiting = samples.show_sample_answers(
+        poll=supervisor.poll, shared_data=SHARED_DATA, timeout_s=timeout_s, console=console
+    )
     if waiting:
-        console.print(f"no answer yet for tickets {sorted(waiting)}; see {get_settings().state_dir / 'logs'}")
+        console.print(f"no answer yet for tickets {waiting}; see {get_settings().state_dir / 'logs'}")
 
 
 def _stop_in_order(supervisor: Any, *, plat: Any, settings: Any) -> None:

@@ -1,8 +1,11 @@
-"""Knowledge articles: the τ²-bench retail policy, the τ²-bench banking corpus, and any BEIR corpus.
+"""Knowledge articles: the retail help centre, the τ²-bench retail policy, the τ²-bench banking corpus, any BEIR corpus.
 
-Banking documents get a deterministic access level from a hash of their id: about 10% `restricted`
-(group `fraud` or `billing`, by topic), about 20% `internal` (including every "Internal:" title), the rest
-`public`, so permission-aware retrieval has something to filter.
+The retail desk (tenant `default`) searches the help centre, public articles a customer may be shown,
+and the agent-facing retail policy, `internal`: employees read it, a customer never sees it cited.
+Other corpora live in their own tenant, so the retail desk's search never returns them: the banking
+corpus goes to tenant `banking`, where its documents get a deterministic access level from a hash of
+their id: about 10% `restricted` (group `fraud` or `billing`, by topic), about 20% `internal` (including
+every "Internal:" title), the rest `public`, so permission-aware retrieval has something to filter.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ POLICY_FILE = Path("taubench") / "tau2_retail_policy.md"
 BANKING_DIR = Path("retrieval") / "tau2_banking_knowledge"
 BUNDLED_POLICY = BUNDLED_DIR / "tau2_retail_policy.md"
 BUNDLED_BANKING = BUNDLED_DIR / "tau2_banking_knowledge_sample.jsonl"
+HELP_CENTRE = BUNDLED_DIR / "retail_help_centre.md"
+BANKING_TENANT = "banking"
 POLICY_URL = f"https://github.com/{TAU2_REPO}/blob/{TAU2_COMMIT}/data/tau2/domains/retail/policy.md"
 SEED_UPDATED_AT = iso_from_ms(SEED_EPOCH_MS)
 RESTRICTED_PERCENT = 10
@@ -50,31 +55,50 @@ def banking_corpus_path(*, shared_data: Path | None) -> Path:
     return BUNDLED_BANKING
 
 
-def policy_articles(*, path: Path, updated_at: str = SEED_UPDATED_AT) -> list[KbArticle]:
-    """One public article per `##` section of a Markdown policy; the text before them is the overview."""
+def markdown_sections(path: Path) -> list[tuple[str, str]]:
+    """(title, text) of each `##` section of a Markdown file; the text before them is one more, titled by `#`."""
     try:
         markdown = path.read_text()
     except FileNotFoundError:
-        raise SeedError(f"policy {path} not found; pass shared_data pointing at shared/data") from None
+        raise SeedError(f"{path} not found; pass shared_data pointing at shared/data, or restore the file") from None
     heading = re.search(r"^# (.+)$", markdown, re.MULTILINE)
     sections = re.split(r"^## ", markdown, flags=re.MULTILINE)
-    overview_title = heading.group(1).strip() if heading else path.stem
     overview = re.sub(r"^# .+$", "", sections[0], count=1, flags=re.MULTILINE).strip()
-    parts = [(overview_title, overview)] if overview else []
+    parts = [(heading.group(1).strip() if heading else path.stem, overview)] if overview else []
     for section in sections[1:]:
         title, _, body = section.partition("\n")
         parts.append((title.strip(), body.strip()))
+    return parts
+
+
+def policy_articles(*, path: Path, updated_at: str = SEED_UPDATED_AT) -> list[KbArticle]:
+    """One `internal` article per `##` section of the agent-facing policy; the text before them is the overview."""
     return [
         {
             "id": f"tau2-retail-policy-{slugify(title)}",
             "title": title,
             "text": text,
             "url": f"{POLICY_URL}#{slugify(title)}",
+            "access": "internal",
+            "groups": [],
+            "updated_at": updated_at,
+        }
+        for title, text in markdown_sections(path)
+    ]
+
+
+def help_articles(*, path: Path = HELP_CENTRE, updated_at: str = SEED_UPDATED_AT) -> list[KbArticle]:
+    """One `public` article per `##` section of the retail help centre (what a customer may be shown)."""
+    return [
+        {
+            "id": f"retail-help-{slugify(title)}",
+            "title": title,
+            "text": text,
             "access": "public",
             "groups": [],
             "updated_at": updated_at,
         }
-        for title, text in parts
+        for title, text in markdown_sections(path)
     ]
 
 
@@ -125,11 +149,12 @@ def beir_articles(
     id_prefix: str = "",
     limit: int | None = None,
     updated_at: str = SEED_UPDATED_AT,
+    tenant: str | None = None,
 ) -> Iterator[KbArticle]:
     """`kb_article` inputs for a BEIR-layout folder (`corpus.jsonl`); blank documents are skipped."""
     path = corpus_dir / "corpus.jsonl" if corpus_dir.is_dir() else corpus_dir
     yield from corpus_articles(
-        read_beir_corpus(path), access=access, id_prefix=id_prefix, limit=limit, updated_at=updated_at
+        read_beir_corpus(path), access=access, id_prefix=id_prefix, limit=limit, updated_at=updated_at, tenant=tenant
     )
 
 
@@ -140,8 +165,12 @@ def corpus_articles(
     id_prefix: str = "",
     limit: int | None = None,
     updated_at: str = SEED_UPDATED_AT,
+    tenant: str | None = None,
 ) -> Iterator[KbArticle]:
-    """`kb_article` inputs for BEIR documents; `id` is `id_prefix + _id` so qrels still resolve."""
+    """`kb_article` inputs for BEIR documents; `id` is `id_prefix + _id` so qrels still resolve.
+
+    `tenant` files them under that tenant (the `default` tenant, the retail desk's, when None).
+    """
     emitted = 0
     for doc in docs:
         if limit is not None and emitted >= limit:
@@ -160,13 +189,15 @@ def corpus_articles(
         }
         if doc.get("url"):
             article["url"] = str(doc["url"])
+        if tenant is not None:
+            article["tenant"] = tenant
         emitted += 1
         yield article
 
 
 def banking_articles(*, path: Path, limit: int | None = None) -> Iterator[KbArticle]:
-    """The τ²-bench banking knowledge corpus, with access levels from `banking_access`."""
-    yield from corpus_articles(read_beir_corpus(path), access=banking_access, limit=limit)
+    """The τ²-bench banking knowledge corpus in tenant `banking`, with access levels from `banking_access`."""
+    yield from corpus_articles(read_beir_corpus(path), access=banking_access, limit=limit, tenant=BANKING_TENANT)
 
 
 def corpus_sample(docs: Iterable[dict[str, Any]], *, every: int) -> list[dict[str, Any]]:

@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 
 SEED_SETS = {
     "taubench": ("taubench",),
-    "knowledge": ("policy", "banking"),
+    "knowledge": ("help", "policy"),
+    "help": ("help",),
     "policy": ("policy",),
     "banking": ("banking",),
     "requesters": ("requesters",),
@@ -86,6 +87,9 @@ def seed_records(
                 records.extend(tickets.requester_records(world)[:limit])
             else:
                 records.extend(tickets.ticket_records(world)[:limit])
+        elif part == "help":
+            path = knowledge.HELP_CENTRE
+            records.extend(map(kb_article_record, knowledge.help_articles(path=path)[:limit]))
         elif part == "policy":
             path = knowledge.policy_path(shared_data=shared_data)
             records.extend(map(kb_article_record, knowledge.policy_articles(path=path)[:limit]))
@@ -93,7 +97,7 @@ def seed_records(
             path = knowledge.banking_corpus_path(shared_data=shared_data)
             records.extend(map(kb_article_record, knowledge.banking_articles(path=path, limit=limit)))
         sources[part] = str(path)
-        if not path.is_relative_to(shared_data):
+        if part != "help" and not path.is_relative_to(shared_data):
             log.warning("seed set %r is not under %s; replaying the bundled copy %s", part, shared_data, path)
     return records, sources
 
@@ -122,7 +126,10 @@ def replay(
     limit: int | None = None,
     progress: bool = True,
 ) -> ReplaySummary:
-    """Publish the seed sets (`taubench`, `knowledge` = `policy` + `banking`); `limit` caps each collection."""
+    """Publish the seed sets (`taubench`, `knowledge` = `help` + `policy`, `banking`); `limit` caps each collection.
+
+    `knowledge` is the retail desk's (tenant `default`); `banking` goes to its own tenant.
+    """
     started = time.perf_counter()
     records, sources = seed_records(shared_data=shared_data, what=what, limit=limit)
     _ensure_topics(bootstrap_servers)

@@ -41,6 +41,7 @@ class KbArticle(TypedDict):
     access: AccessLevel
     groups: list[str]
     updated_at: str
+    tenant: NotRequired[str]
 
 
 @dataclass(frozen=True)
