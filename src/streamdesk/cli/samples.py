@@ -20,7 +20,7 @@ from streamdesk.seed import taubench, tickets
 STATUS_MEANING = {
     "auto_reply": "sent to the customer as it is",
     "draft": "waits for a support agent to review it",
-    "pending_approval": "a change waits for a supervisor (streamdesk approvals list)",
+    "pending_approval": "a change waits for a supervisor's approval (streamdesk approvals list)",
     "escalated": "handed to a person",
 }
 
@@ -44,16 +44,16 @@ def ticket_block(sample: tickets.SampleTicket, *, number: int, total: int, detai
 
 
 def summary(rows: list[tuple[str, tickets.SampleTicket, answers.Answer | None]]) -> str:
-    """Per sample ticket: kind, ticket, status and what it means, who answered, and the reply text."""
-    lines = [f"sample answers: {sum(answer is not None for _, _, answer in rows)} of {len(rows)} tickets answered"]
+    """Per sample ticket: kind, ticket, status, who answered, and the reply text; what each status means."""
+    answered = sum(answer is not None for _, _, answer in rows)
+    lines = [f"sample answers: {answered} of {len(rows)} tickets answered"]
+    lines.extend(f"  {status:<16}  {meaning}" for status, meaning in STATUS_MEANING.items())
+    lines.append(f"  {'kind':<10} {'ticket':<13} {'status':<16}  answered by, then the reply the customer reads")
     for ticket_id, sample, answer in rows:
         if answer is None:
-            lines.append(f"  {sample.kind:<10} zendesk:{ticket_id}  no answer yet")
+            lines.append(f"  {sample.kind:<10} zendesk:{ticket_id:<5} no answer yet")
             continue
-        meaning = STATUS_MEANING.get(answer.status, "")
-        lines.append(
-            f"  {sample.kind:<10} zendesk:{ticket_id}  {answer.status} ({meaning}); answered by {answered_by(answer)}"
-        )
+        lines.append(f"  {sample.kind:<10} zendesk:{ticket_id:<5} {answer.status:<16}  {answered_by(answer)}")
         lines.extend(f"      | {line}" for line in answer.text.strip().splitlines() if line.strip())
     return "\n".join(lines)
 

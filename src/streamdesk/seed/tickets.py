@@ -71,8 +71,9 @@ def _item(order: dict[str, Any]) -> str:
 
 def _payment_kind(user: dict[str, Any]) -> str:
     """How the customer calls their first payment method ("credit card", "PayPal account", "gift card")."""
-    first = next(iter(user.get("payment_methods", {}).values()), {})
-    return PAYMENT_KINDS.get(first.get("source", ""), "card")
+    methods: dict[str, dict[str, Any]] = user.get("payment_methods", {})
+    first = next(iter(methods.values()), {})
+    return PAYMENT_KINDS.get(str(first.get("source", "")), "card")
 
 
 TEMPLATES: tuple[Template, ...] = (
