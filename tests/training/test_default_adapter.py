@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import replace
@@ -18,6 +19,11 @@ from streamdesk.training.config import TrainingSettings
 
 UP_SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 """What `streamdesk up` trains from (the bundled copy when it is missing): the same cache entry as `make run`."""
+
+
+def entries(cache: Path) -> list[Path]:
+    """The finished adapters in a bootstrap cache folder."""
+    return [path for path in cache.glob("sft-*") if (path / default_adapter.MARKER).is_file()]
 
 
 def test_the_bundled_tickets_are_what_their_builder_makes(shared_data: Path) -> None:
@@ -61,11 +67,18 @@ def test_a_tiny_bootstrap_is_trained_once_then_served_from_the_cache(
 ) -> None:
     settings = TrainingSettings(bootstrap_cache_dir=tmp_path / "cache", bootstrap_max_steps=1)
     config = replace(default_adapter.bootstrap_config(settings), batch_size=2, threads=1, progress=False)
-    serve = dict(shared_data=tmp_path, config=config, settings=settings, adapters_dir=tmp_path / "adapters")
+    serve = functools.partial(
+        default_adapter.serve,
+        conn,
+        shared_data=tmp_path,
+        config=config,
+        settings=settings,
+        adapters_dir=tmp_path / "adapters",
+    )
 
-    first = default_adapter.serve(conn, **serve)
+    first = serve()
     assert first.trained_now and first.version is not None and first.gate is not None
-    [entry] = (tmp_path / "cache").glob("sft-*")
+    [entry] = entries(tmp_path / "cache")
     assert json.loads((entry / default_adapter.MARKER).read_text())["steps"] == 1
     candidate = registry.get(conn, version=first.version)
     assert candidate.gate == first.gate and candidate.config[default_adapter.CACHE_KEY]
@@ -76,10 +89,10 @@ def test_a_tiny_bootstrap_is_trained_once_then_served_from_the_cache(
 
     conn.execute("TRUNCATE adapter_versions, adapter_promotions, training_examples CASCADE")
     started = time.perf_counter()
-    again = default_adapter.serve(conn, **serve)
+    again = serve()
     assert not again.trained_now and time.perf_counter() - started < 30
     assert again.gate == first.gate | {"cached": True} and again.status == first.status
-    assert list((tmp_path / "cache").glob("sft-*")) == [entry]
+    assert entries(tmp_path / "cache") == [entry]
 
 
 @pytest.mark.slow

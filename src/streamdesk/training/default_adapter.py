@@ -288,7 +288,7 @@ def gate_report(
     gate_knobs = settings.model_dump(
         include={"max_heldout", "general_texts", "perplexity_tolerance", "min_margin_gain", "min_heldout_per_class"}
     )
-    material = {"dev": [hygiene.content_digest(prompt=e.prompt, completion=e.completion) for e in dev]}
+    material: dict[str, Any] = {"dev": [hygiene.content_digest(prompt=e.prompt, completion=e.completion) for e in dev]}
     material |= {"label": [e.label for e in dev], "gate": gate_knobs, "beta": beta, "max_length": config.max_length}
     digest = hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:24]
     path = cached.path / f"gate-{digest}.json"
