@@ -107,12 +107,12 @@ def bundled_rows(*, shared_data: Path) -> list[dict[str, Any]]:
 def tau_train_tickets(*, shared_data: Path | None) -> tuple[list[RoutedTicket], Literal["shared", "bundled"]]:
     """The τ² train tickets from `shared_data` when it holds the tasks, else the bundled copy."""
     if shared_data is not None and (shared_data / tool_scorer.TAU_TASKS).is_file():
-        rows, origin = bundled_rows(shared_data=shared_data), "shared"
+        rows = bundled_rows(shared_data=shared_data)
+        origin: Literal["shared", "bundled"] = "shared"
     else:
         rows = [json.loads(line) for line in BUNDLED_TAU_TRAIN.read_text().splitlines() if line.strip()]
         origin = "bundled"
-    tickets = [RoutedTicket(source="tau2", group=row["tool"], **row) for row in rows]
-    return tickets, origin  # type: ignore[return-value]
+    return [RoutedTicket(source="tau2", group=row["tool"], **row) for row in rows], origin
 
 
 def bootstrap_data(*, shared_data: Path | None, seed: int = 42) -> BootstrapData:
@@ -209,6 +209,8 @@ def cached_adapter(
     with FileLock(str(target) + ".lock"):
         if (target / MARKER).is_file():
             return CachedAdapter(target, key, json.loads((target / MARKER).read_text()), trained_now=False)
+        for leftover in cache_dir.glob(f".{target.name}.*"):  # a run killed mid-training; we hold the lock
+            shutil.rmtree(leftover, ignore_errors=True)
         staging = cache_dir / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         try:
             result = sft.SFTAdapterTrainer(config=config, model_dir=model_dir).train(
