@@ -278,7 +278,7 @@ def _serve_default_adapter(*, bootstrap_servers: str) -> None:
     console.print("adapter  preparing the SFT bootstrap (trained once per machine, then cached) ...")
     with db.connect(autocommit=True) as conn, Publisher(bootstrap_servers, client_id="streamdesk-up") as publisher:
         outcome = default_adapter.serve(conn, shared_data=SHARED_DATA, publisher=publisher)
-    console.print(outcome.describe(), markup=False, highlight=False)
+    console.print(outcome.describe(), markup=False, highlight=False, soft_wrap=True)
 
 
 def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, with_agent: bool = False) -> None:
