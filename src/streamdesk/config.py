@@ -165,7 +165,7 @@ class AgentSettings(BaseModel):
 
 
 class RuntimeSettings(BaseModel):
-    """How long `streamdesk up` lets its workers drain the broker before it stops them."""
+    """How `streamdesk up` prepares the adapter it serves, and how long it lets its workers drain before stopping."""
 
     drain_timeout_s: float = Field(
         60.0,
@@ -179,6 +179,12 @@ class RuntimeSettings(BaseModel):
     )
     worker_stop_timeout_s: float = Field(
         15.0, gt=0, description="Longest wait for a worker to exit after SIGTERM before it is killed."
+    )
+    bootstrap_adapter: bool = Field(
+        True,
+        description="Before the agent starts, train the SFT bootstrap adapter (once per machine, then cached), gate "
+        "it against the base model and serve it when the gate prefers it; false: the registry's promoted adapter "
+        "serves (none on a fresh database: the base model).",
     )
 
 

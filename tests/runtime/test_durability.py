@@ -188,7 +188,7 @@ def test_sigint_with_events_and_webhooks_in_flight_loses_and_duplicates_nothing(
     assert output.index("stopping: intake (api) first") < output.index("draining:") < output.index("stopping workers")
     assert "drained in" in output
 
-    up.start(agent=True, STREAMDESK_AGENT__MODEL_DIR=str(model_dir))
+    up.start(agent=True, STREAMDESK_AGENT__MODEL_DIR=str(model_dir), STREAMDESK_RUNTIME__BOOTSTRAP_ADAPTER="false")
     up.ready()
     answered = "SELECT count(*) FROM answers WHERE published_at IS NOT NULL"
     up.wait_for(lambda: up.count(answered) >= 7, what="answers to the seven accepted tickets", timeout_s=600)

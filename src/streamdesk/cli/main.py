@@ -16,7 +16,7 @@ from streamdesk import db
 from streamdesk import terminal as output
 from streamdesk.audit.cli import audit_app
 from streamdesk.cli.plugins import register_plugins
-from streamdesk.config import REPO_ROOT, get_settings
+from streamdesk.config import REPO_ROOT, get_settings, reset_settings
 from streamdesk.logs import configure_logging
 from streamdesk.policy.cli import approvals_app
 
@@ -103,8 +103,23 @@ WORKERS: dict[str, tuple[str, str]] = {
 """`streamdesk worker NAME`: the module whose `run_worker` runs it (imported only then), and what it does."""
 
 
+def _serve_promoted_adapter() -> None:
+    """Let the agent serve the registry's promoted adapter, unless STREAMDESK_ANSWER__ADAPTER names one."""
+    if os.environ.get("STREAMDESK_ANSWER__ADAPTER") or get_settings().agent.backend != "transformers":
+        return
+    from streamdesk.training import registry, service
+
+    with db.connect(autocommit=True) as conn:
+        serving = registry.serving(conn, base_model=service.BASE_MODEL)
+    if serving is not None:
+        os.environ["STREAMDESK_ANSWER__ADAPTER"] = serving.version
+        reset_settings()
+
+
 def _add_worker(name: str, module: str, summary: str) -> None:
     def run() -> None:
+        if name == "agent":
+            _serve_promoted_adapter()
         importlib.import_module(module).run_worker()
 
     worker_app.command(name, help=summary)(run)
@@ -243,6 +258,17 @@ def _recover_broker(supervisor: Any, *, plat: Any, settings: Any, with_agent: bo
     supervisor.start(workers)
 
 
+def _serve_default_adapter(*, bootstrap_servers: str) -> None:
+    """Train (once per machine), register and gate the SFT bootstrap; the agent serves it if the gate prefers it."""
+    from streamdesk.kafka import Publisher
+    from streamdesk.training import default_adapter
+
+    console.print("adapter  preparing the SFT bootstrap (trained once per machine, then cached) ...")
+    with db.connect(autocommit=True) as conn, Publisher(bootstrap_servers, client_id="streamdesk-up") as publisher:
+        outcome = default_adapter.serve(conn, shared_data=SHARED_DATA, publisher=publisher)
+    console.print(outcome.describe(), markup=False, highlight=False, soft_wrap=True)
+
+
 def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, with_agent: bool = False) -> None:
     from streamdesk.runtime.service import platform, refill_fresh_broker
     from streamdesk.runtime.supervisor import Supervisor, child_env, streamdesk_argv
@@ -265,6 +291,8 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
             supervisor.add("api", streamdesk_argv("api"), env=env, log_path=str(logs / "api.log"))
         if plat.embedded_broker:
             refill_fresh_broker(plat=plat, answer_tickets=with_agent)
+        if with_agent and settings.runtime.bootstrap_adapter and settings.agent.backend == "transformers":
+            _serve_default_adapter(bootstrap_servers=plat.bootstrap_servers)
         supervisor.start()
         stop = {"now": False}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,6 +45,18 @@ class TrainingSettings(BaseSettings):
     )
     rollback_min_feedback: int = Field(
         default=20, ge=1, description="Signals each adapter needs before live feedback can trigger a rollback."
+    )
+    bootstrap_cache_dir: Path | None = Field(
+        default=None,
+        description="Machine-wide cache of trained SFT bootstrap adapters; unset: $XDG_CACHE_HOME/streamdesk/adapters.",
+    )
+    bootstrap_max_steps: int = Field(
+        default=30,
+        ge=-1,
+        description=(
+            "Optimiser steps (batches of 4) of the default SFT bootstrap; -1 trains one epoch. A whole epoch drifts "
+            "the general-text perplexity past the gate's tolerance; 30 steps pass it and keep most of the routing gain."
+        ),
     )
 
 

@@ -247,21 +247,53 @@ def bootstrap(
         result = SFTAdapterTrainer(config=config, model_dir=model_dir or model_cache.ensure_model()).train(
             examples=sft_examples(tickets), output_dir=staging
         )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return register_bootstrap(
+        conn,
+        staging=staging,
+        tickets=tickets,
+        adapters_dir=adapters_dir,
+        base_model=base_model,
+        dataset_digest=result.dataset_digest,
+        config=config.to_json(),
+        metrics={
+            "trainer": "sft",
+            "examples": result.examples,
+            "steps": result.steps,
+            "seconds": round(result.seconds, 3),
+            **registry.rounded(result.metrics),
+        },
+        publisher=publisher,
+        feedback_settings=feedback_settings,
+    )
+
+
+def register_bootstrap(
+    conn: psycopg.Connection,
+    *,
+    staging: Path,
+    tickets: Sequence[RoutedTicket],
+    adapters_dir: Path,
+    base_model: str,
+    dataset_digest: str,
+    config: dict[str, Any],
+    metrics: dict[str, Any],
+    publisher: Publisher | None = None,
+    feedback_settings: FeedbackSettings | None = None,
+) -> AdapterVersion:
+    """Register the trained adapter in `staging` as a candidate with no parent and keep its `tickets` as gold rows."""
+    try:
         version = registry.register_candidate(
             conn,
             staging_dir=staging,
             adapters_dir=adapters_dir,
             base_model=base_model,
             parent=None,
-            dataset_digest=result.dataset_digest,
-            config=config.to_json(),
-            metrics={
-                "trainer": "sft",
-                "examples": result.examples,
-                "steps": result.steps,
-                "seconds": round(result.seconds, 3),
-                **registry.rounded(result.metrics),
-            },
+            dataset_digest=dataset_digest,
+            config=config,
+            metrics=metrics,
         )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
