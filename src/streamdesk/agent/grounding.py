@@ -41,6 +41,8 @@ GROUNDED_CONTAINMENT = 0.8
 """ROUGE-L precision a sentence needs against one passage sentence to count as supported."""
 ANSWER_SENTENCES = 3
 """Sentences of the best passage an answer quotes at most (in the passage's order)."""
+QUESTION_MAX_CHARS = 500
+"""Characters of a ticket's asking sentences the knowledge answer reads."""
 ANSWER_MAX_CHARS = 700
 """Characters an answer quotes at most (a sentence that would pass it is left out, unless it is the first)."""
 FEATURES = ("passage_cosine", "margin", "sentence_cosine", "passage_coverage", "sentence_coverage")
@@ -143,7 +145,8 @@ def split_sentences(text: str) -> list[str]:
 def question_of(text: str) -> str | None:
     """The sentences of `text` that ask something (end with `?` or open with an asking word), or None.
 
-    The rule is the same for every domain: a ticket that asks nothing gets no knowledge answer.
+    The rule is the same for every domain: a ticket that asks nothing gets no knowledge answer. At most
+    `QUESTION_MAX_CHARS` of asking sentences are kept (a long ticket's first questions).
     """
     asking = [
         sentence
@@ -151,7 +154,7 @@ def question_of(text: str) -> str | None:
         for sentence in split_sentences(line)
         if sentence.endswith("?") or _ASKING.match(sentence)
     ]
-    return " ".join(asking) if asking else None
+    return " ".join(asking)[:QUESTION_MAX_CHARS] if asking else None
 
 
 def tokens(text: str) -> list[str]:

@@ -86,10 +86,15 @@ NOT_CONFIDENT = frozenset({"executed", "pending_approval", "denied", "refused", 
 
 @dataclass
 class AnswerResult:
-    """The stored-to-be answer and how it came about: generations, the injection finding, wall time."""
+    """The stored-to-be answer and how it came about: generations, the injection finding, wall time, its parts.
+
+    `parts` are the reply's pieces marked by origin (model, fact, knowledge, template): what the grounding
+    check read.
+    """
 
     answer: Answer
     generations: list[Generation] = field(default_factory=list)
+    parts: list[grounding.Part] = field(default_factory=list)
     injection: dict[str, Any] | None = None
     seconds: float = 0.0
 
@@ -855,7 +860,7 @@ def answer_ticket(
             tenant=ticket.tenant,
             customer_id=principal.customer_id,
             status=status,
-            text=grounding.paragraphs(compose(escalated=status == "escalated")),
+            text=grounding.paragraphs(parts := compose(escalated=status == "escalated")),
             citations=customer_citations,
             trace=run.trace,
             model=backend.model_name,
@@ -866,5 +871,9 @@ def answer_ticket(
             trace_id=trace_id,
         )
     return AnswerResult(
-        answer=answer, generations=run.generations, injection=run.injection, seconds=time.perf_counter() - started
+        answer=answer,
+        generations=run.generations,
+        injection=run.injection,
+        seconds=time.perf_counter() - started,
+        parts=parts,
     )
