@@ -142,6 +142,48 @@ def eval_retrieval(
     typer.echo(json.dumps(result))
 
 
+@eval_app.command("answers")
+def eval_answers(
+    dataset: Annotated[
+        Path, typer.Option("--dataset", help="BEIR folder: corpus.jsonl, queries.jsonl with answerable and answers.")
+    ],
+    limit: Annotated[int | None, typer.Option(help="Only the first N queries.")] = None,
+    compose: Annotated[
+        str, typer.Option(help="extractive (the default answer path) or model (the serving model writes: the gate).")
+    ] = "extractive",
+    fit: Annotated[
+        bool, typer.Option("--fit", help="Also fit the answerability weights on the calibration half.")
+    ] = False,
+    timeout_s: Annotated[float, typer.Option(help="Longest wait for the corpus to be ingested.")] = 1800,
+) -> None:
+    """Ingest a BEIR folder on a fresh stack and answer each query through the answer path; print answer quality.
+
+    One JSON line per query on stdout, then the summary: rougeL, declines, grounded_sentence_rate, p50_s,
+    by calibration and held-out half. `--compose model` measures the serving model's own replies and
+    records the reply-quality gate for its model and adapter.
+    """
+    from evals import answers
+
+    if compose not in ("extractive", "model"):
+        console.print(f"refused: --compose {compose!r}; use extractive or model")
+        raise typer.Exit(code=2)
+    backend = None
+    if compose == "model":
+        from streamdesk.agent import backends
+
+        backend = backends.get_backend()
+    summary = answers.evaluate_answers(
+        dataset,
+        limit=limit,
+        compose="model" if compose == "model" else "extractive",
+        backend=backend,
+        timeout_s=timeout_s,
+        fit=fit,
+        on_result=lambda result: typer.echo(answers.result_line(result)),
+    )
+    typer.echo(json.dumps(summary))
+
+
 @eval_app.command("flywheel")
 def eval_flywheel(
     shared_data: SharedDataOpt = SHARED_DATA,

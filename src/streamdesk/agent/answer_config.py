@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamdesk.agent.exceptions import AgentError
+from streamdesk.agent.reply_gate import ModelText
 from streamdesk.config import read_once
 
 SearchMode = Literal["hybrid", "vector", "lexical"]
@@ -56,6 +57,14 @@ class AnswerSettings(BaseSettings):
     adapter: str | None = Field(default=None, description="LoRA adapter the model runs with; unset: the base model.")
     auto_reply: bool = Field(
         default=True, description="Let confident answers go out without review; false makes every answer a draft."
+    )
+    model_text: ModelText = Field(
+        default="gated",
+        description=(
+            "Whether the model's own words may be in a reply: `gated` only when the serving model and adapter "
+            "passed the reply-quality gate (`streamdesk eval answers --compose model`), `always`, or `never`; "
+            "otherwise the reply is composed from tool facts, quoted knowledge and fixed templates."
+        ),
     )
     auto_reply_min_citations: int = Field(
         default=1, ge=0, description="Citations an answer needs before it may go out without review."

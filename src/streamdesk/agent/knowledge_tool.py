@@ -39,7 +39,12 @@ def chunk_id(*, document_id: str, chunk_no: int) -> str:
 def search(
     conn: psycopg.Connection, *, principal: Principal, query: str, k: int, mode: str, chars: int
 ) -> dict[str, Any]:
-    """Passages the principal may read for `query`, the access filter retrieval applied, or the error."""
+    """Passages the principal may read for `query`, the access filter retrieval applied, or the error.
+
+    Each passage carries its chunk id, title, `text` (cut to `chars`, what the model reads), `full_text`
+    (what an extractive answer may quote), `access_level` (only `public` passages are cited to a customer) and
+    the cosine `distance` of its stored vector to the query (None when the search ran no vector arm).
+    """
     try:
         from streamdesk.retrieval import service as retrieval
 
@@ -59,6 +64,9 @@ def search(
             "chunk_id": chunk_id(document_id=hit.citation.document_id, chunk_no=hit.citation.chunk_no),
             "title": hit.citation.title,
             "text": hit.text[:chars],
+            "full_text": hit.text,
+            "access_level": hit.access_level,
+            "distance": hit.distance,
         }
         for hit in result.hits
     ]

@@ -25,6 +25,7 @@ Calls take one path (`execution.run_call`) whoever proposed them; the trace says
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +34,18 @@ import psycopg
 from opentelemetry.context import Context
 
 from streamdesk import telemetry
-from streamdesk.agent import budget, execution, grammar, intents, knowledge_tool, narrowing, packs, prompts
+from streamdesk.agent import (
+    budget,
+    execution,
+    grammar,
+    grounding,
+    intents,
+    knowledge_tool,
+    narrowing,
+    packs,
+    prompts,
+    reply_gate,
+)
 from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
 from streamdesk.agent.answers import Answer, AnswerStatus, Ticket, TraceStep
 from streamdesk.agent.backends import LLMBackend
@@ -44,12 +56,18 @@ from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditAction
 from streamdesk.guardrails import service as guardrails
 from streamdesk.identity.models import Principal
+from streamdesk.knowledge.embedders import get_embedder
 from streamdesk.policy import rules as policy_rules
 from streamdesk.policy import service as policy
 
 FALLBACK_REPLY = "Thank you for your message. We are looking into it and will get back to you shortly."
 COMPOSED_LEAD = "Thank you for your message. Here is where your request stands."
 """The opening of an answer composed from tool results (no model reply after a write)."""
+KNOWLEDGE_LEAD = "Thank you for your message. Here is what our help articles say."
+"""The opening of an answer that quotes the knowledge base and states no tool facts."""
+HANDOFF_SENTENCE = "A member of our team will take over this ticket."
+KNOWLEDGE_STEP = "(knowledge answer)"
+"""The trace's name for the extractive answer's decision (answered or declined, with its features)."""
 CUT_OFF_NOTE = "Your last output was cut off or was not one JSON object. Answer with one short JSON object."
 REPLY_NOTE = (
     "Now write your reply to the customer in one or two short sentences: what you found or did, and what "
@@ -68,10 +86,15 @@ NOT_CONFIDENT = frozenset({"executed", "pending_approval", "denied", "refused", 
 
 @dataclass
 class AnswerResult:
-    """The stored-to-be answer and how it came about: generations, the injection finding, wall time."""
+    """The stored-to-be answer and how it came about: generations, the injection finding, wall time, its parts.
+
+    `parts` are the reply's pieces marked by origin (model, fact, knowledge, template): what the grounding
+    check read.
+    """
 
     answer: Answer
     generations: list[Generation] = field(default_factory=list)
+    parts: list[grounding.Part] = field(default_factory=list)
     injection: dict[str, Any] | None = None
     seconds: float = 0.0
 
@@ -99,24 +122,31 @@ def decide_status(
     wants_write: bool,
     settings: AnswerSettings,
     pack: packs.DomainPack | None = None,
+    grounded: bool = True,
+    citations: int | None = None,
+    escalated: bool = False,
 ) -> AnswerStatus:
     """escalated > pending_approval > auto_reply > draft.
 
-    Escalated: an injection finding, a hand-off that ran, or no valid reply. Auto reply only when allowed
-    by the settings, nothing was written, proposed, denied or failed, the ticket asks for no change, and
-    the reply cites at least `auto_reply_min_citations` passages.
+    Escalated: an injection finding, a hand-off that ran (or the run's own, `escalated`: a question the
+    knowledge does not answer), or no valid reply. Auto reply only when allowed by the settings, every
+    sentence of the reply is grounded (`grounding.sentence_grounding`), nothing was written, proposed,
+    denied or failed, the ticket asks for no change, and the reply cites at least
+    `auto_reply_min_citations` passages (`citations`; default: the model reply's).
     """
     handoff = HANDOFF_TOOLS | packs.resolve(pack).intents.handoff_tools
-    handed_off = any(step.tool in handoff and step.outcome == "executed" for step in trace)
+    handed_off = escalated or any(step.tool in handoff and step.outcome == "executed" for step in trace)
     if injection or handed_off or reply is None:
         return "escalated"
     if any(step.outcome == "pending_approval" for step in trace):
         return "pending_approval"
+    cited = len(reply.citations) if citations is None else citations
     confident = (
         settings.auto_reply
+        and grounded
         and not wants_write
         and not any(step.outcome in NOT_CONFIDENT for step in trace)
-        and len(reply.citations) >= settings.auto_reply_min_citations
+        and cited >= settings.auto_reply_min_citations
     )
     return "auto_reply" if confident else "draft"
 
@@ -136,6 +166,60 @@ def confirmation_request(intents: list[str], *, pack: packs.DomainPack | None = 
     )
 
 
+def compose_parts(
+    *,
+    reply: Reply | None,
+    trace: list[TraceStep],
+    escalated: bool,
+    history: list[tuple[ToolCall, dict[str, Any] | None]] | None = None,
+    injection: bool = False,
+    confirm: list[str] | None = None,
+    pack: packs.DomainPack | None = None,
+    knowledge: grounding.KnowledgeAnswer | None = None,
+    model_text: bool = True,
+) -> list[grounding.Part]:
+    """The reply as parts marked by origin: model words, the pack's facts, quoted knowledge, fixed templates.
+
+    The model's message is used only when `model_text` (the reply-quality gate) allows it; a ticket that
+    tried a prompt injection gets none of the model's words back, only the fixed hand-off. `knowledge` is
+    the extractive answer to the ticket's question: quoted when it answers, its decline (which says a
+    person takes over) when it does not. `confirm` names the changes the ticket asked for only under
+    conditions: the answer asks to confirm them.
+    """
+    usable = model_text and reply is not None and reply.message.strip() and not injection
+    pack = packs.resolve(pack)
+    facts = [] if escalated else pack.renderers.facts(history or [])
+    answered = knowledge is not None and knowledge.answerable and not injection
+    declined = knowledge is not None and not knowledge.answerable and not injection and escalated
+    parts: list[grounding.Part] = []
+    if usable and reply is not None:
+        parts.append(grounding.Part(reply.message.strip(), "model"))
+    elif reply is not None and not injection and (facts or _waiting(trace)):
+        parts.append(grounding.Part(COMPOSED_LEAD, "template"))
+    elif reply is not None and answered:
+        parts.append(grounding.Part(KNOWLEDGE_LEAD, "template"))
+    elif not declined:
+        parts.append(grounding.Part(FALLBACK_REPLY, "template"))
+    if facts:
+        parts.append(grounding.Part(" ".join(facts), "fact"))
+    if knowledge is not None and (answered or declined):
+        parts.extend(knowledge.parts)
+    for step in trace:
+        if step.outcome == "pending_approval":
+            parts.append(
+                grounding.Part(
+                    f"A supervisor must approve {step.tool.replace('_', ' ')} before it takes effect "
+                    f"(action {step.action_id}).",
+                    "template",
+                )
+            )
+    if confirm and not escalated:
+        parts.append(grounding.Part(confirmation_request(confirm, pack=pack), "template"))
+    if escalated and not declined:
+        parts.append(grounding.Part(HANDOFF_SENTENCE, "template"))
+    return parts
+
+
 def compose_text(
     *,
     reply: Reply | None,
@@ -145,30 +229,23 @@ def compose_text(
     injection: bool = False,
     confirm: list[str] | None = None,
     pack: packs.DomainPack | None = None,
+    knowledge: grounding.KnowledgeAnswer | None = None,
+    model_text: bool = True,
 ) -> str:
-    """The reply, the pack's facts from the tools, what waits for a supervisor's approval, whether a human takes over.
-
-    A ticket that tried a prompt injection gets none of the model's words back, only the fixed hand-off.
-    `confirm` names the changes the ticket asked for only under conditions: the answer asks to confirm them.
-    """
-    usable = reply is not None and reply.message.strip() and not injection
-    pack = packs.resolve(pack)
-    facts = [] if escalated else pack.renderers.facts(history or [])
-    composed = reply is not None and not usable and not injection and (facts or _waiting(trace))
-    parts = [reply.message.strip() if usable and reply else COMPOSED_LEAD if composed else FALLBACK_REPLY]
-    if facts:
-        parts.append(" ".join(facts))
-    for step in trace:
-        if step.outcome == "pending_approval":
-            parts.append(
-                f"A supervisor must approve {step.tool.replace('_', ' ')} before it takes effect "
-                f"(action {step.action_id})."
-            )
-    if confirm and not escalated:
-        parts.append(confirmation_request(confirm, pack=pack))
-    if escalated:
-        parts.append("A member of our team will take over this ticket.")
-    return "\n\n".join(parts)
+    """The reply text of `compose_parts`: the reply, facts, quoted knowledge, what waits, whether a human takes over."""
+    return grounding.paragraphs(
+        compose_parts(
+            reply=reply,
+            trace=trace,
+            escalated=escalated,
+            history=history,
+            injection=injection,
+            confirm=confirm,
+            pack=pack,
+            knowledge=knowledge,
+            model_text=model_text,
+        )
+    )
 
 
 def bounded(schema: dict[str, Any], *, tools: list[Tool], free_text_chars: int, reply_chars: int) -> dict[str, Any]:
@@ -282,6 +359,7 @@ class _Run:
         self.history: list[tuple[ToolCall, dict[str, Any] | None]] = []
         self.trace: list[TraceStep] = []
         self.citations: list[str] = []
+        self.passages: list[grounding.Passage] = []
         self.access_filter: dict[str, Any] | None = None
         self.injection: dict[str, Any] | None = None
         self.exhausted: set[str] = set()
@@ -415,6 +493,7 @@ class _Run:
                 continue
             shown.append((passage["chunk_id"], f"{passage['title']}\n{passage['text']}"))
             self.citations.append(passage["chunk_id"])
+            self.passages.append(grounding.Passage.from_result(passage))
         if not shown:
             note = result.get("error") or "no passages found"
             return {"role": "user", "content": f"Knowledge search: {note}."}
@@ -445,6 +524,31 @@ class _Run:
             self.messages.append(self.pack.renderers.lookups(self.found, lookups))
         if passages is not None:
             self.messages.append(passages)
+
+    def answer_question(self) -> grounding.KnowledgeAnswer | None:
+        """The extractive answer to the ticket's question from the public passages shown (None: it asks none).
+
+        The decision is recorded in the trace; a question the knowledge does not answer on a ticket with no
+        intent of the pack's (nothing a tool result could answer) hands the ticket to a person.
+        """
+        question = grounding.question_of(self.ticket.text)
+        searched = any(call.tool == knowledge_tool.SEARCH_TOOL for call, _ in self.history)
+        if question is None or not searched:
+            return None
+        self.deadline.check(before="the knowledge answer")
+        knowledge = grounding.answer_question(question, self.passages, embedder=get_embedder())
+        self.trace.append(
+            TraceStep(
+                index=len(self.trace), source="guardrail", tool=KNOWLEDGE_STEP, arguments=knowledge.to_json(),
+                outcome="ok", decision="answered" if knowledge.answerable else "declined",
+            )
+        )  # fmt: skip
+        if not knowledge.answerable and not self.found.intents:
+            self.escalate(
+                reason="the knowledge base does not answer the customer's question; a human takes over",
+                details=knowledge.to_json(),
+            )
+        return knowledge
 
     def model_tools(self, *, final: bool) -> list[str]:
         """What the model may call in this step: nothing but a reply on the last one."""
@@ -644,6 +748,23 @@ def _model_trace(
     )
 
 
+def _customer_citations(
+    reply: Reply | None,
+    *,
+    knowledge: grounding.KnowledgeAnswer | None,
+    model_text: bool,
+    passages: list[grounding.Passage],
+) -> list[str]:
+    """The chunk ids a customer's reply cites: the quoted passages, and the model's when its words are used.
+
+    Only public passages are ever cited to a customer; an internal one the agent read stays in the trace.
+    """
+    public = {passage.chunk_id for passage in grounding.customer_visible(passages)}
+    quoted = knowledge.citations if knowledge is not None and knowledge.answerable else []
+    chosen = reply.citations if model_text and reply is not None and reply.message.strip() else []
+    return [chunk for chunk in dict.fromkeys([*quoted, *chosen]) if chunk in public]
+
+
 def answer_ticket(
     conn: psycopg.Connection,
     *,
@@ -689,14 +810,37 @@ def answer_ticket(
         if finding is not None:
             run.refuse_writes(finding=finding, where="ticket")
         run.hold_conditional_writes()
+        model_text = reply_gate.allows_model_text(
+            model=backend.model_name, adapter=settings.adapter, policy=settings.model_text
+        )
         reply: Reply | None = None
+        knowledge: grounding.KnowledgeAnswer | None = None
         try:
             run.route()
-            reply = run.think(max_steps=max_steps or settings.max_steps)
+            knowledge = run.answer_question()
+            if model_text or run.found.intents:
+                reply = run.think(max_steps=max_steps or settings.max_steps)
+            else:  # a pure question and the model's words cannot be used: no model step to wait for
+                reply = Reply(message="")
         except (AnswerTimeoutError, InputBudgetError) as exc:
             run.over_budget(exc)
         if run.injection is not None:
             run.escalate(reason=f"possible prompt injection ({run.injection['rule']})")
+        customer_citations = _customer_citations(
+            reply, knowledge=knowledge, model_text=model_text, passages=run.passages
+        )
+        compose = functools.partial(
+            compose_parts,
+            reply=reply,
+            trace=run.trace,
+            history=run.history,
+            injection=run.injection is not None,
+            confirm=run.confirm,
+            pack=pack,
+            knowledge=knowledge,
+            model_text=model_text,
+        )
+        draft = compose(escalated=False)
         status = decide_status(
             trace=run.trace,
             reply=reply,
@@ -704,6 +848,9 @@ def answer_ticket(
             wants_write=run.found.wants_write,
             settings=settings,
             pack=pack,
+            grounded=all(ok for _, ok in grounding.sentence_grounding(draft, passages=run.passages)),
+            citations=len(customer_citations),
+            escalated=run.escalated,
         )
         trace_id, _ = telemetry.span_ids()
         answer = Answer(
@@ -713,16 +860,8 @@ def answer_ticket(
             tenant=ticket.tenant,
             customer_id=principal.customer_id,
             status=status,
-            text=compose_text(
-                reply=reply,
-                trace=run.trace,
-                escalated=status == "escalated",
-                history=run.history,
-                injection=run.injection is not None,
-                confirm=run.confirm,
-                pack=pack,
-            ),
-            citations=reply.citations if reply else [],
+            text=grounding.paragraphs(parts := compose(escalated=status == "escalated")),
+            citations=customer_citations,
             trace=run.trace,
             model=backend.model_name,
             adapter=settings.adapter,
@@ -732,5 +871,9 @@ def answer_ticket(
             trace_id=trace_id,
         )
     return AnswerResult(
-        answer=answer, generations=run.generations, injection=run.injection, seconds=time.perf_counter() - started
+        answer=answer,
+        generations=run.generations,
+        injection=run.injection,
+        seconds=time.perf_counter() - started,
+        parts=parts,
     )

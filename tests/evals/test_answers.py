@@ -1,0 +1,58 @@
+"""`eval answers`: ROUGE-L and the summary by hand, and end to end through the real ingest worker on a tiny corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evals import answers as evaluation
+from evals.exceptions import DatasetError
+from tests.retrieval.conftest import TOPICS
+
+QUERIES = [
+    {"_id": "q1", "text": "How long does a refund take?", "answerable": True, "answers": [TOPICS["refund"]]},
+    {"_id": "q2", "text": "How long is the hardware warranty?", "answerable": True, "answers": [TOPICS["warranty"]]},
+    {"_id": "q3", "text": "Which football club won the league in 1987?", "answerable": False, "answers": []},
+]
+
+
+def write_beir(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    corpus = [{"_id": f"t-{name}", "title": f"{name.title()} help", "text": text} for name, text in TOPICS.items()]
+    (folder / "corpus.jsonl").write_text("\n".join(json.dumps(d) for d in corpus) + "\n")
+    (folder / "queries.jsonl").write_text("\n".join(json.dumps(q) for q in QUERIES) + "\n")
+    return folder
+
+
+def test_rouge_l_takes_the_best_reference_and_the_halves_are_fixed(tmp_path: Path) -> None:
+    assert evaluation.rouge_l("refunds take five days", ["nothing alike", "refunds take five days"]) == 1.0
+    assert evaluation.rouge_l("anything", []) == 0.0
+    queries = evaluation.load_queries(write_beir(tmp_path / "beir"))
+    assert [q.answerable for q in queries] == [True, True, False]
+    assert [q.calibration for q in queries] == [q.calibration for q in evaluation.load_queries(tmp_path / "beir")]
+
+
+def test_a_folder_without_queries_is_refused(tmp_path: Path) -> None:
+    folder = write_beir(tmp_path / "beir")
+    (folder / "queries.jsonl").unlink()
+    with pytest.raises(DatasetError, match=r"queries\.jsonl"):
+        evaluation.load_queries(folder)
+
+
+@pytest.mark.slow
+@pytest.mark.stack
+def test_eval_answers_ingests_through_the_worker_and_answers_through_the_answer_path(tmp_path: Path) -> None:
+    lines: list[str] = []
+    summary = evaluation.evaluate_answers(
+        write_beir(tmp_path / "beir"),
+        timeout_s=300,
+        workdir=tmp_path / "stack",
+        on_result=lambda result: lines.append(evaluation.result_line(result)),
+    )
+    assert len(lines) == summary["queries"] == 3 and summary["documents"] == len(TOPICS)
+    assert summary["rougeL"] >= 0.9 and summary["answerable_declined"] == 0.0
+    assert summary["unanswerable_declined"] == 1.0 and summary["grounded_sentence_rate"] == 1.0
+    assert summary["p50_s"] > 0 and set(summary["split"]) == {"calibration", "held_out"}
+    assert json.loads(lines[0])["declined"] is False
