@@ -85,7 +85,9 @@ def principal_for(conn: psycopg.Connection, *, ticket: Ticket) -> Principal | No
     return identified_in_text(conn, ticket=ticket)
 
 
-def identified_in_text(conn: psycopg.Connection, *, ticket: Ticket, pack: packs.DomainPack | None = None) -> Principal | None:
+def identified_in_text(
+    conn: psycopg.Connection, *, ticket: Ticket, pack: packs.DomainPack | None = None
+) -> Principal | None:
     """The agent identity for the customer the ticket's own words identify (an email, a name and zip code).
 
     The pack's rules name the look-ups (`IntentRules.identity_reads`); they run as reads confined to the
@@ -222,7 +224,7 @@ class AnswerService:
     def _unverified(self, ticket: Ticket) -> Answer:
         """A draft that asks the customer for what identifies them: nothing is read or written for nobody."""
         pack = packs.resolve_default()
-        reason = "nothing identifies the customer (customer id, requester email, or details in the text); asked for them"
+        reason = "nothing identifies the customer (customer id, requester email, details in the text); asked for them"
         record = {"ticket_id": ticket.ref, "tenant": ticket.tenant, "decision": "identity_requested", "reason": reason}
         trace_id = self._audit(action=AuditAction.GUARDRAIL, **record)
         return Answer(

@@ -90,7 +90,8 @@ _INTENT_PATTERNS: tuple[tuple[Intent, str], ...] = (
     ),
     (
         "address",
-        r"\b(address|deliver(ed|y)? to|ship(ped|ping)? to|moved (to|from)|relocat\w*)\b",
+        r"\b(address|deliver(ed|y)? to|ship(ped|ping)? to|moved (to|from)|relocat\w*)\b"
+        r"|\b(ship|deliver|send)\w*\b[^.?!]{0,40}?\bto (\d+ \w+|suite|apt|apartment|unit)\b",
     ),
     ("payment", r"\b(payment method|pay(ing)? with|paid with|charge (it|my|to)|split the payment)\b"),
     (
@@ -237,7 +238,7 @@ def classify(text: str) -> tuple[Intent, ...]:
 
 
 def clause(text: str, intent: Intent) -> str:
-    """The part of `text` that asks for `intent`: from its trigger to the next other intent's trigger or the sentence end.
+    """The part of `text` asking for `intent`: from its trigger to the next other intent's trigger or the sentence end.
 
     "Return the water bottle, and exchange the pet bed" -> "Return the water bottle, and " for a return.
     Empty when the text does not ask for `intent`.

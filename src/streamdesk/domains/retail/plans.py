@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import usaddress
+
 from streamdesk.agent.models import ToolCall
 from streamdesk.agent.packs import History
 from streamdesk.domains.retail import intents
@@ -168,14 +169,11 @@ def _state(value: str) -> str:
 def parse_address(text: str) -> dict[str, str]:
     """The address parts a free-text US address in `text` gives (`usaddress`): address1, address2, city, state, zip.
 
-    Only a run of tokens that starts with a street number or a unit ('Suite 641') counts, so a bare zip
-    code or a city mentioned in passing is no address.
+    Only a run of tokens that starts with a street number or a unit ('Suite 641') and names a capitalised
+    street counts, so a bare zip code or a city mentioned in passing is no address.
     """
     for sentence in re.split(r"(?<=[.!?;])\s+|\n+", text):
-        try:
-            tokens = usaddress.parse(sentence)
-        except Exception:  # noqa: BLE001 - the CRF tagger raises bare exceptions on odd input
-            continue
+        tokens = usaddress.parse(sentence)
         parts: dict[str, list[str]] = {}
         started = False
         for token, label in tokens:
@@ -190,12 +188,15 @@ def parse_address(text: str) -> dict[str, str]:
         found = {
             "address1": " ".join(w for label in _STREET for w in parts.get(label, [])),
             "address2": " ".join(w for label in _UNIT for w in parts.get(label, [])),
-            "city": " ".join(parts.get("PlaceName", [])),
+            "city": " ".join(word for word in parts.get("PlaceName", []) if word[:1].isupper()),
             "state": _state(" ".join(parts.get("StateName", []))) if parts.get("StateName") else "",
             "zip": "".join(parts.get("ZipCode", []))[:5],
         }
-        if found["address1"] and parts.get("StreetName") or found["address2"] and not found["address1"]:
+        street = parts.get("StreetName", [])
+        if found["address1"] and street and all(word[:1].isupper() or word[:1].isdigit() for word in street):
             return {key: value for key, value in found.items() if value}
+        if found["address2"]:  # a unit alone ('Suite 641') changes nothing else
+            return {"address2": found["address2"]}
     return {}
 
 

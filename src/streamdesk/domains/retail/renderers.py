@@ -43,7 +43,8 @@ def order_facts(history: History) -> list[str]:
                 fact += f" Tracking number{'s' if len(tracking) > 1 else ''}: {', '.join(map(str, tracking))}."
             facts.setdefault(order_id, fact)
         elif call.tool in FACT_WRITES:
-            facts[order_id] = " ".join([f"Order {order_id} is now {status.replace('_', ' ')}.", *_changed(call, result)])
+            now = f"Order {order_id} is now {status.replace('_', ' ')}."
+            facts[order_id] = " ".join([now, *_changed(call, result)])
     return list(facts.values())
 
 
@@ -69,8 +70,8 @@ def _changed(call: ToolCall, order: dict[str, Any]) -> list[str]:
     if call.tool == "exchange_delivered_order_items":
         return [f"Exchange requested for: {_names(order, arguments.get('item_ids'))}; any price difference is "
                 f"settled with {arguments.get('payment_method_id')}."]  # fmt: skip
-    if call.tool == "cancel_pending_order":
-        return [f"Reason: {arguments.get('reason')}. Payments are refunded to the methods they came from."]
+    if call.tool == "cancel_pending_order" and arguments.get("reason"):
+        return [f"Reason: {arguments['reason']}. Payments are refunded to the methods they came from."]
     return []
 
 
