@@ -339,7 +339,7 @@ def mentions(text: str, phrase: str) -> bool:
         return False
     if re.search(rf"\b{re.escape(wanted)}(e?s)?\b", words) or wanted.replace(" ", "") in words.split():
         return True
-    return len(wanted) >= 6 and fuzz.partial_ratio(wanted, words) >= MATCH_SCORE
+    return len(wanted) >= 6 and len(words) > len(wanted) and fuzz.partial_ratio(wanted, words) >= MATCH_SCORE
 
 
 def names_item(text: str, name: str) -> bool:

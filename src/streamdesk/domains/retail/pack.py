@@ -31,7 +31,7 @@ BITEXT_TOOLS: dict[str, tuple[str, ...]] = {
 """Bitext intent -> the tool that carries it out (refunds of delivered goods are returns in the retail world)."""
 
 
-RULES = dataclasses.replace(intents.RULES, next_write=plans.next_write)
+INTENT_RULES = dataclasses.replace(intents.RULES, next_write=plans.next_write)
 """The intent rules: the reads of `intents.py`, then the writes of `plans.py`."""
 
 
@@ -47,7 +47,7 @@ def _read_policy(path: Path) -> str:
 
 PACK = DomainPack(
     name="retail", role=ROLE, rules=RULES, prompt_tag="retail-agent-2",
-    tools=tools.TOOLS, intents=RULES, renderers=renderers.RENDERERS, known=narrowing.known_for,
+    tools=tools.TOOLS, intents=INTENT_RULES, renderers=renderers.RENDERERS, known=narrowing.known_for,
     policy_text=policy_text, rbac_path=HERE / "rbac.yaml",
     approvals=approvals.APPROVALS, amount=approvals.derived_amount, untrusted_results=frozenset({"calculate"}),
     labelled_intents=BITEXT_TOOLS, eval_converters=("taubench", "bitext", "injections"),
