@@ -66,7 +66,7 @@ def test_an_explicit_address_change_gets_the_parsed_address(
 def test_a_unit_alone_changes_only_address2_of_the_current_address(
     world: psycopg.Connection, backend: backends.TransformersBackend
 ) -> None:
-    body = f"I am Fatima Anderson, zip 32100. Please deliver #W4514908 to Suite 641 instead."
+    body = "I am Fatima Anderson, zip 32100. Please deliver #W4514908 to Suite 641 instead."
     result = answer(world, backend, FATIMA[0], body)
     address = {"address1": "334 Broadway", "address2": "Suite 641", "city": "Jacksonville", "state": "FL",
                "zip": "32100", "country": "USA"}  # fmt: skip
