@@ -23,6 +23,11 @@ from streamdesk.domains.retail.intents import TicketFeatures, mentions, names_it
 
 HANDOFF_SUMMARY_CHARS = 200
 EXCEPT = re.compile(r"\b(?:except(?: for)?|but not|other than|apart from|everything but|all but)\b", re.I)
+EXTREME = re.compile(
+    r"\b(cheapest|priciest|maximum|max|largest|biggest|highest|most expensive|minimum|min|smallest|lowest|least)\b",
+    re.I,
+)
+MOST = frozenset({"priciest", "maximum", "max", "largest", "biggest", "highest", "most expensive"})
 ALL_ORDERS = re.compile(r"\ball (?:of )?(?:my |your |the |possible )?(?:pending )?order", re.I)
 ALL_ITEMS = re.compile(r"\b(everything|all (the )?(items|things|of it|of them)|whole order|entire order)\b", re.I)
 MISTAKE = re.compile(r"\b(by mistake|mistaken\w*|accident\w*|wrong(ly)?)\b", re.I)
@@ -80,10 +85,13 @@ class World:
 def named_lines(text: str, orders: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(order, item) for each order line whose item the text names, or every line when it says 'everything',
     less those it names after 'except'. An order in which the text names two lines of one product gives none
-    (which one is meant is unclear)."""
+    (which one is meant is unclear); 'everything except X' means the order that holds X."""
     wanted, _, unwanted = EXCEPT.split(text, maxsplit=1)[0], None, EXCEPT.split(text, maxsplit=1)[-1]
     every = bool(ALL_ITEMS.search(wanted) or re.search(r"\beverything but\b", text, re.I))
     unwanted = unwanted if EXCEPT.search(text) else ""
+    if every and unwanted:  # "everything but the coffee machine": the order the coffee machine came in
+        holding = [o for o in orders if any(names_item(unwanted, str(i.get("name") or "")) for i in o.get("items") or [])]
+        orders = holding or orders
     lines = []
     for order in orders:
         own = [
@@ -140,26 +148,62 @@ def _asked(text: str, value: str) -> float:
     return sum(mentions(text, word) for word in words if len(word) > 2) / len(words) if len(words) > 1 else 0.0
 
 
+def _number(value: str) -> float | None:
+    match = re.search(r"\d+(?:\.\d+)?", value)
+    return float(match.group(0)) if match else None
+
+
+def _extreme(text: str, options: Sequence[str]) -> tuple[str, int] | None:
+    """The option the text wants at its extreme ('maximum zoom' -> ('zoom', +1)), or the price ('cheapest')."""
+    for match in EXTREME.finditer(text):
+        direction = 1 if match.group(1).lower() in MOST else -1
+        following = text[match.end() : match.end() + 30]
+        named = [option for option in options if mentions(following, option)]
+        if named:
+            return named[0], direction
+        if mentions(following, "price") or match.group(1).lower() in ("cheapest", "priciest"):
+            return "price", direction
+    return None
+
+
 def wanted_variant(text: str, item: dict[str, Any], product: dict[str, Any]) -> str | None:
     """The available variant of `product` whose changed options the text names best, fewest others changed.
 
     Each option a variant changes scores how much of its new value the ticket names ('Google Home' names
     half of 'Google Assistant'); variants rank by that sum, then by how few options they change unasked.
-    The single best variant with a positive score wins (None: nothing asked, or a tie).
+    A superlative ('the cheapest', 'maximum zoom') picks the extreme among the best-ranked (or, with nothing
+    else asked, among the variants that change only that option). The single best variant wins (None: a tie,
+    or nothing asked).
     """
     current = item.get("options") or {}
-    scored: list[tuple[float, int, str]] = []
+    extreme = _extreme(text, list(current))
+    scored: list[tuple[float, int, str, dict[str, Any]]] = []
     for item_id, variant in (product.get("variants") or {}).items():
         if not isinstance(variant, dict) or not variant.get("available") or item_id == str(item.get("item_id")):
             continue
-        changed = [_asked(text, str(value)) for key, value in (variant.get("options") or {}).items()
-                   if current.get(key) != value]  # fmt: skip
-        scored.append((sum(changed), -sum(share == 0 for share in changed), str(item_id)))
+        changed = {key: _asked(text, str(value)) for key, value in (variant.get("options") or {}).items()
+                   if current.get(key) != value}  # fmt: skip
+        if extreme is not None and extreme[0] in changed:
+            changed[extreme[0]] = 1.0
+        scored.append((sum(changed.values()), -sum(share == 0 for share in changed.values()), str(item_id), variant))
     if not scored:
         return None
-    best = max(scored)
-    winners = [item_id for asked, unasked, item_id in scored if (asked, unasked) == best[:2]]
-    return best[2] if best[0] > 0 and len(winners) == 1 else None
+    best = max(score[:2] for score in scored)
+    winners = [score for score in scored if score[:2] == best]
+    if extreme is not None and (best[0] > 0 or extreme[0] == "price"):
+        key, direction = extreme
+
+        def measure(variant: dict[str, Any]) -> float | None:
+            value = variant.get("price") if key == "price" else (variant.get("options") or {}).get(key)
+            return _number(str(value)) if value is not None else None
+
+        pool = winners if best[0] > 0 else scored
+        values = [(measure(score[3]), score[2]) for score in pool]
+        known = [(value * direction, item_id) for value, item_id in values if value is not None]
+        top = max((value for value, _ in known), default=None)
+        chosen = [item_id for value, item_id in known if value == top]
+        return chosen[0] if len(chosen) == 1 else None
+    return winners[0][2] if best[0] > 0 and len(winners) == 1 else None
 
 
 def _state(value: str) -> str:
@@ -226,7 +270,7 @@ def _cancels(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
     pending, text = world.with_status("pending"), intents.clause(found.text, "cancel")
     named = [order for order in pending if order["order_id"] in _order_ids(text, found)]
     lines = _one_order(named_lines(text, pending), found) if not named else []
-    targets = named or [order for order, _ in lines[:1]]
+    targets = named or [order for order, _ in lines[:1]] or (pending if ALL_ORDERS.search(text) else [])
     reason = "ordered by mistake" if MISTAKE.search(found.text) else "no longer needed"
     for order in targets:
         yield ToolCall(tool="cancel_pending_order", arguments={"order_id": order["order_id"], "reason": reason})
