@@ -82,15 +82,19 @@ class World:
         return [order for order in self.orders.values() if order.get("status") == status]
 
 
+def _holds(order: dict[str, Any], text: str) -> bool:
+    return any(names_item(text, str(item.get("name") or "")) for item in order.get("items") or [])
+
+
 def named_lines(text: str, orders: Sequence[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(order, item) for each order line whose item the text names, or every line when it says 'everything',
     less those it names after 'except'. An order in which the text names two lines of one product gives none
     (which one is meant is unclear); 'everything except X' means the order that holds X."""
-    wanted, _, unwanted = EXCEPT.split(text, maxsplit=1)[0], None, EXCEPT.split(text, maxsplit=1)[-1]
+    wanted, *rest = EXCEPT.split(text, maxsplit=1)
+    unwanted = rest[0] if rest else ""
     every = bool(ALL_ITEMS.search(wanted) or re.search(r"\beverything but\b", text, re.I))
-    unwanted = unwanted if EXCEPT.search(text) else ""
     if every and unwanted:  # "everything but the coffee machine": the order the coffee machine came in
-        holding = [o for o in orders if any(names_item(unwanted, str(i.get("name") or "")) for i in o.get("items") or [])]
+        holding = [order for order in orders if _holds(order, unwanted)]
         orders = holding or orders
     lines = []
     for order in orders:
