@@ -162,3 +162,16 @@ def test_an_unclear_variant_request_picks_nothing() -> None:
     assert plans.wanted_variant("I want it in blue", item, product) == "2"
     assert plans.wanted_variant("I want it in green", item, product) is None  # not available
     assert plans.wanted_variant("I want another one", item, product) is None
+
+
+def test_an_address_on_file_is_found_by_its_place_or_as_the_default() -> None:
+    home = {"address1": "1 A St", "address2": "", "city": "Charlotte", "state": "NC", "zip": "28243", "country": "USA"}
+    away = {"address1": "9 B Ave", "address2": "Suite 2", "city": "New York", "state": "NY", "zip": "10001",
+            "country": "USA"}  # fmt: skip
+    world = plans.World(
+        user_id="u_1", user={"user_id": "u_1", "address": home},
+        orders={"#W1": {"order_id": "#W1", "status": "pending", "address": away, "items": []}}, products={},
+    )  # fmt: skip
+    assert plans.known_address("please change my order to my NYC address", world) == ("#W1", away)
+    assert plans.known_address("send it to my default address instead", world) == ("user", home)
+    assert plans.known_address("send it to the Boston address", world) is None

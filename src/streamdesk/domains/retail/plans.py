@@ -28,6 +28,12 @@ EXTREME = re.compile(
     re.I,
 )
 MOST = frozenset({"priciest", "maximum", "max", "largest", "biggest", "highest", "most expensive"})
+PLACE_ALIASES = {"nyc": "new york", "la": "los angeles", "dc": "washington", "sf": "san francisco"}
+"""Short place names customers use for the cities on their addresses."""
+TO_DEFAULT = re.compile(r"\bto (?:my |your |the )?(?:default|profile|account|user)(?: \w+)? address\b", re.I)
+TO_PLACE = re.compile(r"\b(?:to|the) (?:my |your |the )?(?P<place>(?:[A-Z][A-Za-z]+ ?){1,3}) (?:address|home|house)\b")
+PLACE_ORDER = re.compile(r"\b(?:my|your|the) (?P<place>(?:[A-Za-z]+ ?){1,2}) order\b")
+ORDER_WORD = re.compile(r"\border\b", re.I)
 ALL_ORDERS = re.compile(r"\ball (?:of )?(?:my |your |the |possible )?(?:pending )?order", re.I)
 ALL_ITEMS = re.compile(r"\b(everything|all (the )?(items|things|of it|of them)|whole order|entire order)\b", re.I)
 MISTAKE = re.compile(r"\b(by mistake|mistaken\w*|accident\w*|wrong(ly)?)\b", re.I)
@@ -324,11 +330,48 @@ def _item_changes(found: TicketFeatures, world: World, *, status: str, tool: str
             yield ToolCall(tool=tool, arguments=arguments)
 
 
+def _same_place(place: str, address: dict[str, Any]) -> bool:
+    words = " ".join(PLACE_ALIASES.get(word, word) for word in place.lower().split())
+    city, state = str(address.get("city") or "").lower(), str(address.get("state") or "").lower()
+    return bool(city) and (city in words or (len(words) > 2 and words in city) or words == state)
+
+
+def known_address(text: str, world: World) -> tuple[str, dict[str, Any]] | None:
+    """The address the text points to among those on file: 'my default address' (the account's), or one named by
+    its place ('to my NYC address', 'the Washington DC address in one of my orders'); `(owner, address)`."""
+    if TO_DEFAULT.search(text) and world.user.get("address"):
+        return "user", world.user["address"]
+    on_file = [("user", world.user.get("address") or {})]
+    on_file += [(order_id, order.get("address") or {}) for order_id, order in world.orders.items()]
+    for match in TO_PLACE.finditer(text):
+        found = {completed({}, address)["address1"]: (owner, address) for owner, address in on_file
+                 if _same_place(match.group("place"), address)}  # fmt: skip
+        if len(found) == 1:
+            return next(iter(found.values()))
+    return None
+
+
+def _orders_to_move(text: str, world: World, found: TicketFeatures, target: dict[str, Any]) -> list[dict[str, Any]]:
+    """The pending orders an address change is for: named, 'all my orders', 'my LA order', 'the laptop order'."""
+    pending = [o for o in world.orders.values() if str(o.get("status", "")).startswith("pending")]
+    named = [order for order in pending if order["order_id"] in found.order_ids]
+    if named or ALL_ORDERS.search(text):
+        return named or pending
+    for match in PLACE_ORDER.finditer(text):
+        place = match.group("place")
+        by_place = [o for o in pending if _same_place(place, o.get("address") or {})]
+        by_item = [o for o in pending if any(names_item(place, str(i.get("name") or "")) for i in o.get("items") or [])]
+        if len(by_place or by_item) == 1:
+            return by_place or by_item
+    elsewhere = [o for o in pending if completed({}, o.get("address") or {}) != completed({}, target)]
+    return elsewhere if len(elsewhere) == 1 and ORDER_WORD.search(text) else []
+
+
 def _address_changes(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
     new = parse_address(found.text)
     pending = [o for o in world.orders.values() if str(o.get("status", "")).startswith("pending")]
     named = [order for order in pending if order["order_id"] in found.order_ids]
-    account = bool(DEFAULT_ADDRESS.search(found.text))
+    account = bool(DEFAULT_ADDRESS.search(found.text)) and not TO_DEFAULT.search(found.text)
     if new and account and world.user_id:
         arguments = {"user_id": world.user_id, **completed(new, world.user.get("address") or {})}
         yield ToolCall(tool="modify_user_address", arguments=arguments)
@@ -339,10 +382,17 @@ def _address_changes(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
                 tool="modify_pending_order_address",
                 arguments={"order_id": order["order_id"], **completed(new, order.get("address") or {})},
             )
-    elif account and named and world.user.get("address"):
-        for order in named:
-            address = completed({}, world.user["address"])
-            yield ToolCall(tool="modify_pending_order_address", arguments={"order_id": order["order_id"], **address})
+        return
+    known = known_address(found.text, world)
+    if known is None:
+        return
+    owner, address = known
+    for order in _orders_to_move(found.text, world, found, address):
+        if order["order_id"] != owner:
+            yield ToolCall(tool="modify_pending_order_address",
+                           arguments={"order_id": order["order_id"], **completed({}, address)})  # fmt: skip
+    if account and owner != "user" and world.user_id:
+        yield ToolCall(tool="modify_user_address", arguments={"user_id": world.user_id, **completed({}, address)})
 
 
 def _payment_changes(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
