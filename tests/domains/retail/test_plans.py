@@ -14,7 +14,8 @@ import pytest
 
 from streamdesk.agent import answer_config, backends, loop, tools
 from streamdesk.agent.answers import Ticket, TraceStep
-from streamdesk.domains.retail import plans
+from streamdesk.agent.models import ToolCall
+from streamdesk.domains.retail import intents, plans
 from streamdesk.identity.models import Principal, Role, agent_for_customer
 
 SUPERVISOR = Principal(kind="user", id="sup-1", roles=frozenset({Role.SUPERVISOR}))
@@ -175,3 +176,26 @@ def test_an_address_on_file_is_found_by_its_place_or_as_the_default() -> None:
     assert plans.known_address("please change my order to my NYC address", world) == ("#W1", away)
     assert plans.known_address("send it to my default address instead", world) == ("user", home)
     assert plans.known_address("send it to the Boston address", world) is None
+
+
+def test_the_plan_is_made_from_what_the_reads_found_not_from_what_its_writes_changed() -> None:
+    def order(order_id: str, *names: str) -> dict[str, Any]:
+        items = [{"item_id": f"{order_id}-{n}", "name": name, "product_id": name} for n, name in enumerate(names)]
+        payments = [{"transaction_type": "payment", "payment_method_id": "paypal_1"}]
+        return {"order_id": order_id, "status": "delivered", "items": items, "payment_history": payments}
+
+    first, second = order("#W1", "Kettle", "Pet Bed"), order("#W2", "Skateboard")
+    reads = [
+        (ToolCall(tool="get_user_details", arguments={"user_id": "u_1"}), {"user_id": "u_1", "payment_methods": {}}),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W1"}), first),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W2"}), second),
+    ]
+    found = intents.features("Please return everything except the pet bed.")
+    call = plans.next_write(found, history=reads)
+    assert call is not None and call.arguments == {
+        "order_id": "#W1",
+        "item_ids": ["#W1-0"],
+        "payment_method_id": "paypal_1",
+    }
+    after = [*reads, (call, {**first, "status": "return requested"})]
+    assert plans.next_write(found, history=after) is None

@@ -67,16 +67,20 @@ class World:
 
     @classmethod
     def of(cls, history: History) -> World:
-        """The user, orders and products in `history` (the latest result of each wins)."""
+        """The user, orders and products the reads in `history` returned (the latest of each wins).
+
+        The results of writes are left out: the plan is made from the state the reads found, so a write
+        carried out (an order now 'return requested') never changes what the rest of the plan means.
+        """
         user: dict[str, Any] = {}
         orders: dict[str, dict[str, Any]] = {}
         products: dict[str, dict[str, Any]] = {}
         for call, result in history:
             if not isinstance(result, dict):
                 continue
-            if call.tool == "get_user_details" or isinstance(result.get("payment_methods"), dict):
+            if call.tool == "get_user_details":
                 user = result
-            elif isinstance(result.get("items"), list) and result.get("order_id"):
+            elif call.tool == "get_order_details" and isinstance(result.get("items"), list):
                 orders[str(result["order_id"])] = result
             elif call.tool == "get_product_details" and result.get("product_id"):
                 products[str(result["product_id"])] = result
