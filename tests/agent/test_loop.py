@@ -179,7 +179,7 @@ def test_approval_gates_the_write_and_redelivery_runs_it_once(
     the_ticket = ticket(f"Please cancel order {PENDING_ORDER}, I ordered it by mistake. My email is {EMAIL}")
     first = answer(world, backend, "", the_ticket=the_ticket, max_steps=2)
     proposed = [s for s in first.answer.trace if s.outcome == "pending_approval"]
-    assert [(s.tool, s.source) for s in proposed] == [("cancel_pending_order", "model")]
+    assert [(s.tool, s.source) for s in proposed] == [("cancel_pending_order", "router")]  # the rules carry it out
     assert first.answer.status == "pending_approval" and first.answer.pending_action_ids == [proposed[0].action_id]
     assert "A supervisor must approve cancel pending order" in first.answer.text
     assert order_status(world, PENDING_ORDER) == "pending"

@@ -27,8 +27,8 @@ def add_customer(conn: psycopg.Connection, *, source: str, external_id: str, ema
     conn.execute(_INSERT, (source, external_id, f"{source}:{external_id}", Jsonb({"email": email})))
 
 
-def ticket(**fields: str) -> Ticket:
-    return Ticket(source="zendesk", ticket_id="1", event_id="zendesk:e1", body="help", **fields)
+def ticket(body: str = "help", **fields: str) -> Ticket:
+    return Ticket(source="zendesk", ticket_id="1", event_id="zendesk:e1", body=body, **fields)
 
 
 def test_the_requester_is_matched_to_the_erp_customer_by_email(conn: psycopg.Connection) -> None:
@@ -46,6 +46,18 @@ def test_unknown_or_ambiguous_requesters_are_not_verified(conn: psycopg.Connecti
     assert principal_for(conn, ticket=ticket(requester_email="same@example.com")) is None
     assert principal_for(conn, ticket=ticket(requester_id="404")) is None
     assert principal_for(conn, ticket=ticket(requester_email="nobody@example.com")) is None
+
+
+def test_the_customer_is_identified_by_the_details_the_ticket_text_gives(conn: psycopg.Connection) -> None:
+    """Name and zip, an email, or a user id with a zip in the ticket's words find the customer (nothing else does)."""
+    name = {"first_name": "Mia", "last_name": "Li", "email": "mia.li@example.com", "address": {"zip": "10001"}}
+    conn.execute(_INSERT, ("debezium", "mia_li_3668", "debezium:mia_li_3668", Jsonb(name)))
+    by_name_zip = principal_for(conn, ticket=ticket(body="I am Mia Li, zip code 10001. Where is my order?"))
+    by_email = principal_for(conn, ticket=ticket(body="My email is mia.li@example.com, please cancel my order."))
+    by_user_id = principal_for(conn, ticket=ticket(body="My user id is mia_li_3668 and I live in 10001."))
+    assert [p.customer_id if p else None for p in (by_name_zip, by_email, by_user_id)] == ["mia_li_3668"] * 3
+    assert principal_for(conn, ticket=ticket(body="I am Mia Li, zip code 99999.")) is None
+    assert principal_for(conn, ticket=ticket(body="Where is my order?")) is None
 
 
 def test_a_customer_id_on_the_ticket_wins(conn: psycopg.Connection) -> None:
@@ -81,4 +93,6 @@ def test_a_stored_ticket_event_is_answered_from_its_record_with_no_tickets_row_r
     with db.connect(clean_db) as conn:
         assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
         assert answer is not None and answers.is_published(conn, answer_id=answer.answer_id)
-    assert answer.event_id == event.event_id and answer.status == "escalated"  # nobody to act for
+    assert answer.event_id == event.event_id and answer.status == "draft"  # nobody to act for: it asks who
+    assert "please reply with the email address of your account" in answer.text
+    assert not answer.trace

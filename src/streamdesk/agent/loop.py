@@ -8,6 +8,8 @@ A run, in order:
    details, the orders the ticket names, else the user's orders, the products of items it names when it
    asks for a change) and a knowledge search (passages are checked for injection too, and flagged ones are never shown);
    the model sees them as one block of compact look-ups after the ticket and the policy sections it needs;
+   then the rules propose the writes the ticket's explicit requests call for, from those results (`carry_out`):
+   when one runs or waits for approval the model takes no step and the answer states the outcome;
 3. the model takes up to `max_steps` grammar-constrained steps over the tools the policy permits,
    narrowed to the intents the router found (a tool it repeats is dropped); the last step may only
    reply; a cut-off (`finish_reason == "length"`) or unparsable step fails and is retried with a note;
@@ -550,6 +552,29 @@ class _Run:
             )
         return knowledge
 
+    def carry_out(self) -> None:
+        """Run the writes the pack's rules propose for the ticket's explicit requests, once their reads are back.
+
+        Nothing is proposed for a ticket that carries a possible injection or asks for a change only under
+        a condition. The model sees each call and its result; it is offered no customer-data write afterwards.
+        """
+        if self.scope.writes_refused or self.found.needs_confirmation:
+            return
+        for _ in range(self.settings.router_max_calls):
+            self.deadline.check(before="the rules' writes")
+            proposal = self.pack.intents.next_write(self.found, history=self.history)
+            if proposal is None:
+                break
+            self.call(proposal, source="router")
+
+    @property
+    def rules_wrote(self) -> bool:
+        """True when a write the rules proposed ran or waits for approval."""
+        return any(
+            step.source == "router" and step.tool in self.writes and step.outcome in ("executed", "pending_approval")
+            for step in self.trace
+        )
+
     def model_tools(self, *, final: bool) -> list[str]:
         """What the model may call in this step: nothing but a reply on the last one."""
         if final:
@@ -561,11 +586,8 @@ class _Run:
             single_write=self.settings.max_writes == 1,
             pack=self.pack,
         )
-        return [
-            name
-            for name in offered
-            if name not in self.exhausted and not (self.scope.writes_refused and name in self.writes)
-        ]
+        no_writes = self.scope.writes_refused or self.rules_wrote
+        return [name for name in offered if name not in self.exhausted and not (no_writes and name in self.writes)]
 
     def think(self, *, max_steps: int) -> Reply | None:
         """Model steps until a reply (or the budget is spent); the reply, or None.
@@ -817,11 +839,14 @@ def answer_ticket(
         knowledge: grounding.KnowledgeAnswer | None = None
         try:
             run.route()
+            run.carry_out()
             knowledge = run.answer_question()
-            if model_text or run.found.intents:
-                reply = run.think(max_steps=max_steps or settings.max_steps)
-            else:  # a pure question and the model's words cannot be used: no model step to wait for
+            if run.rules_wrote or not (model_text or run.found.intents):
+                # what the rules carried out is stated from the tool results, and a pure question the model's
+                # words cannot answer is answered from the knowledge: no model step to wait for
                 reply = Reply(message="")
+            else:
+                reply = run.think(max_steps=max_steps or settings.max_steps)
         except (AnswerTimeoutError, InputBudgetError) as exc:
             run.over_budget(exc)
         if run.injection is not None:

@@ -92,6 +92,24 @@ class ReadProposer(Protocol):
     ) -> ToolCall | None: ...
 
 
+class WriteProposer(Protocol):
+    """The pack's next write for a ticket once its reads are back (None: nothing more to carry out)."""
+
+    def __call__(self, found: Any, *, history: History) -> ToolCall | None: ...
+
+
+def _no_write(found: Any, *, history: History) -> ToolCall | None:
+    return None
+
+
+def _no_identity_reads(found: Any) -> Sequence[ToolCall]:
+    return ()
+
+
+def _nobody(history: History) -> str | None:
+    return None
+
+
 @dataclass(frozen=True)
 class IntentRules:
     """How the router reads a ticket and which tools each intent needs."""
@@ -117,6 +135,14 @@ class IntentRules:
     """The pack's writes that hand the ticket to a person."""
     model_excluded: frozenset[str] = frozenset()
     """Tools never offered to the model."""
+    next_write: WriteProposer = _no_write
+    """The writes the ticket's explicit requests call for, proposed after the reads (the plan's second stage)."""
+    identity_reads: Callable[[Any], Sequence[ToolCall]] = _no_identity_reads
+    """The look-ups that may identify the customer from what the ticket's text gives (an email, a name and zip)."""
+    identified: Callable[[History], str | None] = _nobody
+    """The customer id the calls so far established, if any."""
+    identity_request: str = "the email address of your account"
+    """What the customer is asked for when nothing identifies them ("the email address of your account")."""
 
     def recognise(self, text: str, *, conversation: Conversation = NO_CONVERSATION) -> Features:
         """The features of a ticket's `text` (the conversation will refine them; unused today)."""

@@ -26,6 +26,8 @@ from streamdesk import db, telemetry
 from streamdesk.agent import answers, backends, loop, packs, tools
 from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
 from streamdesk.agent.answers import Answer, Ticket
+from streamdesk.agent.exceptions import ToolError
+from streamdesk.agent.models import ToolCall, ToolContext
 from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditAction, AuditEvent
 from streamdesk.config import Settings, get_settings
@@ -42,10 +44,11 @@ from streamdesk.streams.messages import RawMessage
 
 log = logging.getLogger(__name__)
 ANSWERED_EVENTS = frozenset({"created", "comment_added"})
-UNVERIFIED_REPLY = (
-    "Thank you for your message. We could not match it to a customer account, so a member of our team will "
-    "take over this ticket."
+IDENTITY_REQUEST = (
+    "Thank you for your message. We could not match it to a customer account yet. To help you, please reply "
+    "with {what}."
 )
+"""The reply to a ticket nothing identifies: it asks for what identifies the customer (the pack says what)."""
 
 
 def requester_email(conn: psycopg.Connection, *, ticket: Ticket) -> str | None:
@@ -79,6 +82,29 @@ def principal_for(conn: psycopg.Connection, *, ticket: Ticket) -> Principal | No
         ]
         if len(matches) == 1:
             return identity.agent_identity(customer_id=matches[0]["external_id"], tenant=ticket.tenant)
+    return identified_in_text(conn, ticket=ticket)
+
+
+def identified_in_text(
+    conn: psycopg.Connection, *, ticket: Ticket, pack: packs.DomainPack | None = None
+) -> Principal | None:
+    """The agent identity for the customer the ticket's own words identify (an email, a name and zip code).
+
+    The pack's rules name the look-ups (`IntentRules.identity_reads`); they run as reads confined to the
+    ticket's tenant, and the loop makes them again on the one audited path as its first reads.
+    """
+    rules = packs.resolve(pack).intents
+    registry = tools.default_registry(pack)
+    context = ToolContext(actor="agent:identify", tenant=ticket.tenant)
+    history: list[tuple[ToolCall, dict[str, Any] | None]] = []
+    for call in rules.identity_reads(rules.recognise(ticket.text)):
+        try:
+            history.append((call, registry.call(conn, name=call.tool, arguments=call.arguments, context=context)))
+        except ToolError:
+            history.append((call, None))
+        customer_id = rules.identified(history)
+        if customer_id:
+            return identity.agent_identity(customer_id=customer_id, tenant=ticket.tenant)
     return None
 
 
@@ -196,18 +222,20 @@ class AnswerService:
         return trace_id
 
     def _unverified(self, ticket: Ticket) -> Answer:
-        reason = "no customer id and no requester email matching exactly one customer; nobody to act for"
-        escalation = {"ticket_id": ticket.ref, "tenant": ticket.tenant, "decision": "escalated", "reason": reason}
-        trace_id = self._audit(action=AuditAction.ESCALATION, **escalation)
+        """A draft that asks the customer for what identifies them: nothing is read or written for nobody."""
+        pack = packs.resolve_default()
+        reason = "nothing identifies the customer (customer id, requester email, details in the text); asked for them"
+        record = {"ticket_id": ticket.ref, "tenant": ticket.tenant, "decision": "identity_requested", "reason": reason}
+        trace_id = self._audit(action=AuditAction.GUARDRAIL, **record)
         return Answer(
             event_id=ticket.event_id,
             source=ticket.source,
             ticket_id=ticket.ticket_id,
             tenant=ticket.tenant,
-            status="escalated",
-            text=UNVERIFIED_REPLY,
+            status="draft",
+            text=IDENTITY_REQUEST.format(what=pack.intents.identity_request),
             model=self.backend.model_name,
-            prompt_version=packs.resolve_default().prompt_tag,
+            prompt_version=pack.prompt_tag,
             trace_id=trace_id,
         )
 

@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from rapidfuzz import fuzz
+
 from streamdesk.agent import intents, knowledge_tool
 from streamdesk.agent.intents import edit_distance
 from streamdesk.agent.models import ToolCall
@@ -53,7 +55,7 @@ INTENT_TOOLS: dict[str, tuple[str, ...]] = {
     "cancel": ("cancel_pending_order",),
     "exchange": ("get_product_details", "exchange_delivered_order_items"),
     "return": ("return_delivered_order_items",),
-    "refund": ("return_delivered_order_items", "cancel_pending_order"),
+    "refund": ("return_delivered_order_items",),
     "address": ("modify_pending_order_address", "modify_user_address"),
     "payment": ("modify_pending_order_payment",),
     "modify": ("get_product_details", "modify_pending_order_items"),
@@ -88,7 +90,8 @@ _INTENT_PATTERNS: tuple[tuple[Intent, str], ...] = (
     ),
     (
         "address",
-        r"\b(address|deliver(ed|y)? to|ship(ped|ping)? to|moved (to|from)|relocat\w*)\b",
+        r"\b(address|deliver(ed|y)? to|ship(ped|ping)? to|moved (to|from)|relocat\w*)\b"
+        r"|\b(ship|deliver|send)\w*\b[^.?!]{0,40}?\bto (\d+ \w+|suite|apt|apartment|unit)\b",
     ),
     ("payment", r"\b(payment method|pay(ing)? with|paid with|charge (it|my|to)|split the payment)\b"),
     (
@@ -155,6 +158,9 @@ PERSON = re.compile(
     rf"{_NAME}\s+{_NAME}\b"
 )
 SEARCH_QUERY_CHARS = 300
+MATCH_SCORE = 92
+"""The least `rapidfuzz` score at which words of a ticket name an item or an option value."""
+_WORD = re.compile(r"[a-z0-9]+")
 MAX_ORDERS = 3
 MAX_USER_ORDERS = 5
 """Orders of the user the router fetches when the ticket names none."""
@@ -231,6 +237,28 @@ def classify(text: str) -> tuple[Intent, ...]:
     return tuple(intents)
 
 
+def clause(text: str, intent: Intent) -> str:
+    """The part of `text` asking for `intent`: from its trigger to the next other intent's trigger or the sentence end.
+
+    "Return the water bottle, and exchange the pet bed" -> "Return the water bottle, and " for a return.
+    Empty when the text does not ask for `intent`.
+    """
+    text = correct_spelling(text)
+    pattern = dict(_INTENT_RULES)[intent]
+    start = pattern.search(text)
+    if start is None:
+        return ""
+    end = len(text)
+    sentence_end = _SENTENCE_END.search(text, start.end())
+    if sentence_end is not None:
+        end = sentence_end.start()
+    for other, rule in _INTENT_RULES:
+        found = rule.search(text, start.end(), end) if other != intent else None
+        if found is not None:
+            end = min(end, found.start())
+    return text[start.start() : end]
+
+
 def conditional_intents(text: str) -> tuple[Intent, ...]:
     """The intents `text` asks for only under a condition: named in a sentence with 'if', 'unless', 'otherwise'...
 
@@ -280,11 +308,11 @@ def features(text: str) -> TicketFeatures:
     )
 
 
-def _key(call: ToolCall) -> tuple[str, tuple[tuple[str, str], ...]]:
+def call_key(call: ToolCall) -> tuple[str, tuple[tuple[str, str], ...]]:
     return call.tool, tuple(sorted((name, repr(value)) for name, value in call.arguments.items()))
 
 
-def _found_user(history: Sequence[tuple[ToolCall, dict[str, Any] | None]]) -> str | None:
+def found_user(history: Sequence[tuple[ToolCall, dict[str, Any] | None]]) -> str | None:
     for call, result in history:
         if call.tool.startswith("find_user_id_by_") and result and isinstance(result.get("user_id"), str):
             return str(result["user_id"])
@@ -299,9 +327,25 @@ def _user_orders(history: Sequence[tuple[ToolCall, dict[str, Any] | None]]) -> l
     return [str(order) for user in _results(history, "get_user_details") for order in user.get("orders") or []]
 
 
-def _item_pattern(name: str) -> re.Pattern[str]:
-    words = [re.escape(word) for word in name.lower().split()]
-    return re.compile(r"\b" + r"\s+".join(words) + r"(e?s)?\b", re.IGNORECASE)
+def _normal(text: str) -> str:
+    return " ".join(_WORD.findall(text.lower().replace("-", "")))
+
+
+def mentions(text: str, phrase: str) -> bool:
+    """True when `text` names `phrase` (case, hyphens, a plural and small misspellings forgiven, by `rapidfuzz`)."""
+    words, wanted = _normal(text), _normal(phrase)
+    wanted = wanted[:-1] if wanted.endswith("s") and len(wanted) > 4 else wanted
+    if not wanted:
+        return False
+    if re.search(rf"\b{re.escape(wanted)}(e?s)?\b", words) or wanted.replace(" ", "") in words.split():
+        return True
+    return len(wanted) >= 6 and len(words) > len(wanted) and fuzz.partial_ratio(wanted, words) >= MATCH_SCORE
+
+
+def names_item(text: str, name: str) -> bool:
+    """True when `text` names an item called `name`: the whole name, or its head noun ('the camera')."""
+    words = name.split()
+    return bool(words) and (mentions(text, name) or mentions(text, words[-1]))
 
 
 def _named(text: str, orders: Sequence[dict[str, Any]], key: str) -> list[str]:
@@ -309,7 +353,7 @@ def _named(text: str, orders: Sequence[dict[str, Any]], key: str) -> list[str]:
     for order in orders:
         for item in order.get("items") or []:
             name, value = item.get("name"), item.get(key)
-            if isinstance(name, str) and name.strip() and value and _item_pattern(name).search(text):
+            if isinstance(name, str) and name.strip() and value and names_item(text, name):
                 found.append(str(value))
     return list(dict.fromkeys(found))
 
@@ -324,6 +368,20 @@ def named_items(text: str, orders: Sequence[dict[str, Any]]) -> list[str]:
     return _named(text, orders, "item_id")
 
 
+def identity_reads(found: TicketFeatures) -> list[ToolCall]:
+    """The look-ups that may identify the customer: each email in the text, then the name with each zip code."""
+    calls = [ToolCall(tool="find_user_id_by_email", arguments={"email": email}) for email in found.emails]
+    if found.first_name and found.last_name:
+        calls += [
+            ToolCall(
+                tool="find_user_id_by_name_zip",
+                arguments={"first_name": found.first_name, "last_name": found.last_name, "zip": zip_code},
+            )
+            for zip_code in found.zip_codes
+        ]
+    return calls
+
+
 def _candidates(
     found: TicketFeatures,
     *,
@@ -333,12 +391,7 @@ def _candidates(
     customer_id: str | None = None,
 ) -> Iterator[ToolCall]:
     if user_id is None:
-        for email in found.emails:
-            yield ToolCall(tool="find_user_id_by_email", arguments={"email": email})
-        if found.first_name and found.last_name:
-            for zip_code in found.zip_codes:
-                arguments = {"first_name": found.first_name, "last_name": found.last_name, "zip": zip_code}
-                yield ToolCall(tool="find_user_id_by_name_zip", arguments=arguments)
+        yield from identity_reads(found)
         user_id = customer_id  # the verified customer, when the ticket's own details found nobody
     if user_id is not None:
         yield ToolCall(tool="get_user_details", arguments={"user_id": user_id})
@@ -368,10 +421,10 @@ def next_call(
     ticket names (else the user's orders, unless it only asks for a human), for a modification or exchange
     the products of the items it names, and a knowledge search on the ticket text.
     """
-    made = {_key(call) for call, _ in history}
-    user_id = _found_user(history)
+    made = {call_key(call) for call, _ in history}
+    user_id = found_user(history)
     candidates = _candidates(found, user_id=user_id, knowledge=knowledge, history=history, customer_id=customer_id)
-    return next((call for call in candidates if _key(call) not in made), None)
+    return next((call for call in candidates if call_key(call) not in made), None)
 
 
 INTENT_DETAILS: dict[str, frozenset[str]] = {
@@ -426,5 +479,7 @@ RULES = IntentRules(
     offered=INTENT_TOOLS, base_tools=BASE_TOOLS, details=INTENT_DETAILS,
     policy_sections=POLICY_SECTIONS, change_words=CHANGE_WORDS,
     desk_writes=DESK_WRITES, handoff_tools=frozenset({"transfer_to_human_agents"}), model_excluded=MODEL_EXCLUDED,
+    identity_reads=identity_reads, identified=found_user,
+    identity_request="the email address of your account, or your first and last name and the zip code of your address",
 )  # fmt: skip
-"""The retail intent rules the core's router runs."""
+"""The retail intent rules the core's router runs (`pack.py` adds the writes of `plans.py`)."""

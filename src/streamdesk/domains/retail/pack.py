@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from functools import lru_cache
 from pathlib import Path
 
 from streamdesk import config as root_config
 from streamdesk.agent.packs import DomainPack
-from streamdesk.domains.retail import approvals, intents, narrowing, renderers, tools
+from streamdesk.domains.retail import approvals, intents, narrowing, plans, renderers, tools
 from streamdesk.seed import config as seed_config
 
 HERE = Path(__file__).resolve().parent
@@ -30,6 +31,10 @@ BITEXT_TOOLS: dict[str, tuple[str, ...]] = {
 """Bitext intent -> the tool that carries it out (refunds of delivered goods are returns in the retail world)."""
 
 
+INTENT_RULES = dataclasses.replace(intents.RULES, next_write=plans.next_write)
+"""The intent rules: the reads of `intents.py`, then the writes of `plans.py`."""
+
+
 def policy_text() -> str:
     """The policy the agent follows: `STREAMDESK_AGENT__POLICY_PATH` if set, else the bundled τ²-bench policy."""
     return _read_policy(root_config.agent_settings().policy_path or POLICY_FILE)
@@ -42,7 +47,7 @@ def _read_policy(path: Path) -> str:
 
 PACK = DomainPack(
     name="retail", role=ROLE, rules=RULES, prompt_tag="retail-agent-2",
-    tools=tools.TOOLS, intents=intents.RULES, renderers=renderers.RENDERERS, known=narrowing.known_for,
+    tools=tools.TOOLS, intents=INTENT_RULES, renderers=renderers.RENDERERS, known=narrowing.known_for,
     policy_text=policy_text, rbac_path=HERE / "rbac.yaml",
     approvals=approvals.APPROVALS, amount=approvals.derived_amount, untrusted_results=frozenset({"calculate"}),
     labelled_intents=BITEXT_TOOLS, eval_converters=("taubench", "bitext", "injections"),

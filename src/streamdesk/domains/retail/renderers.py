@@ -25,10 +25,15 @@ FACT_WRITES = frozenset(
 
 
 def order_facts(history: History) -> list[str]:
-    """One sentence per order the tools looked up or changed, stated from the tool results (never the model's)."""
+    """One sentence per order the tools looked up or changed, and one per other change, stated from the tool
+    results (never the model's): each order's status and tracking, what a write changed, the account's address."""
     facts: dict[str, str] = {}
     for call, result in history:
-        if not isinstance(result, dict) or not result.get("order_id") or not result.get("status"):
+        if not isinstance(result, dict):
+            continue
+        if call.tool == "modify_user_address" and result.get("user_id"):
+            facts["user"] = f"The default address on your account is now {_address(result.get('address'))}."
+        if not result.get("order_id") or not result.get("status"):
             continue
         order_id, status = str(result["order_id"]), str(result["status"])
         if call.tool == "get_order_details":
@@ -38,8 +43,36 @@ def order_facts(history: History) -> list[str]:
                 fact += f" Tracking number{'s' if len(tracking) > 1 else ''}: {', '.join(map(str, tracking))}."
             facts.setdefault(order_id, fact)
         elif call.tool in FACT_WRITES:
-            facts[order_id] = f"Order {order_id} is now {status.replace('_', ' ')}."
+            now = f"Order {order_id} is now {status.replace('_', ' ')}."
+            facts[order_id] = " ".join([now, *_changed(call, result)])
     return list(facts.values())
+
+
+def _names(order: dict[str, Any], item_ids: Any) -> str:
+    wanted = [str(item_id) for item_id in item_ids or []]
+    names = [str(item.get("name")) for item in order.get("items") or [] if str(item.get("item_id")) in wanted]
+    return ", ".join(names) or "the items"
+
+
+def _changed(call: ToolCall, order: dict[str, Any]) -> list[str]:
+    """What a write changed in an order, from its arguments and the changed order."""
+    arguments = call.arguments
+    if call.tool == "modify_pending_order_address":
+        return [f"It will ship to {_address(order.get('address'))}."]
+    if call.tool == "modify_pending_order_payment":
+        return [f"It is now paid with {arguments.get('payment_method_id')}."]
+    if call.tool == "modify_pending_order_items":
+        return [f"Changed: {_names(order, arguments.get('new_item_ids'))} ({len(arguments.get('item_ids') or [])} "
+                f"item(s)), any price difference settled with {arguments.get('payment_method_id')}."]  # fmt: skip
+    if call.tool == "return_delivered_order_items":
+        return [f"Return requested for: {_names(order, arguments.get('item_ids'))}; the refund goes to "
+                f"{arguments.get('payment_method_id')}."]  # fmt: skip
+    if call.tool == "exchange_delivered_order_items":
+        return [f"Exchange requested for: {_names(order, arguments.get('item_ids'))}; any price difference is "
+                f"settled with {arguments.get('payment_method_id')}."]  # fmt: skip
+    if call.tool == "cancel_pending_order" and arguments.get("reason"):
+        return [f"Reason: {arguments['reason']}. Payments are refunded to the methods they came from."]
+    return []
 
 
 def router_lookups(found: intents.TicketFeatures, lookups: list[Lookup]) -> Message:
