@@ -221,16 +221,23 @@ def _share(results: Sequence[QueryResult], test: Callable[[QueryResult], bool]) 
 
 
 def fit_answerability(results: Sequence[QueryResult]) -> dict[str, float]:
-    """Logistic weights over `grounding.FEATURES` fitted on the calibration half's results (for `grounding`)."""
+    """Logistic weights over `grounding.FEATURES` and the threshold, fitted on the calibration half's results.
+
+    The threshold is the `grounding.ANSWERABLE_DECLINE_BUDGET` quantile of the answerable calibration
+    queries' probabilities: it declines at most that share of them.
+    """
+    import numpy as np
     from sklearn.linear_model import LogisticRegression
 
     calibration = [r for r in results if r.query.calibration and r.features]
-    model = LogisticRegression(max_iter=2000).fit(
-        [[r.features[name] for name in grounding.FEATURES] for r in calibration],
-        [r.query.answerable for r in calibration],
-    )
+    features = [[r.features[name] for name in grounding.FEATURES] for r in calibration]
+    model = LogisticRegression(max_iter=2000).fit(features, [r.query.answerable for r in calibration])
     weights = {"bias": round(float(model.intercept_[0]), 4)}
     weights.update({name: round(float(w), 4) for name, w in zip(grounding.FEATURES, model.coef_[0], strict=True)})
+    answerable = [
+        p for p, r in zip(model.predict_proba(features)[:, 1], calibration, strict=True) if r.query.answerable
+    ]
+    weights["threshold"] = round(float(np.quantile(answerable, grounding.ANSWERABLE_DECLINE_BUDGET)), 4)
     return weights
 
 
