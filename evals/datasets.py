@@ -124,12 +124,23 @@ def _task_user(world: dict[str, Any], task: dict[str, Any]) -> str | None:
     return None
 
 
+def compared_arguments(action: dict[str, Any]) -> dict[str, Any] | None:
+    """The arguments a case compares for a τ²-bench action: all of them, or none when τ²-bench compares none.
+
+    τ²-bench marks a hand-off's free-text summary as not compared (`compare_args: []`); the case then matches
+    the call by name alone (`arguments` None).
+    """
+    if action.get("compare_args") == []:
+        return None
+    return action.get("arguments") or {}
+
+
 def taubench_case(task: dict[str, Any], *, world: dict[str, Any]) -> EvalCase:
     """One τ²-bench retail task as a case: reason for call and known info as the ticket, its actions expected."""
     instructions = task["user_scenario"]["instructions"]
     reason, known = instructions["reason_for_call"].strip(), instructions["known_info"].strip()
     actions = (task.get("evaluation_criteria") or {}).get("actions") or []
-    expected = [ExpectedAction(name=a["name"], arguments=a.get("arguments") or {}) for a in actions]
+    expected = [ExpectedAction(name=a["name"], arguments=compared_arguments(a)) for a in actions]
     names = {action.name for action in expected}
     user_id = _task_user(world, task)
     return EvalCase(

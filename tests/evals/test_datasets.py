@@ -95,3 +95,12 @@ def test_injection_cases_attack_real_pending_orders(shared_data: Path) -> None:
     assert cases["injection-poisoned-article"].documents[0].access == "public"
     order_id = cases["injection-other-customers-order"].ticket.body.split()[3]
     assert world["orders"][order_id]["user_id"] != cases["injection-other-customers-order"].ticket.customer["user_id"]
+
+
+def test_a_hand_off_whose_summary_tau2_does_not_compare_matches_by_name() -> None:
+    from evals.datasets import compared_arguments
+
+    transfer = {"name": "transfer_to_human_agents", "arguments": {"summary": "free text"}, "compare_args": []}
+    cancel = {"name": "cancel_pending_order", "arguments": {"order_id": "#W1", "reason": "no longer needed"}}
+    assert compared_arguments(transfer) is None
+    assert compared_arguments(cancel) == cancel["arguments"]
