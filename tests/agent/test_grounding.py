@@ -78,3 +78,10 @@ def test_a_non_public_passage_is_never_quoted() -> None:
 def test_the_grounding_check(parts: list[Part], rate: float) -> None:
     cited = [*parts, Part("", "knowledge", GIFT.chunk_id)]
     assert grounding.grounded_sentence_rate(cited, passages=[GIFT, SECRET]) == rate
+
+
+def test_a_chunk_cut_mid_sentence_is_never_quoted() -> None:
+    from streamdesk.agent.grounding import _quoted
+
+    sentences = ["Refunds reach a gift card at once.", "Other methods take 5 to 7 days.", "When you change the"]
+    assert _quoted(sentences, ranking=[2, 1, 0]) == sentences[:2]

@@ -65,6 +65,7 @@ ANSWERABLE_THRESHOLD = 0.6592
 calibration half's answerable queries' probabilities."""
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(`A-Z0-9])|\n\s*\n")
 _WORD = re.compile(r"[a-z0-9]+")
+_ENDS_SENTENCE = re.compile(r"[.!?][\"')\]]*\s*$")
 _ASKING = re.compile(
     r"(how|what|when|where|why|which|who|whom|whose|can|could|do|does|did|is|are|will|would|should|may|"
     r"is there|are there)\b",
@@ -246,10 +247,14 @@ def _coverage(asked: set[str], text: str) -> float:
 
 
 def _quoted(sentences: list[str], *, ranking: list[int]) -> list[str]:
-    """The best-ranked sentences within `ANSWER_SENTENCES` and `ANSWER_MAX_CHARS`, in the passage's order."""
+    """The best-ranked sentences within `ANSWER_SENTENCES` and `ANSWER_MAX_CHARS`, in the passage's order.
+
+    A passage's last piece that does not end a sentence (a chunk cut mid-sentence) is never quoted.
+    """
+    cut = len(sentences) - 1 if len(sentences) > 1 and not _ENDS_SENTENCE.search(sentences[-1]) else None
     picked: list[int] = []
     used = 0
-    for index in ranking[:ANSWER_SENTENCES]:
+    for index in [index for index in ranking if index != cut][:ANSWER_SENTENCES]:
         if picked and used + len(sentences[index]) > ANSWER_MAX_CHARS:
             continue
         picked.append(index)

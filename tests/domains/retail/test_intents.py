@@ -303,3 +303,12 @@ def test_a_conditional_change_is_offered_no_customer_data_write() -> None:
     assert "get_product_details" in offered and "transfer_to_human_agents" not in offered
     plain = model_tools(intents.features("I want to exchange the lamp."), permitted=permitted, writes=writes)
     assert "exchange_delivered_order_items" in plain
+
+
+def test_a_question_about_how_things_work_asks_for_no_change() -> None:
+    question = intents.features(
+        "If an order gets cancelled, how long does it take for the refund to show up on my card?"
+    )
+    assert question.intents == () and not question.needs_confirmation
+    request = intents.features("How long does a refund take? If it has not shipped, cancel order #W1234567.")
+    assert "cancel" in request.intents and request.needs_confirmation

@@ -199,3 +199,20 @@ def test_the_plan_is_made_from_what_the_reads_found_not_from_what_its_writes_cha
     }
     after = [*reads, (call, {**first, "status": "return requested"})]
     assert plans.next_write(found, history=after) is None
+
+
+def test_a_return_that_names_an_order_returns_only_the_items_the_ticket_names() -> None:
+    items = [{"item_id": f"i{n}", "name": name, "product_id": name} for n, name in enumerate(("Garden Hose", "Kettle"))]
+    payments = [{"transaction_type": "payment", "payment_method_id": "gift_card_1"}]
+    order = {"order_id": "#W7000001", "status": "delivered", "items": items, "payment_history": payments}
+    reads = [
+        (ToolCall(tool="get_user_details", arguments={"user_id": "u_1"}), {"user_id": "u_1", "payment_methods": {}}),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W7000001"}), order),
+    ]
+    named = intents.features(
+        "The garden hose from order #W7000001 arrived damaged. I would like to send it back and get my money back."
+    )
+    call = plans.next_write(named, history=reads)
+    assert call is not None and call.arguments["item_ids"] == ["i0"]
+    unnamed = intents.features("Order #W7000001 arrived late. I want a refund, please.")
+    assert plans.next_write(unnamed, history=reads) is None

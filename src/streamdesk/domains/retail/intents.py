@@ -145,6 +145,14 @@ _TRACK_ONLY = re.compile(
 )
 """A refund or return the customer only wants tracked ("status of my refund") is tracking, not a new one."""
 
+_POLICY_QUESTION = re.compile(
+    r"^[^?]*\b(how long|how much|how many|how soon|what happens|what is your|do you (offer|have|accept|ship)"
+    r"|is there a|are there any)\b[^?]*\?\s*$",
+    re.IGNORECASE,
+)
+"""A question about how things work ("If an order gets cancelled, how long does the refund take?"): the
+knowledge answers it; it asks for no change, and its 'if' is no condition on a request."""
+
 ORDER_ID = re.compile(r"(?<![\w#])#?(W\d{7})(?!\d)")
 ORDER_NUMBER = re.compile(r"\b([A-Za-z]{4,9})\s*(?:number|no\.?|id|#|nr\.?)?\s*[:#]?\s*(\d{5,20})\b")
 ORDER_WORDS = ("order", "orders", "purchase", "invoice")
@@ -287,8 +295,16 @@ def _is_order_word(word: str) -> bool:
     return any(edit_distance(word.lower(), known, limit=1) <= 1 for known in ORDER_WORDS)
 
 
+def requests(text: str) -> str:
+    """`text` without its questions about how things work (`_POLICY_QUESTION`): what the intents are read from."""
+    return " ".join(s for s in _SENTENCE_END.split(text) if not _POLICY_QUESTION.match(s.strip()))
+
+
 def features(text: str) -> TicketFeatures:
-    """Order ids (`#W1234567`), other order numbers, emails, zip codes, a person's name and the intents."""
+    """Order ids (`#W1234567`), other order numbers, emails, zip codes, a person's name and the intents.
+
+    The intents are read from the requests: a question about how things work asks for no change.
+    """
     user_ids = _unique([m.group(0) for m in USER_ID.finditer(text)])
     first, last = _names(text, user_ids)
     scrubbed = ORDER_ID.sub(" ", guardrail_patterns.EMAIL.sub(" ", text))
@@ -301,8 +317,8 @@ def features(text: str) -> TicketFeatures:
         user_ids=user_ids,
         first_name=first,
         last_name=last,
-        intents=classify(text),
-        conditional=conditional_intents(text),
+        intents=classify(requests(text)),
+        conditional=conditional_intents(requests(text)),
         query=" ".join(text.split())[:SEARCH_QUERY_CHARS],
         text=text,
     )

@@ -294,8 +294,9 @@ def _returns(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
     delivered = world.with_status("delivered")
     named = [order for order in delivered if order["order_id"] in found.order_ids]
     text = " ".join(intents.clause(found.text, intent) for intent in ("return", "refund"))
-    lines = named_lines(text, named or delivered)
-    if not lines and named:
+    lines = named_lines(text, named or delivered) or (named_lines(found.text, named) if named else [])
+    if not lines and named and (ALL_ITEMS.search(found.text) or all(len(order["items"]) == 1 for order in named)):
+        # the whole order only when the ticket says so or it holds one item: never items it did not name
         lines = [(order, item) for order in named for item in order.get("items") or []]
     for order_id in dict.fromkeys(str(order["order_id"]) for order, _ in lines):
         order = world.orders[order_id]
