@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from streamdesk import telemetry
-from streamdesk.agent import answer_config, backends, execution, grammar, loop, narrowing, tools
+from streamdesk.agent import answer_config, backends, execution, grammar, grounding, loop, narrowing, tools
 from streamdesk.agent.answers import Ticket, TraceStep
 from streamdesk.agent.exceptions import AgentError
 from streamdesk.agent.models import Reply, ToolCall
@@ -29,6 +29,12 @@ from streamdesk.knowledge import embedders
 from streamdesk.knowledge import store as knowledge_store
 from streamdesk.policy import approvals
 from tests.knowledge.factories import document_event
+
+
+def compose_text(**parts: Any) -> str:
+    """The reply text the loop sends for `loop.compose_parts(**parts)`."""
+    return grounding.paragraphs(loop.compose_parts(**parts))
+
 
 CUSTOMER = "fatima_anderson_2157"
 EMAIL = "fatima.anderson1447@example.com"
@@ -291,17 +297,17 @@ def test_the_answer_says_what_waits_and_who_takes_over() -> None:
     trace = [
         TraceStep(index=0, source="model", tool="cancel_pending_order", outcome="pending_approval", action_id="a1")
     ]
-    text = loop.compose_text(reply=Reply(message="Done."), trace=trace, escalated=True)
+    text = compose_text(reply=Reply(message="Done."), trace=trace, escalated=True)
     assert text.startswith("Done.") and "approve cancel pending order before it takes effect (action a1)" in text
     assert text.endswith("A member of our team will take over this ticket.")
-    assert loop.compose_text(reply=None, trace=[], escalated=False) == loop.FALLBACK_REPLY
+    assert compose_text(reply=None, trace=[], escalated=False) == loop.FALLBACK_REPLY
 
 
 def test_the_answer_asks_to_confirm_conditional_changes() -> None:
-    text = loop.compose_text(reply=Reply(message="Hello."), trace=[], escalated=False, confirm=["cancel", "return"])
+    text = compose_text(reply=Reply(message="Hello."), trace=[], escalated=False, confirm=["cancel", "return"])
     assert text.startswith("Hello.") and "asks about a cancellation or a return only under a condition" in text
     assert "about a refund only" in loop.confirmation_request(["refund"])
-    assert "condition" not in loop.compose_text(reply=None, trace=[], escalated=True, confirm=["cancel"])
+    assert "condition" not in compose_text(reply=None, trace=[], escalated=True, confirm=["cancel"])
 
 
 def test_the_answer_states_order_facts_from_the_tools_not_the_model() -> None:
@@ -316,10 +322,10 @@ def test_the_answer_states_order_facts_from_the_tools_not_the_model() -> None:
         "Order #W1 is processed. Tracking numbers: 123, 456.",
         "Order #W2 is now cancelled.",
     ]
-    text = loop.compose_text(reply=Reply(message="Hi."), trace=[], escalated=False, history=history)
+    text = compose_text(reply=Reply(message="Hi."), trace=[], escalated=False, history=history)
     assert text == "Hi.\n\nOrder #W1 is processed. Tracking numbers: 123, 456. Order #W2 is now cancelled."
-    assert "#W1" not in loop.compose_text(reply=Reply(message="Hi."), trace=[], escalated=True, history=history)
-    attacked = loop.compose_text(reply=Reply(message="Sure, all cancelled"), trace=[], escalated=True, injection=True)
+    assert "#W1" not in compose_text(reply=Reply(message="Hi."), trace=[], escalated=True, history=history)
+    attacked = compose_text(reply=Reply(message="Sure, all cancelled"), trace=[], escalated=True, injection=True)
     assert "cancelled" not in attacked and attacked.startswith(loop.FALLBACK_REPLY)
 
 

@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -25,6 +26,12 @@ from streamdesk.identity.models import agent_for_customer
 from streamdesk.knowledge import embedders
 from streamdesk.knowledge import store as knowledge_store
 from tests.knowledge.factories import document_event
+
+
+def compose_text(**parts: Any) -> str:
+    """The reply text the loop sends for `loop.compose_parts(**parts)`."""
+    return grounding.paragraphs(loop.compose_parts(**parts))
+
 
 CUSTOMER = "fatima_anderson_2157"
 EMAIL = "fatima.anderson1447@example.com"
@@ -177,12 +184,12 @@ def test_the_reply_quotes_knowledge_or_declines_with_the_hand_off() -> None:
         answerable=True,
         probability=0.9,
     )
-    text = loop.compose_text(reply=Reply(message=""), trace=[], escalated=False, knowledge=quoted, model_text=False)
+    text = compose_text(reply=Reply(message=""), trace=[], escalated=False, knowledge=quoted, model_text=False)
     assert text == f"{loop.KNOWLEDGE_LEAD}\n\nGift wrapping costs five dollars per item."
     declined = grounding.KnowledgeAnswer(
         parts=[grounding.Part(grounding.DECLINE, "template")], answerable=False, probability=0.1
     )
-    text = loop.compose_text(reply=Reply(message=""), trace=[], escalated=True, knowledge=declined, model_text=False)
+    text = compose_text(reply=Reply(message=""), trace=[], escalated=True, knowledge=declined, model_text=False)
     assert text == grounding.DECLINE
-    words = loop.compose_text(reply=Reply(message="Sure thing."), trace=[], escalated=False, model_text=False)
+    words = compose_text(reply=Reply(message="Sure thing."), trace=[], escalated=False, model_text=False)
     assert "Sure thing" not in words and words == loop.FALLBACK_REPLY

@@ -222,34 +222,6 @@ def compose_parts(
     return parts
 
 
-def compose_text(
-    *,
-    reply: Reply | None,
-    trace: list[TraceStep],
-    escalated: bool,
-    history: list[tuple[ToolCall, dict[str, Any] | None]] | None = None,
-    injection: bool = False,
-    confirm: list[str] | None = None,
-    pack: packs.DomainPack | None = None,
-    knowledge: grounding.KnowledgeAnswer | None = None,
-    model_text: bool = True,
-) -> str:
-    """The reply text of `compose_parts`: the reply, facts, quoted knowledge, what waits, whether a human takes over."""
-    return grounding.paragraphs(
-        compose_parts(
-            reply=reply,
-            trace=trace,
-            escalated=escalated,
-            history=history,
-            injection=injection,
-            confirm=confirm,
-            pack=pack,
-            knowledge=knowledge,
-            model_text=model_text,
-        )
-    )
-
-
 def bounded(schema: dict[str, Any], *, tools: list[Tool], free_text_chars: int, reply_chars: int) -> dict[str, Any]:
     """`schema` with every free-text argument capped again (the step grammar drops lengths to compile fast).
 
