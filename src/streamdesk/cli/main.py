@@ -17,6 +17,7 @@ from streamdesk import terminal as output
 from streamdesk.audit.cli import audit_app
 from streamdesk.cli.plugins import register_plugins
 from streamdesk.config import REPO_ROOT, get_settings, reset_settings
+from streamdesk.identity.cli import operators_app
 from streamdesk.logs import configure_logging
 from streamdesk.policy.cli import approvals_app
 
@@ -27,6 +28,7 @@ app.add_typer(worker_app, name="worker")
 app.add_typer(topics_app, name="topics")
 app.add_typer(audit_app, name="audit")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(operators_app, name="operators")
 console = Console(stderr=True)
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -269,6 +271,18 @@ def _serve_default_adapter(*, bootstrap_servers: str) -> None:
     console.print(outcome.describe(), markup=False, highlight=False, soft_wrap=True)
 
 
+def _first_admin_line(*, database_url: str, settings: Any, with_api: bool) -> str | None:
+    """Create the first admin when no operator exists; the printout's line on how to sign in (None: nothing to say)."""
+    from streamdesk.identity import first_run
+
+    with db.transaction(database_url) as conn:
+        outcome = first_run.ensure_first_admin(conn, state_dir=settings.state_dir)
+    if outcome is None:
+        return None
+    where = f"http://{settings.api_host}:{settings.api_port}/console  " if with_api else ""
+    return f"console  {where}{outcome.describe()}"
+
+
 def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, with_agent: bool = False) -> None:
     from streamdesk.runtime.service import platform, refill_fresh_broker
     from streamdesk.runtime.supervisor import Supervisor, child_env, streamdesk_argv
@@ -293,6 +307,7 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
             refill_fresh_broker(plat=plat, answer_tickets=with_agent)
         if with_agent and settings.runtime.bootstrap_adapter and settings.agent.backend == "transformers":
             _serve_default_adapter(bootstrap_servers=plat.bootstrap_servers)
+        sign_in = _first_admin_line(database_url=plat.database_url, settings=settings, with_api=with_api)
         supervisor.start()
         stop = {"now": False}
 
@@ -306,6 +321,8 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
             console.print("database " + ("embedded PostgreSQL 18 + pgvector" if plat.embedded_database else "external"))
             if with_api:
                 console.print(f"api      http://{settings.api_host}:{settings.api_port}  (logs in {logs})")
+            if sign_in:
+                console.print(sign_in, markup=False, highlight=False, soft_wrap=True)
             if seed:
                 replay(what=["taubench", "knowledge", "requesters"], limit=None, shared_data=SHARED_DATA, as_json=False)
                 console.print("waiting for ingest to catch up ...")

@@ -41,8 +41,8 @@ from streamdesk.console.exceptions import (
 )
 from streamdesk.console.models import VERDICT_KINDS
 from streamdesk.feedback.exceptions import FeedbackError
+from streamdesk.identity import operators
 from streamdesk.identity import service as identity
-from streamdesk.identity.config import get_identity_settings
 from streamdesk.identity.exceptions import UnknownOperatorError
 from streamdesk.identity.models import Principal
 from streamdesk.policy import approvals
@@ -105,10 +105,11 @@ def _serializer(settings: ConsoleSettings) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.session_key.get_secret_value(), salt=SESSION_SALT)
 
 
-def token_fingerprint(token: str, *, settings: ConsoleSettings) -> str:
-    """An HMAC of the operator's API token under the session key: proves the token without storing it."""
+def token_fingerprint(token_digest: str, *, settings: ConsoleSettings) -> str:
+    """An HMAC of the SHA-256 of the operator's API token under the session key: proves the token without storing
+    it, and can be checked against a database operator, of whom only that digest is kept."""
     key = settings.session_key.get_secret_value().encode()
-    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(key, token_digest.encode(), hashlib.sha256).hexdigest()
 
 
 def console_session(request: Request) -> ConsoleSession:
@@ -150,17 +151,16 @@ def _signed_in_still(session: ConsoleSession) -> bool:
 
 
 def session_principal(session: ConsoleSession) -> Principal | None:
-    """The operator the session signed in, while their configured token still matches; else None."""
+    """The operator the session signed in, while the token they signed in with is still theirs; else None."""
     if not session.operator_id or not session.token_fingerprint:
         return None
-    identity_settings = get_identity_settings()
-    configured = identity_settings.operators.get(session.operator_id)
-    if configured is None or configured.token is None:
+    current = identity.credential(operator_id=session.operator_id)
+    if current is None:
         return None
-    expected = token_fingerprint(configured.token.get_secret_value(), settings=get_console_settings())
+    expected = token_fingerprint(current.token_digest, settings=get_console_settings())
     if not hmac.compare_digest(expected, session.token_fingerprint):
         return None
-    return identity.operator(operator_id=session.operator_id, settings=identity_settings)
+    return current.principal
 
 
 def signed_in(session: SessionDep) -> Viewer:
@@ -329,7 +329,7 @@ def login(
             session=session,
             status_code=401,
             next=_safe_next(request, next),
-            error="That token matches no operator. Ask an admin for yours (STREAMDESK_IDENTITY__OPERATORS).",
+            error="That token matches no operator. Ask an admin for yours (`streamdesk operators add`).",
         )
     settings = get_console_settings()
     with db.request_connection() as conn:
@@ -338,7 +338,7 @@ def login(
         session_id = sessions.start(conn, operator_id=principal.id, max_age_s=settings.session_max_age_s)
     fresh = ConsoleSession(
         operator_id=principal.id,
-        token_fingerprint=token_fingerprint(token.strip(), settings=settings),
+        token_fingerprint=token_fingerprint(operators.token_digest(token.strip()), settings=settings),
         session_id=session_id,
     )
     fresh.flash("ok", f"Signed in as {principal.id} ({', '.join(principal.role_names)}).")

@@ -13,3 +13,7 @@ class InvalidPrincipalError(IdentityError):
 
 class UnknownOperatorError(IdentityError):
     """An operator id or API token is not configured in `identity.operators`."""
+
+
+class OperatorExistsError(IdentityError):
+    """An operator id is already in use (a live database operator or an environment-configured one)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal, NamedTuple
 from urllib.parse import parse_qs
@@ -173,3 +174,26 @@ def agent_for_customer(
         tenant=tenant,
         customer_id=customer_id,
     )
+
+
+class StoredOperator(BaseModel):
+    """An operator kept in the `operators` table (never their token: only its SHA-256 is stored)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    operator_id: str
+    roles: list[Role]
+    groups: list[str] = Field(default_factory=list)
+    tenant: str = "default"
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    def principal(self) -> Principal:
+        """The person this operator is, as every domain sees them."""
+        return Principal(
+            kind="user",
+            id=self.operator_id,
+            roles=frozenset(self.roles),
+            groups=frozenset(self.groups),
+            tenant=self.tenant,
+        )

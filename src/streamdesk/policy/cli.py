@@ -19,7 +19,7 @@ console = Console(stderr=True)
 
 OperatorOpt = Annotated[
     str,
-    typer.Option("--as", envvar="STREAMDESK_OPERATOR", help="Your operator id (STREAMDESK_IDENTITY__OPERATORS)."),
+    typer.Option("--as", envvar="STREAMDESK_OPERATOR", help="Your operator id (`streamdesk operators list`)."),
 ]
 NoteOpt = Annotated[str | None, typer.Option("--note", help="Why; kept in the audit trail.")]
 

@@ -34,7 +34,7 @@ SharedDataOpt = Annotated[Path, typer.Option(help="Folder of the third-party dat
 
 OperatorOpt = Annotated[
     str,
-    typer.Option("--as", envvar="STREAMDESK_OPERATOR", help="Your operator id (STREAMDESK_IDENTITY__OPERATORS)."),
+    typer.Option("--as", envvar="STREAMDESK_OPERATOR", help="Your operator id (`streamdesk operators list`)."),
 ]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why; kept in the audit trail.")]
 
