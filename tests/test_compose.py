@@ -107,12 +107,13 @@ def test_the_compose_file_runs_exactly_the_expected_streamdesk_commands(
     assert sorted(map(tuple, commands.values())) == [
         ("api",),
         ("migrate",),
+        ("operators", "first-run"),
         ("topics", "create"),
         ("worker", "audit-relay"),
         ("worker", "ingest"),
         ("worker", "relay"),
     ]
-    for name in ("migrate", "topics-init"):
+    for name in ("migrate", "topics-init", "first-admin"):
         assert services[name]["restart"] == "no"
 
 
