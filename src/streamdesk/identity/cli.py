@@ -58,7 +58,7 @@ def list_operators(
          "groups": configured.groups, "tenant": configured.tenant, "created_at": None, "revoked_at": None}
         for operator_id, configured in sorted(get_identity_settings().operators.items())
     ]  # fmt: skip
-    with db.connect(autocommit=True) as conn:
+    with output.refusals(), db.connect(autocommit=True) as conn:
         stored = operators.list_stored(conn, include_revoked=include_revoked)
     rows += [{**item.model_dump(mode="json"), "source": "database"} for item in stored]
     columns = ["operator_id", "source", "roles", "groups", "tenant", "created_at", "revoked_at"]
@@ -82,7 +82,7 @@ def revoke(
 @operators_app.command("first-run")
 def first_admin() -> None:
     """Create the first admin when no operator exists (what `streamdesk up` does); print its token once."""
-    with db.transaction() as conn:
+    with output.refusals(), db.transaction() as conn:
         outcome = first_run.ensure_first_admin(conn, state_dir=get_settings().state_dir)
     if outcome is None:
         console.print("operators exist already; nothing to do")
