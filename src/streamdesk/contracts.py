@@ -27,7 +27,7 @@ EntityType = Literal["customer", "order", "order_item", "invoice", "product"]
 TicketEventType = Literal[
     "created", "comment_added", "status_changed", "priority_changed", "assignment_changed", "updated"
 ]
-Stage = Literal["raw", "canonical", "document", "entity", "ticket"]
+Stage = Literal["raw", "canonical", "document", "entity", "ticket", "delivery"]
 
 
 def utcnow() -> datetime:

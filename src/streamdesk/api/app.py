@@ -21,6 +21,7 @@ from streamdesk.api import errors, metrics
 from streamdesk.audit import views as audit_views
 from streamdesk.config import Settings, get_settings
 from streamdesk.console import views as console_views
+from streamdesk.delivery import views as delivery_views
 from streamdesk.entities import views as ticket_views
 from streamdesk.feedback import views as feedback_views
 from streamdesk.gateway import views as gateway
@@ -141,6 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         (audit_views.router, "/audit"),
         (model_views.router, "/models"),
         (ingest_views.router, "/ingest"),
+        (delivery_views.router, "/deliveries"),
     ):
         app.include_router(
             router, prefix=prefix, responses=AUTH_RESPONSES, max_body_size=settings.ingest.max_body_bytes

@@ -17,6 +17,7 @@ from streamdesk import terminal as output
 from streamdesk.audit.cli import audit_app
 from streamdesk.cli.plugins import register_plugins
 from streamdesk.config import REPO_ROOT, get_settings, reset_settings
+from streamdesk.delivery.cli import standin_app
 from streamdesk.identity.cli import operators_app
 from streamdesk.logs import configure_logging
 from streamdesk.policy.cli import approvals_app
@@ -29,6 +30,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(audit_app, name="audit")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(operators_app, name="operators")
+app.add_typer(standin_app, name="standin")
 console = Console(stderr=True)
 
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
@@ -96,6 +98,10 @@ WORKERS: dict[str, tuple[str, str]] = {
     "audit-relay": (
         "streamdesk.audit.relay",
         "Committed audit records -> the `audit` topic, in chain order, woken by each commit.",
+    ),
+    "delivery": (
+        "streamdesk.delivery.worker",
+        "Auto replies (`answer`) and accepted, edited and follow-up replies (`reply`) -> the ticket's helpdesk.",
     ),
     "learn": (
         "streamdesk.training.worker",
@@ -283,6 +289,39 @@ def _first_admin_line(*, database_url: str, settings: Any, with_api: bool) -> st
     return f"console  {where}{outcome.describe()}"
 
 
+def _add_delivery(supervisor: Any, *, env: dict[str, str], logs: Path) -> str:
+    """Add the delivery worker; with no helpdesk configured, also the local Zendesk stand-in it delivers to.
+
+    Returns the printout's line saying where replies go.
+    """
+    from streamdesk.delivery.config import get_delivery_settings
+    from streamdesk.runtime.embedded import free_port
+    from streamdesk.runtime.supervisor import streamdesk_argv
+
+    delivery = get_delivery_settings()
+    worker_env = dict(env)
+    if delivery.zendesk_url or delivery.webhook_url:
+        where = delivery.zendesk_url or delivery.webhook_url
+        line = f"helpdesk {where}  replies are delivered there (worker delivery)"
+    else:
+        port, received = free_port(), logs / "zendesk-standin.jsonl"
+        argv = ["standin", "zendesk", "--port", str(port), "--received", str(received)]
+        supervisor.add("zendesk-standin", streamdesk_argv(*argv), env=env, log_path=str(logs / "zendesk-standin.log"))
+        worker_env |= {
+            "STREAMDESK_DELIVERY__ZENDESK_URL": f"http://127.0.0.1:{port}",
+            "STREAMDESK_DELIVERY__ZENDESK_EMAIL": "streamdesk@standin.invalid",
+            "STREAMDESK_DELIVERY__ZENDESK_API_TOKEN": "standin",
+        }
+        line = (
+            f"helpdesk http://127.0.0.1:{port}  local Zendesk stand-in (no STREAMDESK_DELIVERY__ZENDESK_URL set): "
+            f"replies are posted there as ticket comments; what it received is in {received}"
+        )
+    supervisor.add(
+        "delivery", streamdesk_argv("worker", "delivery"), env=worker_env, log_path=str(logs / "delivery.log")
+    )
+    return line
+
+
 def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, with_agent: bool = False) -> None:
     from streamdesk.runtime.service import platform, refill_fresh_broker
     from streamdesk.runtime.supervisor import Supervisor, child_env, streamdesk_argv
@@ -298,9 +337,11 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
         supervisor.add(
             "audit-relay", streamdesk_argv("worker", "audit-relay"), env=env, log_path=str(logs / "audit-relay.log")
         )
+        helpdesk = ""
         if with_agent:
             supervisor.add("agent", streamdesk_argv("worker", "agent"), env=env, log_path=str(logs / "agent.log"))
             supervisor.add("learn", streamdesk_argv("worker", "learn"), env=env, log_path=str(logs / "learn.log"))
+            helpdesk = _add_delivery(supervisor, env=env, logs=logs)
         if with_api:
             supervisor.add("api", streamdesk_argv("api"), env=env, log_path=str(logs / "api.log"))
         if plat.embedded_broker:
@@ -323,6 +364,8 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
                 console.print(f"api      http://{settings.api_host}:{settings.api_port}  (logs in {logs})")
             if sign_in:
                 console.print(sign_in, markup=False, highlight=False, soft_wrap=True)
+            if helpdesk:
+                console.print(helpdesk, markup=False, highlight=False, soft_wrap=True)
             if seed:
                 replay(what=["taubench", "knowledge", "requesters"], limit=None, shared_data=SHARED_DATA, as_json=False)
                 console.print("waiting for ingest to catch up ...")

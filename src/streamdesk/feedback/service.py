@@ -17,6 +17,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from streamdesk.contracts import DataclassRecord, utcnow
+from streamdesk.delivery import service as delivery
+from streamdesk.delivery.models import REPLY_TOPIC, Reply, ReplyKind
 from streamdesk.feedback import hygiene, labels
 from streamdesk.feedback.config import FeedbackSettings, get_feedback_settings
 from streamdesk.feedback.exceptions import AnswersUnavailableError, InvalidVerdictError, VerdictConflictError
@@ -350,7 +352,10 @@ def record_verdict(
     """Store a verdict on a draft under the rules of `check_verdict`, from the API, the console or the topic.
 
     With a `reviewer`, a new verdict also gets one `answer_reviewed` audit record in the same transaction (a
-    retried event id adds nothing); with a `publisher`, the stored signal then goes out on the `feedback` topic.
+    retried event id adds nothing). An accepted or edited draft is queued for delivery in that transaction
+    (`deliveries`, idempotent on the answer id); with a `publisher`, the stored signal then goes out on the
+    `feedback` topic and the reply on the `reply` topic (the delivery worker also delivers a queued reply whose
+    record never reached the topic).
     """
     from streamdesk.agent import answers
     from streamdesk.audit import service as audit
@@ -369,10 +374,32 @@ def record_verdict(
                     answer, reviewer=reviewer, verdict=event.kind, via=via, details=details
                 ),
             )
+        reply = None if answer is None else verdict_reply(answer, event=event)
+        if reply is not None:
+            delivery.enqueue(conn, replies=[reply])
     if publisher is not None:
         publisher.publish(FEEDBACK_TOPIC, clean.to_json(), key=clean.answer_id)
+        if reply is not None:
+            publisher.publish(REPLY_TOPIC, reply.to_json(), key=reply.topic_key)
         publisher.flush()
     return clean
+
+
+def verdict_reply(answer: Any, *, event: FeedbackEvent) -> Reply | None:
+    """The reply an accepted or edited draft goes out as (the edit as the reviewer wrote it); None for a rejection."""
+    text = answer.text if event.kind == "accepted" else event.edited_text
+    kind: ReplyKind = "accepted" if event.kind == "accepted" else "edited"
+    if event.kind not in ("accepted", "edited") or not (text or "").strip():
+        return None
+    return Reply(
+        reply_id=answer.answer_id,
+        answer_id=answer.answer_id,
+        kind=kind,
+        source=answer.source,
+        ticket_id=answer.ticket_id,
+        tenant=answer.tenant,
+        text=text,
+    )
 
 
 def record_signal(
