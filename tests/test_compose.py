@@ -110,6 +110,7 @@ def test_the_compose_file_runs_exactly_the_expected_streamdesk_commands(
         ("operators", "first-run"),
         ("topics", "create"),
         ("worker", "audit-relay"),
+        ("worker", "delivery"),
         ("worker", "ingest"),
         ("worker", "relay"),
     ]

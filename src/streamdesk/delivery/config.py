@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streamdesk.config import read_once
@@ -43,6 +43,20 @@ class DeliverySettings(BaseSettings):
     sweep_after_s: float = Field(
         default=10.0, ge=0, description="A queued reply not seen on a topic within this long is delivered anyway."
     )
+
+    @field_validator(
+        "zendesk_url",
+        "zendesk_email",
+        "zendesk_api_token",
+        "zendesk_oauth_token",
+        "webhook_url",
+        "webhook_secret",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """An empty variable (compose's `${X:-}`) means not set."""
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> DeliverySettings:
