@@ -40,6 +40,7 @@ from streamdesk.console.exceptions import (
     SignInRequiredError,
 )
 from streamdesk.console.models import VERDICT_KINDS
+from streamdesk.delivery import service as delivery
 from streamdesk.feedback.exceptions import FeedbackError
 from streamdesk.identity import operators
 from streamdesk.identity import service as identity
@@ -366,10 +367,11 @@ IngestViewer = Annotated[Viewer, Depends(page_viewer("ingest"))]
 
 @router.get("/review", name="console-review")
 def review_page(request: Request, viewer: ReviewViewer) -> Response:
-    """Drafts awaiting a verdict, with the ticket, citations and tool trace."""
+    """Drafts awaiting a verdict, with the ticket, citations and tool trace; the latest replies' deliveries."""
     with db.request_connection() as conn:
         drafts = service.review_queue(conn, tenant=viewer.principal.tenant)
-    return render_page(request, viewer, "review", drafts=drafts)
+        sent = delivery.list_deliveries(conn, tenant=viewer.principal.tenant, limit=20)
+    return render_page(request, viewer, "review", drafts=drafts, deliveries=sent)
 
 
 @router.post("/review/{answer_id}", name="console-review-decide", dependencies=[CsrfDep])
