@@ -26,6 +26,7 @@ CLI_COMMANDS = (
     ["worker", "relay"],
     ["worker", "audit-relay"],
     ["topics", "create"],
+    ["standin", "zendesk"],
 )
 
 
