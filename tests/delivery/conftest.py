@@ -38,7 +38,7 @@ def delivery_settings(standin: Standin) -> DeliverySettings:
     return DeliverySettings(
         zendesk_url=standin.url,
         zendesk_email="bot@example.com",
-        zendesk_api_token="t0k",  # type: ignore[arg-type]
+        zendesk_api_token="t0k",
         retry_for_s=0.5,
         retry_later_s=60,
     )

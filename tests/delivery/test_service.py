@@ -64,7 +64,8 @@ def test_a_reply_posted_before_a_crash_is_found_by_its_stamp_not_posted_again(
     gets = [r["path"] for r in standin.state.received if r["method"] == "GET"]
     assert gets == ["/api/v2/tickets/9003/comments.json"] * 2  # two pages of 100
     assert delivery_row(conn, reply.reply_id)["status"] == "delivered"
-    assert service.get_delivery(conn, reply_id=reply.reply_id).remote_ref == "777"  # type: ignore[union-attr]
+    found = service.get_delivery(conn, reply_id=reply.reply_id)
+    assert found is not None and found.remote_ref == "777"
     assert stamp(reply.reply_id) in comment_body(reply)
 
 
@@ -89,7 +90,7 @@ def test_a_reply_the_helpdesk_refuses_is_dead_lettered_with_its_reason(
 def test_an_unreachable_helpdesk_leaves_the_reply_retrying(conn: psycopg.Connection, clean_db: str) -> None:
     settings = DeliverySettings(
         zendesk_url="http://127.0.0.1:9",
-        zendesk_oauth_token="x",  # type: ignore[arg-type]
+        zendesk_oauth_token="x",
         retry_for_s=0.3,
         retry_later_s=0.1,
     )

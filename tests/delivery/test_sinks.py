@@ -63,7 +63,7 @@ def receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
 
 def test_the_webhook_sinks_signature_verifies_at_the_receiver(receiver: tuple[str, list[dict[str, Any]]]) -> None:
     url, received = receiver
-    settings = DeliverySettings(webhook_url=url, webhook_secret=SECRET)  # type: ignore[arg-type]
+    settings = DeliverySettings(webhook_url=url, webhook_secret=SECRET)
     sink = sink_for("freshdesk", settings=settings, sinks={})
     reply = auto_reply(1, ticket_id="FD-7")
     assert sink.send(reply, status="pending") == reply.reply_id

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
@@ -21,15 +22,27 @@ from tests.factories import draft, stored_draft, stored_ticket
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.slow
-StartWorker = Callable[[], subprocess.Popen[bytes]]
+
+
+@dataclass
+class Workers:
+    """Starts `streamdesk worker delivery` (again, after a kill) against the stand-in; all log to `log`."""
+
+    env: dict[str, str]
+    log: Path
+    started: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def start(self) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as out:
+            argv = [sys.executable, "-m", "streamdesk.cli.main", "worker", "delivery"]
+            self.started.append(subprocess.Popen(argv, env=self.env, stdout=out, stderr=subprocess.STDOUT))
+        return self.started[-1]
 
 
 @pytest.fixture
-def start_worker(
+def workers(
     conn: psycopg.Connection, topics_ready: str, clean_db: str, standin: Standin, tmp_path: Path
-) -> Iterator[StartWorker]:
-    """Starts `streamdesk worker delivery` (again, after a kill) against the stand-in; stops it at the end."""
-    log = tmp_path / "delivery.log"
+) -> Iterator[Workers]:
     env = child_env(
         KAFKA_BOOTSTRAP_SERVERS=topics_ready,
         DATABASE_URL=clean_db,
@@ -39,17 +52,9 @@ def start_worker(
         STREAMDESK_DELIVERY__SWEEP_AFTER_S="2",
         **STANDIN_ENV,
     )
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start() -> subprocess.Popen[bytes]:
-        with log.open("ab") as out:
-            argv = [sys.executable, "-m", "streamdesk.cli.main", "worker", "delivery"]
-            started.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT))
-        return started[-1]
-
-    start.log = log  # type: ignore[attr-defined]
-    yield start
-    for process in started:
+    running = Workers(env=env, log=tmp_path / "delivery.log")
+    yield running
+    for process in running.started:
         stop_process(process, timeout_s=20)
 
 
@@ -74,14 +79,14 @@ def publish_answers(bootstrap: str, events: list[dict[str, object]]) -> None:
 
 
 def test_auto_replies_are_delivered_once_and_a_redelivery_posts_nothing(
-    conn: psycopg.Connection, topics_ready: str, standin: Standin, start_worker: StartWorker
+    conn: psycopg.Connection, topics_ready: str, standin: Standin, workers: Workers
 ) -> None:
-    log = start_worker.log  # type: ignore[attr-defined]
+    log = workers.log
     standin.state.ticket(9003)["status"] = "closed"
     events = auto_replies(conn, 4)
     ticket = stored_ticket(conn, "9050", subject="Refund?", body="When is my refund?")
     events.append(draft(ticket, "A draft waits for review.").to_event())  # a draft does not go out
-    start_worker()
+    workers.start()
     publish_answers(topics_ready, events)
     with Publisher(topics_ready) as publisher:
         publisher.publish(ANSWER_TOPIC, b"{not json", key="bad", validate=False)
@@ -103,13 +108,13 @@ def test_auto_replies_are_delivered_once_and_a_redelivery_posts_nothing(
 
 
 def test_an_accepted_and_an_edited_draft_are_delivered(
-    conn: psycopg.Connection, topics_ready: str, standin: Standin, start_worker: StartWorker
+    conn: psycopg.Connection, topics_ready: str, standin: Standin, workers: Workers
 ) -> None:
-    log = start_worker.log  # type: ignore[attr-defined]
+    log = workers.log
     reviewer = Principal(kind="user", id="sam", roles=frozenset({Role.SUPERVISOR}))
     accepted = stored_draft(conn, stored_ticket(conn, "9101", subject="Hi", body="Where?"), "It ships today.")
     edited = stored_draft(conn, stored_ticket(conn, "9102", subject="Hi", body="Refund?"), "Refund soon.")
-    start_worker()
+    workers.start()
     with Publisher(topics_ready) as publisher:
         for answer, kind, text in (
             (accepted, "accepted", None),
@@ -128,19 +133,19 @@ def test_an_accepted_and_an_edited_draft_are_delivered(
 
 
 def test_a_sigkilled_worker_loses_and_duplicates_nothing(
-    conn: psycopg.Connection, topics_ready: str, standin: Standin, start_worker: StartWorker
+    conn: psycopg.Connection, topics_ready: str, standin: Standin, workers: Workers
 ) -> None:
-    log = start_worker.log  # type: ignore[attr-defined]
+    log = workers.log
     standin.state.delay_s = 0.1
     events = auto_replies(conn, 30)
-    worker = start_worker()
+    worker = workers.start()
     publish_answers(topics_ready, events)
     wait_for(lambda: len(standin.state.comments()) >= 5, log=log, what="some replies delivered")
     worker.kill()
     worker.wait(10)
     killed_at = len(standin.state.comments())
     assert killed_at < 30
-    start_worker()
+    workers.start()
     wait_for(
         lambda: count(conn, "SELECT count(*) FROM deliveries WHERE status = 'delivered'") == 30,
         log=log,
