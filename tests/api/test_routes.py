@@ -67,6 +67,8 @@ MATRIX = [
     Route("POST", "/models/retrain", APPROVERS),
     Route("GET", "/ingest/lag", PEOPLE),
     Route("GET", "/ingest/dead-letters", REVIEWERS),
+    Route("GET", "/deliveries", PEOPLE, params={"answer_id": "{answer_id}"}),
+    Route("GET", "/deliveries/{reply_id}", PEOPLE, path="/deliveries/{answer_id}"),
 ]
 
 
