@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import psycopg
 
 from streamdesk.delivery import service
@@ -100,6 +102,21 @@ def test_an_unreachable_helpdesk_leaves_the_reply_retrying(conn: psycopg.Connect
     row = delivery_row(conn, reply.reply_id)
     assert row["status"] == "retrying" and row["attempts"] == 1  # later tries look for the comment first
     assert "Connection refused" in str(row["reason"])
+
+
+def test_a_rate_limited_reply_waits_as_retry_after_asks_then_goes_out_once(
+    conn: psycopg.Connection, clean_db: str, standin: Standin, delivery_settings: DeliverySettings
+) -> None:
+    standin.state.busy = 1
+    reply = auto_reply(7)
+    service.enqueue(conn, replies=[reply])
+    started = time.monotonic()
+    worker = deliverer(clean_db, delivery_settings.model_copy(update={"retry_for_s": 5.0}))
+    assert worker.deliver(reply.reply_id)
+    assert time.monotonic() - started >= 1.0
+    assert [r["status"] for r in standin.state.received if r["method"] == "PUT"] == [429, 200]
+    assert len(standin.state.comments()) == 1
+    assert delivery_row(conn, reply.reply_id)["attempts"] == 2
 
 
 def test_the_sweep_delivers_a_retrying_reply_once_the_helpdesk_answers(

@@ -259,7 +259,7 @@ def _recover_broker(supervisor: Any, *, plat: Any, settings: Any, with_agent: bo
     from streamdesk.runtime.service import refill_fresh_broker, restart_embedded_broker
 
     console.print("the embedded broker died; restarting it and the workers (stored webhooks are relayed again)")
-    workers = [name for name in supervisor.names() if name != "api"]
+    workers = [name for name in supervisor.names() if name not in ("api", "zendesk-standin")]
     supervisor.stop(min(5.0, settings.runtime.worker_stop_timeout_s), names=workers)
     restart_embedded_broker(plat=plat, settings=settings)
     refill_fresh_broker(plat=plat, answer_tickets=with_agent)

@@ -5,8 +5,9 @@ by the verdict that accepts a draft, in the verdict's transaction). `deliver` th
 advisory lock on the reply id (so two workers never post one reply at once), commits `sending` and the
 attempt count, posts through the ticket's sink, and records `delivered`. A reply tried before (a worker killed
 mid-post, a timed-out request) is looked for among the ticket's comments before it is posted again. An
-unreachable or busy helpdesk is retried with exponential backoff (tenacity) for `retry_for_s`, then the reply
-waits as `retrying` for the next sweep; a refusal (4xx other than 429) is dead-lettered with its reason.
+unreachable or busy helpdesk is retried with exponential backoff (tenacity; longer when `Retry-After` asks) for
+`retry_for_s`, then the reply waits as `retrying` for the next sweep; a refusal (4xx other than 429) is
+dead-lettered with its reason.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from streamdesk import db
 from streamdesk.contracts import DeadLetter
@@ -111,6 +112,16 @@ def refusal_letter(reply: Reply, exc: Exception) -> DeadLetter:
     return deadletter.dead_letter_for(message, exc, stage="delivery")
 
 
+_BACKOFF = wait_exponential(multiplier=0.2, max=5.0)
+
+
+def backoff(state: RetryCallState) -> float:
+    """Exponential backoff (0.2 s doubling up to 5 s), or longer when the helpdesk's `Retry-After` asks for it."""
+    error = state.outcome.exception() if state.outcome is not None else None
+    asked = error.retry_after_s if isinstance(error, DeliveryUnavailableError) else None
+    return max(_BACKOFF(state), asked or 0.0)
+
+
 @dataclass
 class Deliverer:
     """Delivers recorded replies through the configured sinks, one reply at a time per reply id."""
@@ -123,7 +134,7 @@ class Deliverer:
     def _retrying(self) -> Retrying:
         return Retrying(
             retry=retry_if_exception_type(DeliveryUnavailableError),
-            wait=wait_exponential(multiplier=0.2, max=5.0),
+            wait=backoff,
             stop=stop_after_delay(self.settings.retry_for_s),
             reraise=True,
         )

@@ -51,13 +51,19 @@ def verify_signature(body: bytes, *, secret: str, timestamp: str, signature: str
     return fresh and hmac.compare_digest(sign(body, secret=secret, timestamp=timestamp), signature)
 
 
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds a `Retry-After` header asks for (Zendesk sends it with a 429), None without a usable one."""
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.strip().isdigit() else None
+
+
 def check_response(response: httpx.Response, *, what: str) -> httpx.Response:
     """`response` when it succeeded; refused on a 4xx other than 429, unavailable on a 429 or 5xx."""
     if response.is_success:
         return response
     reason = f"{what}: HTTP {response.status_code} {response.text[:500]}".strip()
     if response.status_code == 429 or response.status_code >= 500:
-        raise DeliveryUnavailableError(reason)
+        raise DeliveryUnavailableError(reason, retry_after_s=retry_after(response))
     raise DeliveryRefusedError(reason)
 
 

@@ -4,8 +4,9 @@ It implements `PUT /api/v2/tickets/{id}.json` (a comment and a status change) an
 `GET /api/v2/tickets/{id}/comments.json` (paginated by `page`/`per_page`, as Zendesk's offset pagination),
 checks each request as Zendesk documents it (authentication by `email/token` + API token or OAuth bearer;
 integer ticket ids; a comment's `body` or `html_body`, `public` a boolean; the ticket statuses; a closed ticket
-cannot be updated: 422 `RecordInvalid`), and keeps what it received (`/_standin/requests`, and a JSON-lines
-file when given) so tests and `streamdesk up` can show it. `POST /_standin/tickets/{id}/close` closes a ticket.
+cannot be updated: 422 `RecordInvalid`; when asked for, a rate limit: 429 with `Retry-After`), and keeps what it
+received (`/_standin/requests`, and a JSON-lines file when given) so tests and `streamdesk up` can show it.
+`POST /_standin/tickets/{id}/close` closes a ticket.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ class StandinState:
 
     received_path: Path | None = None
     delay_s: float = 0.0
+    busy: int = 0
+    """Answer this many ticket updates with 429 and `Retry-After: 1` (Zendesk's rate limit) before taking any."""
     tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
     received: list[dict[str, Any]] = field(default_factory=list)
     next_id: int = 1000
@@ -142,6 +145,9 @@ def create_app(state: StandinState) -> FastAPI:
             return _error(400, "InvalidValue", "Invalid request", {"errors": exc.errors(include_url=False)})
         if state.delay_s:
             time.sleep(state.delay_s)
+        if state.busy > 0:
+            state.busy -= 1
+            return JSONResponse({"error": "TooManyRequests"}, status_code=429, headers={"Retry-After": "1"})
         comment = update.ticket.comment
         with state.lock:
             ticket = state.ticket(int(ticket_id))
