@@ -48,6 +48,7 @@ def test_a_redelivered_reply_posts_nothing_new(
     assert not worker.deliver(reply.reply_id)
     assert worker.deliver_due() == 0
     assert len(standin.state.comments()) == 1
+    assert service.status_counts(conn) == {"delivered": 1, "auto_replies_waiting": 0}
 
 
 def test_a_reply_posted_before_a_crash_is_found_by_its_stamp_not_posted_again(

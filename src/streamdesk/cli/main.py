@@ -226,6 +226,27 @@ def _show_answers(supervisor: Any, *, timeout_s: float) -> None:
         console.print(f"no answer yet for tickets {waiting}; see {get_settings().state_dir / 'logs'}")
 
 
+def _show_deliveries(supervisor: Any, *, timeout_s: float) -> None:
+    """Wait (up to `timeout_s`) for the sample auto replies to reach the helpdesk, then say how many went out."""
+    from streamdesk.delivery import service as delivery
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with db.connect(autocommit=True) as conn:
+            counts = delivery.status_counts(conn)
+        if not counts["auto_replies_waiting"] or time.monotonic() > deadline:
+            break
+        supervisor.poll()
+        time.sleep(1.0)
+    console.print(
+        f"helpdesk {counts.get('delivered', 0)} replies delivered, {counts.get('dead_lettered', 0)} refused, "
+        f"{counts['auto_replies_waiting']} still on their way; drafts go out once accepted in the console "
+        "(GET /deliveries)",
+        markup=False,
+        highlight=False,
+    )
+
+
 def _stop_in_order(supervisor: Any, *, plat: Any, settings: Any) -> None:
     """Stop intake (the API) first, let ingest and the relays drain within the bound, then stop the workers."""
     from streamdesk.runtime.drain import drain
@@ -375,6 +396,7 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
                     replay(what=["tickets"], limit=None, shared_data=SHARED_DATA, as_json=False)
                     console.print("the agent is answering the sample tickets (the model loads first) ...")
                     _show_answers(supervisor, timeout_s=timeout_s)
+                    _show_deliveries(supervisor, timeout_s=60)
             if stay:
                 console.print("running; Ctrl-C stops everything")
                 while not stop["now"]:

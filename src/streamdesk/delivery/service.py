@@ -93,6 +93,17 @@ def list_deliveries(
     return [Delivery.from_row(row) for row in rows]
 
 
+def status_counts(conn: psycopg.Connection) -> dict[str, int]:
+    """How many deliveries are in each state, and how many auto replies are stored without a final one yet."""
+    counts = {status: int(n) for status, n in conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status")}
+    row = conn.execute(
+        "SELECT count(*) FROM answers a WHERE a.status = 'auto_reply' AND NOT EXISTS "
+        "(SELECT 1 FROM deliveries d WHERE d.reply_id = a.answer_id::text AND d.status = ANY(%s))",
+        (list(FINAL),),
+    ).fetchone()
+    return counts | {"auto_replies_waiting": int(row[0]) if row else 0}
+
+
 def due_reply_ids(conn: psycopg.Connection, *, queued_for_s: float, limit: int = 100) -> list[str]:
     """Replies to deliver now: retrying ones whose time has come, and queued or sending ones left over."""
     rows = conn.execute(
