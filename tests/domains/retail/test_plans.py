@@ -221,3 +221,30 @@ def test_a_return_that_names_an_order_returns_only_the_items_the_ticket_names() 
     assert call is not None and call.arguments["item_ids"] == ["i0"]
     unnamed = intents.features("Order #W7000001 arrived late. I want a refund, please.")
     assert plans.next_write(unnamed, history=reads) is None
+
+
+def test_a_new_default_address_moves_no_order_the_ticket_does_not_ask_about() -> None:
+    user = {
+        "user_id": "u_1",
+        "payment_methods": {},
+        "address": {"address1": "1 Oak St", "city": "Austin", "state": "TX", "zip": "78701", "country": "USA"},
+    }
+    order = {"order_id": "#W7000001", "status": "pending", "items": [], "address": user["address"]}
+    reads = [
+        (ToolCall(tool="get_user_details", arguments={"user_id": "u_1"}), user),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W7000001"}), order),
+    ]
+    account = intents.features(
+        "I moved house. Please change the default address on my account to 12 Elm Street, Apt 4, Springfield, "
+        "IL 62704, USA. I confirm the change."
+    )
+    call = plans.next_write(account, history=reads)
+    assert call is not None and call.tool == "modify_user_address"
+    assert plans.next_write(account, history=[*reads, (call, user)]) is None
+    both = intents.features(
+        "Please change the default address on my account and my order to 12 Elm Street, Springfield, IL 62704."
+    )
+    first = plans.next_write(both, history=reads)
+    assert first is not None and first.tool == "modify_user_address"
+    second = plans.next_write(both, history=[*reads, (first, user)])
+    assert second is not None and second.tool == "modify_pending_order_address"

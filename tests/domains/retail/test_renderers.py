@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -232,9 +233,7 @@ def test_only_what_the_ticket_asks_about_is_stated() -> None:
         "Order #W2000002 has been delivered. Tracking number: t-9.",
     ]
     named = intents.features("Has order #W2000002 arrived?")
-    assert renderers.order_facts([read(PENDING), read(other)], named) == [
-        "Order #W2000002 has been delivered. Tracking number: t-9."
-    ]
+    assert renderers.order_facts([read(PENDING), read(other)], named) == ["Order #W2000002 has been delivered."]
 
 
 def test_a_change_waiting_for_approval_says_what_was_asked_without_internal_ids() -> None:
@@ -245,23 +244,46 @@ def test_a_change_waiting_for_approval_says_what_was_asked_without_internal_ids(
         "Order #W1000001 has not shipped yet.",
         "We have recorded your request to cancel order #W1000001.",
     ]
+    back = ToolCall(
+        tool="return_delivered_order_items",
+        arguments={"order_id": "#W1000001", "item_ids": ["i3"], "payment_method_id": "credit_card_1"},
+    )
+    delivered = {**PENDING, "status": "delivered", "fulfillments": [{"tracking_id": ["t-9"]}]}
+    user = (ToolCall(tool="get_user_details", arguments={"user_id": "ann_lee_1"}), USER)
+    found = intents.features("Please return the mug from order #W1000001. I confirm.")
+    assert renderers.order_facts([user, read(delivered), (back, waiting)], found) == [
+        "Order #W1000001 has been delivered.",  # no tracking number: the ticket does not ask to track it
+        "We have recorded your request to return the Mug from order #W1000001, refunded to your Visa card ending 1234.",
+    ]
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("seeded", ["bundled", "shared"])
 def test_the_sample_tickets_state_only_what_they_ask_about_and_no_internal_ids(
-    world: psycopg.Connection, backend: backends.TransformersBackend, retail_world: taubench.World
+    seeded: str,
+    conn: psycopg.Connection,
+    load_world: Callable[[taubench.World], None],
+    backend: backends.TransformersBackend,
+    request: pytest.FixtureRequest,
 ) -> None:
-    """Each `make run` sample ticket through the real loop (its verified customer, nothing approved): the reply
-    names no order but the one the ticket is about, and no payment method id, tool name or action id."""
+    """Each `make run` sample ticket through the real loop (its verified customer, nothing approved), in the
+    bundled mini world of a fresh clone and in the full τ² world of `../shared`: the reply names no order but the
+    one the ticket is about, and no payment method id, tool name or action id."""
+    world = (
+        taubench.load_world(path=taubench.BUNDLED_DB)
+        if seeded == "bundled"
+        else request.getfixturevalue("retail_world")
+    )
+    load_world(world)
     settings = answer_config.AnswerSettings(max_new_tokens=160, reply_max_chars=80, knowledge_k=0)
     replies = {}
-    for sample in tickets.sample_tickets(retail_world):
+    for sample in tickets.sample_tickets(world):
         ticket = Ticket(
             source="zendesk", ticket_id=f"S-{sample.kind}", event_id=f"zendesk:S-{sample.kind}:{uuid.uuid4().hex[:8]}",
             subject=sample.subject, body=sample.body, requester_email=sample.requester_email,
         )  # fmt: skip
         result = loop.answer_ticket(
-            world, ticket=ticket, principal=agent_for_customer(sample.user_id), backend=backend,
+            conn, ticket=ticket, principal=agent_for_customer(sample.user_id), backend=backend,
             registry=tools.default_registry(), max_steps=1, settings=settings,
         )  # fmt: skip
         text = replies[sample.kind] = result.answer.text
@@ -271,7 +293,8 @@ def test_the_sample_tickets_state_only_what_they_ask_about_and_no_internal_ids(
     assert "has shipped. Tracking number" in replies["track"]
     assert "We have recorded your request to cancel order" in replies["cancel"]
     assert "A supervisor must approve this change before it takes effect." in replies["cancel"]
-    assert re.search(r"The refund of \$[\d.]+ goes to your ", replies["return"])
+    refund = r"The refund of \$[\d.]+ goes to your |We have recorded your request to return the .+ refunded to your "
+    assert re.search(refund, replies["return"])  # the bundled world's return waits for approval (over the limit)
     assert (
         (replies["address"].split("\n\n")[-1])
         == "The default address on your account is now 12 Elm Street, Apt 4, Springfield, IL 62704, USA."

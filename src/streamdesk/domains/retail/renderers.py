@@ -36,14 +36,14 @@ STATUS_SENTENCES = {
 """How an order's status reads to a customer (another status: 'The status of order X is Y.')."""
 PENDING_REQUESTS = {
     "cancel_pending_order": "cancel order {order}",
-    "modify_pending_order_address": "change the shipping address of order {order}",
-    "modify_pending_order_payment": "change how order {order} is paid",
-    "modify_pending_order_items": "change items of order {order}",
-    "return_delivered_order_items": "return items of order {order}",
-    "exchange_delivered_order_items": "exchange items of order {order}",
-    "modify_user_address": "change the default address on your account",
+    "modify_pending_order_address": "ship order {order} to {address}",
+    "modify_pending_order_payment": "pay order {order} with {method}",
+    "modify_pending_order_items": "change {items} in order {order}",
+    "return_delivered_order_items": "return {items} from order {order}, refunded to {method}",
+    "exchange_delivered_order_items": "exchange {items} from order {order}",
+    "modify_user_address": "change the default address on your account to {address}",
 }
-"""The request a write carries out, named for a customer while it waits (for a supervisor's approval)."""
+"""The request a write carries out, in a customer's words, while it waits (for a supervisor's approval)."""
 PAYMENT_SOURCES = ("credit_card", "paypal", "gift_card")
 
 
@@ -51,29 +51,45 @@ def order_facts(history: History, found: intents.TicketFeatures | None = None) -
     """The sentences the answer states from the tool results (never the model's), about what the ticket asks.
 
     What a write changed, or that it waits for approval, is always stated; an order only read is stated (its
-    status and tracking) when the ticket names it, or asks to track its orders without naming one, and no
-    change to it was carried out (the change says its new state). Without `found` (the ticket's features)
-    a read order is stated only when nothing was written.
+    status, and tracking while it travels or when the ticket asks to track) when the ticket names it, or asks
+    to track its orders without naming one, and no change to it was carried out (the change says its new
+    state). Without `found` (the ticket's features) a read order is stated only when nothing was written.
     """
     methods = _payment_methods(history)
-    read: dict[str, str] = {}
+    tracking = found is None or "track" in found.intents
+    orders: dict[str, dict[str, Any]] = {}
     changed: dict[str, str] = {}
     waiting: dict[str, str] = {}
     for call, result in history:
         if not isinstance(result, dict):
             continue
         if call.tool == "get_order_details" and result.get("order_id"):
-            read.setdefault(str(result["order_id"]), _status_fact(result))
+            orders.setdefault(str(result["order_id"]), result)
         elif call.tool in PENDING_REQUESTS and result.get("status") == "pending_approval":
             key = str(call.arguments.get("order_id") or "user")
-            waiting[key] = f"We have recorded your request to {PENDING_REQUESTS[call.tool].format(order=key)}."
+            waiting[key] = f"We have recorded your request to {_request(call, orders.get(key) or {}, methods)}."
         elif call.tool == "modify_user_address" and result.get("user_id"):
             changed["user"] = f"The default address on your account is now {postal_address(result.get('address'))}."
         elif call.tool in FACT_WRITES and result.get("order_id") and result.get("status"):
             changed[str(result["order_id"])] = " ".join(_changed(call, result, history=history, methods=methods))
     wrote = bool(changed or waiting)
-    shown = [fact for order_id, fact in read.items() if order_id not in changed and _asked(order_id, found, wrote)]
+    shown = [
+        _status_fact(order, tracking=tracking)
+        for order_id, order in orders.items()
+        if order_id not in changed and _asked(order_id, found, wrote)
+    ]
     return [*shown, *changed.values(), *waiting.values()]
+
+
+def _request(call: ToolCall, order: dict[str, Any], methods: dict[str, dict[str, Any]]) -> str:
+    """What a waiting write asks for, from its arguments and the order as read ('return the Lamp from order #W1')."""
+    arguments = call.arguments
+    return PENDING_REQUESTS[call.tool].format(
+        order=arguments.get("order_id"),
+        address=postal_address(arguments),
+        method=payment_words(arguments.get("payment_method_id"), methods),
+        items=_names(_items(order, arguments.get("item_ids"))),
+    )
 
 
 def _asked(order_id: str, found: intents.TicketFeatures | None, wrote: bool) -> bool:
@@ -83,15 +99,16 @@ def _asked(order_id: str, found: intents.TicketFeatures | None, wrote: bool) -> 
     return order_id in found.order_ids or (not found.order_ids and not wrote and "track" in found.intents)
 
 
-def _status_fact(order: dict[str, Any]) -> str:
+def _status_fact(order: dict[str, Any], *, tracking: bool = True) -> str:
+    """The order's status as a sentence, with its tracking numbers while it travels (or with `tracking`)."""
     status = str(order.get("status"))
     order_id = str(order.get("order_id"))
     fact = STATUS_SENTENCES.get(status, "The status of order {order} is {status}.").format(
         order=order_id, status=status
     )
-    tracking = [str(t) for f in order.get("fulfillments") or [] for t in f.get("tracking_id") or []]
-    if tracking and status in ("processed", "delivered"):
-        fact += f" Tracking number{'s' if len(tracking) > 1 else ''}: {', '.join(tracking)}."
+    numbers = [str(t) for f in order.get("fulfillments") or [] for t in f.get("tracking_id") or []]
+    if numbers and (status == "processed" or (tracking and status == "delivered")):
+        fact += f" Tracking number{'s' if len(numbers) > 1 else ''}: {', '.join(numbers)}."
     return fact
 
 
