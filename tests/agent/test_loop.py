@@ -22,6 +22,7 @@ from streamdesk.agent.models import Reply, ToolCall
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
 from streamdesk.contracts import Access
+from streamdesk.domains.retail import intents as retail_intents
 from streamdesk.domains.retail import renderers
 from streamdesk.domains.retail.narrowing import known_values
 from streamdesk.identity.models import Principal, Role, agent_for_customer
@@ -187,7 +188,9 @@ def test_approval_gates_the_write_and_redelivery_runs_it_once(
     proposed = [s for s in first.answer.trace if s.outcome == "pending_approval"]
     assert [(s.tool, s.source) for s in proposed] == [("cancel_pending_order", "router")]  # the rules carry it out
     assert first.answer.status == "pending_approval" and first.answer.pending_action_ids == [proposed[0].action_id]
-    assert "A supervisor must approve cancel pending order" in first.answer.text
+    assert f"We have recorded your request to cancel order {PENDING_ORDER}." in first.answer.text
+    assert "A supervisor must approve this change before it takes effect." in first.answer.text
+    assert "cancel pending order" not in first.answer.text and str(proposed[0].action_id) not in first.answer.text
     assert order_status(world, PENDING_ORDER) == "pending"
 
     again = answer(world, backend, "", the_ticket=the_ticket, max_steps=2)
@@ -298,7 +301,8 @@ def test_the_answer_says_what_waits_and_who_takes_over() -> None:
         TraceStep(index=0, source="model", tool="cancel_pending_order", outcome="pending_approval", action_id="a1")
     ]
     text = compose_text(reply=Reply(message="Done."), trace=trace, escalated=True)
-    assert text.startswith("Done.") and "approve cancel pending order before it takes effect (action a1)" in text
+    assert text.startswith("Done.") and "A supervisor must approve this change before it takes effect." in text
+    assert "a1" not in text and "cancel_pending_order" not in text and "cancel pending order" not in text
     assert text.endswith("A member of our team will take over this ticket.")
     assert compose_text(reply=None, trace=[], escalated=False) == loop.FALLBACK_REPLY
 
@@ -311,20 +315,29 @@ def test_the_answer_asks_to_confirm_conditional_changes() -> None:
 
 
 def test_the_answer_states_order_facts_from_the_tools_not_the_model() -> None:
-    looked_up = {"order_id": "#W1", "status": "processed", "fulfillments": [{"tracking_id": ["123", "456"]}]}
+    looked_up = {"order_id": "#W1000001", "status": "processed", "fulfillments": [{"tracking_id": ["123", "456"]}]}
     history: list[tuple[ToolCall, dict[str, Any] | None]] = [
-        (ToolCall(tool="get_order_details", arguments={"order_id": "#W1"}), looked_up),
-        (ToolCall(tool="get_order_details", arguments={"order_id": "#W2"}), {"order_id": "#W2", "status": "pending"}),
-        (ToolCall(tool="cancel_pending_order", arguments={}), {"order_id": "#W2", "status": "cancelled"}),
-        (ToolCall(tool="cancel_pending_order", arguments={}), {"status": "pending_approval", "action_id": "a"}),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W1000001"}), looked_up),
+        (
+            ToolCall(tool="get_order_details", arguments={"order_id": "#W2000002"}),
+            {"order_id": "#W2000002", "status": "pending"},
+        ),
+        (ToolCall(tool="cancel_pending_order", arguments={}), {"order_id": "#W2000002", "status": "cancelled"}),
+        (ToolCall(tool="cancel_pending_order", arguments={"order_id": "#W3000003"}), {"status": "pending_approval"}),
     ]
-    assert renderers.order_facts(history) == [
-        "Order #W1 is processed. Tracking numbers: 123, 456.",
-        "Order #W2 is now cancelled.",
+    asked = retail_intents.features("Where is order #W1000001? And cancel #W2000002 and #W3000003, I confirm.")
+    assert renderers.order_facts(history, asked) == [
+        "Order #W1000001 has shipped. Tracking numbers: 123, 456.",
+        "Order #W2000002 is cancelled.",
+        "We have recorded your request to cancel order #W3000003.",
     ]
-    text = compose_text(reply=Reply(message="Hi."), trace=[], escalated=False, history=history)
-    assert text == "Hi.\n\nOrder #W1 is processed. Tracking numbers: 123, 456. Order #W2 is now cancelled."
-    assert "#W1" not in compose_text(reply=Reply(message="Hi."), trace=[], escalated=True, history=history)
+    text = compose_text(reply=Reply(message="Hi."), trace=[], escalated=False, history=history, found=asked)
+    assert text == (
+        "Hi.\n\nOrder #W1000001 has shipped. Tracking numbers: 123, 456. Order #W2000002 is cancelled. "
+        "We have recorded your request to cancel order #W3000003."
+    )
+    assert "#W1000001" not in compose_text(reply=Reply(message="Hi."), trace=[], escalated=False, history=history)
+    assert "#W1000001" not in compose_text(reply=Reply(message="Hi."), trace=[], escalated=True, history=history)
     attacked = compose_text(reply=Reply(message="Sure, all cancelled"), trace=[], escalated=True, injection=True)
     assert "cancelled" not in attacked and attacked.startswith(loop.FALLBACK_REPLY)
 

@@ -84,7 +84,7 @@ INVOICES = DomainPack(
         change_words={"dispute": "a dispute"},
     ),
     renderers=Renderers(result_text=lambda tool, result, *, error=None: f"{tool}: {result}", lookups=lookups,
-                        facts=lambda history: []),
+                        facts=lambda history, found: []),
     known=lambda results, *, found, searched: None,
     policy_text=lambda: "# Invoices\n## Disputes\nDispute within 30 days.",
     rbac_path=Path("unused.yaml"),

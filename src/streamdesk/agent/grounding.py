@@ -48,6 +48,8 @@ QUESTION_MAX_CHARS = 500
 """Characters of a ticket's asking sentences the knowledge answer reads."""
 ANSWER_MAX_CHARS = 700
 """Characters an answer quotes at most (a sentence that would pass it is left out, unless it is the first)."""
+REPLY_MAX_CHARS = 250
+"""Characters a ticket's reply quotes at most: a customer reads the shortest span that answers."""
 FEATURES = ("passage_cosine", "margin", "sentence_cosine", "passage_coverage", "sentence_coverage")
 ANSWERABLE_WEIGHTS = {
     "bias": -2.8191,
@@ -200,11 +202,14 @@ def _normalised(vectors: Any) -> np.ndarray:
     return matrix / np.where(norms == 0, 1.0, norms)
 
 
-def answer_question(question: str, passages: Sequence[Passage], *, embedder: Any) -> KnowledgeAnswer:
+def answer_question(
+    question: str, passages: Sequence[Passage], *, embedder: Any, max_chars: int = ANSWER_MAX_CHARS
+) -> KnowledgeAnswer:
     """An extractive answer to `question` from the public `passages`, or the decline.
 
     The best passage is the one closest to the question; its `ANSWER_SENTENCES` sentences closest to
-    the question are quoted in the passage's order, each cited. Non-public passages are never read here.
+    the question are quoted in the passage's order, each cited, within `max_chars` (a ticket's reply quotes
+    `REPLY_MAX_CHARS`). Non-public passages are never read here.
     """
     visible = [passage for passage in customer_visible(passages) if split_sentences(passage.text)]
     if not visible or not question.strip():
@@ -229,7 +234,7 @@ def answer_question(question: str, passages: Sequence[Passage], *, embedder: Any
         return KnowledgeAnswer(
             parts=[Part(DECLINE, "template")], answerable=False, probability=probability, features=features
         )
-    chosen = _quoted(sentences, ranking=[int(i) for i in np.argsort(-cosines)])
+    chosen = _quoted(sentences, ranking=[int(i) for i in np.argsort(-cosines)], max_chars=max_chars)
     parts = [Part(sentence, "knowledge", visible[best].chunk_id) for sentence in chosen]
     return KnowledgeAnswer(parts=parts, answerable=True, probability=probability, features=features)
 
@@ -246,8 +251,8 @@ def _coverage(asked: set[str], text: str) -> float:
     return len(asked & content_words(text)) / len(asked) if asked else 0.0
 
 
-def _quoted(sentences: list[str], *, ranking: list[int]) -> list[str]:
-    """The best-ranked sentences within `ANSWER_SENTENCES` and `ANSWER_MAX_CHARS`, in the passage's order.
+def _quoted(sentences: list[str], *, ranking: list[int], max_chars: int = ANSWER_MAX_CHARS) -> list[str]:
+    """The best-ranked sentences within `ANSWER_SENTENCES` and `max_chars`, in the passage's order.
 
     A passage's last piece that does not end a sentence (a chunk cut mid-sentence) is never quoted.
     """
@@ -255,7 +260,7 @@ def _quoted(sentences: list[str], *, ranking: list[int]) -> list[str]:
     picked: list[int] = []
     used = 0
     for index in [index for index in ranking if index != cut][:ANSWER_SENTENCES]:
-        if picked and used + len(sentences[index]) > ANSWER_MAX_CHARS:
+        if picked and used + len(sentences[index]) > max_chars:
             continue
         picked.append(index)
         used += len(sentences[index]) + 1

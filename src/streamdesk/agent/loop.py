@@ -179,6 +179,7 @@ def compose_parts(
     pack: packs.DomainPack | None = None,
     knowledge: grounding.KnowledgeAnswer | None = None,
     model_text: bool = True,
+    found: Any = None,
 ) -> list[grounding.Part]:
     """The reply as parts marked by origin: model words, the pack's facts, quoted knowledge, fixed templates.
 
@@ -186,11 +187,12 @@ def compose_parts(
     tried a prompt injection gets none of the model's words back, only the fixed hand-off. `knowledge` is
     the extractive answer to the ticket's question: quoted when it answers, its decline (which says a
     person takes over) when it does not. `confirm` names the changes the ticket asked for only under
-    conditions: the answer asks to confirm them.
+    conditions: the answer asks to confirm them. `found` (the ticket's features) tells the pack's facts what
+    the ticket asks about.
     """
     usable = model_text and reply is not None and reply.message.strip() and not injection
     pack = packs.resolve(pack)
-    facts = [] if escalated else pack.renderers.facts(history or [])
+    facts = [] if escalated else pack.renderers.facts(history or [], found)
     answered = knowledge is not None and knowledge.answerable and not injection
     declined = knowledge is not None and not knowledge.answerable and not injection and escalated
     parts: list[grounding.Part] = []
@@ -206,15 +208,10 @@ def compose_parts(
         parts.append(grounding.Part(" ".join(facts), "fact"))
     if knowledge is not None and (answered or declined):
         parts.extend(knowledge.parts)
-    for step in trace:
-        if step.outcome == "pending_approval":
-            parts.append(
-                grounding.Part(
-                    f"A supervisor must approve {step.tool.replace('_', ' ')} before it takes effect "
-                    f"(action {step.action_id}).",
-                    "template",
-                )
-            )
+    waiting = sum(step.outcome == "pending_approval" for step in trace)
+    if waiting:
+        what = "this change before it takes" if waiting == 1 else "these changes before they take"
+        parts.append(grounding.Part(f"A supervisor must approve {what} effect.", "template"))
     if confirm and not escalated:
         parts.append(grounding.Part(confirmation_request(confirm, pack=pack), "template"))
     if escalated and not declined:
@@ -510,7 +507,9 @@ class _Run:
         if question is None or not searched:
             return None
         self.deadline.check(before="the knowledge answer")
-        knowledge = grounding.answer_question(question, self.passages, embedder=get_embedder())
+        knowledge = grounding.answer_question(
+            question, self.passages, embedder=get_embedder(), max_chars=grounding.REPLY_MAX_CHARS
+        )
         self.trace.append(
             TraceStep(
                 index=len(self.trace), source="guardrail", tool=KNOWLEDGE_STEP, arguments=knowledge.to_json(),
@@ -836,6 +835,7 @@ def answer_ticket(
             pack=pack,
             knowledge=knowledge,
             model_text=model_text,
+            found=run.found,
         )
         draft = compose(escalated=False)
         status = decide_status(

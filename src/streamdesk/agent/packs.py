@@ -162,8 +162,9 @@ class Renderers:
     """`result_text(tool, result, *, error=None)`: one tool result as compact text for the model."""
     lookups: Callable[[Any, list[Lookup]], Message]
     """The router's reads for a ticket (features, look-ups) as one message."""
-    facts: Callable[[History], list[str]]
-    """Sentences the answer states from the tool results (never the model's words)."""
+    facts: Callable[[History, Any], list[str]]
+    """`facts(history, found)`: sentences the answer states from the tool results (never the model's words),
+    about what the ticket (`found`: its features, None when unknown) asks."""
     details: frozenset[str] = frozenset()
     """Details of results a ticket may not need (hidden unless an intent needs them)."""
 

@@ -46,7 +46,7 @@ def test_an_explicit_cancel_is_carried_out_with_the_reason_the_ticket_gives(
     arguments = {"order_id": "#W2974929", "reason": "ordered by mistake"}
     assert writes(result.answer.trace) == [("cancel_pending_order", "router", arguments)]
     assert not result.model_steps  # the rules carried it out: the answer states it from the tool result
-    assert "Order #W2974929 is now cancelled." in result.answer.text
+    assert "Order #W2974929 is cancelled. We are refunding $182.03 to your PayPal account." in result.answer.text
 
 
 @pytest.mark.slow
@@ -60,7 +60,9 @@ def test_an_explicit_address_change_gets_the_parsed_address(
     assert writes(result.answer.trace) == [
         ("modify_pending_order_address", "router", {"order_id": "#W2974929", **address})
     ]
-    assert "It will ship to 445 Maple Drive, Suite 394, Fort Worth, TX, 76165, USA." in result.answer.text
+    assert (
+        "Order #W2974929 will now ship to 445 Maple Drive, Suite 394, Fort Worth, TX 76165, USA." in result.answer.text
+    )
 
 
 @pytest.mark.slow
@@ -85,7 +87,10 @@ def test_a_return_names_its_items_and_refunds_the_original_payment_method(
     arguments = {"order_id": "#W2378156", "item_ids": ["4202497723", "9408160950"],
                  "payment_method_id": "credit_card_9513926"}  # fmt: skip
     assert writes(result.answer.trace) == [("return_delivered_order_items", "router", arguments)]
-    assert "Return requested for: Headphones, Smart Watch" in result.answer.text
+    assert "The return of the Headphones and the Smart Watch from order #W2378156 is requested." in result.answer.text
+    assert (
+        "goes to your Mastercard card ending 2478." in result.answer.text and "credit_card_" not in result.answer.text
+    )
 
 
 @pytest.mark.slow
@@ -216,3 +221,30 @@ def test_a_return_that_names_an_order_returns_only_the_items_the_ticket_names() 
     assert call is not None and call.arguments["item_ids"] == ["i0"]
     unnamed = intents.features("Order #W7000001 arrived late. I want a refund, please.")
     assert plans.next_write(unnamed, history=reads) is None
+
+
+def test_a_new_default_address_moves_no_order_the_ticket_does_not_ask_about() -> None:
+    user = {
+        "user_id": "u_1",
+        "payment_methods": {},
+        "address": {"address1": "1 Oak St", "city": "Austin", "state": "TX", "zip": "78701", "country": "USA"},
+    }
+    order = {"order_id": "#W7000001", "status": "pending", "items": [], "address": user["address"]}
+    reads = [
+        (ToolCall(tool="get_user_details", arguments={"user_id": "u_1"}), user),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W7000001"}), order),
+    ]
+    account = intents.features(
+        "I moved house. Please change the default address on my account to 12 Elm Street, Apt 4, Springfield, "
+        "IL 62704, USA. I confirm the change."
+    )
+    call = plans.next_write(account, history=reads)
+    assert call is not None and call.tool == "modify_user_address"
+    assert plans.next_write(account, history=[*reads, (call, user)]) is None
+    both = intents.features(
+        "Please change the default address on my account and my order to 12 Elm Street, Springfield, IL 62704."
+    )
+    first = plans.next_write(both, history=reads)
+    assert first is not None and first.tool == "modify_user_address"
+    second = plans.next_write(both, history=[*reads, (first, user)])
+    assert second is not None and second.tool == "modify_pending_order_address"

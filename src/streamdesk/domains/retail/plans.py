@@ -381,8 +381,9 @@ def _address_changes(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
         arguments = {"user_id": world.user_id, **completed(new, world.user.get("address") or {})}
         yield ToolCall(tool="modify_user_address", arguments=arguments)
     every = bool(ALL_ORDERS.search(found.text))
+    only = len(pending) == 1 and (not account or bool(ORDER_WORD.search(found.text)))  # the account's only
     if new:
-        for order in named or (pending if every or len(pending) == 1 else []):
+        for order in named or (pending if every or only else []):
             yield ToolCall(
                 tool="modify_pending_order_address",
                 arguments={"order_id": order["order_id"], **completed(new, order.get("address") or {})},
