@@ -95,6 +95,14 @@ WORKERS: dict[str, tuple[str, str]] = {
         "streamdesk.audit.relay",
         "Committed audit records -> the `audit` topic, in chain order, woken by each commit.",
     ),
+    "commands": (
+        "streamdesk.agent.follow_ups",
+        "Approved writes -> outbox commands -> `command.<system>`; rejections, timeouts, follow-up answers.",
+    ),
+    "reference-erp": (
+        "streamdesk.reference_erp.worker",
+        "The seeded world's ERP: applies `command.erp` once per key, emits Debezium changes on the raw topics.",
+    ),
     "learn": (
         "streamdesk.training.worker",
         "Feedback -> labels -> retrain trigger -> training -> gate -> promotion (Faust).",
@@ -284,6 +292,8 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
         supervisor.add(
             "audit-relay", streamdesk_argv("worker", "audit-relay"), env=env, log_path=str(logs / "audit-relay.log")
         )
+        for name in ("commands", "reference-erp"):
+            supervisor.add(name, streamdesk_argv("worker", name), env=env, log_path=str(logs / f"{name}.log"))
         if with_agent:
             supervisor.add("agent", streamdesk_argv("worker", "agent"), env=env, log_path=str(logs / "agent.log"))
             supervisor.add("learn", streamdesk_argv("worker", "learn"), env=env, log_path=str(logs / "learn.log"))
