@@ -2,8 +2,9 @@
 
 The command relay (`commands/relay.py`) first carries out the actions approved since the agent's turn
 (`carry_out_approved`: their commands go to the outbox), and calls `follow_up` for each resolved command;
-it stores an answer for the ticket, keyed by `follow-up:<idempotency key>:<status>` (so a repeat finds it), and publishes it on
-the `answer` topic like every other answer. `streamdesk worker commands` runs the relay with it.
+it stores an answer for the ticket, keyed by `follow-up:<idempotency key>:<status>` (so a repeat finds
+it), and publishes it on the `answer` topic like every other answer. `streamdesk worker commands` runs the
+relay with it.
 """
 
 from __future__ import annotations

@@ -250,6 +250,7 @@ def create_app(settings: Settings | None = None) -> faust.App:
         )
 
     hop("document", apply_documents, ingest.embed_batch)
+
     def apply_entities(conn: psycopg.Connection, events: Sequence[Any]) -> Any:
         """Store the entity events and confirm the commands whose changes they bring back, in one transaction."""
         result = entities.apply_entities(conn, events)

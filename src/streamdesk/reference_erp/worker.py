@@ -58,8 +58,9 @@ def run(stop: threading.Event, *, settings: Settings) -> None:
             while not stop.is_set():
                 messages = consumer.consume(100, timeout=0.5)
                 for message in messages:
-                    if message.error() is None and message.value():
-                        outcome = handle(conn, payload=message.value(), publisher=publisher)
+                    payload = message.value()
+                    if message.error() is None and payload:
+                        outcome = handle(conn, payload=payload, publisher=publisher)
                         log.info("command %s: %s", message.key(), outcome)
                 if messages:
                     consumer.commit(asynchronous=False)
