@@ -25,6 +25,8 @@ CLI_COMMANDS = (
     ["worker", "ingest"],
     ["worker", "relay"],
     ["worker", "audit-relay"],
+    ["worker", "commands"],
+    ["worker", "reference-erp"],
     ["topics", "create"],
 )
 
@@ -109,7 +111,9 @@ def test_the_compose_file_runs_exactly_the_expected_streamdesk_commands(
         ("migrate",),
         ("topics", "create"),
         ("worker", "audit-relay"),
+        ("worker", "commands"),
         ("worker", "ingest"),
+        ("worker", "reference-erp"),
         ("worker", "relay"),
     ]
     for name in ("migrate", "topics-init"):
