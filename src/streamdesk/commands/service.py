@@ -135,6 +135,16 @@ def unpublished(conn: psycopg.Connection, *, limit: int) -> list[Command]:
     return [_tracked(row).command for row in rows]
 
 
+def requeue(conn: psycopg.Connection) -> int:
+    """Make every command still waiting for its change due for the relay again (a fresh broker lost them)."""
+    with conn.transaction():
+        cur = conn.execute(
+            "UPDATE command_outbox SET published_at = NULL WHERE status IN ('issued', 'escalated') "
+            "AND published_at IS NOT NULL"
+        )
+    return cur.rowcount
+
+
 def mark_published(conn: psycopg.Connection, *, command_ids: Sequence[str]) -> None:
     """Record that the broker acknowledged these commands."""
     conn.execute(

@@ -46,8 +46,8 @@ def ensure_schema(conn: psycopg.Connection) -> None:
             "outcome text NOT NULL, reason text, applied_at timestamptz NOT NULL DEFAULT now())"
         )
         conn.execute(
-            "CREATE TABLE IF NOT EXISTS erp.change_log (lsn bigint PRIMARY KEY, topic text NOT NULL, "
-            "key bytea, value bytea, published_at timestamptz)"
+            "CREATE TABLE IF NOT EXISTS erp.change_log (lsn bigint PRIMARY KEY, command_key text NOT NULL, "
+            "topic text NOT NULL, key bytea, value bytea, published_at timestamptz)"
         )
         conn.execute(f"CREATE SEQUENCE IF NOT EXISTS erp.lsn START {FIRST_LSN}")
 
@@ -87,9 +87,12 @@ def _refusal(before: Mapping[str, Any] | None, *, table: str, row_id: str, expec
     return None
 
 
-def _log(conn: psycopg.Connection, *, topic: str, key: bytes | None, value: bytes | None, lsn: int) -> None:
+def _log(
+    conn: psycopg.Connection, *, command_key: str, topic: str, key: bytes | None, value: bytes | None, lsn: int
+) -> None:
     conn.execute(
-        "INSERT INTO erp.change_log (lsn, topic, key, value) VALUES (%s, %s, %s, %s)", (lsn, topic, key, value)
+        "INSERT INTO erp.change_log (lsn, command_key, topic, key, value) VALUES (%s, %s, %s, %s, %s)",
+        (lsn, command_key, topic, key, value),
     )
 
 
@@ -100,7 +103,11 @@ def _next_lsn(conn: psycopg.Connection) -> int:
 
 
 def apply(conn: psycopg.Connection, *, command: Command) -> str:
-    """Apply `command` once: 'applied', 'rejected', or 'duplicate' when its key was handled before."""
+    """Apply `command` once: 'applied', 'rejected', or 'duplicate' when its key was handled before.
+
+    A duplicate changes nothing; what it logged is published again (same LSNs: a consumer that has them
+    ignores them), so a command redelivered after the broker lost the first change events still comes back.
+    """
     with conn.transaction():
         handled = conn.execute(
             "INSERT INTO erp.applied_commands (idempotency_key, outcome) VALUES (%s, 'pending') "
@@ -108,6 +115,9 @@ def apply(conn: psycopg.Connection, *, command: Command) -> str:
             (command.idempotency_key,),
         ).fetchone()
         if handled is None:
+            conn.execute(
+                "UPDATE erp.change_log SET published_at = NULL WHERE command_key = %s", (command.idempotency_key,)
+            )
             return "duplicate"
         befores = [_row(conn, change.table, change.id) for change in command.changes]
         for change, before in zip(command.changes, befores, strict=True):
@@ -118,6 +128,7 @@ def apply(conn: psycopg.Connection, *, command: Command) -> str:
                 )
                 _log(
                     conn,
+                    command_key=command.idempotency_key,
                     topic=OUTCOME_TOPIC,
                     key=command.idempotency_key.encode(),
                     value=dumps(outcome.to_json()),
@@ -141,7 +152,8 @@ def apply(conn: psycopg.Connection, *, command: Command) -> str:
             log = DebeziumLog(server=SERVER, database=SERVER, lsn=lsn - 1, lsn_step=1, tx_id=int(tx_row[0]) - 1,
                               ts_ms=int(time.time() * 1000))  # fmt: skip
             record = log.update(change.table, before, after)
-            _log(conn, topic=record.topic, key=record.key, value=record.value, lsn=lsn)
+            key = command.idempotency_key
+            _log(conn, command_key=key, topic=record.topic, key=record.key, value=record.value, lsn=lsn)
         conn.execute(
             "UPDATE erp.applied_commands SET outcome = 'applied' WHERE idempotency_key = %s", (command.idempotency_key,)
         )
