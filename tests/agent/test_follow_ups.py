@@ -10,6 +10,7 @@ from streamdesk.commands.config import CommandSettings
 from streamdesk.commands.models import Command, RowChange
 from streamdesk.commands.relay import CommandRelay
 from streamdesk.config import get_settings
+from tests.factories import stored_ticket
 
 
 def test_a_command_with_no_change_back_in_time_is_escalated_with_one_follow_up(
@@ -20,7 +21,10 @@ def test_a_command_with_no_change_back_in_time_is_escalated_with_one_follow_up(
         idempotency_key="k-late", system="erp", tool="cancel_pending_order", arguments={}, changes=[change],
         ticket_id="zendesk:T-9",
     )  # fmt: skip
+    stored_ticket(conn, "T-9")
+    conn.commit()
     service.enqueue(conn, command=command)
+    conn.commit()
     relay = CommandRelay(
         settings=get_settings(), follow_up=follow_ups.follow_up, command_settings=CommandSettings(confirm_timeout_s=0)
     )
@@ -33,6 +37,9 @@ def test_a_command_with_no_change_back_in_time_is_escalated_with_one_follow_up(
     tracked = service.get(conn, idempotency_key="k-late")
     assert tracked is not None and tracked.status == "escalated" and tracked.published_at is not None
     [answer] = answers.answers_for_ticket(conn, source="zendesk", ticket_id="T-9")
-    assert answer.event_id == "follow-up:k-late:escalated" and answer.status == "escalated"
+    assert answer.event_id == "follow-up:k-late:escalated" and answer.status == "auto_reply"
+    assert "taking longer than expected" in answer.text
     assert answers.is_published(conn, answer_id=answer.answer_id)
+    ticket = conn.execute("SELECT tags, priority FROM tickets WHERE ticket_id = 'T-9'").fetchone()
+    assert ticket is not None and "escalated" in ticket[0] and ticket[1] == "high"
     assert service.requeue(conn) == 1 and [c.idempotency_key for c in service.unpublished(conn, limit=5)] == ["k-late"]

@@ -15,7 +15,8 @@ import psycopg
 
 from streamdesk.agent import answers, execution, packs
 from streamdesk.agent import tools as desk
-from streamdesk.agent.answers import Answer, AnswerStatus
+from streamdesk.agent.answers import Answer
+from streamdesk.agent.models import ToolContext
 from streamdesk.commands.models import TrackedCommand
 from streamdesk.commands.relay import CommandRelay
 from streamdesk.config import Settings, get_settings
@@ -26,33 +27,31 @@ from streamdesk.streams.relay import run_relay
 log = logging.getLogger(__name__)
 FOLLOW_UP_MODEL = "streamdesk-follow-up"
 FOLLOW_UP_PROMPT = "follow-up-v1"
-TEXTS: dict[str, tuple[AnswerStatus, str]] = {
-    "confirmed": ("auto_reply", "Good news: your request ({what}) has been carried out and confirmed by our {system}."),
+TEXTS: dict[str, str] = {
+    "confirmed": "Good news: your request ({what}) has been carried out and confirmed by our {system}.",
     "failed": (
-        "auto_reply",
         "We are sorry: our {system} could not carry out your request ({what}): {reason}. "
-        "A member of our team will look into it with you.",
+        "A member of our team will look into it with you."
     ),
     "escalated": (
-        "escalated",
         "Your request ({what}) is taking longer than expected to go through our {system}; "
-        "a member of our team is checking on it and will get back to you.",
+        "a member of our team is checking on it and will get back to you."
     ),
 }
+"""What the customer is told of each outcome (an `auto_reply` answer: the delivery worker posts it)."""
 
 
 def follow_up_answer(tracked: TrackedCommand) -> Answer:
     """The answer that tells the ticket's customer how `tracked` ended."""
     command = tracked.command
     source, _, ticket_id = command.ticket_id.partition(":")
-    status, text = TEXTS[tracked.status]
     return Answer(
         event_id=f"follow-up:{command.idempotency_key}:{tracked.status}",
         source=source,
         ticket_id=ticket_id or source,
         tenant=command.tenant,
-        status=status,
-        text=text.format(
+        status="auto_reply",
+        text=TEXTS[tracked.status].format(
             what=command.tool.replace("_", " "),
             system=command.system.upper(),
             reason=(tracked.reason or "no reason given").rstrip("."),
@@ -64,8 +63,23 @@ def follow_up_answer(tracked: TrackedCommand) -> Answer:
 
 
 def follow_up(conn: psycopg.Connection, tracked: TrackedCommand, publisher: Publisher) -> None:
-    """Store the follow-up answer of `tracked` (once) and queue it on the `answer` topic."""
-    answer, _ = answers.store_answer(conn, answer=follow_up_answer(tracked))
+    """Store the follow-up answer of `tracked` (once) and queue it on the `answer` topic; a command that failed or
+    was escalated also escalates its ticket to the human team."""
+    answer, new = answers.store_answer(conn, answer=follow_up_answer(tracked))
+    if new and tracked.status != "confirmed":
+        context = ToolContext(
+            actor="system:commands", tenant=answer.tenant, ticket_source=answer.source, ticket_id=answer.ticket_id
+        )
+        reason = f"{tracked.command.tool} command {tracked.status}: {tracked.reason}"
+        desk.record_ticket_event(
+            conn,
+            context,
+            tool="escalate",
+            event_type="priority_changed",
+            priority="high",
+            add_tags=("escalated",),
+            metadata={"escalation_reason": reason, "command_key": tracked.command.idempotency_key},
+        )
     publisher.publish(
         answers.ANSWER_TOPIC,
         answer.to_event(),
