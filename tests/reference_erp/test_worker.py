@@ -73,7 +73,8 @@ def test_a_sigkilled_erp_applies_each_command_once_and_logs_each_change_once(
         wait_for(
             lambda: (
                 erp.execute(
-                    "SELECT count(*) FROM erp.change_log WHERE published_at IS NOT NULL AND topic = 'raw.debezium.orders'"
+                    "SELECT count(*) FROM erp.change_log "
+                    "WHERE published_at IS NOT NULL AND topic = 'raw.debezium.orders'"
                 ).fetchone()
                 == (len(ORDERS),)
             ),
