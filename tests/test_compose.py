@@ -25,6 +25,8 @@ CLI_COMMANDS = (
     ["worker", "ingest"],
     ["worker", "relay"],
     ["worker", "audit-relay"],
+    ["worker", "commands"],
+    ["worker", "reference-erp"],
     ["topics", "create"],
     ["standin", "zendesk"],
 )
@@ -111,8 +113,10 @@ def test_the_compose_file_runs_exactly_the_expected_streamdesk_commands(
         ("operators", "first-run"),
         ("topics", "create"),
         ("worker", "audit-relay"),
+        ("worker", "commands"),
         ("worker", "delivery"),
         ("worker", "ingest"),
+        ("worker", "reference-erp"),
         ("worker", "relay"),
     ]
     for name in ("migrate", "topics-init", "first-admin"):

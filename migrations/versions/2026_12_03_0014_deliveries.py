@@ -10,7 +10,7 @@ the reply id stamped in the ticket's comments before it posts again.
 from alembic import op
 
 revision = "0014"
-down_revision = "0013"  # the coordinator re-parents (brief: 0011; 0013 is in this clone too)
+down_revision = "0013"
 
 
 def upgrade() -> None:

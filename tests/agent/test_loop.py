@@ -20,6 +20,7 @@ from streamdesk.agent.answers import Ticket, TraceStep
 from streamdesk.agent.exceptions import AgentError
 from streamdesk.agent.models import Reply, ToolCall
 from streamdesk.audit import service as audit
+from streamdesk.commands import service as commands
 from streamdesk.config import get_settings
 from streamdesk.contracts import Access
 from streamdesk.domains.retail import intents as retail_intents
@@ -202,7 +203,9 @@ def test_approval_gates_the_write_and_redelivery_runs_it_once(
     assert [(s.tool, s.outcome) for s in executed.answer.trace if s.tool == "cancel_pending_order"] == [
         ("cancel_pending_order", "executed")
     ]
-    assert order_status(world, PENDING_ORDER) == "cancelled"
+    assert order_status(world, PENDING_ORDER) == "pending"  # the ERP's CDC event changes it (tests/commands/)
+    [command] = commands.for_ticket(world, ticket_id=the_ticket.ref)
+    assert command.status == "issued" and command.command.action_id == proposed[0].action_id
 
     answer(world, backend, "", the_ticket=the_ticket, max_steps=2)
     rows = world.execute("SELECT count(*) FROM executed_actions WHERE tool_name = 'cancel_pending_order'").fetchone()

@@ -23,6 +23,8 @@ from streamdesk.agent.models import Tool, ToolCall, ToolContext
 from streamdesk.agent.tools import ToolRegistry
 from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditAction, AuditEvent
+from streamdesk.commands import service as commands
+from streamdesk.commands.models import Command
 from streamdesk.guardrails import service as guardrails
 from streamdesk.identity.models import Principal
 from streamdesk.policy import approvals
@@ -261,7 +263,15 @@ def _write(
     if action.status == "approved":
         acting = approvals.acting_principal(action)
         outcome = _execute(
-            scope, tool=tool, call=call, source=source, index=index, key=key, decision=decision, acting=acting
+            scope,
+            tool=tool,
+            call=call,
+            source=source,
+            index=index,
+            key=key,
+            decision=decision,
+            acting=acting,
+            action_id=action.id,
         )
         return CallOutcome(outcome.step.model_copy(update={"action_id": action.id}), outcome.result, outcome.error)
     if action.status in ("executed", "rejected"):
@@ -297,8 +307,10 @@ def _execute(
     key: str,
     decision: Decision,
     acting: Principal | None = None,
+    action_id: str | None = None,
 ) -> CallOutcome:
-    """Claim `key` and run the write in one transaction; a repeat of the key runs nothing."""
+    """Claim `key` and run the write in one transaction (a `command` write: put its command in the outbox);
+    a repeat of the key runs nothing."""
 
     def audited(action: AuditAction, **fields: Any) -> None:
         _record_call(scope, call, action=action, source=source, details={"idempotency_key": key}, principal=acting,
@@ -315,6 +327,9 @@ def _execute(
             )
             if not claimed:
                 result = None
+            elif tool.effect == "command":
+                result = _issue_command(scope, tool=tool, call=call, key=key, acting=acting, action_id=action_id)
+                audited(AuditAction.WRITE_EXECUTED, result_hash=audit.digest(result), decision="executed")
             else:
                 result = scope.registry.call(
                     scope.conn, name=tool.name, arguments=call.arguments, context=scope.context
@@ -337,3 +352,56 @@ def _execute(
         result_hash=audit.digest(result),
     )
     return CallOutcome(step, result=result)
+
+
+def _issue_command(
+    scope: CallScope, *, tool: Tool, call: ToolCall, key: str, acting: Principal | None, action_id: str | None
+) -> dict[str, Any]:
+    """Run the write's handler with its row changes captured, and put them in the outbox as one command.
+
+    The local copy is left as it is: it changes when the system of record's change comes back through CDC.
+    The result is what the handler computed (the state the command asks for), so the conversation goes on.
+    """
+    with commands.capture() as changes:
+        result = scope.registry.call(scope.conn, name=tool.name, arguments=call.arguments, context=scope.context)
+    if changes:
+        command = Command(
+            idempotency_key=key,
+            system=tool.system,
+            tool=tool.name,
+            arguments=call.arguments,
+            changes=changes,
+            ticket_id=scope.ticket.ref,
+            tenant=(acting or scope.principal).tenant,
+            action_id=action_id,
+        )
+        commands.enqueue(scope.conn, command=command)
+    return result
+
+
+def carry_out_approved(
+    conn: psycopg.Connection, *, action: PendingAction, registry: ToolRegistry, pack: packs.DomainPack
+) -> CallOutcome:
+    """Carry out an action a supervisor approved after the agent's turn (as its proposer, with the approver's id).
+
+    The same claim as in a conversation guards it, so an action runs once whoever reaches it first.
+    """
+    source, _, ticket_id = action.ticket_id.partition(":")
+    ticket = Ticket(source=source, ticket_id=ticket_id or source, event_id=f"approval:{action.id}",
+                    tenant=action.tenant)  # fmt: skip
+    acting = approvals.acting_principal(action)
+    scope = CallScope(conn=conn, principal=acting, registry=registry, ticket=ticket, pack=pack)
+    call = ToolCall(tool=action.tool_name, arguments=action.arguments)
+    tool = registry.validate(name=call.tool, arguments=call.arguments)
+    decision = Decision(allowed=True, reason=f"approved by {action.decided_by}", requires_approval=True)
+    return _execute(
+        scope,
+        tool=tool,
+        call=call,
+        source="router",
+        index=0,
+        key=action.idempotency_key,
+        decision=decision,
+        acting=acting,
+        action_id=action.id,
+    )

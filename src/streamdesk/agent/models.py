@@ -19,7 +19,7 @@ REPLY_TOOL = "reply"
 Message = dict[str, str]
 ToolKind = Literal["read", "write"]
 ToolEffect = Literal["local", "command"]
-"""Where a write lands: `local` changes the entity store's copy; `command` (to come) asks a system of record."""
+"""Where a write lands: `local` changes the entity store's copy; `command` asks a system of record (a command)."""
 
 
 class Generation(BaseModel):
@@ -83,6 +83,8 @@ class Tool:
     handler: ToolHandler = field(repr=False, compare=False)
     high_risk: bool = False
     effect: ToolEffect = "local"
+    system: str = ""
+    """The system of record a `command` write goes to (its topic is `command.<system>`)."""
 
     def signature(self) -> str:
         """`name(arg, arg)`: the one-line form the system prompt lists."""

@@ -8,7 +8,7 @@ the product never imports).
 `streamdesk.domains.get_pack()` loads the pack named by `STREAMDESK_AGENT__DOMAIN`.
 
 Room for what comes next: a `Conversation` (earlier turns, held actions) reaches the pack's intent rules
-(`IntentRules.recognise`); a tool's `effect` says whether a write changes the local copy or will emit a
+(`IntentRules.recognise`); a tool's `effect` says whether a write changes the local copy or emits a
 command to a system of record (`models.ToolEffect`); a generic read over any entity type of the entity
 store would be a desk tool (`tools.DESK_TOOLS`), offered to every pack.
 """

@@ -103,6 +103,14 @@ WORKERS: dict[str, tuple[str, str]] = {
         "streamdesk.delivery.worker",
         "Auto replies (`answer`) and accepted, edited and follow-up replies (`reply`) -> the ticket's helpdesk.",
     ),
+    "commands": (
+        "streamdesk.agent.follow_ups",
+        "Approved writes -> outbox commands -> `command.<system>`; rejections, timeouts, follow-up answers.",
+    ),
+    "reference-erp": (
+        "streamdesk.reference_erp.worker",
+        "The seeded world's ERP: applies `command.erp` once per key, emits Debezium changes on the raw topics.",
+    ),
     "learn": (
         "streamdesk.training.worker",
         "Feedback -> labels -> retrain trigger -> training -> gate -> promotion (Faust).",
@@ -359,6 +367,8 @@ def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, w
             "audit-relay", streamdesk_argv("worker", "audit-relay"), env=env, log_path=str(logs / "audit-relay.log")
         )
         helpdesk = ""
+        for name in ("commands", "reference-erp"):
+            supervisor.add(name, streamdesk_argv("worker", name), env=env, log_path=str(logs / f"{name}.log"))
         if with_agent:
             supervisor.add("agent", streamdesk_argv("worker", "agent"), env=env, log_path=str(logs / "agent.log"))
             supervisor.add("learn", streamdesk_argv("worker", "learn"), env=env, log_path=str(logs / "learn.log"))

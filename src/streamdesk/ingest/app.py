@@ -26,6 +26,7 @@ import faust
 import psycopg
 
 from streamdesk import db, telemetry, topics
+from streamdesk.commands import service as commands
 from streamdesk.config import Settings, get_settings
 from streamdesk.contracts import DeadLetter, StoredTicket
 from streamdesk.gateway import intake
@@ -249,7 +250,14 @@ def create_app(settings: Settings | None = None) -> faust.App:
         )
 
     hop("document", apply_documents, ingest.embed_batch)
-    hop("entity", entities.apply_entities, 1000)
+
+    def apply_entities(conn: psycopg.Connection, events: Sequence[Any]) -> Any:
+        """Store the entity events and confirm the commands whose changes they bring back, in one transaction."""
+        result = entities.apply_entities(conn, events)
+        commands.confirm_changes(conn, events)
+        return result
+
+    hop("entity", apply_entities, 1000)
     hop("ticket", entities.apply_tickets, 500, then_publish=True)
 
     return app

@@ -62,25 +62,29 @@ def platform(settings: Settings | None = None, *, prepare: bool = True) -> Itera
 def refill_fresh_broker(*, plat: Platform, answer_tickets: bool) -> None:
     """Put back on a new, empty embedded broker what PostgreSQL says is unfinished.
 
-    Stored webhook deliveries not yet processed become due for the relay at once, and (with the agent)
-    stored ticket events without a published answer are republished to `ticket.stored`, with their tickets.
+    Stored webhook deliveries not yet processed and commands not yet confirmed become due for their relays at
+    once, and (with the agent) stored ticket events without a published answer are republished to
+    `ticket.stored`, with their tickets.
     """
     from streamdesk.agent import recovery
+    from streamdesk.commands import service as commands
     from streamdesk.gateway import intake
     from streamdesk.kafka import Publisher
 
     with db.connect(plat.database_url) as conn:
         requeued = intake.requeue(conn=conn)
         conn.commit()
+        resent = commands.requeue(conn)
         republished = 0
         if answer_tickets:
             with Publisher(plat.bootstrap_servers, client_id="streamdesk-up") as publisher:
                 republished = recovery.republish_unanswered(conn=conn, publisher=publisher)
     log.info(
         "fresh embedded broker: %d unprocessed webhook deliveries due for the relay, %d unanswered ticket events "
-        "republished",
+        "republished, %d unconfirmed commands due for the command relay",
         requeued,
         republished,
+        resent,
     )
 
 

@@ -4,6 +4,11 @@ Customers, orders, order items and products are `entities` rows as the Debezium 
 tools check the retail policy's rules in code, then write partial entity events through the entity store
 with the row's version bumped (last element + 1), so the change is inspectable and a newer ERP change still
 wins. Handlers do not commit: the registry runs each call in a transaction (a savepoint when one is open).
+
+The changes go to the ERP, the system of record (`SYSTEM`): when the agent carries a write out, the core
+captures each row change (`commands.record`: the columns set and the values they held when checked) into a
+command on `command.erp`, and the local copy changes only when the ERP's CDC event comes back. Outside a
+capture (a direct call of the registry, as the tool tests make) the change applies to the local copy.
 """
 
 from __future__ import annotations
@@ -26,10 +31,16 @@ from streamdesk.agent.exceptions import (
     RuleViolationError,
 )
 from streamdesk.agent.models import Tool, ToolContext, ToolKind, arguments_schema
+from streamdesk.commands import service as commands
+from streamdesk.commands.models import RowChange
 from streamdesk.contracts import EntityEvent, utcnow
 from streamdesk.entities import store as entities
 
 Row = dict[str, Any]
+SYSTEM = "erp"
+"""The system of record of customers, orders and their items (commands go to `command.erp`)."""
+TABLES = {"customer": "customers", "order": "orders", "order_item": "order_items", "product": "products"}
+"""The ERP table (as its CDC names it) of each entity type."""
 HANDOFF_MESSAGE = "YOU ARE BEING TRANSFERRED TO A HUMAN AGENT. PLEASE HOLD ON."
 CANCEL_REASONS = ("no longer needed", "ordered by mistake")
 ORDER_EXTRAS = (
@@ -151,7 +162,17 @@ def user_details(conn: psycopg.Connection, customer: Row, context: ToolContext) 
 
 
 def _write(conn: psycopg.Connection, row: Row, changes: dict[str, Any], *, tool: str) -> None:
-    """Merge `changes` into the entity's attributes at the next version (last version element + 1)."""
+    """Merge `changes` into the entity: into the command being captured, else the local copy at the next version."""
+    change = RowChange(
+        table=TABLES[row["entity_type"]],
+        entity_type=row["entity_type"],
+        id=row["external_id"],
+        set=changes,
+        expect={key: row["attributes"].get(key) for key in changes},
+    )
+    if commands.record(change):
+        row["attributes"] = {**row["attributes"], **changes}
+        return
     version = [int(v) for v in row["version"]] or [0]
     version[-1] += 1
     event = EntityEvent(
@@ -594,6 +615,7 @@ ADDRESS = {
 
 
 def _tool(handler: Any, parameters: dict[str, Any], *, kind: ToolKind = "read", high_risk: bool = False) -> Tool:
+    """A retail tool; its writes are commands to the ERP."""
     return Tool(
         name=handler.__name__,
         description=handler.__doc__.strip(),
@@ -601,6 +623,8 @@ def _tool(handler: Any, parameters: dict[str, Any], *, kind: ToolKind = "read", 
         kind=kind,
         handler=handler,
         high_risk=high_risk,
+        effect="command" if kind == "write" else "local",
+        system=SYSTEM if kind == "write" else "",
     )
 
 
