@@ -175,6 +175,22 @@ def answer_turn(
     return result.answer, outcome
 
 
+def answer_once(
+    conn: psycopg.Connection,
+    *,
+    ticket: Ticket,
+    backend: backends.LLMBackend,
+    registry: tools.ToolRegistry,
+    settings: AnswerSettings,
+) -> Answer:
+    """The stored answer to the ticket event: the earlier one when it was answered before, else a new one."""
+    stored = answers.answer_for_event(conn, event_id=ticket.event_id)
+    if stored is not None:
+        return stored
+    answer, outcome = answer_turn(conn, ticket=ticket, backend=backend, registry=registry, settings=settings)
+    return record_answer(conn, answer=answer, outcome=outcome)
+
+
 def record_answer(conn: psycopg.Connection, *, answer: Answer, outcome: conversations.TurnOutcome) -> Answer:
     """Store `answer` and the state its turn leaves in one transaction; the stored answer (an earlier one if any)."""
     with conn.transaction():
@@ -297,27 +313,18 @@ class AnswerService:
             stored = answers.answer_for_event(self.conn, event_id=event.event_id)
             if stored is None:
                 started = time.perf_counter()
-                answer, outcome = self.answer_with_thread(record)
-                stored = record_answer(self.conn, answer=answer, outcome=outcome)
+                stored = answer_once(
+                    self.conn,
+                    ticket=Ticket.from_stored(record),
+                    backend=self.backend,
+                    registry=self.registry,
+                    settings=self.answer_settings,
+                )
                 telemetry.record_answer(seconds=time.perf_counter() - started, status=stored.status)
             elif answers.is_published(self.conn, answer_id=stored.answer_id):
                 return stored
             self.publish(stored)
             return stored
-
-    def answer(self, record: StoredTicket) -> Answer:
-        """The answer to one stored ticket event: the loop as the verified customer's agent, or an escalation."""
-        return self.answer_with_thread(record)[0]
-
-    def answer_with_thread(self, record: StoredTicket) -> tuple[Answer, conversations.TurnOutcome]:
-        """The answer to one stored ticket event with its thread in view, and the state its turn leaves."""
-        return answer_turn(
-            self.conn,
-            ticket=Ticket.from_stored(record),
-            backend=self.backend,
-            registry=self.registry,
-            settings=self.answer_settings,
-        )
 
     def publish(self, answer: Answer) -> None:
         """Deliver the `answer` event (with the trace context), then record that it went out."""
