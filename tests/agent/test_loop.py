@@ -215,7 +215,7 @@ def test_a_change_asked_for_under_a_condition_is_not_written(
 ) -> None:
     body = f"If order {PENDING_ORDER} has not shipped yet, please cancel it; otherwise I keep it. My email is {EMAIL}"
     result = answer(world, backend, body, max_steps=2, approver=SUPERVISOR)
-    assert not [s for s in result.answer.trace if s.tool in renderers.FACT_WRITES]
+    assert not [s for s in result.answer.trace if s.tool in renderers.FACT_WRITES and s.outcome != "held"]
     assert order_status(world, PENDING_ORDER) == "pending" and result.answer.status == "draft"
     assert "Nothing has been changed yet" in result.answer.text
     assert [s.tool for s in result.answer.trace if s.outcome == "held"] == ["cancel_pending_order"]
