@@ -509,7 +509,8 @@ class _Run:
             decision="confirmation_required", reason=reason, **(_usage(generation) if generation is not None else {}),
         )  # fmt: skip
         self.trace.append(step)
-        self.held.append(call)
+        if call not in self.held:
+            self.held.append(call)
         self.made.add(key)
         execution.record(
             self.scope, action=AuditAction.GUARDRAIL, decision="change_held", reason=reason, tool_name=call.tool,
@@ -544,7 +545,7 @@ class _Run:
             for call in held:
                 self.call(call, source="router")
             return "confirmed"
-        if self.found.intents:
+        if self.pack.intents.recognise(self.original.text).intents:
             return self._turn("replaced", held, reason="a new request replaces the held change")
         self.held = held
         return None

@@ -102,8 +102,8 @@ def identify(
         return principal, conversation.identified_by
     earlier = conversation.customer_text
     thread = ticket.model_copy(update={"body": f"{earlier}\n\n{ticket.body}" if earlier else ticket.body})
-    principal = identified_in_text(conn, ticket=thread)
-    return principal, "ticket_text" if principal is not None else None
+    found = identified_in_text(conn, ticket=thread)
+    return found, "ticket_text" if found is not None else None
 
 
 def identified_in_text(
