@@ -134,3 +134,16 @@ def test_an_injection_in_a_later_message_is_refused(
     assert not [s for s in second.trace if s.outcome == "executed" and s.source != "guardrail"]
     assert order_status(world) == "pending" and done(world) == 0
     assert conversations.load(world, source="zendesk", ticket_id="T-7").held_actions == ()
+
+
+@pytest.mark.slow
+def test_a_message_that_asks_for_nothing_new_keeps_the_held_change(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    move = "modify_pending_order_address"
+    say(world, backend, MOVE, n=1)
+    aside = say(world, backend, "Thanks, let me check with my partner first.", n=2)
+    assert "445 Maple Drive" in aside.text and not [s for s in aside.trace if s.outcome == "executed"]
+    assert [call.tool for call in conversations.load(world, source="zendesk", ticket_id="T-7").held_actions] == [move]
+    confirmed = say(world, backend, "OK, confirmed.", n=3)
+    assert [s.tool for s in confirmed.trace if s.outcome == "executed"] == [move] and done(world, move) == 1
