@@ -79,6 +79,7 @@ def test_a_conditional_change_confirmed_in_the_next_message_is_executed_once(
     second = say(world, backend, "Yes, go ahead.", n=2)
     assert [(s.tool, s.outcome) for s in second.trace if s.tool == move] == [(move, "executed")]
     assert "It will ship to 445 Maple Drive, Suite 394, Fort Worth, TX, 76165, USA." in second.text
+    assert "Nothing has been changed" not in second.text  # the customer's yes settled the condition
     assert done(world, move) == 1
 
     again = say(world, backend, "Yes, go ahead.", n=2)  # the same event redelivered or replayed

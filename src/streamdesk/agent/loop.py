@@ -446,8 +446,11 @@ class _Run:
 
     @property
     def confirm(self) -> list[str]:
-        """The changes the ticket asks for only under a condition (none unless it needs confirmation)."""
-        if not self.found.needs_confirmation:
+        """The changes the ticket asks for only under a condition (none unless it needs confirmation).
+
+        None once the customer confirmed or withdrew what was held: their answer settled the condition.
+        """
+        if not self.found.needs_confirmation or self.confirmed or self.withdrawn:
             return []
         return [intent for intent in self.found.conditional if intent in self.pack.intents.change_words]
 
