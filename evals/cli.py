@@ -89,6 +89,40 @@ def eval_agent(
     typer.echo(json.dumps(summary))
 
 
+@eval_app.command("conversations")
+def eval_conversations(
+    dataset: Annotated[Path, typer.Option(help="JSONL conversations: ticket, turns, expected actions.")],
+    world: Annotated[
+        Path | None, typer.Option(help="τ²-bench retail DB to load into the scratch store first (rolled back).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(help="Only the first N conversations.")] = None,
+) -> None:
+    """Post each conversation's turns as one ticket's messages, answered in order; writes are auto-approved.
+
+    One line per conversation on stdout, then the summary object (premature_writes, turn_p50_s, ...).
+    """
+    from evals import agent as evaluation
+    from evals import conversations
+    from streamdesk import db
+    from streamdesk.agent import backends
+    from streamdesk.agent.answer_config import get_answer_settings
+
+    cases = conversations.read_cases(dataset)[:limit]
+    backend = backends.get_backend()
+    with db.connect() as conn, conn.transaction(force_rollback=True):
+        if world is not None:
+            loaded = evaluation.load_taubench_world(conn, db_path=world)
+            typer.echo(f"loaded {loaded} entity rows from {world}", err=True)
+        summary = conversations.evaluate(
+            conn,
+            cases=cases,
+            backend=backend,
+            settings=get_answer_settings(),
+            on_result=lambda result: typer.echo(result.line()),
+        )
+    typer.echo(json.dumps(summary))
+
+
 @convert_app.command("taubench")
 def convert_taubench(
     out: OutOpt,

@@ -184,7 +184,8 @@ def test_an_injected_knowledge_passage_is_never_shown(
 def test_approval_gates_the_write_and_redelivery_runs_it_once(
     world: psycopg.Connection, backend: backends.TransformersBackend
 ) -> None:
-    the_ticket = ticket(f"Please cancel order {PENDING_ORDER}, I ordered it by mistake. My email is {EMAIL}")
+    body = f"Please cancel order {PENDING_ORDER}, I ordered it by mistake. I confirm. My email is {EMAIL}"
+    the_ticket = ticket(body)
     first = answer(world, backend, "", the_ticket=the_ticket, max_steps=2)
     proposed = [s for s in first.answer.trace if s.outcome == "pending_approval"]
     assert [(s.tool, s.source) for s in proposed] == [("cancel_pending_order", "router")]  # the rules carry it out
@@ -220,9 +221,10 @@ def test_a_change_asked_for_under_a_condition_is_not_written(
 ) -> None:
     body = f"If order {PENDING_ORDER} has not shipped yet, please cancel it; otherwise I keep it. My email is {EMAIL}"
     result = answer(world, backend, body, max_steps=2, approver=SUPERVISOR)
-    assert not [s for s in result.answer.trace if s.tool in renderers.FACT_WRITES]
+    assert not [s for s in result.answer.trace if s.tool in renderers.FACT_WRITES and s.outcome != "held"]
     assert order_status(world, PENDING_ORDER) == "pending" and result.answer.status == "draft"
     assert "Nothing has been changed yet" in result.answer.text
+    assert [s.tool for s in result.answer.trace if s.outcome == "held"] == ["cancel_pending_order"]
     held = [r for r in trail(world, "guardrail") if r.decision == "confirmation_required"]
     assert len(held) == 1 and "cancel" in (held[0].reason or "")
 

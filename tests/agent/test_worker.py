@@ -15,7 +15,7 @@ from confluent_kafka import Consumer
 
 from connectors.zendesk import ZendeskConnector
 from streamdesk import contracts, db, telemetry, topics
-from streamdesk.agent import answers
+from streamdesk.agent import answers, conversations
 from streamdesk.agent.answers import Answer, TraceStep
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings
@@ -200,3 +200,45 @@ def test_the_worker_answers_a_50k_character_zendesk_ticket_with_the_cut_recorded
     prompts = [r.details["prompt_tokens"] for r in records if r.action == "model_call"]
     assert prompts and max(prompts) + 160 <= 8192  # STREAMDESK_ANSWER__MAX_NEW_TOKENS=160 in the worker
     assert answer.status in ("draft", "pending_approval") and seconds < 300
+
+
+@pytest.mark.slow
+def test_the_worker_answers_a_thread_a_held_change_then_the_customers_yes(stack: tuple[str, str, Path]) -> None:
+    bootstrap, url, log = stack
+    asked = (
+        f"If order {ORDER} has not shipped yet, please ship it to 445 Maple Drive, Suite 394, Fort Worth, Texas 76165."
+    )
+    events = [
+        TicketEvent(
+            event_id=f"zendesk:T-10:{n}",
+            source="zendesk",
+            ticket_id="T-10",
+            event_type=kind,
+            version=[n],
+            occurred_at=NOW,
+            subject="Delivery address",
+            body=body,
+            requester=Requester(email=EMAIL),
+        )
+        for n, kind, body in ((1, "created", asked), (2, "comment_added", "Yes, go ahead."))
+    ]
+    with Publisher(bootstrap, client_id="tests") as publisher:
+        for event in events:
+            publisher.publish(topics.STORED_TICKET, as_stored(event.to_json()), key=event.key)
+
+    def both() -> list[Answer] | None:
+        with db.connect(url) as conn:
+            found = answers.answers_for_ticket(conn, source="zendesk", ticket_id="T-10")
+        return found if len(found) == 2 else None
+
+    first, second = sorted(
+        wait_for(both, timeout_s=600, what="both turns' answers", log=log) or [], key=lambda a: a.event_id
+    )
+    assert [s.outcome for s in first.trace if s.tool == "modify_pending_order_address"] == ["held"]
+    assert [s.outcome for s in second.trace if s.tool == "modify_pending_order_address"] == ["executed"]
+    assert "It will ship to 445 Maple Drive" in second.text
+    with db.connect(url) as conn:
+        thread = conversations.thread(conn, source="zendesk", ticket_id="T-10")
+    assert [(m["role"], m["decision"]) for m in thread] == [
+        ("customer", None), ("agent", "held"), ("customer", None), ("agent", "confirmed")
+    ]  # fmt: skip

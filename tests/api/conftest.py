@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from streamdesk import db, topics
+from streamdesk.agent import conversations
 from streamdesk.agent.answers import TraceStep
 from streamdesk.config import reset_settings
 from streamdesk.contracts import utcnow
@@ -132,6 +133,17 @@ def _seed(url: str, tmp: Path) -> dict[str, str]:
             trace=[TraceStep(index=0, source="model", tool="get_order_details", outcome="ok", decision="allowed")],
             model="test-model",
             prompt_version="p1",
+        )
+        thread = {"source": "zendesk", "ticket_id": "T-1"}
+        conversations.record_customer_message(
+            conn, **thread, tenant="default", event_id=ticket.event_id, text=ticket.body or ""
+        )
+        turn = conversations.TurnOutcome(
+            customer_id="cust-1", identified_by="ticket_customer_id", open_request=None, held_actions=[], facts=[],
+            pending_action_ids=[], decision="answered",
+        )  # fmt: skip
+        conversations.record_agent_turn(
+            conn, **thread, event_id=ticket.event_id, answer_id=answer.answer_id, text=answer.text, outcome=turn
         )
         action = approvals.propose(
             conn,

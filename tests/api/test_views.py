@@ -32,6 +32,10 @@ def test_ticket_shows_its_answer_and_tool_trace(stack: Stack) -> None:
     [answer] = shown["answers"]
     assert answer["answer_id"] == stack.ids["answer_id"]
     assert answer["trace"][0]["tool"] == "get_order_details" and answer["citations"] == ["kb:shipping#0"]
+    said, replied = shown["conversation"]  # the thread, turn by turn, each agent turn with its steps
+    assert (said["role"], said["text"]) == ("customer", "Order #W1 has not arrived.")
+    assert (replied["role"], replied["decision"], replied["answer_id"]) == ("agent", "answered", answer["answer_id"])
+    assert replied["steps"][0]["tool"] == "get_order_details" and replied["status"] == answer["status"]
     assert stack.client.get("/tickets/zendesk/nope", headers=auth("viewer")).status_code == 404
     listed = stack.client.get("/tickets", headers=auth("viewer"), params={"status": "open"}).json()
     assert [t["ticket_id"] for t in listed] == ["T-1"]

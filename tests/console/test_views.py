@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ import psycopg
 import pytest
 from fastapi import FastAPI
 
+from streamdesk.agent import conversations
 from streamdesk.api.app import use_policy
 from streamdesk.audit import service as audit
 from streamdesk.config import get_settings, reset_settings
@@ -207,3 +209,24 @@ def test_audit_models_and_ingest_pages(client: TestClient, conn: psycopg.Connect
     ingest = client.get("/console/ingest")
     assert ingest.status_code == 200 and "UnparseablePayloadError" in ingest.text
     assert "Unterminated string" in ingest.text and "no broker configured" in ingest.text
+
+
+def test_the_review_card_shows_the_conversation_so_far(client: TestClient, conn: psycopg.Connection) -> None:
+    draft = seed_draft(conn)
+    thread = {"source": draft.source, "ticket_id": draft.ticket_id}
+    earlier = "If the order has not shipped, please cancel it."
+    conversations.record_customer_message(conn, **thread, tenant="default", event_id="earlier-1", text=earlier)
+    held = conversations.TurnOutcome(
+        customer_id=None, identified_by=None, open_request=earlier, held_actions=[], facts=[], pending_action_ids=[],
+        decision="held",
+    )  # fmt: skip
+    conversations.record_agent_turn(
+        conn, **thread, event_id="earlier-1", answer_id=str(uuid.uuid4()), text="Reply yes to confirm.", outcome=held
+    )
+    conversations.record_customer_message(
+        conn, **thread, tenant="default", event_id=draft.event_id, text="The latest message."
+    )
+    sign_in(client, "ana")
+    page = client.get("/console/review").text
+    assert "Conversation so far" in page and earlier in page and "Reply yes to confirm." in page
+    assert page.index(earlier) < page.index("Reply yes to confirm.") < page.index("Latest message")

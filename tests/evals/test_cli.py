@@ -40,7 +40,9 @@ def test_the_product_package_imports_nothing_from_evals() -> None:
 def test_eval_and_bench_list_their_commands() -> None:
     evals = CliRunner().invoke(app, ["eval", "--help"])
     assert evals.exit_code == 0, evals.output
-    assert all(name in evals.stdout for name in ("agent", "answers", "retrieval", "flywheel", "convert"))
+    assert all(
+        name in evals.stdout for name in ("agent", "answers", "conversations", "retrieval", "flywheel", "convert")
+    )
     bench = CliRunner().invoke(app, ["bench", "--help"])
     assert bench.exit_code == 0, bench.output
     assert all(name in bench.stdout for name in ("ingest", "agent", "retrain", "retrieval", "embedders"))

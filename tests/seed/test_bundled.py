@@ -41,4 +41,5 @@ def test_replay_falls_back_to_the_bundled_copies(tmp_path: Path) -> None:
     articles = [json.loads(r.value or b"") for r in records if r.topic == "raw.mapped"]
     tenants = Counter(article.get("tenant", "default") for article in articles)
     assert tenants == {"default": len(knowledge.help_articles()) + 7, knowledge.BANKING_TENANT: 50}
-    assert sum(r.topic == "raw.zendesk" for r in records) == 2 * len(tickets.TEMPLATES)
+    comments = sum(len(template.follow_ups) for template in tickets.TEMPLATES)
+    assert sum(r.topic == "raw.zendesk" for r in records) == 2 * len(tickets.TEMPLATES) + comments

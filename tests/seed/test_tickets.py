@@ -49,7 +49,9 @@ def check_samples(world: taubench.World, *, distinct: bool) -> list[tickets.Samp
     assert {k for k, s in by_kind.items() if s.order_id is None} == {"policy", "address", "no_answer"}
     assert world["orders"][by_kind["track"].order_id or ""]["fulfillments"]  # it has a tracking number
     assert "12 Elm Street, Apt 4, Springfield, IL 62704, USA" in by_kind["address"].body
-    assert "confirm" in by_kind["cancel"].body and "confirm" in by_kind["return"].body
+    assert "confirm" in by_kind["return"].body  # stated and confirmed at once: it runs without a question
+    assert "If it has not shipped yet" in by_kind["cancel"].body  # a conversation: held, then confirmed
+    assert by_kind["cancel"].follow_ups == ("Yes, please go ahead.",)
     if distinct:
         assert len({s.user_id for s in samples}) == len(samples)
     return samples
@@ -74,9 +76,12 @@ def test_a_world_without_a_fitting_order_is_refused() -> None:
 
 def test_requesters_and_tickets_parse_as_zendesk_users_and_created_tickets(world: taubench.World) -> None:
     users = [event for record in tickets.requester_records(world) for event in parse(record)]
-    created = [event for record in tickets.ticket_records(world) for event in parse(record)]
+    events = [event for record in tickets.ticket_records(world) for event in parse(record)]
+    created = [event for event in events if isinstance(event, TicketEvent) and event.event_type == "created"]
+    comments = [event for event in events if isinstance(event, TicketEvent) and event.event_type == "comment_added"]
+    assert len(created) + len(comments) == len(events)
+    assert [(c.ticket_id, c.body) for c in comments] == [(tickets.ticket_ids()[1], "Yes, please go ahead.")]
     assert all(isinstance(event, EntityEvent) and event.entity_type == "customer" for event in users)
-    assert all(isinstance(event, TicketEvent) and event.event_type == "created" for event in created)
     samples = tickets.sample_tickets(world)
     for user, ticket, sample in zip(users, created, samples, strict=True):
         assert isinstance(user, EntityEvent) and isinstance(ticket, TicketEvent)

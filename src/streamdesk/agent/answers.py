@@ -25,7 +25,17 @@ from streamdesk.identity.models import Principal
 AnswerStatus = Literal["draft", "auto_reply", "pending_approval", "escalated"]
 StepSource = Literal["router", "model", "guardrail"]
 StepOutcome = Literal[
-    "ok", "error", "denied", "refused", "pending_approval", "executed", "duplicate", "invalid", "truncated", "reply"
+    "ok",
+    "error",
+    "denied",
+    "refused",
+    "pending_approval",
+    "held",
+    "executed",
+    "duplicate",
+    "invalid",
+    "truncated",
+    "reply",
 ]
 ANSWER_TOPIC = "answer"
 ANSWER_SCHEMA = "answer.v1.json"

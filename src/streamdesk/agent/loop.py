@@ -38,6 +38,7 @@ from opentelemetry.context import Context
 from streamdesk import telemetry
 from streamdesk.agent import (
     budget,
+    conversations,
     execution,
     grammar,
     grounding,
@@ -83,7 +84,14 @@ INPUT_BUDGET_STEP = "(input budget)"
 """The trace's name for a cut of the ticket text (a guardrail step, not a tool)."""
 ANSWER_BUDGET_STEP = "(answer budget)"
 """The trace's name for an answer stopped by its wall-clock or context budget."""
-NOT_CONFIDENT = frozenset({"executed", "pending_approval", "denied", "refused", "invalid", "truncated", "error"})
+NOT_CONFIDENT = frozenset(
+    {"executed", "pending_approval", "held", "denied", "refused", "invalid", "truncated", "error"}
+)
+CONVERSATION_STEP = "(conversation)"
+"""The trace's name for a turn's decision about held changes (confirmed, withdrawn, dropped)."""
+WITHDRAWN_REPLY = "As you asked, nothing has been changed: we will not carry out {what}."
+MAX_FACTS = 24
+"""The trusted read results a conversation keeps for its later turns."""
 
 
 @dataclass
@@ -99,6 +107,14 @@ class AnswerResult:
     parts: list[grounding.Part] = field(default_factory=list)
     injection: dict[str, Any] | None = None
     seconds: float = 0.0
+    held: list[ToolCall] = field(default_factory=list)
+    """Changes listed to the customer and awaiting their confirmation after this turn."""
+    open_request: str | None = None
+    """The customer's words of a request still open after this turn (a later answer completes it)."""
+    facts: list[dict[str, Any]] = field(default_factory=list)
+    """The trusted read results the conversation keeps for its later turns."""
+    decision: str = "answered"
+    """What this turn did with the thread: answered, held, confirmed, withdrawn, refused."""
 
     @property
     def model_steps(self) -> list[TraceStep]:
@@ -168,6 +184,24 @@ def confirmation_request(intents: list[str], *, pack: packs.DomainPack | None = 
     )
 
 
+def describe_call(call: ToolCall) -> str:
+    """A change as the customer reads it in a confirmation request: the tool's words and its arguments."""
+    shown = "; ".join(
+        f"{name.replace('_', ' ')} {', '.join(map(str, value)) if isinstance(value, list) else value}"
+        for name, value in call.arguments.items()
+    )
+    return f"{call.tool.replace('_', ' ')} ({shown})" if shown else call.tool.replace("_", " ")
+
+
+def held_request(held: list[ToolCall]) -> str:
+    """The paragraph that lists the changes held and asks the customer to confirm them."""
+    listed = "; ".join(describe_call(call) for call in held)
+    return (
+        f'Nothing has been changed yet. We can carry out: {listed}. Reply "yes" to confirm, or "no" to leave '
+        "everything as it is."
+    )
+
+
 def compose_parts(
     *,
     reply: Reply | None,
@@ -180,6 +214,8 @@ def compose_parts(
     knowledge: grounding.KnowledgeAnswer | None = None,
     model_text: bool = True,
     found: Any = None,
+    held: list[ToolCall] | None = None,
+    withdrawn: list[ToolCall] | None = None,
 ) -> list[grounding.Part]:
     """The reply as parts marked by origin: model words, the pack's facts, quoted knowledge, fixed templates.
 
@@ -187,8 +223,9 @@ def compose_parts(
     tried a prompt injection gets none of the model's words back, only the fixed hand-off. `knowledge` is
     the extractive answer to the ticket's question: quoted when it answers, its decline (which says a
     person takes over) when it does not. `confirm` names the changes the ticket asked for only under
-    conditions: the answer asks to confirm them. `found` (the ticket's features) tells the pack's facts what
-    the ticket asks about.
+    conditions: the answer asks to confirm them; `held` lists the changes awaiting the customer's confirmation
+    and `withdrawn` the ones they withdrew. `found` (the ticket's features) tells the pack's facts what the
+    ticket asks about.
     """
     usable = model_text and reply is not None and reply.message.strip() and not injection
     pack = packs.resolve(pack)
@@ -198,7 +235,7 @@ def compose_parts(
     parts: list[grounding.Part] = []
     if usable and reply is not None:
         parts.append(grounding.Part(reply.message.strip(), "model"))
-    elif reply is not None and not injection and (facts or _waiting(trace)):
+    elif reply is not None and not injection and (facts or _waiting(trace) or held or withdrawn):
         parts.append(grounding.Part(COMPOSED_LEAD, "template"))
     elif reply is not None and answered:
         parts.append(grounding.Part(KNOWLEDGE_LEAD, "template"))
@@ -212,7 +249,12 @@ def compose_parts(
     if waiting:
         what = "this change before it takes" if waiting == 1 else "these changes before they take"
         parts.append(grounding.Part(f"A supervisor must approve {what} effect.", "template"))
-    if confirm and not escalated:
+    if withdrawn and not escalated:
+        what = "; ".join(describe_call(call) for call in withdrawn)
+        parts.append(grounding.Part(WITHDRAWN_REPLY.format(what=what), "template"))
+    if held and not escalated:
+        parts.append(grounding.Part(held_request(held), "template"))
+    elif confirm and not escalated:
         parts.append(grounding.Part(confirmation_request(confirm, pack=pack), "template"))
     if escalated and not declined:
         parts.append(grounding.Part(HANDOFF_SENTENCE, "template"))
@@ -301,8 +343,10 @@ class _Run:
         approver: Principal | None,
         deadline: budget.Deadline,
         pack: packs.DomainPack,
+        conversation: packs.Conversation = packs.NO_CONVERSATION,
     ) -> None:
         self.backend = backend
+        self.conversation = conversation
         self.pack = pack
         self.settings = settings
         self.deadline = deadline
@@ -318,7 +362,8 @@ class _Run:
         self.writes = {tool.name for tool in registry if tool.kind == "write"}
         listed = [tool for tool in registry if tool.name in self.permitted]
         self.prompt_version = prompts.prompt_version(tools=listed, pack=pack)
-        self.found = pack.intents.recognise(self.ticket.text)
+        self.found = pack.intents.recognise(self.ticket.text, conversation=conversation)
+        self.scope.trusted.extend(conversation.facts)
         policy_message = prompts.policy_message(pack.intents.by_priority(self.found.intents), pack=pack)
         # the policy sections before the ticket: tickets of the same intents share that prefix (cached)
         self.messages: list[Message] = [
@@ -337,6 +382,10 @@ class _Run:
         self.made: set[str] = set()
         self.generations: list[Generation] = []
         self.escalated = False
+        self.held: list[ToolCall] = []
+        self.knowledge: grounding.KnowledgeAnswer | None = None
+        self.withdrawn: list[ToolCall] = []
+        self.confirmed = conversations.confirms_explicitly(self.ticket.text) and not self.found.needs_confirmation
         if cut is not None:
             self.record_cut(cut)
 
@@ -394,8 +443,11 @@ class _Run:
 
     @property
     def confirm(self) -> list[str]:
-        """The changes the ticket asks for only under a condition (none unless it needs confirmation)."""
-        if not self.found.needs_confirmation:
+        """The changes the ticket asks for only under a condition (none unless it needs confirmation).
+
+        None once the customer confirmed or withdrew what was held: their answer settled the condition.
+        """
+        if not self.found.needs_confirmation or self.confirmed or self.withdrawn:
             return []
         return [intent for intent in self.found.conditional if intent in self.pack.intents.change_words]
 
@@ -422,6 +474,8 @@ class _Run:
         key = _call_key(call)
         if source == "model" and key in self.made:
             return self._repeated(call, generation=generation)
+        if self.must_confirm(call) and source != "guardrail":
+            return self.hold(call, key=key, source=source, generation=generation, show=show)
         outcome = execution.run_call(self.scope, call=call, source=source, index=len(self.trace))
         step = outcome.step
         if generation is not None:
@@ -438,6 +492,77 @@ class _Run:
                     prompts.tool_result_message(call=call, result=outcome.result, error=outcome.error, pack=self.pack)
                 )
         return outcome
+
+    def must_confirm(self, call: ToolCall) -> bool:
+        """True when `call` changes customer data the customer has not confirmed yet (a hand-off changes none)."""
+        rules = self.pack.intents
+        desk = HANDOFF_TOOLS | rules.handoff_tools | rules.desk_writes
+        return call.tool in self.writes and call.tool not in desk and not self.confirmed
+
+    def hold(
+        self, call: ToolCall, *, key: str, source: Any, generation: Generation | None, show: bool
+    ) -> execution.CallOutcome:
+        """List `call` to the customer instead of running it: it runs when they confirm it (audited)."""
+        reason = "a change of customer data is listed to the customer first; it runs when they confirm it"
+        step = TraceStep(
+            index=len(self.trace), source=source, tool=call.tool, arguments=call.arguments, outcome="held",
+            decision="confirmation_required", reason=reason, **(_usage(generation) if generation is not None else {}),
+        )  # fmt: skip
+        self.trace.append(step)
+        if call not in self.held:
+            self.held.append(call)
+        self.made.add(key)
+        execution.record(
+            self.scope, action=AuditAction.GUARDRAIL, decision="change_held", reason=reason, tool_name=call.tool,
+            arguments=call.arguments, details={"source": source},
+        )  # fmt: skip
+        if show:
+            self.messages.append(prompts.step_message(call))
+            self.messages.append(
+                prompts.tool_result_message(call=call, error="held: the customer must confirm it first", pack=self.pack)
+            )
+        return execution.CallOutcome(step, error=reason)
+
+    def answer_held(self) -> str | None:
+        """Act on the changes the conversation holds as this message says: run them, drop them, or neither.
+
+        A confirmation runs each held change on the one path (a high-risk one waits for approval); a
+        withdrawal drops them; a new request replaces them. A turn that carries a possible injection drops
+        them unrun: a held change never runs on an injected turn's say-so.
+        """
+        held = list(self.conversation.held_actions)
+        if not held:
+            return None
+        if self.injection is not None:
+            return self._turn("dropped", held, reason="the message carries a possible prompt injection")
+        said = conversations.reply_to_held(self.original.text)
+        if said == "withdraw":
+            self.withdrawn = held
+            return self._turn("withdrawn", held, reason="the customer withdrew the held change")
+        if said == "confirm":
+            self._turn("confirmed", held, reason="the customer confirmed the held change")
+            self.confirmed = True
+            for call in held:
+                self.call(call, source="router")
+            return "confirmed"
+        if self.pack.intents.recognise(self.original.text).intents:
+            return self._turn("replaced", held, reason="a new request replaces the held change")
+        self.held = held
+        return None
+
+    def _turn(self, decision: str, held: list[ToolCall], *, reason: str) -> str:
+        listed = [{"tool": call.tool, "arguments": call.arguments} for call in held]
+        self.trace.append(
+            TraceStep(
+                index=len(self.trace), source="guardrail", tool=CONVERSATION_STEP, arguments={"held": listed},
+                outcome="ok", decision=decision, reason=reason,
+            )
+        )  # fmt: skip
+        execution.record(
+            self.scope, action=AuditAction.GUARDRAIL, decision=f"held_{decision}", reason=reason,
+            details={"held": listed},
+        )  # fmt: skip
+        return decision
 
     def _repeated(self, call: ToolCall, *, generation: Generation | None) -> execution.CallOutcome:
         reason = f"{call.tool} was already called with these arguments for this ticket; its result is above"
@@ -526,25 +651,48 @@ class _Run:
     def carry_out(self) -> None:
         """Run the writes the pack's rules propose for the ticket's explicit requests, once their reads are back.
 
-        Nothing is proposed for a ticket that carries a possible injection or asks for a change only under
-        a condition. The model sees each call and its result; it is offered no customer-data write afterwards.
+        Nothing is proposed for a ticket that carries a possible injection. A change of customer data the
+        customer has not confirmed (or asked for only under a condition) is held and listed to them instead.
+        The model sees each call and its result; it is offered no customer-data write afterwards.
         """
-        if self.scope.writes_refused or self.found.needs_confirmation:
+        if self.scope.writes_refused:
             return
+        considered = list(self.history)
         for _ in range(self.settings.router_max_calls):
             self.deadline.check(before="the rules' writes")
-            proposal = self.pack.intents.next_write(self.found, history=self.history)
+            proposal = self.pack.intents.next_write(self.found, history=considered)
             if proposal is None:
                 break
-            self.call(proposal, source="router")
+            outcome = self.call(proposal, source="router")
+            considered.append((proposal, outcome.result))
 
     @property
     def rules_wrote(self) -> bool:
-        """True when a write the rules proposed ran or waits for approval."""
+        """True when a write the rules proposed ran, waits for approval or is held for the customer's confirmation."""
         return any(
-            step.source == "router" and step.tool in self.writes and step.outcome in ("executed", "pending_approval")
+            step.source == "router"
+            and step.tool in self.writes
+            and step.outcome in ("executed", "pending_approval", "held")
             for step in self.trace
         )
+
+    def kept_facts(self) -> list[dict[str, Any]]:
+        """The trusted read results of the conversation so far, this turn's last, for its later turns."""
+        kept: dict[str, dict[str, Any]] = {}
+        for fact in [*self.conversation.facts, *self.scope.trusted]:
+            if isinstance(fact, dict):
+                kept[audit.canonical_json(fact)] = fact
+        return list(kept.values())[-MAX_FACTS:]
+
+    def open_request(self, decision: str) -> str | None:
+        """The request still open after this turn: held, or asked for but not yet carried out."""
+        if self.injection is not None or decision in ("confirmed", "withdrawn"):
+            return None
+        if self.held or (self.found.wants_write and not self.rules_wrote):
+            return self.found.text
+        if not self.found.intents:
+            return self.conversation.open_request
+        return None
 
     def model_tools(self, *, final: bool) -> list[str]:
         """What the model may call in this step: nothing but a reply on the last one."""
@@ -770,13 +918,15 @@ def answer_ticket(
     approver: Principal | None = None,
     parent: Context | None = None,
     pack: packs.DomainPack | None = None,
+    conversation: packs.Conversation = packs.NO_CONVERSATION,
 ) -> AnswerResult:
     """Answer one ticket as `principal`: route, think, act through policy and guardrails, and build the answer.
 
     `approver` (a supervisor) approves every write that needs approval at once (evaluation only).
     `parent` is the trace context the ticket arrived with; `pack` the domain (default: the configured one).
     Each call commits on its own when `conn` autocommits; inside a caller's transaction everything stays in
-    it (savepoints).
+    it (savepoints). `conversation` is the ticket's thread before this message: its open request, the
+    changes it holds, the facts found (`agent.conversations`).
     """
     settings = settings or get_answer_settings()
     pack = packs.resolve(pack)
@@ -798,26 +948,27 @@ def answer_ticket(
             approver=approver,
             deadline=budget.Deadline(settings.answer_timeout_s),
             pack=pack,
+            conversation=conversation,
         )
-        finding = guardrails.detect_injection(ticket.text, tool_names=pack.tool_names)
-        if finding is not None:
-            run.refuse_writes(finding=finding, where="ticket")
-        run.hold_conditional_writes()
+        for where, text in (("ticket", ticket.text), ("conversation", run.found.text)):
+            finding = guardrails.detect_injection(text, tool_names=pack.tool_names)
+            if finding is not None:
+                run.refuse_writes(finding=finding, where=where)
+                break
+        decision = run.answer_held()
+        if decision is None:
+            run.hold_conditional_writes()
         model_text = reply_gate.allows_model_text(
             model=backend.model_name, adapter=settings.adapter, policy=settings.model_text
         )
         reply: Reply | None = None
         knowledge: grounding.KnowledgeAnswer | None = None
         try:
-            run.route()
-            run.carry_out()
-            knowledge = run.answer_question()
-            if run.rules_wrote or not (model_text or run.found.intents):
-                # what the rules carried out is stated from the tool results, and a pure question the model's
-                # words cannot answer is answered from the knowledge: no model step to wait for
+            if decision in ("confirmed", "withdrawn"):
                 reply = Reply(message="")
             else:
-                reply = run.think(max_steps=max_steps or settings.max_steps)
+                reply = _answer_message(run, model_text=model_text, max_steps=max_steps or settings.max_steps)
+                knowledge = run.knowledge
         except (AnswerTimeoutError, InputBudgetError) as exc:
             run.over_budget(exc)
         if run.injection is not None:
@@ -836,6 +987,8 @@ def answer_ticket(
             knowledge=knowledge,
             model_text=model_text,
             found=run.found,
+            held=run.held,
+            withdrawn=run.withdrawn,
         )
         draft = compose(escalated=False)
         status = decide_status(
@@ -867,10 +1020,27 @@ def answer_ticket(
             pending_action_ids=[s.action_id for s in run.trace if s.outcome == "pending_approval" and s.action_id],
             trace_id=trace_id,
         )
+    decision = decision or ("refused" if run.injection else "held" if run.held else "answered")
     return AnswerResult(
         answer=answer,
         generations=run.generations,
         injection=run.injection,
         seconds=time.perf_counter() - started,
         parts=parts,
+        held=run.held,
+        open_request=run.open_request(decision),
+        facts=run.kept_facts(),
+        decision=decision,
     )
+
+
+def _answer_message(run: _Run, *, model_text: bool, max_steps: int) -> Reply | None:
+    """Route, carry out, answer the question, and let the model think when nothing else answered."""
+    run.route()
+    run.carry_out()
+    run.knowledge = run.answer_question()
+    if run.rules_wrote or not (model_text or run.found.intents):
+        # what the rules carried out is stated from the tool results, and a pure question the model's
+        # words cannot answer is answered from the knowledge: no model step to wait for
+        return Reply(message="")
+    return run.think(max_steps=max_steps)

@@ -7,10 +7,10 @@ rules for its tools, and the names of its evaluation converters (the converters 
 the product never imports).
 `streamdesk.domains.get_pack()` loads the pack named by `STREAMDESK_AGENT__DOMAIN`.
 
-Room for what comes next: a `Conversation` (earlier turns, held actions) reaches the pack's intent rules
-(`IntentRules.recognise`); a tool's `effect` says whether a write changes the local copy or emits a
-command to a system of record (`models.ToolEffect`); a generic read over any entity type of the entity
-store would be a desk tool (`tools.DESK_TOOLS`), offered to every pack.
+A ticket's `Conversation` (earlier turns, the open request, held changes) reaches the pack's intent rules
+(`IntentRules.recognise`). Room for what comes next: a tool's `effect` says whether a write changes the local
+copy or emits a command to a system of record (`models.ToolEffect`); a generic read over any entity type
+of the entity store would be a desk tool (`tools.DESK_TOOLS`), offered to every pack.
 """
 
 from __future__ import annotations
@@ -74,11 +74,38 @@ class KnownValues(Protocol):
 
 
 @dataclass(frozen=True)
-class Conversation:
-    """What a ticket's conversation holds beyond its text: earlier turns and actions waiting (empty today)."""
+class Turn:
+    """One message of a ticket's thread: who wrote it (customer, agent) and its text."""
 
-    turns: tuple[str, ...] = ()
-    held_actions: tuple[str, ...] = ()
+    role: str
+    text: str
+    event_id: str = ""
+    answer_id: str | None = None
+    decision: str | None = None
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """What a ticket's thread holds beyond the message being answered (`agent.conversations` stores it).
+
+    `turns` are the earlier messages in order; `open_request` the customer's words of a request still open
+    (an answer to the agent's question completes it); `held_actions` the changes listed to the customer and
+    awaiting their confirmation; `facts` the trusted results of the reads made so far; `customer_id` and
+    `identified_by` the customer the agent established and how.
+    """
+
+    turns: tuple[Turn, ...] = ()
+    held_actions: tuple[ToolCall, ...] = ()
+    open_request: str | None = None
+    facts: tuple[dict[str, Any], ...] = ()
+    customer_id: str | None = None
+    identified_by: str | None = None
+    pending_action_ids: tuple[str, ...] = ()
+
+    @property
+    def customer_text(self) -> str:
+        """Every earlier customer message, in order, as one text."""
+        return "\n\n".join(turn.text for turn in self.turns if turn.role == "customer")
 
 
 NO_CONVERSATION = Conversation()
@@ -145,9 +172,16 @@ class IntentRules:
     """What the customer is asked for when nothing identifies them ("the email address of your account")."""
 
     def recognise(self, text: str, *, conversation: Conversation = NO_CONVERSATION) -> Features:
-        """The features of a ticket's `text` (the conversation will refine them; unused today)."""
+        """The features of a message's `text`, read with the open request it answers when it asks for nothing itself.
+
+        "my email is ..." or "the order is #..." after a question of the agent's completes the earlier
+        request: its intents come from the open request, the details from both.
+        """
         found: Features = self.features(text)
-        return found
+        if found.intents or not conversation.open_request:
+            return found
+        joined: Features = self.features(f"{conversation.open_request}\n\n{text}")
+        return joined
 
     def by_priority(self, intents: Sequence[str]) -> list[str]:
         """`intents` in priority order."""

@@ -7,8 +7,11 @@ Runs on the agent worker's executor thread, free of Faust. Each message is handl
 error runner (`streams/errors.py`): bad data and refused requests are dead-lettered, lost connections
 are retried for a while, anything else crashes the worker before its offsets commit. An event is
 answered at most once (`answers` is unique on the event id); a redelivered one is only published again
-if its answer never went out. The audit records it appends reach the `audit` topic through the audit
-relay (`streamdesk worker audit-relay`), not through this worker.
+if its answer never went out. Each message is answered with its ticket's thread in view
+(`agent.conversations`): the open request it may complete, the changes held for the customer's
+confirmation, the customer already identified; the answer and the state it leaves are stored together.
+The audit records it appends reach the `audit` topic through the audit relay (`streamdesk worker
+audit-relay`), not through this worker.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import psycopg
 from opentelemetry import trace
 
 from streamdesk import db, telemetry
-from streamdesk.agent import answers, backends, loop, packs, tools
+from streamdesk.agent import answers, backends, conversations, loop, packs, tools
 from streamdesk.agent.answer_config import AnswerSettings, get_answer_settings
 from streamdesk.agent.answers import Answer, Ticket
 from streamdesk.agent.exceptions import ToolError
@@ -71,8 +74,19 @@ def principal_for(conn: psycopg.Connection, *, ticket: Ticket) -> Principal | No
     whose email is the requester's (from the ticket, or from the helpdesk's record of the requester).
     The helpdesk's own user records are not customers the agent can act for, so they never match.
     """
+    return identify(conn, ticket=ticket)[0]
+
+
+def identify(
+    conn: psycopg.Connection, *, ticket: Ticket, conversation: packs.Conversation = packs.NO_CONVERSATION
+) -> tuple[Principal | None, str | None]:
+    """The verified customer's agent identity and how it was established (None, None: nobody yet).
+
+    The ticket's customer id, the requester's email, the customer an earlier message of the thread
+    established, or the details the thread's customer messages give (an email, a name and zip code).
+    """
     if ticket.customer_id:
-        return identity.agent_identity(customer_id=ticket.customer_id, tenant=ticket.tenant)
+        return identity.agent_identity(customer_id=ticket.customer_id, tenant=ticket.tenant), "ticket_customer_id"
     email = requester_email(conn, ticket=ticket)
     if email:
         matches = [
@@ -81,8 +95,15 @@ def principal_for(conn: psycopg.Connection, *, ticket: Ticket) -> Principal | No
             if row["tenant"] == ticket.tenant and row["source"] != ticket.source
         ]
         if len(matches) == 1:
-            return identity.agent_identity(customer_id=matches[0]["external_id"], tenant=ticket.tenant)
-    return identified_in_text(conn, ticket=ticket)
+            principal = identity.agent_identity(customer_id=matches[0]["external_id"], tenant=ticket.tenant)
+            return principal, "requester_email"
+    if conversation.customer_id:
+        principal = identity.agent_identity(customer_id=conversation.customer_id, tenant=ticket.tenant)
+        return principal, conversation.identified_by
+    earlier = conversation.customer_text
+    thread = ticket.model_copy(update={"body": f"{earlier}\n\n{ticket.body}" if earlier else ticket.body})
+    found = identified_in_text(conn, ticket=thread)
+    return found, "ticket_text" if found is not None else None
 
 
 def identified_in_text(
@@ -106,6 +127,106 @@ def identified_in_text(
         if customer_id:
             return identity.agent_identity(customer_id=customer_id, tenant=ticket.tenant)
     return None
+
+
+def answer_turn(
+    conn: psycopg.Connection,
+    *,
+    ticket: Ticket,
+    backend: backends.LLMBackend,
+    registry: tools.ToolRegistry,
+    settings: AnswerSettings,
+    approver: Principal | None = None,
+) -> tuple[Answer, conversations.TurnOutcome]:
+    """Answer one customer message with its ticket's thread in view; the answer and the state it leaves.
+
+    The message joins the thread (once per event id). A later message is read without the ticket's subject
+    (the open request carries it). The caller stores the answer and the outcome
+    (`conversations.record_agent_turn`).
+    """
+    conversations.record_customer_message(
+        conn, source=ticket.source, ticket_id=ticket.ticket_id, tenant=ticket.tenant, event_id=ticket.event_id,
+        text=ticket.body or ticket.subject,
+    )  # fmt: skip
+    conversation = conversations.load(
+        conn, source=ticket.source, ticket_id=ticket.ticket_id, before_event=ticket.event_id
+    )
+    if conversation.turns:
+        ticket = ticket.model_copy(update={"subject": ""})
+    principal, how = identify(conn, ticket=ticket, conversation=conversation)
+    if principal is None:
+        earlier = conversation.open_request
+        outcome = conversations.TurnOutcome(
+            customer_id=None, identified_by=None,
+            open_request=f"{earlier}\n\n{ticket.text}" if earlier else ticket.text,
+            held_actions=conversation.held_actions, facts=conversation.facts,
+            pending_action_ids=conversation.pending_action_ids, decision="identity_requested",
+        )  # fmt: skip
+        return unverified_answer(conn, ticket=ticket, model=backend.model_name), outcome
+    result = loop.answer_ticket(
+        conn, ticket=ticket, principal=principal, backend=backend, registry=registry, settings=settings,
+        approver=approver, conversation=conversation,
+    )  # fmt: skip
+    pending = dict.fromkeys([*conversation.pending_action_ids, *result.answer.pending_action_ids])
+    outcome = conversations.TurnOutcome(
+        customer_id=principal.customer_id, identified_by=how, open_request=result.open_request,
+        held_actions=result.held, facts=result.facts, pending_action_ids=list(pending), decision=result.decision,
+    )  # fmt: skip
+    return result.answer, outcome
+
+
+def answer_once(
+    conn: psycopg.Connection,
+    *,
+    ticket: Ticket,
+    backend: backends.LLMBackend,
+    registry: tools.ToolRegistry,
+    settings: AnswerSettings,
+) -> Answer:
+    """The stored answer to the ticket event: the earlier one when it was answered before, else a new one."""
+    stored = answers.answer_for_event(conn, event_id=ticket.event_id)
+    if stored is not None:
+        return stored
+    answer, outcome = answer_turn(conn, ticket=ticket, backend=backend, registry=registry, settings=settings)
+    return record_answer(conn, answer=answer, outcome=outcome)
+
+
+def record_answer(conn: psycopg.Connection, *, answer: Answer, outcome: conversations.TurnOutcome) -> Answer:
+    """Store `answer` and the state its turn leaves in one transaction; the stored answer (an earlier one if any)."""
+    with conn.transaction():
+        stored, new = answers.store_answer(conn, answer=answer)
+        if new:
+            conversations.record_agent_turn(
+                conn, source=stored.source, ticket_id=stored.ticket_id, event_id=stored.event_id,
+                answer_id=stored.answer_id, text=stored.text, outcome=outcome,
+            )  # fmt: skip
+    return stored
+
+
+def _audit(conn: psycopg.Connection, **fields: Any) -> str | None:
+    """Append an audit event carrying the current span's trace ids; the trace id (None outside a span)."""
+    trace_id, span_id = telemetry.span_ids()
+    audit.append(conn, event=AuditEvent(trace_id=trace_id, span_id=span_id, **fields))
+    return trace_id
+
+
+def unverified_answer(conn: psycopg.Connection, *, ticket: Ticket, model: str) -> Answer:
+    """A draft that asks the customer for what identifies them: nothing is read or written for nobody."""
+    pack = packs.resolve_default()
+    reason = "nothing identifies the customer (customer id, requester email, details in the text); asked for them"
+    record = {"ticket_id": ticket.ref, "tenant": ticket.tenant, "decision": "identity_requested", "reason": reason}
+    trace_id = _audit(conn, action=AuditAction.GUARDRAIL, **record)
+    return Answer(
+        event_id=ticket.event_id,
+        source=ticket.source,
+        ticket_id=ticket.ticket_id,
+        tenant=ticket.tenant,
+        status="draft",
+        text=IDENTITY_REQUEST.format(what=pack.intents.identity_request),
+        model=model,
+        prompt_version=pack.prompt_tag,
+        trace_id=trace_id,
+    )
 
 
 WARM_UP_CUSTOMER = "warm-up"
@@ -192,52 +313,18 @@ class AnswerService:
             stored = answers.answer_for_event(self.conn, event_id=event.event_id)
             if stored is None:
                 started = time.perf_counter()
-                stored, _ = answers.store_answer(self.conn, answer=self.answer(record))
+                stored = answer_once(
+                    self.conn,
+                    ticket=Ticket.from_stored(record),
+                    backend=self.backend,
+                    registry=self.registry,
+                    settings=self.answer_settings,
+                )
                 telemetry.record_answer(seconds=time.perf_counter() - started, status=stored.status)
             elif answers.is_published(self.conn, answer_id=stored.answer_id):
                 return stored
             self.publish(stored)
             return stored
-
-    def answer(self, record: StoredTicket) -> Answer:
-        """The answer to one stored ticket event: the loop as the verified customer's agent, or an escalation."""
-        ticket = Ticket.from_stored(record)
-        principal = principal_for(self.conn, ticket=ticket)
-        if principal is None:
-            return self._unverified(ticket)
-        result = loop.answer_ticket(
-            self.conn,
-            ticket=ticket,
-            principal=principal,
-            backend=self.backend,
-            registry=self.registry,
-            settings=self.answer_settings,
-        )
-        return result.answer
-
-    def _audit(self, **fields: Any) -> str | None:
-        """Append an audit event carrying the current span's trace ids; the trace id (None outside a span)."""
-        trace_id, span_id = telemetry.span_ids()
-        audit.append(self.conn, event=AuditEvent(trace_id=trace_id, span_id=span_id, **fields))
-        return trace_id
-
-    def _unverified(self, ticket: Ticket) -> Answer:
-        """A draft that asks the customer for what identifies them: nothing is read or written for nobody."""
-        pack = packs.resolve_default()
-        reason = "nothing identifies the customer (customer id, requester email, details in the text); asked for them"
-        record = {"ticket_id": ticket.ref, "tenant": ticket.tenant, "decision": "identity_requested", "reason": reason}
-        trace_id = self._audit(action=AuditAction.GUARDRAIL, **record)
-        return Answer(
-            event_id=ticket.event_id,
-            source=ticket.source,
-            ticket_id=ticket.ticket_id,
-            tenant=ticket.tenant,
-            status="draft",
-            text=IDENTITY_REQUEST.format(what=pack.intents.identity_request),
-            model=self.backend.model_name,
-            prompt_version=pack.prompt_tag,
-            trace_id=trace_id,
-        )
 
     def publish(self, answer: Answer) -> None:
         """Deliver the `answer` event (with the trace context), then record that it went out."""
@@ -247,7 +334,8 @@ class AnswerService:
         )
         self.publisher.flush()
         answers.mark_published(self.conn, answer_id=answer.answer_id)
-        self._audit(
+        _audit(
+            self.conn,
             action=AuditAction.ANSWER_PUBLISHED,
             tenant=answer.tenant,
             **answers.audit_fields(answer),

@@ -2,7 +2,8 @@
 
 Per ticket, the summary gives what a newcomer needs to judge the answer: the kind of ticket, the answer's
 status (what happens to it next), who answered (the served adapter, or the base model when none is
-served) and the reply text the customer would read.
+served) and the reply text the customer would read. A sample conversation (a ticket the customer follows
+up with a comment) is printed turn by turn: each message, then the answer to it.
 """
 
 from __future__ import annotations
@@ -30,17 +31,19 @@ def answered_by(answer: answers.Answer) -> str:
     return f"adapter {answer.adapter} on {answer.model}" if answer.adapter else f"base model {answer.model}"
 
 
-def ticket_block(sample: tickets.SampleTicket, *, number: int, total: int, detail: str) -> str:
-    """One sample ticket as the customer wrote it, then the stored answer's `detail` (answers.describe)."""
+def ticket_block(sample: tickets.SampleTicket, *, number: int, total: int, details: list[str]) -> str:
+    """One sample ticket as the customer wrote it, then each stored answer's detail (answers.describe) in turn."""
     about = f"customer {sample.user_id}" + (f", order {sample.order_id}" if sample.order_id else "")
-    return "\n".join(
-        [
-            f"── sample {number} of {total}: {sample.kind} ({about}; writes from {sample.requester_email})",
-            f"  subject: {sample.subject}",
-            f"  wrote:   {sample.body}",
-            detail,
-        ]
-    )
+    lines = [
+        f"── sample {number} of {total}: {sample.kind} ({about}; writes from {sample.requester_email})",
+        f"  subject: {sample.subject}",
+        f"  wrote:   {sample.body}",
+    ]
+    for turn, detail in enumerate(details):
+        if turn > 0:
+            lines.append(f"  then wrote: {sample.follow_ups[turn - 1]}")
+        lines.append(detail)
+    return "\n".join(lines)
 
 
 def summary(rows: list[tuple[str, tickets.SampleTicket, answers.Answer | None]]) -> str:
@@ -65,6 +68,7 @@ def show_sample_answers(
     world = taubench.load_world(path=taubench.world_path(shared_data=shared_data))
     samples = dict(zip(tickets.ticket_ids(), tickets.sample_tickets(world), strict=True))
     found: dict[str, answers.Answer] = {}
+    """The last answer of each sample ticket once every message of it is answered."""
     deadline = time.monotonic() + timeout_s
     with db.connect() as conn:
         while len(found) < len(samples) and time.monotonic() < deadline:
@@ -75,12 +79,14 @@ def show_sample_answers(
                     if ticket_id in found
                     else answers.answers_for_ticket(conn, source="zendesk", ticket_id=ticket_id)
                 )
-                if not stored:
+                if len(stored) < 1 + len(sample.follow_ups):
                     continue
-                found[ticket_id] = stored[0]
-                titles = answers.citation_titles(conn, citations=stored[0].citations)
-                detail = answers.describe(stored[0], titles=titles)
-                block = ticket_block(sample, number=number, total=len(samples), detail=detail)
+                found[ticket_id] = stored[-1]
+                details = [
+                    answers.describe(answer, titles=answers.citation_titles(conn, citations=answer.citations))
+                    for answer in stored
+                ]
+                block = ticket_block(sample, number=number, total=len(samples), details=details)
                 console.print(block, markup=False, highlight=False, soft_wrap=True)
             conn.commit()
             time.sleep(1.0)

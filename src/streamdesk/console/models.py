@@ -33,6 +33,8 @@ class Draft:
     body: str
     requester: str | None
     citations: list[Citation] = field(default_factory=list)
+    earlier: list[dict[str, Any]] = field(default_factory=list)
+    """The conversation before the message this draft answers: role, text, the agent turn's decision."""
 
     @property
     def ticket_ref(self) -> str:

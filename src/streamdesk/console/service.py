@@ -17,6 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from streamdesk import links
+from streamdesk.agent import conversations
 from streamdesk.agent.answers import Answer
 from streamdesk.console.exceptions import DraftNotFoundError, InvalidReviewError
 from streamdesk.console.models import (
@@ -158,9 +159,17 @@ def _drafts(conn: psycopg.Connection, *, tenant: str, where: str, params: Sequen
                 body=body,
                 requester=requester,
                 citations=citations_for(conn, chunk_ids=answer.citations, tenant=tenant),
+                earlier=earlier_messages(conn, answer=answer),
             )
         )
     return drafts
+
+
+def earlier_messages(conn: psycopg.Connection, *, answer: Answer) -> list[dict[str, Any]]:
+    """The ticket's conversation before the customer message `answer` replies to, oldest first."""
+    thread = conversations.thread(conn, source=answer.source, ticket_id=answer.ticket_id)
+    ends = [n for n, m in enumerate(thread) if m["role"] == "customer" and m["event_id"] == answer.event_id]
+    return thread[: ends[0]] if ends else []
 
 
 def review_queue(conn: psycopg.Connection, *, tenant: str, limit: int = 50) -> list[Draft]:

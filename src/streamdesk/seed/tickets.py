@@ -3,7 +3,8 @@
 Each sample customer is a Zendesk end user (an API record, as the Confluent Zendesk source connector
 writes it) who raises one ticket (a `zen:event-type:ticket.created` webhook). The tickets cover what the
 agent must handle, each answerable correctly from the world and the retail help centre: order tracking,
-a confirmed cancellation, a confirmed return, a refund-timing question the help centre answers, a
+a conversation (a cancellation asked for under a condition, then the customer's "yes" in a comment once the
+agent listed it), a confirmed return, a refund-timing question the help centre answers, a
 confirmed change of the account's default address, a prompt-injection attempt that must write nothing, a
 customer who writes from an unknown email and gives name and ZIP code, a customer who asks for a person,
 and a policy question the knowledge does not answer (to be declined and handed to a person). Orders are
@@ -44,6 +45,8 @@ class SampleTicket:
     user_id: str
     requester_email: str
     order_id: str | None = None
+    follow_ups: tuple[str, ...] = ()
+    """Comments the customer adds after the agent's answer (a conversation), in order."""
 
 
 Writer = Callable[[dict[str, Any], dict[str, Any]], tuple[str, str]]
@@ -61,6 +64,8 @@ class Template:
     needs_order: bool = True
     by_email: bool = True
     """Whether the helpdesk knows the account's email; False: the customer writes from another mailbox."""
+    follow_ups: tuple[str, ...] = ()
+    """Comments the customer adds to the ticket after the agent's answer."""
 
 
 def _item(order: dict[str, Any]) -> str:
@@ -90,10 +95,10 @@ TEMPLATES: tuple[Template, ...] = (
         "cancel",
         lambda user, order: (
             f"Cancel order {order['order_id']}",
-            f"Hello, I placed order {order['order_id']} by mistake. Please cancel it. "
-            "Yes, I confirm I want the whole order cancelled.",
+            f"Hello, I placed order {order['order_id']} by mistake. If it has not shipped yet, please cancel it.",
         ),
         order_status="pending",
+        follow_ups=("Yes, please go ahead.",),
     ),
     Template(
         "return",
@@ -237,6 +242,7 @@ def sample_tickets(world: World) -> list[SampleTicket]:
                 user_id=user["user_id"],
                 requester_email=_requester_email(template, user),
                 order_id=order["order_id"] if order else None,
+                follow_ups=template.follow_ups,
             )
         )
     return tickets
@@ -287,6 +293,30 @@ def _ticket_created(ticket: SampleTicket, *, ticket_id: int, requester_id: int, 
     return RawRecord(ZENDESK_TOPIC, str(ticket_id).encode(), dumps(body))
 
 
+def _comment_added(
+    ticket: SampleTicket, text: str, *, ticket_id: int, requester_id: int, moment: str, number: int
+) -> RawRecord:
+    """A `ticket.comment_added` webhook: the customer's public comment `text` on the sample ticket."""
+    event_id = uuid.uuid5(NAMESPACE, f"{ticket_id}:comment:{number}")
+    body = {
+        "account_id": 1,
+        "detail": {
+            "actor_id": str(requester_id), "created_at": moment, "id": str(ticket_id), "is_public": True,
+            "priority": "NORMAL", "requester_id": str(requester_id), "status": "OPEN", "subject": ticket.subject,
+            "submitter_id": str(requester_id), "tags": ["streamdesk-sample", ticket.kind], "type": "QUESTION",
+            "updated_at": moment, "via": {"channel": "web_form"},
+        },
+        "event": {"comment": {"id": str(event_id), "body": text, "is_public": True,
+                              "author": {"id": str(requester_id), "is_staff": False}}},
+        "id": str(event_id),
+        "subject": f"zen:ticket:{ticket_id}",
+        "time": moment,
+        "type": "zen:event-type:ticket.comment_added",
+        "zendesk_event_version": "2022-11-06",
+    }  # fmt: skip
+    return RawRecord(ZENDESK_TOPIC, str(ticket_id).encode(), dumps(body))
+
+
 def requester_records(world: World) -> list[RawRecord]:
     """The sample requesters as Zendesk user records (publish them first, so tickets find their customer)."""
     return [
@@ -301,13 +331,15 @@ def requester_records(world: World) -> list[RawRecord]:
 
 
 def ticket_records(world: World) -> list[RawRecord]:
-    """One `ticket.created` webhook per sample ticket."""
-    return [
-        _ticket_created(
-            ticket, ticket_id=FIRST_TICKET + n, requester_id=FIRST_REQUESTER + n, moment=CREATED_AT.format(minute=n)
-        )
-        for n, ticket in enumerate(sample_tickets(world))
-    ]
+    """One `ticket.created` webhook per sample ticket, each followed by its customer's comments (if any)."""
+    records = []
+    for n, ticket in enumerate(sample_tickets(world)):
+        ids = {"ticket_id": FIRST_TICKET + n, "requester_id": FIRST_REQUESTER + n}
+        records.append(_ticket_created(ticket, **ids, moment=CREATED_AT.format(minute=n)))
+        for number, text in enumerate(ticket.follow_ups, start=1):
+            moment = CREATED_AT.format(minute=n).replace(":00Z", f":{number:02d}Z")
+            records.append(_comment_added(ticket, text, **ids, moment=moment, number=number))
+    return records
 
 
 def ticket_ids() -> list[str]:

@@ -42,7 +42,9 @@ def writes(trace: list[TraceStep]) -> list[tuple[str, str, dict[str, Any]]]:
 def test_an_explicit_cancel_is_carried_out_with_the_reason_the_ticket_gives(
     world: psycopg.Connection, backend: backends.TransformersBackend
 ) -> None:
-    result = answer(world, backend, FATIMA[0], f"Please cancel order #W2974929, I ordered it by mistake. {FATIMA[1]}")
+    result = answer(
+        world, backend, FATIMA[0], f"Please cancel order #W2974929, I ordered it by mistake. I confirm. {FATIMA[1]}"
+    )
     arguments = {"order_id": "#W2974929", "reason": "ordered by mistake"}
     assert writes(result.answer.trace) == [("cancel_pending_order", "router", arguments)]
     assert not result.model_steps  # the rules carried it out: the answer states it from the tool result
@@ -53,7 +55,7 @@ def test_an_explicit_cancel_is_carried_out_with_the_reason_the_ticket_gives(
 def test_an_explicit_address_change_gets_the_parsed_address(
     world: psycopg.Connection, backend: backends.TransformersBackend
 ) -> None:
-    body = f"Please ship order #W2974929 to 445 Maple Drive, Suite 394, Fort Worth, Texas 76165. {FATIMA[1]}"
+    body = f"Please ship order #W2974929 to 445 Maple Drive, Suite 394, Fort Worth, Texas 76165. I confirm. {FATIMA[1]}"
     result = answer(world, backend, FATIMA[0], body)
     address = {"address1": "445 Maple Drive", "address2": "Suite 394", "city": "Fort Worth", "state": "TX",
                "zip": "76165", "country": "USA"}  # fmt: skip
@@ -69,7 +71,7 @@ def test_an_explicit_address_change_gets_the_parsed_address(
 def test_a_unit_alone_changes_only_address2_of_the_current_address(
     world: psycopg.Connection, backend: backends.TransformersBackend
 ) -> None:
-    body = "I am Fatima Anderson, zip 32100. Please deliver #W4514908 to Suite 641 instead."
+    body = "I am Fatima Anderson, zip 32100. Please deliver #W4514908 to Suite 641 instead. I confirm."
     result = answer(world, backend, FATIMA[0], body)
     address = {"address1": "334 Broadway", "address2": "Suite 641", "city": "Jacksonville", "state": "FL",
                "zip": "32100", "country": "USA"}  # fmt: skip
@@ -82,7 +84,7 @@ def test_a_unit_alone_changes_only_address2_of_the_current_address(
 def test_a_return_names_its_items_and_refunds_the_original_payment_method(
     world: psycopg.Connection, backend: backends.TransformersBackend
 ) -> None:
-    body = f"I want to return the headphones and the smart watch from order #W2378156. {YUSUF[1]}"
+    body = f"I want to return the headphones and the smart watch from order #W2378156. I confirm. {YUSUF[1]}"
     result = answer(world, backend, YUSUF[0], body)
     arguments = {"order_id": "#W2378156", "item_ids": ["4202497723", "9408160950"],
                  "payment_method_id": "credit_card_9513926"}  # fmt: skip
@@ -99,7 +101,7 @@ def test_an_exchange_picks_the_available_variant_with_the_options_asked_for(
 ) -> None:
     body = (
         f"Order #W2378156: please exchange the smart thermostat for one compatible with Google instead of "
-        f"Apple HomeKit. {YUSUF[1]}"
+        f"Apple HomeKit. I confirm. {YUSUF[1]}"
     )
     result = answer(world, backend, YUSUF[0], body)
     arguments = {"order_id": "#W2378156", "item_ids": ["4983901480"], "new_item_ids": ["7747408585"],
@@ -125,7 +127,20 @@ def test_a_change_asked_for_under_a_condition_is_held(
     body = f"If order #W2974929 has not shipped, cancel it because I ordered it by mistake. {FATIMA[1]}"
     result = answer(world, backend, FATIMA[0], body)
     assert not [step for step in writes(result.answer.trace) if step[1] == "router"]
+    held = [(s.tool, s.arguments) for s in result.answer.trace if s.outcome == "held"]
+    assert held == [("cancel_pending_order", {"order_id": "#W2974929", "reason": "ordered by mistake"})]
     assert "Nothing has been changed yet" in result.answer.text
+
+
+@pytest.mark.slow
+def test_a_change_not_confirmed_is_listed_and_held(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    result = answer(world, backend, FATIMA[0], f"Please cancel order #W2974929, I ordered it by mistake. {FATIMA[1]}")
+    assert not writes(result.answer.trace) and result.held == [
+        ToolCall(tool="cancel_pending_order", arguments={"order_id": "#W2974929", "reason": "ordered by mistake"})
+    ]
+    assert 'Reply "yes" to confirm' in result.answer.text
 
 
 # --- the plan's pieces -----------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ The second stage of the router's plan (reads -> results -> writes). Every argume
 text matched against trusted tool results: the orders and items it names (fuzzy, `rapidfuzz`), the options
 it wants among the product's available variants, the payment method it names, a free-text US address
 (`usaddress`) completed from the current one. A request the rules cannot resolve to one clear set of
-arguments proposes nothing (the model and the reply take over); a conditional one is held by the loop.
+arguments proposes nothing (the model and the reply take over); the loop holds a change until the customer confirms it.
 """
 
 from __future__ import annotations
@@ -439,10 +439,8 @@ def planned_writes(found: TicketFeatures, history: History) -> Iterator[ToolCall
 def next_write(found: TicketFeatures, *, history: History) -> ToolCall | None:
     """The next write the rules propose (None: nothing more); each tool acts once per order in one ticket.
 
-    Nothing is proposed for a ticket whose change hangs on a condition (the loop asks to confirm it).
+    A change that hangs on a condition is proposed too: the loop holds it and asks the customer to confirm it.
     """
-    if found.needs_confirmation:
-        return None
     made = {intents.call_key(call) for call, _ in history}
     acted = {(call.tool, str(call.arguments.get("order_id"))) for call, _ in history}
     for call in planned_writes(found, history):

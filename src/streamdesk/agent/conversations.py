@@ -1,0 +1,176 @@
+"""Conversation state per ticket: the thread in order, the customer established, facts found, changes held.
+
+Keyed by (source, ticket id) in PostgreSQL (`conversations`, `conversation_messages`), so it survives
+restarts, redelivery and a worker moving partitions. A customer message is recorded once per event id and
+an agent message once per answered event, so a redelivered or replayed event changes nothing.
+
+The language of a reply to a held change is generic English and lives here: a confirmation ("yes", "go
+ahead", "confirmed", "please do") and a withdrawal ("don't cancel it", "never mind"). Anything about a
+business domain comes from the pack.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from streamdesk.agent.models import ToolCall
+from streamdesk.agent.packs import Conversation, Turn
+
+Reply = Literal["confirm", "withdraw"]
+_CONFIRM_START = re.compile(
+    r"^\W*(yes|yeah|yep|yup|sure|ok(ay)?|confirm(ed)?|i confirm|go ahead|please do|please go ahead|please proceed"
+    r"|do it|proceed|correct|that'?s (right|correct|fine)|sounds good|absolutely|of course)\b",
+    re.IGNORECASE,
+)
+_CONFIRM_EXPLICIT = re.compile(
+    r"\b(i (hereby |do )?confirm|i'?m confirming|(yes,? )?(please )?go ahead( and)?|confirmed|please proceed)\b",
+    re.IGNORECASE,
+)
+"""A change the message itself states and confirms ("... I confirm."): no question needs asking first."""
+_WITHDRAW = re.compile(
+    r"^\W*no\b|\bnever ?mind\b|\b(don'?t|do not)\b(?!\s+(want|need|have|know|like|afford)\b)|\bforget (it|about it)\b"
+    r"|\bchanged my mind\b|\bleave it( as it is)?\b|\bkeep it\b|\bnot anymore\b|\bwithdraw\w*\b|\bno,? thanks?\b"
+    r"|\bhold off\b",
+    re.IGNORECASE,
+)
+
+
+def reply_to_held(text: str) -> Reply | None:
+    """How a message answers a held change: a withdrawal, a confirmation, or neither (None)."""
+    if _WITHDRAW.search(text):
+        return "withdraw"
+    if _CONFIRM_START.search(text) or _CONFIRM_EXPLICIT.search(text):
+        return "confirm"
+    return None
+
+
+def confirms_explicitly(text: str) -> bool:
+    """True when the message states its change and confirms it explicitly ("I confirm", "please go ahead")."""
+    return bool(_CONFIRM_EXPLICIT.search(text)) and not _WITHDRAW.search(text)
+
+
+@dataclass(frozen=True)
+class TurnOutcome:
+    """What answering one customer message left in the conversation."""
+
+    customer_id: str | None
+    identified_by: str | None
+    open_request: str | None
+    held_actions: Sequence[ToolCall]
+    facts: Sequence[dict[str, Any]]
+    pending_action_ids: Sequence[str]
+    decision: str
+
+
+def _held(rows: Sequence[dict[str, Any]]) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall(tool=row["tool"], arguments=row["arguments"]) for row in rows)
+
+
+def load(conn: psycopg.Connection, *, source: str, ticket_id: str, before_event: str | None = None) -> Conversation:
+    """The conversation of ticket (source, ticket id); its turns up to, not including, `before_event`'s message."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(
+            "SELECT customer_id, identified_by, open_request, facts, held_actions, pending_action_ids "
+            "FROM conversations WHERE source = %s AND ticket_id = %s",
+            (source, ticket_id),
+        ).fetchone()
+        messages = cur.execute(
+            "SELECT role, event_id, answer_id::text AS answer_id, text, decision, message_id "
+            "FROM conversation_messages WHERE source = %s AND ticket_id = %s ORDER BY message_id",
+            (source, ticket_id),
+        ).fetchall()
+    if row is None:
+        return Conversation()
+    turns = []
+    for message in messages:
+        if message["role"] == "customer" and message["event_id"] == before_event:
+            break
+        turns.append(
+            Turn(
+                role=message["role"],
+                text=message["text"],
+                event_id=message["event_id"],
+                answer_id=message["answer_id"],
+                decision=message["decision"],
+            )
+        )
+    return Conversation(
+        turns=tuple(turns),
+        held_actions=_held(row["held_actions"]),
+        open_request=row["open_request"],
+        facts=tuple(row["facts"]),
+        customer_id=row["customer_id"],
+        identified_by=row["identified_by"],
+        pending_action_ids=tuple(row["pending_action_ids"]),
+    )
+
+
+def record_customer_message(
+    conn: psycopg.Connection, *, source: str, ticket_id: str, tenant: str, event_id: str, text: str
+) -> bool:
+    """Add the customer's message of `event_id` to the thread (once); True when it is new."""
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO conversations (source, ticket_id, tenant) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (source, ticket_id, tenant),
+        )
+        added = conn.execute(
+            "INSERT INTO conversation_messages (source, ticket_id, role, event_id, text) "
+            "VALUES (%s, %s, 'customer', %s, %s) ON CONFLICT (role, event_id) DO NOTHING RETURNING message_id",
+            (source, ticket_id, event_id, text),
+        ).fetchone()
+    return added is not None
+
+
+def record_agent_turn(
+    conn: psycopg.Connection,
+    *,
+    source: str,
+    ticket_id: str,
+    event_id: str,
+    answer_id: str,
+    text: str,
+    outcome: TurnOutcome,
+) -> bool:
+    """Add the agent's answer to `event_id` and the state it leaves (once per event); True when it is new."""
+    with conn.transaction():
+        added = conn.execute(
+            "INSERT INTO conversation_messages (source, ticket_id, role, event_id, answer_id, text, decision) "
+            "VALUES (%s, %s, 'agent', %s, %s, %s, %s) ON CONFLICT (role, event_id) DO NOTHING RETURNING message_id",
+            (source, ticket_id, event_id, uuid.UUID(answer_id), text, outcome.decision),
+        ).fetchone()
+        if added is None:
+            return False
+        conn.execute(
+            "UPDATE conversations SET customer_id = %s, identified_by = %s, open_request = %s, facts = %s, "
+            "held_actions = %s, pending_action_ids = %s, updated_at = now() WHERE source = %s AND ticket_id = %s",
+            (
+                outcome.customer_id,
+                outcome.identified_by,
+                outcome.open_request,
+                Jsonb(list(outcome.facts)),
+                Jsonb([{"tool": call.tool, "arguments": call.arguments} for call in outcome.held_actions]),
+                list(outcome.pending_action_ids),
+                source,
+                ticket_id,
+            ),
+        )
+    return True
+
+
+def thread(conn: psycopg.Connection, *, source: str, ticket_id: str) -> list[dict[str, Any]]:
+    """The ticket's messages in order (role, text, event id, answer id, the turn's decision) for reviewers."""
+    with conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(
+            "SELECT role, text, event_id, answer_id::text AS answer_id, decision, created_at "
+            "FROM conversation_messages WHERE source = %s AND ticket_id = %s ORDER BY message_id",
+            (source, ticket_id),
+        ).fetchall()
