@@ -9,7 +9,7 @@ are not), and an equality lookup on the digest finds the operator with one index
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 
 
 def upgrade() -> None:

@@ -333,12 +333,12 @@ def test_the_answer_states_order_facts_from_the_tools_not_the_model() -> None:
     asked = retail_intents.features("Where is order #W1000001? And cancel #W2000002 and #W3000003, I confirm.")
     assert renderers.order_facts(history, asked) == [
         "Order #W1000001 has shipped. Tracking numbers: 123, 456.",
-        "Order #W2000002 is cancelled.",
+        "Order #W2000002 is being cancelled.",
         "We have recorded your request to cancel order #W3000003.",
     ]
     text = compose_text(reply=Reply(message="Hi."), trace=[], escalated=False, history=history, found=asked)
     assert text == (
-        "Hi.\n\nOrder #W1000001 has shipped. Tracking numbers: 123, 456. Order #W2000002 is cancelled. "
+        "Hi.\n\nOrder #W1000001 has shipped. Tracking numbers: 123, 456. Order #W2000002 is being cancelled. "
         "We have recorded your request to cancel order #W3000003."
     )
     assert "#W1000001" not in compose_text(reply=Reply(message="Hi."), trace=[], escalated=False, history=history)

@@ -89,7 +89,9 @@ NOT_CONFIDENT = frozenset(
 )
 CONVERSATION_STEP = "(conversation)"
 """The trace's name for a turn's decision about held changes (confirmed, withdrawn, dropped)."""
-WITHDRAWN_REPLY = "As you asked, nothing has been changed: we will not carry out {what}."
+COMMANDED_REPLY = "We will write again as soon as our systems confirm the change."
+"""Said when a write went to a system of record as a command: it is done when its change comes back."""
+WITHDRAWN_REPLY = "As you asked, nothing has been changed: we will not {what}."
 MAX_FACTS = 24
 """The trusted read results a conversation keeps for its later turns."""
 
@@ -184,8 +186,11 @@ def confirmation_request(intents: list[str], *, pack: packs.DomainPack | None = 
     )
 
 
-def describe_call(call: ToolCall) -> str:
-    """A change as the customer reads it in a confirmation request: the tool's words and its arguments."""
+def describe_call(call: ToolCall, *, pack: packs.DomainPack | None = None, history: packs.History = ()) -> str:
+    """A change as the customer reads it in a confirmation request: the pack's words, or the tool and arguments."""
+    words = packs.resolve(pack).renderers.request
+    if words is not None:
+        return words(call, history)
     shown = "; ".join(
         f"{name.replace('_', ' ')} {', '.join(map(str, value)) if isinstance(value, list) else value}"
         for name, value in call.arguments.items()
@@ -193,12 +198,11 @@ def describe_call(call: ToolCall) -> str:
     return f"{call.tool.replace('_', ' ')} ({shown})" if shown else call.tool.replace("_", " ")
 
 
-def held_request(held: list[ToolCall]) -> str:
+def held_request(held: list[ToolCall], *, pack: packs.DomainPack | None = None, history: packs.History = ()) -> str:
     """The paragraph that lists the changes held and asks the customer to confirm them."""
-    listed = "; ".join(describe_call(call) for call in held)
+    listed = "; ".join(describe_call(call, pack=pack, history=history) for call in held)
     return (
-        f'Nothing has been changed yet. We can carry out: {listed}. Reply "yes" to confirm, or "no" to leave '
-        "everything as it is."
+        f'Nothing has been changed yet. We can {listed}. Reply "yes" to confirm, or "no" to leave everything as it is.'
     )
 
 
@@ -245,15 +249,18 @@ def compose_parts(
         parts.append(grounding.Part(" ".join(facts), "fact"))
     if knowledge is not None and (answered or declined):
         parts.extend(knowledge.parts)
+    commands = {tool.name for tool in pack.tools if tool.effect == "command"}
+    if any(step.outcome == "executed" and step.tool in commands for step in trace):
+        parts.append(grounding.Part(COMMANDED_REPLY, "template"))
     waiting = sum(step.outcome == "pending_approval" for step in trace)
     if waiting:
         what = "this change before it takes" if waiting == 1 else "these changes before they take"
         parts.append(grounding.Part(f"A supervisor must approve {what} effect.", "template"))
     if withdrawn and not escalated:
-        what = "; ".join(describe_call(call) for call in withdrawn)
+        what = "; ".join(describe_call(call, pack=pack, history=history or ()) for call in withdrawn)
         parts.append(grounding.Part(WITHDRAWN_REPLY.format(what=what), "template"))
     if held and not escalated:
-        parts.append(grounding.Part(held_request(held), "template"))
+        parts.append(grounding.Part(held_request(held, pack=pack, history=history or ()), "template"))
     elif confirm and not escalated:
         parts.append(grounding.Part(confirmation_request(confirm, pack=pack), "template"))
     if escalated and not declined:

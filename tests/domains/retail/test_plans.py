@@ -48,7 +48,7 @@ def test_an_explicit_cancel_is_carried_out_with_the_reason_the_ticket_gives(
     arguments = {"order_id": "#W2974929", "reason": "ordered by mistake"}
     assert writes(result.answer.trace) == [("cancel_pending_order", "router", arguments)]
     assert not result.model_steps  # the rules carried it out: the answer states it from the tool result
-    assert "Order #W2974929 is cancelled. We are refunding $182.03 to your PayPal account." in result.answer.text
+    assert "Order #W2974929 is being cancelled. We are refunding $182.03 to your PayPal account." in result.answer.text
 
 
 @pytest.mark.slow
@@ -63,7 +63,8 @@ def test_an_explicit_address_change_gets_the_parsed_address(
         ("modify_pending_order_address", "router", {"order_id": "#W2974929", **address})
     ]
     assert (
-        "Order #W2974929 will now ship to 445 Maple Drive, Suite 394, Fort Worth, TX 76165, USA." in result.answer.text
+        "Order #W2974929 is being changed to ship to 445 Maple Drive, Suite 394, Fort Worth, TX 76165, USA."
+        in result.answer.text
     )
 
 

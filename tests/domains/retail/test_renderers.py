@@ -149,13 +149,13 @@ def test_an_order_read_states_its_status_in_a_sentence(status: str, expected: st
                 *PENDING["payment_history"],
                 {"transaction_type": "refund", "amount": 13.5, "payment_method_id": "credit_card_1"},
             ]},
-            "Order #W1000001 is cancelled. We are refunding $13.50 to your Visa card ending 1234.",
+            "Order #W1000001 is being cancelled. We are refunding $13.50 to your Visa card ending 1234.",
         ),
         (
             ToolCall(tool="modify_pending_order_address", arguments={"order_id": "#W1000001"}),
             {**PENDING, "address": {"address1": "12 Elm Street", "address2": "Apt 4", "city": "Springfield",
                                     "state": "IL", "zip": "62704", "country": "USA"}},
-            "Order #W1000001 will now ship to 12 Elm Street, Apt 4, Springfield, IL 62704, USA.",
+            "Order #W1000001 is being changed to ship to 12 Elm Street, Apt 4, Springfield, IL 62704, USA.",
         ),
         (
             ToolCall(tool="modify_pending_order_payment",
@@ -165,8 +165,8 @@ def test_an_order_read_states_its_status_in_a_sentence(status: str, expected: st
                 {"transaction_type": "payment", "amount": 13.5, "payment_method_id": "paypal_2"},
                 {"transaction_type": "refund", "amount": 13.5, "payment_method_id": "credit_card_1"},
             ]},
-            "Order #W1000001 is now paid with your PayPal account. The first payment goes back to your Visa card "
-            "ending 1234.",
+            "Order #W1000001 is being switched to payment with your PayPal account. The first payment goes back to "
+            "your Visa card ending 1234.",
         ),
         (
             ToolCall(tool="modify_pending_order_items", arguments={
@@ -179,8 +179,8 @@ def test_an_order_read_states_its_status_in_a_sentence(status: str, expected: st
                 *PENDING["payment_history"],
                 {"transaction_type": "payment", "amount": 1.5, "payment_method_id": "gift_card_3"},
             ]},
-            "In order #W1000001 you now get the Lamp (color red). The price difference of $1.50 is charged to your "
-            "gift card.",
+            "Order #W1000001 is being changed to the Lamp (color red). The price difference of $1.50 is charged to "
+            "your gift card.",
         ),
         (
             ToolCall(tool="return_delivered_order_items", arguments={
@@ -223,7 +223,7 @@ def test_only_what_the_ticket_asks_about_is_stated() -> None:
     history = [read(PENDING), read(other), (user_change, moved)]
     account = intents.features("Please change the default address on my account to 12 Elm Street. I confirm.")
     assert renderers.order_facts(history, account) == [
-        "The default address on your account is now 12 Elm Street, Springfield, IL 62704."
+        "The default address on your account is being changed to 12 Elm Street, Springfield, IL 62704."
     ]
     question = intents.features("If an order gets cancelled, how long does the refund take?")
     assert renderers.order_facts([read(PENDING), read(other)], question) == []
@@ -297,6 +297,6 @@ def test_the_sample_tickets_state_only_what_they_ask_about_and_no_internal_ids(
     assert re.search(refund, replies["return"])  # the bundled world's return waits for approval (over the limit)
     assert (
         (replies["address"].split("\n\n")[-1])
-        == "The default address on your account is now 12 Elm Street, Apt 4, Springfield, IL 62704, USA."
+        == "The default address on your account is being changed to 12 Elm Street, Apt 4, Springfield, IL 62704, USA."
     )
     assert "has not shipped yet." in replies["name_zip"]

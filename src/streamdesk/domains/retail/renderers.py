@@ -69,7 +69,9 @@ def order_facts(history: History, found: intents.TicketFeatures | None = None) -
             key = str(call.arguments.get("order_id") or "user")
             waiting[key] = f"We have recorded your request to {_request(call, orders.get(key) or {}, methods)}."
         elif call.tool == "modify_user_address" and result.get("user_id"):
-            changed["user"] = f"The default address on your account is now {postal_address(result.get('address'))}."
+            changed["user"] = (
+                f"The default address on your account is being changed to {postal_address(result.get('address'))}."
+            )
         elif call.tool in FACT_WRITES and result.get("order_id") and result.get("status"):
             changed[str(result["order_id"])] = " ".join(_changed(call, result, history=history, methods=methods))
     wrote = bool(changed or waiting)
@@ -90,6 +92,18 @@ def _request(call: ToolCall, order: dict[str, Any], methods: dict[str, dict[str,
         method=payment_words(arguments.get("payment_method_id"), methods),
         items=_names(_items(order, arguments.get("item_ids"))),
     )
+
+
+def change_words(call: ToolCall, history: History) -> str:
+    """A proposed change in the customer's words ('cancel order #W1'), from its arguments and the orders read."""
+    if call.tool not in PENDING_REQUESTS:
+        return call.tool.replace("_", " ")
+    orders = {
+        str(result["order_id"]): result
+        for read, result in history
+        if read.tool == "get_order_details" and isinstance(result, dict) and result.get("order_id")
+    }
+    return _request(call, orders.get(str(call.arguments.get("order_id"))) or {}, _payment_methods(history))
 
 
 def _asked(order_id: str, found: intents.TicketFeatures | None, wrote: bool) -> bool:
@@ -190,22 +204,22 @@ def _changed(
             f"{_money(p.get('amount'))} to {payment_words(p.get('payment_method_id'), methods)}" for p in refunds
         ]
         back = [f"We are refunding {' and '.join(paid_back)}."] if paid_back else []
-        return [f"Order {order_id} is cancelled.", *back]
+        return [f"Order {order_id} is being cancelled.", *back]
     if call.tool == "modify_pending_order_address":
-        return [f"Order {order_id} will now ship to {postal_address(order.get('address'))}."]
+        return [f"Order {order_id} is being changed to ship to {postal_address(order.get('address'))}."]
     if call.tool == "modify_pending_order_payment":
         refunds = [p for p in order.get("payment_history") or [] if p.get("transaction_type") == "refund"]
         back = [
             f"The first payment goes back to {payment_words(p.get('payment_method_id'), methods)}." for p in refunds
         ]
-        return [f"Order {order_id} is now paid with {method}.", *back[-1:]]
+        return [f"Order {order_id} is being switched to payment with {method}.", *back[-1:]]
     lines = _items(order, arguments.get("new_item_ids" if call.tool == "modify_pending_order_items" else "item_ids"))
     if call.tool == "modify_pending_order_items":
         now = [f"{_names([line])} ({_options(line.get('options'))})" for line in lines]
         payments = order.get("payment_history") or []
         last = payments[-1] if payments else {}
         sign = 1 if last.get("transaction_type") == "payment" else -1
-        return [f"In order {order_id} you now get {', '.join(now) or 'the options you asked for'}.",
+        return [f"Order {order_id} is being changed to {', '.join(now) or 'the options you asked for'}.",
                 *_difference(sign * float(last.get("amount") or 0), method)]  # fmt: skip
     if call.tool == "return_delivered_order_items":
         total = sum(float(line.get("price") or 0) for line in lines)
@@ -386,5 +400,7 @@ def _product_text(product: dict[str, Any], *, hide: frozenset[str] = frozenset()
     return "\n".join(lines)
 
 
-RENDERERS = Renderers(result_text=result_text, lookups=router_lookups, facts=order_facts, details=DETAILS)
+RENDERERS = Renderers(
+    result_text=result_text, lookups=router_lookups, facts=order_facts, details=DETAILS, request=change_words
+)
 """How the retail pack's results and facts read."""
