@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 Compose = Literal["extractive", "model"]
 CUSTOMER_PRINCIPAL = "agent:eval-customer"
 """The agent acting for a customer: what the ticket loop searches as (public documents only)."""
+REGULARISATION = 3.0
+"""Inverse L2 strength of the answerability fit (`C`), chosen by 5-fold cross-validation in the calibration half."""
 MODEL_REPLY_CHARS = 400
 MODEL_PROMPT = (
     "You answer a customer's question using only the passages below. Copy the sentences of a passage that "
@@ -231,7 +233,7 @@ def fit_answerability(results: Sequence[QueryResult]) -> dict[str, float]:
 
     calibration = [r for r in results if r.query.calibration and r.features]
     features = [[r.features[name] for name in grounding.FEATURES] for r in calibration]
-    model = LogisticRegression(max_iter=2000).fit(features, [r.query.answerable for r in calibration])
+    model = LogisticRegression(max_iter=5000, C=REGULARISATION).fit(features, [r.query.answerable for r in calibration])
     weights = {"bias": round(float(model.intercept_[0]), 4)}
     weights.update({name: round(float(w), 4) for name, w in zip(grounding.FEATURES, model.coef_[0], strict=True)})
     answerable = [

@@ -123,6 +123,16 @@ def eval_conversations(
     typer.echo(json.dumps(summary))
 
 
+def _taubench_files(shared_data: Path) -> dict[str, Path]:
+    """The τ²-bench retail tasks, splits and world under `shared_data`, as the converters take them."""
+    folder = shared_data / TAUBENCH
+    return {
+        "tasks_path": folder / "tau2_retail_tasks.json",
+        "split_path": folder / "tau2_retail_split_tasks.json",
+        "db_path": folder / "tau2_retail_db.json",
+    }
+
+
 @convert_app.command("taubench")
 def convert_taubench(
     out: OutOpt,
@@ -132,13 +142,24 @@ def convert_taubench(
     """τ²-bench retail tasks of one split -> cases (reason for call + known info as the ticket)."""
     from evals import datasets
 
-    cases = datasets.taubench_cases(
-        tasks_path=shared_data / TAUBENCH / "tau2_retail_tasks.json",
-        split_path=shared_data / TAUBENCH / "tau2_retail_split_tasks.json",
-        db_path=shared_data / TAUBENCH / "tau2_retail_db.json",
-        split=split,
-    )
+    cases = datasets.taubench_cases(**_taubench_files(shared_data), split=split)
     typer.echo(json.dumps({"cases": datasets.write_cases(out, cases), "out": str(out), "split": split}))
+
+
+@convert_app.command("tau2-conversations")
+def convert_tau2_conversations(
+    out: OutOpt,
+    split: Annotated[str, typer.Option(help="train, test or base (tau2_retail_split_tasks.json).")] = "test",
+    shared_data: SharedDataOpt = SHARED_DATA,
+) -> None:
+    """τ²-bench retail tasks of one split -> conversation cases (the opening, the τ² user's replies, confirmations)."""
+    from evals import datasets
+
+    cases = datasets.taubench_conversations(**_taubench_files(shared_data), split=split)
+    turns = [len(case["turns"]) for case in cases]
+    summary = {"cases": datasets.write_jsonl(out, cases), "out": str(out), "split": split}
+    summary["turns"] = {"total": sum(turns), "min": min(turns, default=0), "max": max(turns, default=0)}
+    typer.echo(json.dumps(summary))
 
 
 @convert_app.command("bitext")

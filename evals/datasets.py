@@ -2,6 +2,8 @@
 
 A case is a ticket (subject, body, the customer it comes from), optionally the principal to run as,
 the tool calls it should lead to, the tools it must not lead to, and whether it must end with a human.
+`taubench_conversations` turns the τ²-bench retail tasks into conversation cases instead (issue 15): the
+ticket's messages in order (`evals.dialogue`), with the same expected and forbidden actions.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evals import dialogue
 from evals.exceptions import DatasetError
 from streamdesk.agent import tools
 from streamdesk.agent.tools import TICKET_WRITES
@@ -135,13 +138,19 @@ def compared_arguments(action: dict[str, Any]) -> dict[str, Any] | None:
     return action.get("arguments") or {}
 
 
+def _task_actions(task: dict[str, Any]) -> tuple[list[ExpectedAction], list[str]]:
+    """The actions a τ²-bench task expects and the write tools it must not call."""
+    actions = (task.get("evaluation_criteria") or {}).get("actions") or []
+    expected = [ExpectedAction(name=a["name"], arguments=compared_arguments(a)) for a in actions]
+    names = {action.name for action in expected}
+    return expected, [name for name in write_tools() if name not in names and name not in TICKET_WRITES]
+
+
 def taubench_case(task: dict[str, Any], *, world: dict[str, Any]) -> EvalCase:
     """One τ²-bench retail task as a case: reason for call and known info as the ticket, its actions expected."""
     instructions = task["user_scenario"]["instructions"]
     reason, known = instructions["reason_for_call"].strip(), instructions["known_info"].strip()
-    actions = (task.get("evaluation_criteria") or {}).get("actions") or []
-    expected = [ExpectedAction(name=a["name"], arguments=compared_arguments(a)) for a in actions]
-    names = {action.name for action in expected}
+    expected, forbidden = _task_actions(task)
     user_id = _task_user(world, task)
     return EvalCase(
         id=f"tau2-retail-{task['id']}",
@@ -151,13 +160,13 @@ def taubench_case(task: dict[str, Any], *, world: dict[str, Any]) -> EvalCase:
             customer=_customer(world, user_id) if user_id else {},
         ),
         expected_actions=expected,
-        forbidden_actions=[name for name in write_tools() if name not in names and name not in TICKET_WRITES],
-        must_escalate="transfer_to_human_agents" in names,
+        forbidden_actions=forbidden,
+        must_escalate="transfer_to_human_agents" in {action.name for action in expected},
     )
 
 
-def taubench_cases(*, tasks_path: Path, split_path: Path, db_path: Path, split: str = "test") -> list[EvalCase]:
-    """The tasks of one τ²-bench split (`train`, `test` or `base`) as cases, in the split's order."""
+def _taubench_split(*, tasks_path: Path, split_path: Path, db_path: Path, split: str) -> tuple[list[Any], Any]:
+    """The tasks of one τ²-bench split, in the split's order, and the retail world."""
     try:
         tasks = {str(task["id"]): task for task in json.loads(tasks_path.read_text())}
         splits = json.loads(split_path.read_text())
@@ -166,7 +175,52 @@ def taubench_cases(*, tasks_path: Path, split_path: Path, db_path: Path, split: 
         raise DatasetError(f"cannot read τ²-bench files ({exc}); pass the files under shared/data/taubench") from None
     if split not in splits:
         raise DatasetError(f"split {split!r} is not in {split_path}; use one of {sorted(splits)}")
-    return [taubench_case(tasks[str(task_id)], world=world) for task_id in splits[split]]
+    return [tasks[str(task_id)] for task_id in splits[split]], world
+
+
+def taubench_cases(*, tasks_path: Path, split_path: Path, db_path: Path, split: str = "test") -> list[EvalCase]:
+    """The tasks of one τ²-bench split (`train`, `test` or `base`) as cases, in the split's order."""
+    tasks, world = _taubench_split(tasks_path=tasks_path, split_path=split_path, db_path=db_path, split=split)
+    return [taubench_case(task, world=world) for task in tasks]
+
+
+def taubench_conversations(
+    *, tasks_path: Path, split_path: Path, db_path: Path, split: str = "test"
+) -> list[dict[str, Any]]:
+    """The tasks of one τ²-bench split as conversation cases, in the split's order.
+
+    A case is `{"id", "ticket": {"subject", "customer"}, "turns": [{"body"}, ...], "expected_actions",
+    "forbidden_actions", "writes_after_turn"}`; the turns are what the τ² user would write
+    (`evals.dialogue.customer_turns`).
+    """
+    tasks, world = _taubench_split(tasks_path=tasks_path, split_path=split_path, db_path=db_path, split=split)
+    cases = []
+    for task in tasks:
+        expected, forbidden = _task_actions(task)
+        user_id = _task_user(world, task)
+        turns, writes_after_turn = dialogue.customer_turns(task["user_scenario"]["instructions"])
+        cases.append(
+            {
+                "id": f"tau2-retail-{task['id']}",
+                "ticket": {"subject": _subject(turns[0]), "customer": _customer(world, user_id) if user_id else {}},
+                "turns": [{"body": body} for body in turns],
+                "expected_actions": [action.model_dump() for action in expected],
+                "forbidden_actions": forbidden,
+                "writes_after_turn": writes_after_turn,
+            }
+        )
+    return cases
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    """Write `records` as JSONL; return how many."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count
 
 
 def bitext_cases(*, csv_path: Path, per_intent: int = 25, intents: Sequence[str] | None = None) -> list[EvalCase]:

@@ -51,6 +51,14 @@ def test_an_answer_quotes_the_best_public_passage_and_cites_it() -> None:
     assert set(answer.features) == set(grounding.FEATURES)
 
 
+def test_the_next_passage_and_the_title_are_features_of_the_decision() -> None:
+    alone = grounding.answer_question("How much does gift wrapping cost?", [GIFT], embedder=get_embedder())
+    both = grounding.answer_question("How much does gift wrapping cost?", [HOURS, GIFT], embedder=get_embedder())
+    assert alone.features["other_sentence_cosine"] == 0.0 < both.features["other_sentence_cosine"]
+    assert both.features["other_sentence_cosine"] < both.features["sentence_cosine"]
+    assert both.features["title_coverage"] == pytest.approx(2 / 3)  # gift, wrapping (not cost) in the title
+
+
 def test_a_question_the_passages_do_not_answer_is_declined() -> None:
     answer = grounding.answer_question(
         "What is the warranty on a lawn mower engine?", [HOURS, GIFT], embedder=get_embedder()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import json
 import os
 import subprocess
 import sys
@@ -60,6 +61,16 @@ def test_the_streamdesk_process_runs_a_plugin_command(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.read_text().count("\n") == 40 and '"split": "test"' in done.stdout
+
+
+def test_eval_convert_writes_the_taubench_conversations(tmp_path: Path) -> None:
+    out = tmp_path / "conversations.jsonl"
+    done = CliRunner().invoke(app, ["eval", "convert", "tau2-conversations", "--split", "train", "--out", str(out)])
+    assert done.exit_code == 0, done.output
+    summary = json.loads(done.stdout.splitlines()[-1])
+    assert summary["cases"] == 74 and summary["split"] == "train" and summary["turns"]["min"] >= 1
+    first = json.loads(out.read_text().splitlines()[0])
+    assert first["turns"][-1] == {"body": "Yes, I confirm."} and first["writes_after_turn"] == len(first["turns"])
 
 
 def test_the_entry_point_group_is_what_a_wheel_install_loads(tmp_path: Path) -> None:

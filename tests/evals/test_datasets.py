@@ -4,23 +4,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pydantic import BaseModel, ConfigDict, Field
 
 from evals import datasets
-from evals.datasets import DatasetError, EvalCase
+from evals.datasets import DatasetError, EvalCase, ExpectedAction
 from streamdesk.guardrails import service as guardrails
 
 TAU = Path("taubench")
 
 
+def tau_files(shared_data: Path) -> dict[str, Path]:
+    return {
+        "tasks_path": shared_data / TAU / "tau2_retail_tasks.json",
+        "split_path": shared_data / TAU / "tau2_retail_split_tasks.json",
+        "db_path": shared_data / TAU / "tau2_retail_db.json",
+    }
+
+
 def tau_cases(shared_data: Path, split: str) -> list[EvalCase]:
-    return datasets.taubench_cases(
-        tasks_path=shared_data / TAU / "tau2_retail_tasks.json",
-        split_path=shared_data / TAU / "tau2_retail_split_tasks.json",
-        db_path=shared_data / TAU / "tau2_retail_db.json",
-        split=split,
-    )
+    return datasets.taubench_cases(**tau_files(shared_data), split=split)
 
 
 def test_the_taubench_test_split_becomes_40_cases(shared_data: Path, test_split: list[str]) -> None:
@@ -104,3 +109,34 @@ def test_a_hand_off_whose_summary_tau2_does_not_compare_matches_by_name() -> Non
     cancel = {"name": "cancel_pending_order", "arguments": {"order_id": "#W1", "reason": "no longer needed"}}
     assert compared_arguments(transfer) is None
     assert compared_arguments(cancel) == cancel["arguments"]
+
+
+class ConversationShape(BaseModel):
+    """The JSONL shape of a conversation case (issue 15), checked here without the reader of `eval conversations`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    ticket: dict[str, Any]
+    turns: list[dict[str, str]] = Field(min_length=1)
+    expected_actions: list[ExpectedAction]
+    forbidden_actions: list[str]
+    writes_after_turn: int = Field(ge=1)
+
+
+def test_the_taubench_test_split_becomes_40_conversations(shared_data: Path, tmp_path: Path) -> None:
+    conversations = datasets.taubench_conversations(**tau_files(shared_data), split="test")
+    single = {case.id: case for case in tau_cases(shared_data, "test")}
+    path = tmp_path / "conversations.jsonl"
+    assert datasets.write_jsonl(path, conversations) == 40
+    cases = [ConversationShape.model_validate_json(line) for line in path.read_text().splitlines()]
+    assert [case.id for case in cases] == list(single)
+    for case in cases:
+        same = single[case.id]
+        assert case.ticket == {"subject": case.ticket["subject"], "customer": same.ticket.customer}
+        assert case.expected_actions == same.expected_actions and case.forbidden_actions == same.forbidden_actions
+        assert set(case.turns[0]) == {"body"} and "the agent" not in case.turns[0]["body"].lower()
+        assert 1 <= case.writes_after_turn <= len(case.turns) and len(case.ticket["subject"]) <= 80
+    confirming = [case for case in cases if {"body": "Yes, I confirm."} in case.turns]
+    assert len(confirming) >= 35 and all(case.writes_after_turn >= 2 for case in confirming)
+    assert any(len(case.turns) > 2 for case in cases)
