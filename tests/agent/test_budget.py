@@ -112,7 +112,7 @@ def test_an_answer_past_its_wall_clock_budget_escalates_and_the_next_is_answered
 ) -> None:
     short = f"Hi, where is my order {ORDER}? It has not arrived yet."
     assert answer(world, backend, short, SETTINGS).answer.status != "escalated"  # look-ups and search warm now
-    unbounded = SETTINGS.model_copy(update={"ticket_max_tokens": 1_000_000, "answer_timeout_s": 5.0})
+    unbounded = SETTINGS.model_copy(update={"ticket_max_tokens": 1_000_000, "answer_timeout_s": 15.0})
     started = time.monotonic()
     slow = answer(world, backend, long_body(), unbounded)
     assert time.monotonic() - started < 60
@@ -121,7 +121,7 @@ def test_an_answer_past_its_wall_clock_budget_escalates_and_the_next_is_answered
     assert fitted[-1].arguments["kept_tokens"] < backend.context_tokens - SETTINGS.max_new_tokens
     assert slow.answer.status == "escalated" and "member of our team" in slow.answer.text
     stopped = [step for step in slow.answer.trace if step.tool == loop.ANSWER_BUDGET_STEP]
-    assert stopped and stopped[0].arguments["budget"] == "wall_clock" and stopped[0].arguments["limit_s"] == 5.0
+    assert stopped and stopped[0].arguments["budget"] == "wall_clock" and stopped[0].arguments["limit_s"] == 15.0
     assert len(trail(world, "model_call")) == 1  # the first ticket's: the slow one stopped inside its generation
     escalations = trail(world, "escalation")
     assert escalations and "wall_clock budget" in str(escalations[-1].reason)

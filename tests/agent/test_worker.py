@@ -236,7 +236,7 @@ def test_the_worker_answers_a_thread_a_held_change_then_the_customers_yes(stack:
     )
     assert [s.outcome for s in first.trace if s.tool == "modify_pending_order_address"] == ["held"]
     assert [s.outcome for s in second.trace if s.tool == "modify_pending_order_address"] == ["executed"]
-    assert "It will ship to 445 Maple Drive" in second.text
+    assert "is being changed to ship to 445 Maple Drive" in second.text
     with db.connect(url) as conn:
         thread = conversations.thread(conn, source="zendesk", ticket_id="T-10")
     assert [(m["role"], m["decision"]) for m in thread] == [
