@@ -236,17 +236,18 @@ def answer_question(
     order = np.argsort(-passage_cosines)
     best = int(order[0])
     sentences = split_sentences(visible[best].text)
-    cosines = _normalised(embedder.embed(sentences)) @ query
+    other = split_sentences(visible[int(order[1])].text) if len(visible) > 1 else []
+    all_cosines = _normalised(embedder.embed(sentences + other)) @ query  # one batch for both passages
+    cosines, other_cosines = all_cosines[: len(sentences)], all_cosines[len(sentences) :]
     top = int(np.argmax(cosines))
     asked = content_words(question)
-    other = split_sentences(visible[int(order[1])].text) if len(visible) > 1 else []
     features = {
         "passage_cosine": float(passage_cosines[best]),
         "margin": float(passage_cosines[best] - passage_cosines[order[1]]) if len(visible) > 1 else 0.0,
         "sentence_cosine": float(cosines[top]),
         "passage_coverage": _coverage(asked, f"{visible[best].title} {visible[best].text}"),
         "sentence_coverage": _coverage(asked, sentences[top]),
-        "other_sentence_cosine": float(np.max(_normalised(embedder.embed(other)) @ query)) if other else 0.0,
+        "other_sentence_cosine": float(np.max(other_cosines)) if other else 0.0,
         "title_coverage": _coverage(asked, visible[best].title),
     }
     probability = answerable_probability(features)
