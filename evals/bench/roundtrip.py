@@ -147,7 +147,7 @@ def count_roundtrip(conn: psycopg.Connection, *, standin_url: str, ticket_ids: l
         "SELECT status, count(*) FROM command_outbox WHERE ticket_id = ANY(%s) OR ticket_id = ANY(%s) GROUP BY status",
         (keys, names),
     ).fetchall()
-    statuses = dict(rows)
+    statuses: dict[str, int] = {str(status): int(n) for status, n in rows}
     commands = sum(statuses.values())
     applied_twice = conn.execute(
         "SELECT count(*) FROM (SELECT command_key, topic, key FROM erp.change_log GROUP BY command_key, topic, key "
@@ -238,6 +238,7 @@ class UpProcess:
         """Wait for the API; the stand-in's URL `up` printed."""
         self.wait_for(lambda: httpx.get(f"{self.api_url}/readyz", timeout=2).status_code == 200, what="the API")
         line = self.wait_for(lambda: STANDIN_LINE.search(self.log()), what="the stand-in's line")
+        assert line is not None
         return line.group(1)
 
     def stop(self, *, timeout_s: float = 300.0) -> None:
@@ -327,9 +328,9 @@ def run(*, tickets: int = 20, timeout_s: float = 1800.0, shared_data: Path | Non
                 while time.monotonic() < deadline:
                     supervisor.review(conn, ticket_ids=ticket_ids)
                     now = time.monotonic()
-                    for ticket, _ in stamped_comments(standin):
-                        if ticket in sent and ticket not in replied:
-                            replied[ticket] = now
+                    for ticket_id, _ in stamped_comments(standin):
+                        if ticket_id in sent and ticket_id not in replied:
+                            replied[ticket_id] = now
                     rows = conn.execute(
                         "SELECT action_id FROM command_outbox WHERE status = 'confirmed' AND action_id = ANY(%s)",
                         (list(supervisor.approved_at),),
