@@ -23,8 +23,7 @@ from psycopg.types.json import Jsonb
 
 from streamdesk.agent.models import ToolCall
 from streamdesk.agent.packs import Conversation, Turn
-from streamdesk.contracts import TicketEvent
-from streamdesk.delivery.sinks import STAMP_PREFIX
+from streamdesk.contracts import REPLY_STAMP_PREFIX, TicketEvent
 
 Reply = Literal["confirm", "withdraw"]
 _CONFIRM_START = re.compile(
@@ -139,7 +138,7 @@ def from_customer(event: TicketEvent) -> bool:
     streamdesk posts ends with its `[streamdesk-reply:<id>]` stamp, which marks it even where the helpdesk
     does not tell the author.
     """
-    return event.metadata.get("from_requester") is not False and f"[{STAMP_PREFIX}" not in (event.body or "")
+    return event.metadata.get("from_requester") is not False and f"[{REPLY_STAMP_PREFIX}" not in (event.body or "")
 
 
 def record_staff_message(
