@@ -33,10 +33,10 @@ from typing import Any, TypeVar
 import httpx
 import psycopg
 
-from streamdesk.delivery.sinks import STAMP_PREFIX
-from streamdesk.gateway import signatures
-from streamdesk.seed import service as seed
+from streamdesk.contracts import REPLY_STAMP_PREFIX as STAMP_PREFIX
+from streamdesk.gateway.signatures import sign_zendesk
 from streamdesk.seed import taubench
+from streamdesk.seed.service import publish_records, replay
 from streamdesk.seed.tickets import ZENDESK_TOPIC, requester_record
 
 T = TypeVar("T")
@@ -99,7 +99,7 @@ def post_webhook(api_url: str, body: bytes, *, invocation: str) -> httpx.Respons
     """POST a Zendesk webhook to the gateway, signed as Zendesk signs it."""
     moment = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     headers = {
-        "X-Zendesk-Webhook-Signature": signatures.sign_zendesk(secret=SECRET, timestamp=moment, body=body),
+        "X-Zendesk-Webhook-Signature": sign_zendesk(secret=SECRET, timestamp=moment, body=body),
         "X-Zendesk-Webhook-Signature-Timestamp": moment,
         "X-Zendesk-Webhook-Invocation-Id": invocation,
         "Content-Type": "application/json",
@@ -109,10 +109,10 @@ def post_webhook(api_url: str, body: bytes, *, invocation: str) -> httpx.Respons
 
 def publish_world(bootstrap: str, tickets: list[CancelTicket]) -> None:
     """The τ²-bench world as Debezium changes, and the tickets' requesters as Zendesk user records."""
-    seed.replay(bootstrap_servers=bootstrap, what=["taubench"], progress=False)
+    replay(bootstrap_servers=bootstrap, what=["taubench"], progress=False)
     moment = "2026-01-15T09:00:00Z"
     records = [requester_record(t.user, email=t.email, requester_id=t.requester_id, moment=moment) for t in tickets]
-    seed.publish_records(bootstrap_servers=bootstrap, records=records)
+    publish_records(bootstrap_servers=bootstrap, records=records)
     assert all(r.topic == ZENDESK_TOPIC for r in records)
 
 
