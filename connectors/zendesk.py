@@ -51,6 +51,15 @@ def _lower(value: Any) -> str | None:
     return None if value in (None, "") else str(value).lower()
 
 
+def _by_requester(comment: dict[str, Any], requester_id: str | None) -> bool:
+    """Whether the ticket's requester wrote `comment` (not staff, not an API user such as streamdesk itself)."""
+    author = as_object(comment.get("author"))
+    if author.get("is_staff") is True:
+        return False
+    author_id = _text(author.get("id"))
+    return author_id is None or requester_id is None or author_id == requester_id
+
+
 class ZendeskConnector(Connector):
     """Zendesk webhooks and records -> TicketEvents, organizations and users -> customer EntityEvents."""
 
@@ -112,12 +121,13 @@ class ZendeskConnector(Connector):
         metadata: dict[str, Any] = {"zendesk_type": kind, "account_id": body.get("account_id")}
         if "previous" in event:
             metadata["previous"] = event["previous"]
+        requester_id = _text(detail.get("requester_id"))
         if comment:
             metadata["comment"] = {key: comment.get(key) for key in ("id", "is_public", "author")}
+            metadata["from_requester"] = _by_requester(comment, requester_id)
         for key in ("type", "via", "group_id", "brand_id", "actor_id", "is_public"):
             if detail.get(key) is not None:
                 metadata[key] = detail[key]
-        requester_id = _text(detail.get("requester_id"))
         return TicketEvent(
             event_id=f"zendesk:{event_id}",
             source=self.source,

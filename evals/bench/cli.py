@@ -41,6 +41,18 @@ def bench_agent(
     )
 
 
+@bench_app.command("roundtrip")
+def bench_roundtrip(
+    tickets: Annotated[int, typer.Option(help="Signed Zendesk webhooks, each a confirmed cancellation.")] = 20,
+    timeout_s: Annotated[float, typer.Option(help="Longest wait for the round trips to settle.")] = 1800,
+    shared_data: SharedDataOpt = SHARED_DATA,
+) -> None:
+    """Ticket in -> reply on the Zendesk stand-in -> approval -> command -> ERP -> CDC confirm -> follow-up."""
+    from evals.bench import roundtrip
+
+    typer.echo(json.dumps(roundtrip.run(tickets=tickets, timeout_s=timeout_s, shared_data=shared_data)))
+
+
 @bench_app.command("retrain")
 def bench_retrain(
     examples: Annotated[int, typer.Option(help="Training examples per run.")] = 32,

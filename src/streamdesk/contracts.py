@@ -277,6 +277,8 @@ class StoredTicket(Record):
 CanonicalEvent = DocumentEvent | EntityEvent | TicketEvent
 SCHEMA_BASE_URI = "https://streamdesk.dev/schemas/"
 """Where the schemas' `$id`s live; a `$ref` to another schema file resolves to that file in `schemas/`."""
+REPLY_STAMP_PREFIX = "streamdesk-reply:"
+"""Each comment streamdesk posts ends with `[streamdesk-reply:<reply id>]`: delivery finds it, the agent skips it."""
 
 
 @lru_cache

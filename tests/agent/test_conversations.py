@@ -7,12 +7,16 @@ runs for each stored ticket event.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import psycopg
 import pytest
 
 from streamdesk.agent import answer_config, backends, conversations, service, tools
 from streamdesk.agent.answers import Answer, Ticket
 from streamdesk.audit import service as audit
+from streamdesk.contracts import TicketEvent
+from streamdesk.delivery.sinks import stamp
 
 EMAIL = "fatima.anderson1447@example.com"
 ORDER = "#W2974929"
@@ -62,6 +66,19 @@ def test_confirmation_and_withdrawal_language() -> None:
     assert conversations.reply_to_held("I don't want the order any more, cancel it") is None
     assert conversations.confirms_explicitly("Cancel order #1, I ordered it by mistake. I confirm.")
     assert not conversations.confirms_explicitly("Cancel order #1 please.")
+
+
+def test_only_the_customers_own_comments_are_customer_messages() -> None:
+    def comment(body: str, **metadata: object) -> TicketEvent:
+        return TicketEvent(
+            event_id="zendesk:c1", source="zendesk", ticket_id="T-1", event_type="comment_added", version=[1],
+            occurred_at=datetime(2026, 12, 3, tzinfo=UTC), body=body, metadata=metadata,
+        )  # fmt: skip
+
+    assert conversations.from_customer(comment("Where is my parcel?", from_requester=True))
+    assert conversations.from_customer(comment("Where is my parcel?"))  # a source that does not tell the author
+    assert not conversations.from_customer(comment("We are on it.", from_requester=False))
+    assert not conversations.from_customer(comment(f"Cancelled.\n\n{stamp('a1')}"))
 
 
 @pytest.mark.slow

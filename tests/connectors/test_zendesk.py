@@ -53,6 +53,7 @@ def test_each_webhook_type_maps_to_its_ticket_event(connector: ZendeskConnector)
     assert created.tags == ["mobile", "login"]
     assert comment.body == "We are investigating this issue and will update you shortly."
     assert comment.metadata["comment"]["author"]["is_staff"] is True
+    assert comment.metadata["from_requester"] is False  # staff wrote it: not answered as the customer's message
     assert (priority.priority, priority.metadata["previous"]) == ("urgent", "HIGH")
     assert assignment.assignee_id == "8447388090496"
     assert status.status == "solved"

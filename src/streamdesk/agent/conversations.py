@@ -23,6 +23,7 @@ from psycopg.types.json import Jsonb
 
 from streamdesk.agent.models import ToolCall
 from streamdesk.agent.packs import Conversation, Turn
+from streamdesk.contracts import REPLY_STAMP_PREFIX, TicketEvent
 
 Reply = Literal["confirm", "withdraw"]
 _CONFIRM_START = re.compile(
@@ -125,6 +126,33 @@ def record_customer_message(
         added = conn.execute(
             "INSERT INTO conversation_messages (source, ticket_id, role, event_id, text) "
             "VALUES (%s, %s, 'customer', %s, %s) ON CONFLICT (role, event_id) DO NOTHING RETURNING message_id",
+            (source, ticket_id, event_id, text),
+        ).fetchone()
+    return added is not None
+
+
+def from_customer(event: TicketEvent) -> bool:
+    """Whether the event is the customer's message, not staff's or streamdesk's own reply coming back.
+
+    A connector marks a comment another author wrote (`metadata.from_requester` false); every reply
+    streamdesk posts ends with its `[streamdesk-reply:<id>]` stamp, which marks it even where the helpdesk
+    does not tell the author.
+    """
+    return event.metadata.get("from_requester") is not False and f"[{REPLY_STAMP_PREFIX}" not in (event.body or "")
+
+
+def record_staff_message(
+    conn: psycopg.Connection, *, source: str, ticket_id: str, tenant: str, event_id: str, text: str
+) -> bool:
+    """Add a message staff (or streamdesk's own reply) wrote on the ticket to the thread (once); True when new."""
+    with conn.transaction():
+        conn.execute(
+            "INSERT INTO conversations (source, ticket_id, tenant) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+            (source, ticket_id, tenant),
+        )
+        added = conn.execute(
+            "INSERT INTO conversation_messages (source, ticket_id, role, event_id, text, decision) "
+            "VALUES (%s, %s, 'agent', %s, %s, 'staff') ON CONFLICT (role, event_id) DO NOTHING RETURNING message_id",
             (source, ticket_id, event_id, text),
         ).fetchone()
     return added is not None

@@ -310,6 +310,13 @@ class AnswerService:
             event = record.event
             if event.event_type not in ANSWERED_EVENTS or event.event_id.startswith("agent:"):
                 return None
+            if not conversations.from_customer(event):
+                conversations.record_staff_message(
+                    self.conn, source=event.source, ticket_id=event.ticket_id, tenant=event.tenant,
+                    event_id=event.event_id, text=event.body or "",
+                )  # fmt: skip
+                log.info("not answering %s: staff or streamdesk wrote it, not the customer", event.event_id)
+                return None
             stored = answers.answer_for_event(self.conn, event_id=event.event_id)
             if stored is None:
                 started = time.perf_counter()

@@ -16,11 +16,12 @@ from typing import Any, Protocol
 
 import httpx
 
+from streamdesk.contracts import REPLY_STAMP_PREFIX
 from streamdesk.delivery.config import DeliverySettings
 from streamdesk.delivery.exceptions import DeliveryRefusedError, DeliveryUnavailableError, NoDestinationError
 from streamdesk.delivery.models import Reply
 
-STAMP_PREFIX = "streamdesk-reply:"
+STAMP_PREFIX = REPLY_STAMP_PREFIX
 SIGNATURE_HEADER = "X-Streamdesk-Signature"
 TIMESTAMP_HEADER = "X-Streamdesk-Timestamp"
 IDEMPOTENCY_HEADER = "Idempotency-Key"

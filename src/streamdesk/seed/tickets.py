@@ -248,7 +248,8 @@ def sample_tickets(world: World) -> list[SampleTicket]:
     return tickets
 
 
-def _requester_record(user: dict[str, Any], *, email: str, requester_id: int, moment: str) -> RawRecord:
+def requester_record(user: dict[str, Any], *, email: str, requester_id: int, moment: str) -> RawRecord:
+    """A Zendesk end-user API record for `user` (what the Confluent Zendesk source connector writes)."""
     name = user.get("name", {})
     record = {
         "id": requester_id,
@@ -320,7 +321,7 @@ def _comment_added(
 def requester_records(world: World) -> list[RawRecord]:
     """The sample requesters as Zendesk user records (publish them first, so tickets find their customer)."""
     return [
-        _requester_record(
+        requester_record(
             world["users"][ticket.user_id],
             email=ticket.requester_email,
             requester_id=FIRST_REQUESTER + n,
