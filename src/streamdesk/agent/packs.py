@@ -202,7 +202,7 @@ class Renderers:
     details: frozenset[str] = frozenset()
     """Details of results a ticket may not need (hidden unless an intent needs them)."""
     request: Callable[[ToolCall, History], str] | None = None
-    """`request(call, history)`: a proposed change in the customer's words ('cancel order #W1'), from its
+    """`request(call, history)`: a proposed change in the customer's words (the pack's phrasing), from its
     arguments and the results read so far; None lists the tool and its arguments."""
 
 
