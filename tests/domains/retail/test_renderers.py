@@ -291,12 +291,14 @@ def test_the_sample_tickets_state_only_what_they_ask_about_and_no_internal_ids(
         assert not any(step.action_id and step.action_id in text for step in result.answer.trace), text
         assert set(re.findall(r"#W\d+", text)) <= {sample.order_id} - {None}, text
     assert "has shipped. Tracking number" in replies["track"]
-    assert "We have recorded your request to cancel order" in replies["cancel"]
-    assert "A supervisor must approve this change before it takes effect." in replies["cancel"]
+    assert re.search(r'We can cancel order #W\d+\. Reply "yes" to confirm', replies["cancel"])  # held (issue 15)
+    assert "A supervisor must approve this change before it takes effect." in replies["return"] or re.search(
+        "We will write again as soon as our systems confirm the change.", replies["return"]
+    )
     refund = r"The refund of \$[\d.]+ goes to your |We have recorded your request to return the .+ refunded to your "
     assert re.search(refund, replies["return"])  # the bundled world's return waits for approval (over the limit)
     assert (
-        (replies["address"].split("\n\n")[-1])
+        (replies["address"].split("\n\n")[-2])
         == "The default address on your account is being changed to 12 Elm Street, Apt 4, Springfield, IL 62704, USA."
     )
     assert "has not shipped yet." in replies["name_zip"]
