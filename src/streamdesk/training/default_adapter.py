@@ -54,6 +54,11 @@ CACHE_KEY = "bootstrap_cache_key"
 """Config field of a registered bootstrap naming its cache entry, so a database registers one entry once."""
 ServeStatus = Literal["promoted", "candidate", "kept"]
 AdapterSource = Literal["machine cache", "package", "trained now"]
+SOURCE_PHRASE: dict[AdapterSource, str] = {
+    "machine cache": "from the machine cache",
+    "package": "shipped with the package",
+    "trained now": "trained now",
+}
 
 
 @dataclass(frozen=True)
@@ -98,9 +103,7 @@ class ServeOutcome:
 
     def describe(self) -> str:
         """One line for `up`'s console."""
-        how = {"machine cache": "from the machine cache", "package": "shipped with the package"}.get(
-            str(self.source), "trained now"
-        )
+        how = SOURCE_PHRASE[self.source] if self.source else "kept"
         if self.status == "promoted":
             return f"adapter  {self.version} serves (SFT bootstrap, {how}; {self.reason}; {self.seconds:.0f}s)"
         if self.status == "candidate":
