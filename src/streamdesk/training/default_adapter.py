@@ -433,7 +433,7 @@ def ship(*, settings: TrainingSettings | None = None, model_dir: Path, threads: 
         reasons = "; ".join(report.get("reasons") or []) or "the eval gate did not pass"
         raise NotPromotedError(f"the eval gate refuses bootstrap {cached.path.name}, so it is not shipped: {reasons}")
     staging = SHIPPED.with_name(f".{SHIPPED.name}.{uuid.uuid4().hex[:8]}")
-    shutil.copytree(cached.path, staging / cached.path.name, ignore=shutil.ignore_patterns(".*", "*.lock"))
+    shutil.copytree(cached.path, staging / cached.path.name, ignore=shutil.ignore_patterns(".*", "*.lock", "README.md"))
     shutil.rmtree(SHIPPED, ignore_errors=True)
     os.replace(staging, SHIPPED)
     return replace(cached, path=SHIPPED / cached.path.name, info=cached.info | {"gate": report})
