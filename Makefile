@@ -33,7 +33,7 @@ demo: $(STAMP) ## Ingest the samples end to end, print a summary, exit.
 	$(VENV)/bin/streamdesk demo
 
 test: $(STAMP) system-deps ## Install and run the whole test suite (less the `perf` speed-ratio tests).
-	$(VENV)/bin/pytest -q -m "not perf"
+	$(VENV)/bin/pytest -q -m "not perf" --durations=30
 
 test-perf: $(STAMP) system-deps ## Tests that assert speed ratios (run them on an idle machine).
 	$(VENV)/bin/pytest -q -m perf

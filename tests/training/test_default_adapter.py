@@ -1,4 +1,4 @@
-"""The default adapter: bootstrap data with or without shared data, a machine-wide cache, the gate, promotion."""
+"""The default adapter: one bootstrap data source, the adapter shipped in the package, a machine cache, the gate."""
 
 from __future__ import annotations
 
@@ -10,15 +10,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from streamdesk.config import REPO_ROOT
 from streamdesk.feedback import service as feedback
 from streamdesk.feedback.config import FeedbackSettings
 from streamdesk.training import default_adapter, registry, sft
 from streamdesk.training.config import TrainingSettings
-
-UP_SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-"""What `streamdesk up` trains from (the bundled copy when it is missing): the same cache entry as `make run`."""
 
 
 def entries(cache: Path) -> list[Path]:
@@ -34,16 +33,11 @@ def test_the_bundled_tickets_are_what_their_builder_makes(shared_data: Path) -> 
     assert default_adapter.BUNDLED_TAU_TRAIN.stat().st_size < 50_000
 
 
-@pytest.mark.parametrize("origin", ["bundled", "shared"])
-def test_dev_tickets_are_never_trained_on_and_judge_both_ways(
-    origin: str, tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
-    shared = request.getfixturevalue("shared_data") if origin == "shared" else tmp_path
-    data = default_adapter.bootstrap_data(shared_data=shared)
-    assert data.origin == origin
+def test_dev_tickets_are_never_trained_on_and_judge_both_ways() -> None:
+    data = default_adapter.bootstrap_data()
     train_texts = {t.text for t in data.train}
     assert data.dev and not any(t.text in train_texts for t in data.dev)
-    assert {t.source for t in data.train} == ({"tau2"} if origin == "bundled" else {"tau2", "bitext"})
+    assert {t.source for t in data.train} == {"tau2"}
 
     dev = default_adapter.interleaved(default_adapter.dev_examples(data.dev, settings=FeedbackSettings()))
     assert [e.label for e in dev[:4]] == [True, False, True, False]
@@ -70,7 +64,6 @@ def test_a_tiny_bootstrap_is_trained_once_then_served_from_the_cache(
     serve = functools.partial(
         default_adapter.serve,
         conn,
-        shared_data=tmp_path,
         config=config,
         settings=settings,
         adapters_dir=tmp_path / "adapters",
@@ -95,13 +88,51 @@ def test_a_tiny_bootstrap_is_trained_once_then_served_from_the_cache(
     assert entries(tmp_path / "cache") == [entry]
 
 
+def test_the_shipped_adapter_is_the_one_the_code_data_and_config_make_now(model_dir: Path) -> None:
+    key = default_adapter.default_key(model_dir=model_dir, settings=TrainingSettings())
+    shipped = default_adapter.shipped_entry(key)
+    assert shipped is not None, (
+        f"no adapter for key {key[:24]} in {default_adapter.SHIPPED}: the bootstrap's data, config or base model "
+        f"changed; re-create it with `{default_adapter.SHIP_COMMAND}`"
+    )
+    assert [p.name for p in default_adapter.SHIPPED.iterdir()] == [shipped.name]
+    info = json.loads((shipped / default_adapter.MARKER).read_text())
+    assert info["steps"] == TrainingSettings().bootstrap_max_steps and info["dataset_digest"]
+    [gate] = [json.loads(p.read_text()) for p in shipped.glob("gate-*.json")]
+    assert gate["passed"]
+    assert (shipped / "adapter_model.safetensors").stat().st_size < 5_000_000
+
+
 @pytest.mark.slow
-def test_the_default_bootstrap_passes_the_gate_and_serves(conn: psycopg.Connection, model_dir: Path) -> None:
-    """The default `up` serves, from the machine cache (trained on this machine's first run: minutes on CPU)."""
-    outcome = default_adapter.serve(conn, shared_data=UP_SHARED_DATA)
+def test_the_shipped_adapter_loads_on_the_base_model_and_changes_its_answer(model_dir: Path) -> None:
+    shipped = default_adapter.shipped_entry(default_adapter.default_key(model_dir=model_dir))
+    assert shipped is not None
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir)
+    inputs = tokenizer("I want to return the lamp from order #W2378156.", return_tensors="pt")
+    with torch.no_grad():
+        base = model(**inputs).logits
+        tuned = PeftModel.from_pretrained(model, shipped)(**inputs).logits
+    assert base.shape == tuned.shape and not torch.allclose(base, tuned, atol=1e-3)
+
+
+@pytest.mark.slow
+def test_the_default_bootstrap_serves_from_the_package_on_an_empty_machine_cache(
+    conn: psycopg.Connection, model_dir: Path, tmp_path: Path
+) -> None:
+    """A fresh machine's `up` copies the shipped adapter and its gate verdict: no training, no gating."""
+    settings = TrainingSettings(bootstrap_cache_dir=tmp_path / "cache")
+    started = time.perf_counter()
+    outcome = default_adapter.serve(conn, settings=settings, adapters_dir=tmp_path / "adapters")
 
     assert outcome.status == "promoted", outcome.reason
+    assert outcome.source == "package" and outcome.gate is not None and outcome.gate["cached"]
+    assert time.perf_counter() - started < 60
     serving = registry.serving(conn, base_model=sft.agent_config.MODEL_CACHE_NAME)
     assert serving is not None and serving.version == outcome.version
-    assert "the eval gate prefers it" in outcome.describe()
-    assert default_adapter.serve(conn, shared_data=UP_SHARED_DATA).status == "kept"
+    assert "shipped with the package" in outcome.describe() and "the eval gate prefers it" in outcome.describe()
+    assert default_adapter.serve(conn, settings=settings).status == "kept"
+    [entry] = entries(tmp_path / "cache")
+    assert (entry / "adapter_model.safetensors").read_bytes() == next(
+        default_adapter.SHIPPED.glob("*/adapter_model.safetensors")
+    ).read_bytes()

@@ -302,7 +302,7 @@ def _serve_default_adapter(*, bootstrap_servers: str) -> None:
 
     console.print("adapter  preparing the SFT bootstrap (trained once per machine, then cached) ...")
     with db.connect(autocommit=True) as conn, Publisher(bootstrap_servers, client_id="streamdesk-up") as publisher:
-        outcome = default_adapter.serve(conn, shared_data=SHARED_DATA, publisher=publisher)
+        outcome = default_adapter.serve(conn, publisher=publisher)
     console.print(outcome.describe(), markup=False, highlight=False, soft_wrap=True)
 
 

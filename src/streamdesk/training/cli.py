@@ -1,4 +1,4 @@
-"""The learning loop's commands: `models list|promote|rollback|bootstrap`, `retrain`.
+"""The learning loop's commands: `models list|promote|rollback|bootstrap|ship-bootstrap`, `retrain`.
 
 `bench retrain` and `eval flywheel` live in `evals/cli.py`, outside the product.
 """
@@ -208,3 +208,16 @@ def bootstrap(
                 )
                 version = registry.get(conn, version=version.version)
     output.emit(version.model_dump(mode="json"), as_json=as_json, title=f"adapter {version.version}")
+
+
+@models_app.command("ship-bootstrap")
+def ship_bootstrap(
+    threads: Annotated[int | None, typer.Option(help=S("threads"))] = None, as_json: output.JsonOpt = False
+) -> None:
+    """Re-create the default bootstrap shipped in the package (`up`'s data and config); only a gate-promoted one."""
+    from streamdesk.agent import model_cache
+    from streamdesk.training import default_adapter
+
+    with output.refusals(), output.stdout_to_stderr(enabled=as_json):
+        shipped = default_adapter.ship(model_dir=model_cache.ensure_model(), threads=threads)
+    output.emit(shipped.info | {"path": str(shipped.path)}, as_json=as_json, title="shipped bootstrap")

@@ -1,14 +1,16 @@
-"""The adapter `streamdesk up` serves by default: the SFT bootstrap, trained once per machine, gated, promoted.
+"""The adapter `streamdesk up` serves by default: the SFT bootstrap, shipped in the package, gated, promoted.
 
-Training the bootstrap takes minutes on CPU, so the trained adapter is kept in a machine-wide cache
+The bootstrap is trained from one source on every machine: the τ²-bench retail train split's first actions
+bundled in `training/data/` (MIT). Bitext routes are left out of it: they are CDLA-Sharing data that the package
+would have to bundle under share-alike terms, and ../shared/data is not on every machine. Every `DEV_EVERY`-th
+ticket is held out as the gate's dev set: each ticket's gold step is desirable, another ticket's step undesirable.
+
+Training takes minutes on CPU, so trained adapters are kept in a machine-wide cache
 (`STREAMDESK_TRAINING__BOOTSTRAP_CACHE_DIR`, by default `$XDG_CACHE_HOME/streamdesk/adapters`), keyed by the
-base model, the digest of the ordered training rows and the training config, as the model conversion is cached:
-a second `up`, a fresh state dir or a test run copies it in seconds. The rows are the resolved tickets the desk
-has: the τ²-bench retail train split (with ../shared/data also the Bitext routes), or, on a fresh clone without
-it, the train split's first actions bundled in `training/data/` (MIT). Every `DEV_EVERY`-th τ² ticket and a
-Bitext pool of its own are held out as the gate's dev set: each ticket's gold step is desirable, another ticket's
-step undesirable. The existing eval gate judges the registered candidate against the base model on that set, and
-the candidate serves only when the gate prefers it.
+base model, the digest of the ordered training rows and the training config, as the model conversion is cached.
+The lookup order is: the machine cache, then the adapter shipped in `training/data/bootstrap/` when its key is
+the key computed now (`SHIP_COMMAND` re-creates it), then training. The existing eval gate judges the registered
+candidate against the base model on the dev set, and the candidate serves only when the gate prefers it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,41 +37,51 @@ from streamdesk.feedback.models import KtoExample
 from streamdesk.kafka import Publisher
 from streamdesk.training import registry, scoring, sft, tool_scorer
 from streamdesk.training.config import TrainingSettings, get_training_settings
+from streamdesk.training.exceptions import NotPromotedError
 from streamdesk.training.kto_config import KTOTrainingConfig
 from streamdesk.training.models import AdapterVersion
 from streamdesk.training.tool_scorer import RoutedTicket
 
 BUNDLED_TAU_TRAIN = Path(__file__).resolve().parent / "data" / "tau2_retail_train_first_actions.jsonl"
+SHIPPED = BUNDLED_TAU_TRAIN.parent / "bootstrap"
+"""The default bootstrap trained and gated once, shipped in the package: one cache entry."""
+SHIP_COMMAND = "streamdesk models ship-bootstrap"
 DEV_EVERY = 6
 """Every sixth distinct τ² train ticket text (in split order) is held out for the gate, never trained on."""
-BITEXT_HELDOUT_PER_INTENT = 20
-"""Bitext rows per intent reserved for measuring routing (`eval flywheel`'s held-out pool): never used here."""
-BITEXT_TRAIN_PER_INTENT = 25
-BITEXT_DEV_PER_INTENT = 5
 MARKER = "streamdesk-bootstrap.json"
 """Written last into a finished cache entry; a folder without it is not a usable adapter."""
 CACHE_KEY = "bootstrap_cache_key"
 """Config field of a registered bootstrap naming its cache entry, so a database registers one entry once."""
 ServeStatus = Literal["promoted", "candidate", "kept"]
+AdapterSource = Literal["machine cache", "package", "trained now"]
+SOURCE_PHRASE: dict[AdapterSource, str] = {
+    "machine cache": "from the machine cache",
+    "package": "shipped with the package",
+    "trained now": "trained now",
+}
 
 
 @dataclass(frozen=True)
 class BootstrapData:
-    """The bootstrap's training tickets, the gate's dev tickets, and where they came from (shared or bundled)."""
+    """The bootstrap's training tickets and the gate's dev tickets."""
 
     train: list[RoutedTicket]
     dev: list[RoutedTicket]
-    origin: Literal["shared", "bundled"]
 
 
 @dataclass(frozen=True)
 class CachedAdapter:
-    """A finished cache entry: the adapter folder, its key, what it was trained on, and whether it was trained now."""
+    """A finished cache entry: the adapter folder, its key, what it was trained on, and where it came from."""
 
     path: Path
     key: str
     info: dict[str, Any]
-    trained_now: bool
+    source: AdapterSource
+
+    @property
+    def trained_now(self) -> bool:
+        """Whether this process trained it."""
+        return self.source == "trained now"
 
 
 @dataclass(frozen=True)
@@ -79,14 +91,19 @@ class ServeOutcome:
     status: ServeStatus
     version: str | None
     reason: str
-    trained_now: bool
+    source: AdapterSource | None
     seconds: float
     cache_dir: Path | None = None
     gate: dict[str, Any] | None = None
 
+    @property
+    def trained_now(self) -> bool:
+        """Whether this `serve` trained the bootstrap."""
+        return self.source == "trained now"
+
     def describe(self) -> str:
         """One line for `up`'s console."""
-        how = "trained now" if self.trained_now else "from the machine cache"
+        how = SOURCE_PHRASE[self.source] if self.source else "kept"
         if self.status == "promoted":
             return f"adapter  {self.version} serves (SFT bootstrap, {how}; {self.reason}; {self.seconds:.0f}s)"
         if self.status == "candidate":
@@ -104,34 +121,20 @@ def bundled_rows(*, shared_data: Path) -> list[dict[str, Any]]:
     ]
 
 
-def tau_train_tickets(*, shared_data: Path | None) -> tuple[list[RoutedTicket], Literal["shared", "bundled"]]:
-    """The τ² train tickets from `shared_data` when it holds the tasks, else the bundled copy."""
-    if shared_data is not None and (shared_data / tool_scorer.TAU_TASKS).is_file():
-        rows = bundled_rows(shared_data=shared_data)
-        origin: Literal["shared", "bundled"] = "shared"
-    else:
-        rows = [json.loads(line) for line in BUNDLED_TAU_TRAIN.read_text().splitlines() if line.strip()]
-        origin = "bundled"
-    return [RoutedTicket(source="tau2", group=row["tool"], **row) for row in rows], origin
+def bundled_tickets() -> list[RoutedTicket]:
+    """The τ² train tickets bundled with the package: the one source of the default bootstrap on every machine."""
+    rows = [json.loads(line) for line in BUNDLED_TAU_TRAIN.read_text().splitlines() if line.strip()]
+    return [RoutedTicket(source="tau2", group=row["tool"], **row) for row in rows]
 
 
-def bootstrap_data(*, shared_data: Path | None, seed: int = 42) -> BootstrapData:
-    """Training and dev tickets: τ² train split (every `DEV_EVERY`-th held out), plus Bitext pools when present."""
-    tau, origin = tau_train_tickets(shared_data=shared_data)
+def bootstrap_data() -> BootstrapData:
+    """Training and dev tickets from the bundled τ² train split, every `DEV_EVERY`-th distinct ticket held out."""
+    tau = bundled_tickets()
     texts = list(dict.fromkeys(hygiene.normalise(t.text) for t in tau))  # twin tasks share a ticket: one side only
     held = set(texts[DEV_EVERY - 1 :: DEV_EVERY])
     train = [t for t in tau if hygiene.normalise(t.text) not in held]
     dev = [t for t in tau if hygiene.normalise(t.text) in held]
-    if origin == "shared" and shared_data is not None and (shared_data / tool_scorer.BITEXT_FILE).is_file():
-        bitext = tool_scorer.bitext_split(
-            shared_data=shared_data,
-            eval_per_intent=BITEXT_HELDOUT_PER_INTENT,
-            train_per_intent=BITEXT_TRAIN_PER_INTENT,
-            feedback_per_intent=BITEXT_DEV_PER_INTENT,
-            seed=seed,
-        )
-        train, dev = train + bitext.sft, dev + bitext.feedback
-    return BootstrapData(train=train, dev=dev, origin=origin)
+    return BootstrapData(train=train, dev=dev)
 
 
 def dev_examples(tickets: list[RoutedTicket], *, settings: FeedbackSettings) -> list[KtoExample]:
@@ -192,45 +195,81 @@ def cache_key(*, model_dir: Path, digest: str, config: sft.SFTTrainingConfig) ->
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
+def adapter_key(*, tickets: list[RoutedTicket], config: sft.SFTTrainingConfig, model_dir: Path) -> str:
+    """The cache key of an adapter trained on `tickets` with `config` over the base model in `model_dir`."""
+    digest = sft.dataset_digest(sft.ordered(sft.sft_examples(tickets), seed=config.seed))
+    return cache_key(model_dir=model_dir, digest=digest, config=config)
+
+
+def default_key(*, model_dir: Path, settings: TrainingSettings | None = None) -> str:
+    """The cache key of the default bootstrap, as the code, bundled data and settings compute it now."""
+    config = bootstrap_config(settings or get_training_settings())
+    return adapter_key(tickets=bootstrap_data().train, config=config, model_dir=model_dir)
+
+
+def entry_name(key: str) -> str:
+    """The folder name of a cache entry (and of the shipped adapter) for `key`."""
+    return f"sft-{key[:24]}"
+
+
+def shipped_entry(key: str) -> Path | None:
+    """The adapter shipped in the package, when it was trained for `key`."""
+    marker = SHIPPED / entry_name(key) / MARKER
+    if marker.is_file() and json.loads(marker.read_text()).get("key") == key:
+        return marker.parent
+    return None
+
+
 def cached_adapter(
     *, tickets: list[RoutedTicket], config: sft.SFTTrainingConfig, model_dir: Path, cache_dir: Path
 ) -> CachedAdapter:
-    """The trained adapter for `tickets` and `config` from the cache, training it first when it is not there.
+    """The adapter for `tickets` and `config` from the machine cache, else the package, else trained now.
 
-    File-locked, so two processes asking at once train it once; published by an atomic rename.
+    File-locked, so two processes asking at once train it once; published into the cache by an atomic rename.
     """
-    examples = sft.sft_examples(tickets)
-    digest = sft.dataset_digest(sft.ordered(examples, seed=config.seed))
-    key = cache_key(model_dir=model_dir, digest=digest, config=config)
-    target = cache_dir / f"sft-{key[:24]}"
+    key = adapter_key(tickets=tickets, config=config, model_dir=model_dir)
+    target = cache_dir / entry_name(key)
     if (target / MARKER).is_file():
-        return CachedAdapter(target, key, json.loads((target / MARKER).read_text()), trained_now=False)
+        return CachedAdapter(target, key, json.loads((target / MARKER).read_text()), "machine cache")
     cache_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
         if (target / MARKER).is_file():
-            return CachedAdapter(target, key, json.loads((target / MARKER).read_text()), trained_now=False)
+            return CachedAdapter(target, key, json.loads((target / MARKER).read_text()), "machine cache")
         for leftover in cache_dir.glob(f".{target.name}.*"):  # a run killed mid-training; we hold the lock
             shutil.rmtree(leftover, ignore_errors=True)
         staging = cache_dir / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        shipped = shipped_entry(key)
+        source: AdapterSource = "trained now" if shipped is None else "package"
         try:
-            result = sft.SFTAdapterTrainer(config=config, model_dir=model_dir).train(
-                examples=examples, output_dir=staging
-            )
-            info = {
-                "key": key,
-                "dataset_digest": result.dataset_digest,
-                "examples": result.examples,
-                "steps": result.steps,
-                "seconds": round(result.seconds, 3),
-                "metrics": registry.rounded(result.metrics),
-                "config": config.to_json(),
-            }
-            (staging / MARKER).write_text(json.dumps(info, indent=2))
+            if shipped is not None:
+                shutil.copytree(shipped, staging)
+            else:
+                train_adapter(tickets=tickets, config=config, model_dir=model_dir, key=key, output_dir=staging)
+            info = json.loads((staging / MARKER).read_text())
             shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    return CachedAdapter(target, key, info, trained_now=True)
+    return CachedAdapter(target, key, info, source)
+
+
+def train_adapter(
+    *, tickets: list[RoutedTicket], config: sft.SFTTrainingConfig, model_dir: Path, key: str, output_dir: Path
+) -> None:
+    """Train the SFT adapter into `output_dir` and write its marker (key, data digest, steps, seconds, metrics)."""
+    result = sft.SFTAdapterTrainer(config=config, model_dir=model_dir).train(
+        examples=sft.sft_examples(tickets), output_dir=output_dir
+    )
+    info = {
+        "key": key,
+        "dataset_digest": result.dataset_digest,
+        "examples": result.examples,
+        "steps": result.steps,
+        "seconds": round(result.seconds, 3),
+        "metrics": registry.rounded(result.metrics),
+        "config": config.to_json(),
+    }
+    (output_dir / MARKER).write_text(json.dumps(info, indent=2))
 
 
 def registered(conn: psycopg.Connection, *, key: str, base_model: str) -> AdapterVersion | None:
@@ -275,7 +314,7 @@ def register_cached(
 def gate_report(
     *,
     cached: CachedAdapter,
-    candidate: AdapterVersion,
+    candidate: str,
     dev: list[KtoExample],
     model_dir: Path,
     settings: TrainingSettings,
@@ -284,7 +323,7 @@ def gate_report(
     """The eval gate's report on the candidate against the base model; cached beside the adapter per dev set.
 
     The verdict depends only on the adapter, the base model, the dev set and the gate settings, so it is
-    computed once per machine like the adapter.
+    computed once per machine like the adapter (and shipped with the package's adapter).
     """
     beta = KTOTrainingConfig().beta
     gate_knobs = settings.model_dump(
@@ -298,8 +337,8 @@ def gate_report(
         return dict(json.loads(path.read_text()), cached=True)
     report = scoring.evaluate(
         model_dir=model_dir,
-        candidate=candidate.version,
-        candidate_dir=Path(candidate.path),
+        candidate=candidate,
+        candidate_dir=cached.path,
         serving=None,
         serving_dir=None,
         heldout=dev,
@@ -325,7 +364,6 @@ def interleaved(examples: list[KtoExample]) -> list[KtoExample]:
 def serve(
     conn: psycopg.Connection,
     *,
-    shared_data: Path | None,
     config: sft.SFTTrainingConfig | None = None,
     settings: TrainingSettings | None = None,
     model_dir: Path | None = None,
@@ -342,11 +380,11 @@ def serve(
     started = time.perf_counter()
     current = registry.serving(conn, base_model=base_model)
     if current is not None:
-        return ServeOutcome("kept", current.version, "promoted earlier; the registry keeps it", False, 0.0)
+        return ServeOutcome("kept", current.version, "promoted earlier; the registry keeps it", None, 0.0)
     settings = settings or get_training_settings()
     config = config or bootstrap_config(settings)
     model_dir = model_dir or model_cache.ensure_model()
-    data = bootstrap_data(shared_data=shared_data, seed=config.seed)
+    data = bootstrap_data()
     cache_dir = cache_root(settings)
     cached = cached_adapter(tickets=data.train, config=config, model_dir=model_dir, cache_dir=cache_dir)
     candidate = register_cached(
@@ -359,20 +397,43 @@ def serve(
     )
     dev = interleaved(dev_examples(data.dev, settings=get_feedback_settings()))
     report = candidate.gate or gate_report(
-        cached=cached, candidate=candidate, dev=dev, model_dir=model_dir, settings=settings, config=config
+        cached=cached, candidate=candidate.version, dev=dev, model_dir=model_dir, settings=settings, config=config
     )
     if candidate.gate is None:
         registry.record_gate(conn, version=candidate.version, report=report)
     seconds = time.perf_counter() - started
     if not report.get("passed"):
         reason = "; ".join(report.get("reasons") or []) or "the eval gate did not pass"
-        return ServeOutcome("candidate", candidate.version, reason, cached.trained_now, seconds, cache_dir, report)
+        return ServeOutcome("candidate", candidate.version, reason, cached.source, seconds, cache_dir, report)
     registry.promote(
         conn,
         version=candidate.version,
         actor=sft.BOOTSTRAP_ACTOR,
-        reason=f"SFT bootstrap ({data.origin} data): the eval gate prefers it to the base model",
+        reason="SFT bootstrap (bundled τ² train tickets): the eval gate prefers it to the base model",
         publisher=publisher,
     )
     reason = "the eval gate prefers it to the base model"
-    return ServeOutcome("promoted", candidate.version, reason, cached.trained_now, seconds, cache_dir, report)
+    return ServeOutcome("promoted", candidate.version, reason, cached.source, seconds, cache_dir, report)
+
+
+def ship(*, settings: TrainingSettings | None = None, model_dir: Path, threads: int | None = None) -> CachedAdapter:
+    """Train (or take from the machine cache) the default bootstrap, gate it, and write it into the package.
+
+    Only an adapter the gate promotes is shipped; the one shipped before is replaced.
+    """
+    settings = settings or get_training_settings()
+    config = replace(bootstrap_config(settings), threads=threads)
+    data = bootstrap_data()
+    cached = cached_adapter(tickets=data.train, config=config, model_dir=model_dir, cache_dir=cache_root(settings))
+    dev = interleaved(dev_examples(data.dev, settings=get_feedback_settings()))
+    report = gate_report(
+        cached=cached, candidate=entry_name(cached.key), dev=dev, model_dir=model_dir, settings=settings, config=config
+    )
+    if not report.get("passed"):
+        reasons = "; ".join(report.get("reasons") or []) or "the eval gate did not pass"
+        raise NotPromotedError(f"the eval gate refuses bootstrap {cached.path.name}, so it is not shipped: {reasons}")
+    staging = SHIPPED.with_name(f".{SHIPPED.name}.{uuid.uuid4().hex[:8]}")
+    shutil.copytree(cached.path, staging / cached.path.name, ignore=shutil.ignore_patterns(".*", "*.lock", "README.md"))
+    shutil.rmtree(SHIPPED, ignore_errors=True)
+    os.replace(staging, SHIPPED)
+    return replace(cached, path=SHIPPED / cached.path.name, info=cached.info | {"gate": report})

@@ -21,3 +21,7 @@ class AdapterVersionNotFoundError(TrainingError):
 
 class PromotionError(TrainingError):
     """An adapter cannot be promoted or rolled back in its current state."""
+
+
+class NotPromotedError(TrainingError):
+    """The eval gate refused an adapter that had to pass it (the shipped default bootstrap)."""
