@@ -30,6 +30,7 @@ from tests.console.conftest import (
     seed_dead_letter,
     seed_draft,
     seed_pending,
+    seed_ticket,
 )
 
 with warnings.catch_warnings():
@@ -230,3 +231,14 @@ def test_the_review_card_shows_the_conversation_so_far(client: TestClient, conn:
     page = client.get("/console/review").text
     assert "Conversation so far" in page and earlier in page and "Reply yes to confirm." in page
     assert page.index(earlier) < page.index("Reply yes to confirm.") < page.index("Latest message")
+
+
+def test_a_later_answer_supersedes_an_earlier_draft_in_the_review_queue(conn: psycopg.Connection) -> None:
+    from streamdesk.console import service as console_service
+    from tests.factories import stored_draft
+
+    first = seed_draft(conn)
+    ticket = seed_ticket(conn).model_copy(update={"event_id": f"{first.event_id}:comment"})
+    later = stored_draft(conn, ticket, "Your cancellation now waits for a supervisor's approval.")
+    queue = [d.answer.answer_id for d in console_service.review_queue(conn, tenant=later.tenant)]
+    assert later.answer_id in queue and first.answer_id not in queue  # the customer's next message moved on

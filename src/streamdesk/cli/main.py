@@ -300,7 +300,7 @@ def _serve_default_adapter(*, bootstrap_servers: str) -> None:
     from streamdesk.kafka import Publisher
     from streamdesk.training import default_adapter
 
-    console.print("adapter  preparing the SFT bootstrap (trained once per machine, then cached) ...")
+    console.print("adapter  preparing the SFT bootstrap (shipped with the package; trained only when stale) ...")
     with db.connect(autocommit=True) as conn, Publisher(bootstrap_servers, client_id="streamdesk-up") as publisher:
         outcome = default_adapter.serve(conn, publisher=publisher)
     console.print(outcome.describe(), markup=False, highlight=False, soft_wrap=True)

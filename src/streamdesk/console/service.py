@@ -79,8 +79,11 @@ _DRAFT_SQL = """
 """
 _UNREVIEWED = (
     "a.status = 'draft' AND NOT EXISTS (SELECT 1 FROM feedback f WHERE f.answer_id = a.answer_id::text "
-    "AND f.kind IN ('accepted', 'edited', 'rejected'))"
+    "AND f.kind IN ('accepted', 'edited', 'rejected')) AND NOT EXISTS (SELECT 1 FROM answers later "
+    "WHERE later.source = a.source AND later.ticket_id = a.ticket_id AND later.created_at > a.created_at)"
 )
+"""Drafts nobody reviewed yet that are their ticket's latest answer: a later message's answer (or a follow-up)
+supersedes an earlier draft, which would tell the customer something the thread has moved past."""
 
 
 def authorize_page(principal: Principal, page: str) -> Decision:
