@@ -114,21 +114,39 @@ def load(conn: psycopg.Connection, *, source: str, ticket_id: str, before_event:
     )
 
 
-def record_customer_message(
-    conn: psycopg.Connection, *, source: str, ticket_id: str, tenant: str, event_id: str, text: str
+def _record_message(
+    conn: psycopg.Connection,
+    *,
+    source: str,
+    ticket_id: str,
+    tenant: str,
+    event_id: str,
+    text: str,
+    role: str,
+    decision: str | None,
 ) -> bool:
-    """Add the customer's message of `event_id` to the thread (once); True when it is new."""
+    """Add one message to the ticket's thread (the thread first when it is new), once per (role, event id)."""
     with conn.transaction():
         conn.execute(
             "INSERT INTO conversations (source, ticket_id, tenant) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
             (source, ticket_id, tenant),
         )
         added = conn.execute(
-            "INSERT INTO conversation_messages (source, ticket_id, role, event_id, text) "
-            "VALUES (%s, %s, 'customer', %s, %s) ON CONFLICT (role, event_id) DO NOTHING RETURNING message_id",
-            (source, ticket_id, event_id, text),
+            "INSERT INTO conversation_messages (source, ticket_id, role, event_id, text, decision) "
+            "VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (role, event_id) DO NOTHING RETURNING message_id",
+            (source, ticket_id, role, event_id, text, decision),
         ).fetchone()
     return added is not None
+
+
+def record_customer_message(
+    conn: psycopg.Connection, *, source: str, ticket_id: str, tenant: str, event_id: str, text: str
+) -> bool:
+    """Add the customer's message of `event_id` to the thread (once); True when it is new."""
+    return _record_message(
+        conn, source=source, ticket_id=ticket_id, tenant=tenant, event_id=event_id, text=text, role="customer",
+        decision=None,
+    )  # fmt: skip
 
 
 def from_customer(event: TicketEvent) -> bool:
@@ -145,17 +163,10 @@ def record_staff_message(
     conn: psycopg.Connection, *, source: str, ticket_id: str, tenant: str, event_id: str, text: str
 ) -> bool:
     """Add a message staff (or streamdesk's own reply) wrote on the ticket to the thread (once); True when new."""
-    with conn.transaction():
-        conn.execute(
-            "INSERT INTO conversations (source, ticket_id, tenant) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            (source, ticket_id, tenant),
-        )
-        added = conn.execute(
-            "INSERT INTO conversation_messages (source, ticket_id, role, event_id, text, decision) "
-            "VALUES (%s, %s, 'agent', %s, %s, 'staff') ON CONFLICT (role, event_id) DO NOTHING RETURNING message_id",
-            (source, ticket_id, event_id, text),
-        ).fetchone()
-    return added is not None
+    return _record_message(
+        conn, source=source, ticket_id=ticket_id, tenant=tenant, event_id=event_id, text=text, role="agent",
+        decision="staff",
+    )  # fmt: skip
 
 
 def record_agent_turn(
