@@ -24,7 +24,7 @@ class KafkaSettings(BaseModel):
         None, description="host:port list; unset means start the embedded Tansu broker."
     )
     embedded_port: int = Field(19092, description="Port of the embedded broker.")
-    default_partitions: int = Field(4, description="Partitions of topics that do not name their own.")
+    default_partitions: int = Field(8, description="Partitions of topics that do not name their own.")
     replication_factor: int = Field(1, description="Replication factor used when creating topics.")
 
 
@@ -179,6 +179,13 @@ class RuntimeSettings(BaseModel):
     )
     worker_stop_timeout_s: float = Field(
         15.0, gt=0, description="Longest wait for a worker to exit after SIGTERM before it is killed."
+    )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Processes `streamdesk up` runs for each worker group that scales by partitions (ingest, agent); "
+        "at most the partition count of the group's input topics (schemas/topics.yaml), since a consumer group "
+        "gives each partition to one member. `up --workers N` overrides it.",
     )
     bootstrap_adapter: bool = Field(
         True,

@@ -52,7 +52,7 @@ def load_registry(path: Path) -> dict[str, TopicSpec]:
             name=entry["name"],
             schema=entry["schema"],
             key=entry.get("key", ""),
-            partitions=int(entry.get("partitions", defaults.get("partitions", 4))),
+            partitions=int(entry.get("partitions", defaults.get("partitions", 8))),
             cleanup_policy=entry.get("cleanup_policy", defaults.get("cleanup_policy", "delete")),
             family=entry.get("family"),
             max_message_bytes=int(

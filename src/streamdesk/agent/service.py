@@ -19,7 +19,8 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
@@ -233,6 +234,22 @@ WARM_UP_CUSTOMER = "warm-up"
 """The customer of the principal the warm-up builds the system prompt for (it names tools, not customers)."""
 
 
+@contextmanager
+def claimed_event(conn: psycopg.Connection, *, event_id: str) -> Iterator[None]:
+    """Hold the ticket event's claim (a session advisory lock) while it is answered and published.
+
+    During a rebalance a partition's old owner may still be working on a batch its new owner has been handed
+    again (Faust redelivers what was not committed): the second worker waits here, then finds the answer stored
+    and published. A killed worker's claim ends with its connection.
+    """
+    conn.execute("SELECT pg_advisory_lock(hashtext('answer-event'), hashtext(%s))", (event_id,))
+    try:
+        yield
+    finally:
+        with suppress(psycopg.Error):  # a broken connection has released it already
+            conn.execute("SELECT pg_advisory_unlock(hashtext('answer-event'), hashtext(%s))", (event_id,))
+
+
 class AnswerService:
     """Answers ticket events one by one on a dedicated connection, model and producer."""
 
@@ -317,20 +334,21 @@ class AnswerService:
                 )  # fmt: skip
                 log.info("not answering %s: staff or streamdesk wrote it, not the customer", event.event_id)
                 return None
-            stored = answers.answer_for_event(self.conn, event_id=event.event_id)
-            if stored is None:
-                started = time.perf_counter()
-                stored = answer_once(
-                    self.conn,
-                    ticket=Ticket.from_stored(record),
-                    backend=self.backend,
-                    registry=self.registry,
-                    settings=self.answer_settings,
-                )
-                telemetry.record_answer(seconds=time.perf_counter() - started, status=stored.status)
-            elif answers.is_published(self.conn, answer_id=stored.answer_id):
-                return stored
-            self.publish(stored)
+            with claimed_event(self.conn, event_id=event.event_id):
+                stored = answers.answer_for_event(self.conn, event_id=event.event_id)
+                if stored is None:
+                    started = time.perf_counter()
+                    stored = answer_once(
+                        self.conn,
+                        ticket=Ticket.from_stored(record),
+                        backend=self.backend,
+                        registry=self.registry,
+                        settings=self.answer_settings,
+                    )
+                    telemetry.record_answer(seconds=time.perf_counter() - started, status=stored.status)
+                elif answers.is_published(self.conn, answer_id=stored.answer_id):
+                    return stored
+                self.publish(stored)
             return stored
 
     def publish(self, answer: Answer) -> None:

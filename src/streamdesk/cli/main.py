@@ -351,30 +351,55 @@ def _add_delivery(supervisor: Any, *, env: dict[str, str], logs: Path) -> str:
     return line
 
 
-def _run_platform(*, seed: bool, stay: bool, with_api: bool, timeout_s: float, with_agent: bool = False) -> None:
-    from streamdesk.runtime.service import platform, refill_fresh_broker
-    from streamdesk.runtime.supervisor import Supervisor, child_env, streamdesk_argv
+def supervise_workers(
+    supervisor: Any, *, env: dict[str, str], logs: Path, with_agent: bool, with_api: bool, workers: int
+) -> str:
+    """Add every worker `streamdesk up` runs to `supervisor`, `workers` of each scaled group (ingest, agent).
+
+    Returns the printout's line saying where replies go ("" without the agent). docker-compose.yml runs the
+    same workers (tests/test_compose.py compares them).
+    """
+    from streamdesk.runtime.supervisor import streamdesk_argv
+
+    supervisor.add_replicas("ingest", streamdesk_argv("worker", "ingest"), env=env, replicas=workers, log_dir=logs)
+    for name in ("relay", "audit-relay", "commands", "reference-erp"):
+        supervisor.add(name, streamdesk_argv("worker", name), env=env, log_path=str(logs / f"{name}.log"))
+    helpdesk = ""
+    if with_agent:
+        supervisor.add_replicas("agent", streamdesk_argv("worker", "agent"), env=env, replicas=workers, log_dir=logs)
+        supervisor.add("learn", streamdesk_argv("worker", "learn"), env=env, log_path=str(logs / "learn.log"))
+        helpdesk = _add_delivery(supervisor, env=env, logs=logs)
+    if with_api:
+        supervisor.add("api", streamdesk_argv("api"), env=env, log_path=str(logs / "api.log"))
+    return helpdesk
+
+
+def _run_platform(
+    *, seed: bool, stay: bool, with_api: bool, timeout_s: float, with_agent: bool = False, workers: int | None = None
+) -> None:
+    from streamdesk.exceptions import ConfigurationError
+    from streamdesk.runtime.service import check_replicas, platform, refill_fresh_broker
+    from streamdesk.runtime.supervisor import Supervisor, child_env
 
     settings = get_settings()
+    workers = workers or settings.runtime.workers
+    try:
+        check_replicas(workers)
+    except ConfigurationError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--workers / STREAMDESK_RUNTIME__WORKERS") from exc
     with platform(settings) as plat:
         supervisor = Supervisor()
         logs = settings.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         env = child_env(KAFKA_BOOTSTRAP_SERVERS=plat.bootstrap_servers, DATABASE_URL=plat.database_url)
-        supervisor.add("ingest", streamdesk_argv("worker", "ingest"), env=env, log_path=str(logs / "ingest.log"))
-        supervisor.add("relay", streamdesk_argv("worker", "relay"), env=env, log_path=str(logs / "relay.log"))
-        supervisor.add(
-            "audit-relay", streamdesk_argv("worker", "audit-relay"), env=env, log_path=str(logs / "audit-relay.log")
+        helpdesk = supervise_workers(
+            supervisor,
+            env=env,
+            logs=logs,
+            with_agent=with_agent,
+            with_api=with_api,
+            workers=workers,
         )
-        helpdesk = ""
-        for name in ("commands", "reference-erp"):
-            supervisor.add(name, streamdesk_argv("worker", name), env=env, log_path=str(logs / f"{name}.log"))
-        if with_agent:
-            supervisor.add("agent", streamdesk_argv("worker", "agent"), env=env, log_path=str(logs / "agent.log"))
-            supervisor.add("learn", streamdesk_argv("worker", "learn"), env=env, log_path=str(logs / "learn.log"))
-            helpdesk = _add_delivery(supervisor, env=env, logs=logs)
-        if with_api:
-            supervisor.add("api", streamdesk_argv("api"), env=env, log_path=str(logs / "api.log"))
         if plat.embedded_broker:
             refill_fresh_broker(plat=plat, answer_tickets=with_agent)
         if with_agent and settings.runtime.bootstrap_adapter and settings.agent.backend == "transformers":
@@ -429,9 +454,17 @@ def up(
         bool, typer.Option("--agent/--no-agent", help="Also run the ticket agent and the learning worker.")
     ] = True,
     timeout_s: Annotated[float, typer.Option(help="Longest wait for the seed to be ingested.")] = 1800,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes per scaled worker group (ingest, agent), sharing its partitions "
+            "(default: STREAMDESK_RUNTIME__WORKERS, 1).",
+        ),
+    ] = None,
 ) -> None:
     """Start the platform (embedded broker and database unless configured) and its workers until Ctrl-C."""
-    _run_platform(seed=seed, stay=True, with_api=with_api, timeout_s=timeout_s, with_agent=with_agent)
+    _run_platform(seed=seed, stay=True, with_api=with_api, timeout_s=timeout_s, with_agent=with_agent, workers=workers)
 
 
 @app.command()

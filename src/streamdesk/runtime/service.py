@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from streamdesk import db, topics
 from streamdesk.config import Settings, get_settings, reset_settings
+from streamdesk.exceptions import ConfigurationError
 from streamdesk.runtime.embedded import EmbeddedBroker, EmbeddedDatabase
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,31 @@ def platform(settings: Settings | None = None, *, prepare: bool = True) -> Itera
             embedded_database=not settings.database.url,
             broker=broker,
         )
+
+
+SCALED_GROUPS = ("ingest", "agent")
+"""The worker groups `streamdesk up --workers N` runs N of: consumer groups whose members split the partitions."""
+
+
+def group_inputs(group: str) -> list[str]:
+    """The topics the scaled worker `group` consumes."""
+    if group == "ingest":
+        return [*(s.name for s in topics.raw_topics()), topics.DOCUMENT, topics.ENTITY, topics.TICKET]
+    if group == "agent":
+        return [topics.STORED_TICKET]
+    raise ConfigurationError(f"{group!r} is not a scaled worker group; scaled groups: {', '.join(SCALED_GROUPS)}")
+
+
+def check_replicas(workers: int) -> None:
+    """Refuse more workers per group than a scaled group's input topics have partitions (the extra ones would idle)."""
+    for group in SCALED_GROUPS:
+        fewest = min(topics.spec(name).partitions for name in group_inputs(group))
+        if workers > fewest:
+            raise ConfigurationError(
+                f"{workers} {group} workers but its input topics have as few as {fewest} partitions; a consumer group "
+                f"gives each partition to one member: use at most {fewest} workers or raise `partitions` in "
+                "schemas/topics.yaml (on a new broker)"
+            )
 
 
 def refill_fresh_broker(*, plat: Platform, answer_tickets: bool) -> None:

@@ -10,6 +10,9 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+
+from streamdesk.exceptions import ConfigurationError
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -49,6 +52,11 @@ class ManagedProcess:
     restarts: int = 0
     next_start: float = 0.0
     log_path: str | None = None
+    group: str = ""
+    """The worker group (consumer group) the child belongs to: its name unless it is one of several replicas."""
+
+    def __post_init__(self) -> None:
+        self.group = self.group or self.name
 
     def start(self) -> None:
         """Start the child in its own session, so a terminal's Ctrl-C reaches only the supervisor, which stops
@@ -72,8 +80,54 @@ class Supervisor:
     processes: list[ManagedProcess] = field(default_factory=list)
     max_backoff_s: float = 30.0
 
-    def add(self, name: str, argv: list[str], *, env: dict[str, str], log_path: str | None = None) -> None:
-        self.processes.append(ManagedProcess(name, argv, env, log_path=log_path))
+    def add(
+        self, name: str, argv: list[str], *, env: dict[str, str], log_path: str | None = None, group: str = ""
+    ) -> ManagedProcess:
+        """Add child `name` (a replica of `group`, when given); it starts with `start`."""
+        if any(proc.name == name for proc in self.processes):
+            raise ConfigurationError(f"a child named {name!r} is already supervised; give each child its own name")
+        proc = ManagedProcess(name, argv, env, log_path=log_path, group=group)
+        self.processes.append(proc)
+        return proc
+
+    def add_replicas(
+        self, group: str, argv: list[str], *, env: dict[str, str], replicas: int, log_dir: Path | None = None
+    ) -> list[str]:
+        """Add `replicas` more children of `group` (one consumer group scaled by partitions); their names.
+
+        The first replica is named after the group (`ingest`), the others `<group>-<n>` (`ingest-2`); each logs to
+        `<log_dir>/<name>.log`.
+        """
+        taken = len(self.replicas(group))
+        names = [group if n == 1 else f"{group}-{n}" for n in range(taken + 1, taken + replicas + 1)]
+        for name in names:
+            self.add(name, argv, env=env, log_path=str(log_dir / f"{name}.log") if log_dir else None, group=group)
+        return names
+
+    def replicas(self, group: str) -> list[str]:
+        """The names of the children of `group`, in the order they were added."""
+        return [proc.name for proc in self.processes if proc.group == group]
+
+    def groups(self) -> dict[str, int]:
+        """Each group's replica count, in the order the groups were added."""
+        counts: dict[str, int] = {}
+        for proc in self.processes:
+            counts[proc.group] = counts.get(proc.group, 0) + 1
+        return counts
+
+    def child(self, name: str) -> ManagedProcess:
+        """The child named `name`."""
+        for proc in self.processes:
+            if proc.name == name:
+                return proc
+        raise ConfigurationError(f"no child named {name!r}; supervised: {', '.join(self.names())}")
+
+    def kill(self, name: str) -> None:
+        """SIGKILL child `name` (as a crash would); `poll` restarts it after its back-off."""
+        proc = self.child(name).process
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
 
     def start(self, names: Iterable[str] | None = None) -> None:
         """Start the children (those named in `names`, when given)."""
