@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ CLI_COMMANDS = (
     ["migrate"],
     ["api"],
     ["worker", "ingest"],
+    ["worker", "agent"],
+    ["worker", "learn"],
     ["worker", "relay"],
     ["worker", "audit-relay"],
     ["worker", "commands"],
@@ -112,15 +115,48 @@ def test_the_compose_file_runs_exactly_the_expected_streamdesk_commands(
         ("migrate",),
         ("operators", "first-run"),
         ("topics", "create"),
+        ("worker", "agent"),
         ("worker", "audit-relay"),
         ("worker", "commands"),
         ("worker", "delivery"),
         ("worker", "ingest"),
+        ("worker", "learn"),
         ("worker", "reference-erp"),
         ("worker", "relay"),
     ]
     for name in ("migrate", "topics-init", "first-admin"):
         assert services[name]["restart"] == "no"
+
+
+def test_compose_runs_every_worker_streamdesk_up_supervises_with_replicas_per_scaled_group(
+    services: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    from streamdesk.cli.main import supervise_workers
+    from streamdesk.runtime.service import SCALED_GROUPS, check_replicas
+    from streamdesk.runtime.supervisor import Supervisor
+
+    supervisor = Supervisor()
+    supervise_workers(supervisor, env={}, logs=tmp_path, with_agent=True, with_api=True, workers=2)
+    assert supervisor.groups() == {group: 2 for group in SCALED_GROUPS} | {
+        group: 1 for group in supervisor.groups() if group not in SCALED_GROUPS
+    }
+    up = {proc.group: tuple(proc.argv[3:]) for proc in supervisor.processes}  # after `python -m streamdesk.cli.main`
+    standin = up.pop("zendesk-standin", None)  # up's local helpdesk when none is configured; production names one
+    assert standin is None or standin[:2] == ("standin", "zendesk")
+    assert "STREAMDESK_DELIVERY__ZENDESK_URL" in services["delivery"]["environment"]
+    long_running = {name: svc for name, svc in streamdesk_services(services).items() if svc.get("restart") != "no"}
+    by_command = {tuple(svc["command"]): name for name, svc in long_running.items()}
+    assert len(by_command) == len(long_running), "two compose services run the same command"
+    assert sorted(by_command) == sorted(up.values()), "docker-compose.yml and `streamdesk up` run different workers"
+    for group, command in up.items():
+        replicas = services[by_command[command]].get("deploy", {}).get("replicas")
+        if group not in SCALED_GROUPS:
+            assert replicas is None, f"{group} is not scaled by partitions; run one"
+            continue
+        match = re.fullmatch(r"\$\{STREAMDESK_([A-Z]+)_REPLICAS:-(\d+)\}", str(replicas))
+        assert match and match[1] == group.upper(), f"{group}: replicas {replicas!r}"
+        assert int(match[2]) >= 2
+        check_replicas(int(match[2]))
 
 
 def test_every_streamdesk_command_exists_in_the_cli(services: dict[str, dict[str, Any]]) -> None:
