@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -39,6 +40,31 @@ def bench_agent(
     typer.echo(
         json.dumps(agent.run(shared_data=shared_data, tickets=tickets, bare_samples=bare_samples, max_steps=max_steps))
     )
+
+
+@bench_app.command("scaleout")
+def bench_scaleout(
+    workers: Annotated[int, typer.Option(help="Ingest and agent workers per group at the start.")] = 2,
+    events: Annotated[int, typer.Option(help="Change events (creates, updates, deletes, re-creates).")] = 5000,
+    tickets: Annotated[int, typer.Option(help="Customer ticket events for the agent group.")] = 300,
+    disruptions: Annotated[
+        int,
+        typer.Option(
+            help="Workers SIGKILLed or added mid-run, in turn: kill ingest, add agent, kill agent, add ingest."
+        ),
+    ] = 4,
+    publish_s: Annotated[float, typer.Option(help="Seconds over which the events are published.")] = 60.0,
+    timeout_s: Annotated[float, typer.Option(help="Longest wait for both groups to catch up.")] = 1800,
+    logs: Annotated[Path | None, typer.Option(help="Keep the workers' logs in this folder.")] = None,
+) -> None:
+    """Several workers per group, workers killed and added mid-run: nothing lost, duplicated or resurrected."""
+    from evals.bench import scaleout
+
+    figures = scaleout.run(
+        workers=workers, events=events, tickets=tickets, disruptions=disruptions,
+        publish_s=publish_s, timeout_s=timeout_s, logs=logs,
+    )  # fmt: skip
+    typer.echo(json.dumps(figures))
 
 
 @bench_app.command("roundtrip")
