@@ -103,12 +103,12 @@ def check_ingest(database_url: str, stream: ChangeStream, *, prefix: str = "chg"
     settings = get_settings().ingest
     tokenizer = embedders.get_embedder().tokenizer
     for doc_id, expected_doc in stream.expected_documents.items():
-        row, got = documents.get(doc_id), chunk_rows.get(doc_id, [])
+        document, got = documents.get(doc_id), chunk_rows.get(doc_id, [])
         if expected_doc is None:
-            if (row is not None and not row[0]) or got:
+            if (document is not None and not document[0]) or got:
                 check.resurrected.append(doc_id)
             continue
-        if row is None or row[0]:
+        if document is None or document[0]:
             check.lost.append(doc_id)
             continue
         chunks = chunking.chunk_text(
@@ -117,7 +117,7 @@ def check_ingest(database_url: str, stream: ChangeStream, *, prefix: str = "chg"
         want = [chunk.text for chunk in chunks]
         if len(got) > len(want):
             check.duplicated.append(doc_id)
-        if got != want or row[1] != expected_doc["title"] or row[2] != expected_doc["access"]:
+        if got != want or document[1] != expected_doc["title"] or document[2] != expected_doc["access"]:
             check.wrong.append(doc_id)
     return check
 
@@ -180,8 +180,9 @@ def _answers_on_topic(bootstrap_servers: str) -> dict[str, list[str]]:
                 continue
             event = json.loads(message.value() or b"{}")
             published.setdefault(event["event_id"], []).append(event["answer_id"])
-            if message.offset() + 1 >= ends[message.partition()][1]:
-                waiting.discard(message.partition())
+            partition, offset = message.partition(), message.offset()
+            if partition is not None and offset is not None and offset + 1 >= ends[partition][1]:
+                waiting.discard(partition)
     finally:
         consumer.close()
     return published
@@ -214,6 +215,21 @@ def check_agent(database_url: str, bootstrap_servers: str, events: Sequence[Tick
 
 def _lag(bootstrap_servers: str, group: str) -> int:
     return sum(consumer_lag(bootstrap_servers, group=GROUP_IDS[group], topic_names=group_inputs(group)).values())
+
+
+def _answered(url: str) -> int:
+    with db.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM answers WHERE published_at IS NOT NULL AND ticket_id LIKE %s", (f"{TICKET_PREFIX}-%",)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _in_flight(group: str, *, bootstrap: str, url: str, tickets: int) -> bool:
+    """Whether `group` is mid-run: ingest with messages waiting, the agent with some tickets answered, not all."""
+    if group == "agent":
+        return 0 < _answered(url) < tickets
+    return _lag(bootstrap, group) > 0
 
 
 def _publish(
@@ -329,9 +345,13 @@ def run(
         publish_started = time.monotonic()
         try:
             for (kind, group), moment in zip(plan, moments, strict=True):
-                while time.monotonic() < publish_started + moment:
+                at = publish_started + moment
+                while time.monotonic() < at or (
+                    time.monotonic() < at + timeout_s / 4
+                    and not _in_flight(group, bootstrap=bootstrap, url=url, tickets=tickets)
+                ):
                     supervisor.poll()
-                    time.sleep(0.2)
+                    time.sleep(0.5)
                 if kind == "kill":
                     name = rng.choice(supervisor.replicas(group))
                     supervisor.kill(name)
@@ -346,6 +366,7 @@ def run(
                         "worker": name,
                         "at_s": round(time.monotonic() - started, 1),
                         "lag": _lag(bootstrap, group),
+                        "mid_run": _in_flight(group, bootstrap=bootstrap, url=url, tickets=tickets),
                     }
                 )
             producer.join()
