@@ -16,7 +16,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.stack]
 
 
 def test_a_kill_and_an_added_worker_lose_and_duplicate_nothing(model_dir: Path, tmp_path: Path) -> None:
-    figures = scaleout.run(workers=2, events=300, tickets=12, disruptions=2, publish_s=15, timeout_s=600, logs=tmp_path)
+    figures = scaleout.run(workers=2, events=300, tickets=30, disruptions=2, publish_s=15, timeout_s=600, logs=tmp_path)
     logs = "\n".join(f"{log.name}: {log.read_text(errors='replace')[-1500:]}" for log in tmp_path.glob("*.log"))
     assert figures["settled"], f"the groups never caught up: {figures}\n{logs}"
     assert figures["kills"] == {"sigkill": 1, "added": 1}
@@ -26,5 +26,5 @@ def test_a_kill_and_an_added_worker_lose_and_duplicate_nothing(model_dir: Path, 
     assert figures["events"] >= 300
     for name in ("lost", "duplicated", "resurrected", "phantom", "wrong"):
         assert figures[name] == 0, f"{name}: {figures}"
-    assert figures["tickets"] == figures["answered"] == 12
+    assert figures["tickets"] == figures["answered"] == 30
     assert figures["answers_duplicated"] == 0 and figures["writes_duplicated"] == 0, figures
