@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: help run demo test test-perf test-fast lint typecheck format bench bench-ingest system-deps clean
+.PHONY: help run demo test test-perf test-fast lint typecheck format bench bench-ingest bench-scaleout system-deps clean
 
 help: ## List the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  %-14s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ format: $(STAMP) ## Apply ruff formatting and fixes.
 
 bench-ingest: $(STAMP) ## Ingest benchmark (JSON on the last line).
 	$(VENV)/bin/streamdesk bench ingest
+
+bench-scaleout: $(STAMP) ## Several workers per group, killed and added mid-run (JSON on the last line).
+	$(VENV)/bin/streamdesk bench scaleout
 
 clean: ## Remove the embedded runtime state.
 	rm -rf .streamdesk
