@@ -178,13 +178,14 @@ def publish_acked(up: Up, events: Iterator[EntityEvent]) -> int:
 
 
 def test_sigint_with_events_and_webhooks_in_flight_loses_and_duplicates_nothing(up: Up, model_dir: Path) -> None:
-    up.start(agent=False)
+    up.start(agent=False, STREAMDESK_RUNTIME__WORKERS="2")  # two ingest workers share the partitions
     up.ready()
     assert publish_acked(up, customers(0, 150)) == 150
     accepted = [post_ticket(up, n) for n in range(5)] + [submit_ticket(up, n) for n in range(2)]
     assert [r.status_code for r in accepted] == [202] * 7
     assert publish_acked(up, customers(150, 150)) == 150
-    output = up.interrupt()  # in flight: the ingest worker may still be loading its embedder
+    assert "started ingest-2" in up.log()
+    output = up.interrupt()  # in flight: the ingest workers may still be loading their embedder
     assert output.index("stopping: intake (api) first") < output.index("draining:") < output.index("stopping workers")
     assert "drained in" in output
 
