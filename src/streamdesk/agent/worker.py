@@ -51,6 +51,10 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
             messages = [raw_message(event) for event in events]
             await asyncio.get_running_loop().run_in_executor(executor, service.handle_batch, messages)
 
+    @app.on_before_shutdown.connect
+    async def release(app: faust.App, **_: object) -> None:
+        service.close()
+
     return app
 
 

@@ -137,6 +137,10 @@ def create_app(
     async def check_retrain() -> None:
         await asyncio.get_running_loop().run_in_executor(io, loop.tick)
 
+    @app.on_before_shutdown.connect
+    async def release(app: faust.App, **_: object) -> None:
+        loop.publisher.release()
+
     return app
 
 
