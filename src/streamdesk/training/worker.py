@@ -14,6 +14,7 @@ import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
 import faust
 
@@ -138,7 +139,7 @@ def create_app(
         await asyncio.get_running_loop().run_in_executor(io, loop.tick)
 
     @app.on_before_shutdown.connect
-    async def release(app: faust.App, **_: object) -> None:
+    def release(app: Any, /, *_: Any, signal: Any = None, **__: Any) -> None:
         loop.publisher.release()
 
     return app
