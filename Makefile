@@ -6,6 +6,10 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# Test processes (pytest-xdist): most of the suite waits on brokers, databases and worker subprocesses, not the CPU,
+# so a 2-core machine runs 4 well; one file stays on one process (module-scoped stacks are started once).
+TEST_WORKERS ?= 4
+XDIST := -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: help run demo test test-perf test-fast lint typecheck format bench bench-ingest bench-scaleout system-deps clean
 
@@ -32,14 +36,14 @@ run: $(STAMP) ## Start the whole service on the embedded default, seeded with th
 demo: $(STAMP) ## Ingest the samples end to end, print a summary, exit.
 	$(VENV)/bin/streamdesk demo
 
-test: $(STAMP) system-deps ## Install and run the whole test suite (less the `perf` speed-ratio tests).
-	$(VENV)/bin/pytest -q -m "not perf" --durations=30
+test: $(STAMP) system-deps ## Install and run the whole test suite (less the `perf` speed-ratio tests) on TEST_WORKERS processes.
+	$(VENV)/bin/pytest -q -m "not perf" $(XDIST) --durations=30
 
 test-perf: $(STAMP) system-deps ## Tests that assert speed ratios (run them on an idle machine).
 	$(VENV)/bin/pytest -q -m perf
 
 test-fast: $(STAMP) ## The suite without the slow tests.
-	$(VENV)/bin/pytest -q -m "not slow"
+	$(VENV)/bin/pytest -q -m "not slow" $(XDIST)
 
 lint: $(STAMP) ## ruff lint and format check.
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

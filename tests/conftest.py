@@ -36,6 +36,13 @@ def truncate_all(url: str) -> None:
             conn.execute(f"TRUNCATE {', '.join(names)} CASCADE")
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files holding `slow` tests first (order kept otherwise): `make test`'s workers (`-n`, `--dist loadfile`)
+    start the long files early instead of finishing on one of them while the others idle."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 @pytest.fixture(autouse=True)
 def fresh_settings() -> Iterator[None]:
     """Each test reads the settings from the environment it sets up, never from an earlier test's."""
@@ -50,6 +57,14 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def model_dir() -> Path:
+    """The converted SmolLM2 folder (converted on the first run, reused afterwards; a file lock serialises workers)."""
+    from streamdesk.agent import model_cache
+
+    return model_cache.ensure_model()
 
 
 @pytest.fixture(scope="session")

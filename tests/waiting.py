@@ -12,7 +12,11 @@ import pytest
 T = TypeVar("T")
 
 
-def wait_for(probe: Callable[[], T], *, log: Path, what: str, timeout_s: float = 240.0) -> T:
+WAIT_S = 600.0
+"""The default ceiling: generous, since `make test` runs four test processes (and their workers) on two cores."""
+
+
+def wait_for(probe: Callable[[], T], *, log: Path, what: str, timeout_s: float = WAIT_S) -> T:
     """What `probe` returns once it is truthy (asked every half second); fail after `timeout_s` with `log`'s tail."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

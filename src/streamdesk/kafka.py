@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -10,6 +11,8 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from streamdesk import contracts, telemetry, topics
 from streamdesk.exceptions import StreamdeskError
+
+log = logging.getLogger(__name__)
 
 
 class PublishError(StreamdeskError):
@@ -50,6 +53,7 @@ class Publisher:
                 "message.max.bytes": topics.max_producer_bytes(),
             }
         )
+        self.client_id = client_id
         self._errors: list[str] = []
         self.delivered = 0
         self.closed = False
@@ -116,6 +120,15 @@ class Publisher:
             self._producer.purge()
             self._producer.close()
             self.closed = True
+
+    def release(self, timeout_s: float = 10.0) -> None:
+        """`close` for a component that stops: what is still undelivered after `timeout_s` is logged, not raised."""
+        if self.closed:
+            return
+        try:
+            self.close(timeout_s)
+        except PublishError as exc:
+            log.warning("%s stopped with undelivered messages: %s", self.client_id, exc)
 
     def __enter__(self) -> Publisher:
         return self

@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 
 from connectors.entities import canonical_attributes
 from streamdesk import db, topics
-from streamdesk.agent import backends, model_cache
+from streamdesk.agent import backends
 from streamdesk.contracts import EntityType
 from streamdesk.runtime.embedded import EmbeddedBroker, free_port
 from streamdesk.seed import taubench
@@ -83,12 +83,6 @@ def load_world(conn: psycopg.Connection) -> Callable[[taubench.World], None]:
             cur.executemany(_INSERT, rows)
 
     return load
-
-
-@pytest.fixture(scope="session")
-def model_dir() -> Path:
-    """The converted SmolLM2 folder (converted on the first run, reused afterwards)."""
-    return model_cache.ensure_model()
 
 
 @pytest.fixture(scope="session")

@@ -89,7 +89,10 @@ def test_a_stored_ticket_event_is_answered_from_its_record_with_no_tickets_row_r
     assert Ticket.from_stored(record).text == "Where is my order?\n\nAny news?"
     service = AnswerService(settings=get_settings(), backend=backend)
     value = json.dumps(record.to_json()).encode()
-    answer = service.handle(RawMessage(topic=topics.STORED_TICKET, value=value, key=record.key.encode()))
+    try:
+        answer = service.handle(RawMessage(topic=topics.STORED_TICKET, value=value, key=record.key.encode()))
+    finally:
+        service.close()
     with db.connect(clean_db) as conn:
         assert conn.execute("SELECT count(*) FROM tickets").fetchone() == (0,)
         assert answer is not None and answers.is_published(conn, answer_id=answer.answer_id)

@@ -29,6 +29,7 @@ from streamdesk.contracts import EntityEvent
 from streamdesk.gateway import signatures
 from streamdesk.kafka import Publisher
 from streamdesk.runtime.embedded import free_port
+from tests.waiting import WAIT_S
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
 T = TypeVar("T")
@@ -72,7 +73,7 @@ class Up:
     def log(self) -> str:
         return self.output.read_text(errors="replace")[-4000:] if self.output.exists() else ""
 
-    def wait_for(self, probe: Callable[[], T], *, what: str, timeout_s: float = 240.0) -> T:
+    def wait_for(self, probe: Callable[[], T], *, what: str, timeout_s: float = WAIT_S) -> T:
         """Poll `probe` until it returns something truthy; fail with `up`'s output if it never does."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:

@@ -23,12 +23,15 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def worker(conn: psycopg.Connection, topics_ready: str, clean_db: str, tmp_path: Path) -> Iterator[Path]:
+def worker(
+    conn: psycopg.Connection, topics_ready: str, clean_db: str, model_dir: Path, tmp_path: Path
+) -> Iterator[Path]:
     log = tmp_path / "learn.log"
     env = child_env(
         KAFKA_BOOTSTRAP_SERVERS=topics_ready,
         DATABASE_URL=clean_db,
         STREAMDESK_STATE_DIR=str(tmp_path / "state"),
+        STREAMDESK_AGENT__MODEL_DIR=str(model_dir),  # the converted model, not a second conversion in the state dir
         STREAMDESK_TRAINING__CHECK_INTERVAL_S="1",
         STREAMDESK_TRAINING__MIN_NEW_EXAMPLES="6",
         STREAMDESK_TRAINING__GENERAL_TEXTS="1",

@@ -286,6 +286,12 @@ class AnswerService:
             self._conn = db.connect(db.database_url(self.settings), autocommit=True)
         return self._conn
 
+    def close(self) -> None:
+        """Release the producer and the connection (a stopped worker stops calling the broker)."""
+        self.publisher.release()
+        if self._conn is not None:
+            self._conn.close()
+
     def handle_batch(self, messages: Sequence[RawMessage]) -> None:
         """Handle each message under the error runner; return when every answer is stored and published."""
         for message in messages:

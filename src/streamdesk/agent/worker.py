@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import faust
 
@@ -50,6 +51,10 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
         ):
             messages = [raw_message(event) for event in events]
             await asyncio.get_running_loop().run_in_executor(executor, service.handle_batch, messages)
+
+    @app.on_before_shutdown.connect
+    def release(app: Any, /, *_: Any, signal: Any = None, **__: Any) -> None:
+        service.close()
 
     return app
 

@@ -10,6 +10,7 @@ stop on SIGTERM or SIGINT after the batch in hand.
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import signal
 import threading
@@ -75,7 +76,7 @@ class OutboxRelay(abc.ABC):
         try:
             self.publisher.flush(FLUSH_TIMEOUT_S)
         except PublishError:
-            self._publisher = None
+            self._discard_publisher()
             self.unacknowledged()
             raise
 
@@ -109,15 +110,20 @@ class OutboxRelay(abc.ABC):
                 stop.wait(pause)
         self.close()
 
+    def _discard_publisher(self) -> None:
+        """Shut the producer down without waiting (its queue is dropped), so it stops reconnecting to the broker."""
+        found, self._publisher = self._publisher, None
+        if found is not None and not found.closed:
+            with contextlib.suppress(PublishError):
+                found.close(0)
+
     def close(self) -> None:
-        """Release the connection and the producer."""
+        """Release the connection and the producer (after waiting up to `FLUSH_TIMEOUT_S` for its queue)."""
         if self._conn is not None:
             self._conn.close()
-        if self._publisher is not None:
-            try:
-                self._publisher.flush(FLUSH_TIMEOUT_S)
-            except PublishError as exc:  # what is unrecorded is relayed again: nothing is lost
-                log.warning("%s closed with unacknowledged messages: %s", self.name, exc)
+        found, self._publisher = self._publisher, None
+        if found is not None:
+            found.release(FLUSH_TIMEOUT_S)  # what is unrecorded is relayed again: nothing is lost
 
 
 def run_relay(relay: OutboxRelay, *, what: str) -> None:

@@ -14,6 +14,7 @@ import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from typing import Any
 
 import faust
 
@@ -136,6 +137,10 @@ def create_app(
     @app.timer(interval=training.check_interval_s, name="check_retrain")
     async def check_retrain() -> None:
         await asyncio.get_running_loop().run_in_executor(io, loop.tick)
+
+    @app.on_before_shutdown.connect
+    def release(app: Any, /, *_: Any, signal: Any = None, **__: Any) -> None:
+        loop.publisher.release()
 
     return app
 
