@@ -113,7 +113,7 @@ def replay_sample(
     pool = sorted(older, key=lambda e: e.content_digest)
     rng.shuffle(pool)
     rejected = Counter(action(e.completion) for e in new if not e.label)
-    anchors = []
+    anchors: list[KtoExample] = []
     for example in pool:
         key = action(example.completion)
         if example.label and rejected[key] > 0 and len(anchors) < wanted:
