@@ -6,6 +6,7 @@ that `streamdesk.cli.plugins` calls with the root app. Each command prints one J
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -261,6 +262,9 @@ def eval_flywheel(
     ] = 0.5,
     tolerance: Annotated[float, typer.Option(help="How much lower a regression-set metric may go.")] = 0.0,
     seed: Annotated[int, typer.Option(help="Seed of the splits, both trainings and the reviewer.")] = 42,
+    seeds: Annotated[
+        int | None, typer.Option(min=1, max=3, help="Run the first N of the fixed seeds 42, 7, 1234 instead of --seed.")
+    ] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = 1,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the run's database and adapters folder.")] = False,
 ) -> None:
@@ -286,10 +290,18 @@ def eval_flywheel(
             seed=seed,
             threads=threads,
         )
-        report = flywheel.run_flywheel(options, keep=keep)
+        chosen = flywheel.SEEDS[:seeds] if seeds else (seed,)
+        if seeds:
+            typer.echo(f"seeds: {list(chosen)}")
+        reports = []
+        for each in chosen:
+            reports.append(flywheel.run_flywheel(dataclasses.replace(options, seed=each), keep=keep))
+            if seeds:
+                typer.echo(flywheel.seed_line(reports[-1]))
     except StreamdeskError as exc:
         console.print(f"refused: {exc}")
         raise typer.Exit(code=1) from None
-    summary = report.to_json()
+    summary = flywheel.seeds_summary(reports) if seeds else reports[0].to_json()
+    summary.setdefault("timing_s", {})
     summary["timing_s"]["wall"] = round(time.perf_counter() - started, 1)
     typer.echo(json.dumps(summary))

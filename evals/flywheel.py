@@ -58,6 +58,10 @@ REVIEWER = "simulated-reviewer"
 SOURCE = "flywheel"
 PROMPT_VERSION = "flywheel-first-step-1"
 REGRESSION_CHECK = "regression_set"
+SEEDS = (42, 7, 1234)
+"""The seeds `--seeds N` runs, in order: fixed, so a seed-robustness claim names the seeds it was measured on."""
+TARGET_GAIN = 0.30
+"""How far the KTO adapter's held-out routing accuracy must rise above the base model's."""
 Verdict = Literal["accepted", "edited", "rejected"]
 
 
@@ -152,7 +156,7 @@ class FlywheelReport:
             "routing_accuracy": routing_accuracy,
             "action_recall": {k: (m.action_recall if m else None) for k, m in models.items()},
             "regressions": self.regressions,
-            "target_met": kto is not None and kto >= self.base.routing_accuracy + 0.30 and not self.regressions,
+            "target_met": kto is not None and kto >= self.base.routing_accuracy + TARGET_GAIN and not self.regressions,
             "routing_by_intent": {k: (m.routing_by_intent if m else None) for k, m in models.items()},
             "action_recall_by_tool": {k: (m.action_recall_by_tool if m else None) for k, m in models.items()},
             "adapters": {"sft": self.sft_version, "kto": self.kto_version, "kto_status": self.kto_status},
@@ -436,6 +440,28 @@ def run(conn: psycopg.Connection, *, options: FlywheelOptions, work_dir: Path) -
         timing_s=timing,
         seed=options.seed,
     )
+
+
+def seed_line(report: FlywheelReport) -> str:
+    """One human line per seed: each metric's base / sft / kto, and the regressions."""
+    line = report.to_json()
+    parts = [
+        f"{metric} {' / '.join('-' if v is None else f'{v:.3f}' for v in line[metric].values())}"
+        for metric in ("routing_accuracy", "action_recall")
+    ]
+    return f"seed {report.seed}: {'; '.join(parts)} (base / sft / kto); regressions {report.regressions}"
+
+
+def seeds_summary(reports: Sequence[FlywheelReport]) -> dict[str, Any]:
+    """The multi-seed report: per seed each metric's base / sft / kto and regressions; met only if every seed met."""
+    runs = {str(report.seed): report.to_json() for report in reports}
+    keep = ("routing_accuracy", "action_recall", "regressions", "target_met", "adapters", "feedback", "timing_s")
+    return {
+        "seeds": [report.seed for report in reports],
+        "regressions": {seed: line["regressions"] for seed, line in runs.items()},
+        "target_met": all(line["target_met"] for line in runs.values()),
+        "runs": {seed: {key: line[key] for key in keep} for seed, line in runs.items()},
+    }
 
 
 def _gate_reasons(report: dict[str, Any]) -> list[str]:

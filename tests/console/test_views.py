@@ -6,6 +6,7 @@ import json
 import uuid
 import warnings
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -20,6 +21,7 @@ from streamdesk.console import views as console_views
 from streamdesk.console.config import get_console_settings
 from streamdesk.feedback import service as feedback
 from streamdesk.policy import approvals
+from streamdesk.training import registry
 from streamdesk.web import deps
 from tests.console.conftest import (
     DRAFT_TEXT,
@@ -32,6 +34,8 @@ from tests.console.conftest import (
     seed_pending,
     seed_ticket,
 )
+from tests.factories import stored_draft
+from tests.feedback.test_hygiene import example
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -210,6 +214,29 @@ def test_audit_models_and_ingest_pages(client: TestClient, conn: psycopg.Connect
     ingest = client.get("/console/ingest")
     assert ingest.status_code == 200 and "UnparseablePayloadError" in ingest.text
     assert "Unterminated string" in ingest.text and "no broker configured" in ingest.text
+
+
+def test_the_models_page_shows_each_adapters_lineage(
+    client: TestClient, conn: psycopg.Connection, tmp_path: Path
+) -> None:
+    adapter = seed_adapter(conn, tmp_path)
+    examples = [replace(example(n, label=n != 2), signal_ids=(f"sig-{n}",)) for n in range(3)]
+    feedback.upsert_examples(conn, examples=examples)
+    feedback.mark_trained(conn, digests=[e.content_digest for e in examples], version=adapter.version)
+    written = stored_draft(
+        conn, seed_ticket(conn, ticket_id="T-2002"), "Your refund is on its way.", adapter=adapter.version
+    )
+    registry.promote(conn, version=adapter.version, actor="sam", reason="gate passed")
+    registry.rollback(conn, base_model=adapter.base_model, actor="sam", reason="acceptance fell")
+    sign_in(client, "ada")
+
+    page = client.get("/console/models").text
+
+    assert "retrain retrain-1" in page
+    assert "3 examples (2 desirable, 1 undesirable) from 3 signals" in page and "sig-0, sig-1, sig-2" in page
+    assert "answers written</th><td>1:" in page and f"zendesk:T-2002 ({written.answer_id[:8]})" in page
+    assert f"promoted {adapter.version}" in page and "gate passed" in page
+    assert f"rolled back base model (was {adapter.version}) by sam: acceptance fell" in page
 
 
 def test_the_review_card_shows_the_conversation_so_far(client: TestClient, conn: psycopg.Connection) -> None:

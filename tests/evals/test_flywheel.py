@@ -87,6 +87,26 @@ def test_regression_set_and_report() -> None:
     assert report.to_json()["routing_accuracy"]["kto"] is None and report.to_json()["target_met"] is False
 
 
+def test_the_seeds_report_gives_each_seeds_numbers_and_regressions() -> None:
+    def report(seed: int, kto: float, regressions: list[str]) -> flywheel.FlywheelReport:
+        return flywheel.FlywheelReport(
+            base=metrics(0.2, 0.1), sft=metrics(0.7, 0.5), kto=metrics(kto, 0.5), regressions=regressions,
+            sft_version="v1", kto_version="v2", kto_status="promoted", gate=None, feedback={}, data={}, seed=seed,
+        )  # fmt: skip
+
+    reports = [report(42, 0.75, []), report(7, 0.6, ["action_recall"])]
+    assert flywheel.seed_line(reports[0]) == (
+        "seed 42: routing_accuracy 0.200 / 0.700 / 0.750; action_recall 0.100 / 0.500 / 0.500 (base / sft / kto); "
+        "regressions []"
+    )
+    summary = flywheel.seeds_summary(reports)
+    assert summary["seeds"] == [42, 7] and summary["regressions"] == {"42": [], "7": ["action_recall"]}
+    assert summary["runs"]["42"]["routing_accuracy"] == {"base": 0.2, "sft": 0.7, "kto": 0.75}
+    assert summary["target_met"] is False
+    assert flywheel.seeds_summary(reports[:1])["target_met"] is True
+    assert flywheel.SEEDS[:3] == (42, 7, 1234)
+
+
 @pytest.mark.parametrize(
     ("change", "word"),
     [({"eval_per_intent": 0}, "per-intent"), ({"edit_share": 1.5}, "edit_share"), ({"tau_limit": 0}, "tau_limit")],

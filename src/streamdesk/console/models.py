@@ -70,3 +70,19 @@ class IngestHealth:
     def total_lag(self) -> int:
         """Messages not yet processed, over all topics."""
         return sum(self.lag.values())
+
+
+@dataclass(frozen=True)
+class AdapterLineage:
+    """Which feedback trained one adapter, which answers it wrote, and its promote/rollback history."""
+
+    version: str
+    runs: list[str] = field(default_factory=list)
+    examples: int = 0
+    desirable: int = 0
+    gold: int = 0
+    signals: int = 0
+    signal_ids: list[str] = field(default_factory=list)
+    answers: int = 0
+    recent_answers: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)

@@ -21,6 +21,7 @@ from streamdesk.agent import conversations
 from streamdesk.agent.answers import Answer
 from streamdesk.console.exceptions import DraftNotFoundError, InvalidReviewError
 from streamdesk.console.models import (
+    AdapterLineage,
     Citation,
     DeadLetterRow,
     Draft,
@@ -314,3 +315,53 @@ def evaluation_png(adapter: AdapterVersion) -> bytes | None:
     figure.savefig(buffer, format="png", dpi=80)
     plt.close(figure)
     return buffer.getvalue()
+
+
+_LINEAGE_EXAMPLES_SQL = """
+    SELECT e.trained_in AS version, count(DISTINCT e.id) AS examples,
+           count(DISTINCT e.id) FILTER (WHERE e.label) AS desirable,
+           count(DISTINCT e.id) FILTER (WHERE e.source = 'gold') AS gold,
+           count(DISTINCT s.id) AS signals, (array_agg(DISTINCT s.id))[1:%(shown)s] AS signal_ids
+      FROM training_examples e LEFT JOIN LATERAL unnest(e.signal_ids) AS s(id) ON true
+     WHERE e.trained_in = ANY(%(versions)s)
+     GROUP BY e.trained_in
+"""
+_LINEAGE_ANSWERS_SQL = """
+    SELECT adapter AS version, count(*) AS answers,
+           (array_agg(jsonb_build_object('answer_id', answer_id::text, 'ticket', source || ':' || ticket_id,
+                                         'created_at', created_at)
+                      ORDER BY created_at DESC) FILTER (WHERE tenant = %(tenant)s))[1:%(shown)s] AS recent_answers
+      FROM answers WHERE adapter = ANY(%(versions)s)
+     GROUP BY adapter
+"""
+
+
+def adapter_lineage(
+    conn: psycopg.Connection, *, versions: Sequence[str], tenant: str, shown: int = 5
+) -> dict[str, AdapterLineage]:
+    """Per adapter: the retrain runs and feedback that trained it, the answers it wrote, its promotions and rollbacks.
+
+    Counts cover every tenant (an adapter serves them all); only the viewer's tenant's answers are listed.
+    """
+    found: dict[str, dict[str, Any]] = {version: {"version": version} for version in versions}
+    params = {"versions": list(versions), "tenant": tenant, "shown": shown}
+    with conn.cursor(row_factory=dict_row) as cur:
+        for sql in (_LINEAGE_EXAMPLES_SQL, _LINEAGE_ANSWERS_SQL):
+            for row in cur.execute(sql, params).fetchall():
+                found[row["version"]].update({k: v for k, v in row.items() if v is not None})
+        runs = cur.execute(
+            "SELECT version, array_agg(request_id ORDER BY requested_at) AS runs FROM retrain_runs "
+            "WHERE version = ANY(%(versions)s) GROUP BY version",
+            params,
+        ).fetchall()
+        for row in runs:
+            found[row["version"]]["runs"] = row["runs"]
+        changes = cur.execute(
+            "SELECT action, version, previous, actor, reason, occurred_at FROM adapter_promotions "
+            "WHERE version = ANY(%(versions)s) OR previous = ANY(%(versions)s) ORDER BY id",
+            params,
+        ).fetchall()
+    for change in changes:
+        for version in {change["version"], change["previous"]} & found.keys():
+            found[version].setdefault("changes", []).append(change)
+    return {version: AdapterLineage(**fields) for version, fields in found.items()}

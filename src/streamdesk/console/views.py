@@ -463,12 +463,13 @@ def audit_page(request: Request, viewer: AuditViewer, ticket: str | None = None)
 
 @router.get("/models", name="console-models")
 def models_page(request: Request, viewer: ModelsViewer) -> Response:
-    """Adapter versions with status, metrics, gate and plots; the retrain history."""
+    """Adapter versions with status, metrics, gate, plots and lineage; the retrain history."""
     with db.request_connection() as conn:
         versions = registry.list_versions(conn)
         runs = trigger.retrain_runs(conn) if service.may_act(viewer.principal, "retrains") else None
+        lineage = service.adapter_lineage(conn, versions=[v.version for v in versions], tenant=viewer.principal.tenant)
     curves = {v.version for v in versions if service.curves_path(v) is not None}
-    return render_page(request, viewer, "models", versions=versions, runs=runs, curves=curves)
+    return render_page(request, viewer, "models", versions=versions, runs=runs, curves=curves, lineage=lineage)
 
 
 def _adapter_picture(version: str, *, picture: Callable[[AdapterVersion], Response | None], missing: str) -> Response:

@@ -84,7 +84,10 @@ class KTOTrainingConfig(LoraTrainerConfig):
         return asdict(self)
 
     def to_trl(self, *, output_dir: Path, desirable_weight: float, undesirable_weight: float) -> Any:
-        """TRL's KTOConfig for these settings, on CPU in fp32, saving nothing by itself."""
+        """TRL's KTOConfig for these settings, on CPU in fp32, saving nothing by itself.
+
+        Batches follow `kto_trainer.ordered` (sequential sampling), not a second shuffle of the trainer's own.
+        """
         from trl import KTOConfig
 
         return KTOConfig(
@@ -93,4 +96,5 @@ class KTOTrainingConfig(LoraTrainerConfig):
             desirable_weight=desirable_weight,
             undesirable_weight=undesirable_weight,
             logging_steps=self.logging_steps,
+            train_sampling_strategy="sequential",
         )

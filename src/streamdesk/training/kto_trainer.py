@@ -14,12 +14,15 @@ import math
 import random
 import shutil
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from streamdesk.feedback import hygiene
 from streamdesk.feedback.models import KtoExample
+from streamdesk.training import tool_scorer
 from streamdesk.training.exceptions import NotEnoughDataError
 from streamdesk.training.kto_config import KTOTrainingConfig
 
@@ -70,10 +73,22 @@ def class_weights(*, desirable: int, undesirable: int) -> tuple[float, float]:
 
 
 def ordered(examples: Sequence[KtoExample], *, seed: int) -> list[KtoExample]:
-    """The examples in the training order: sorted by content digest, then shuffled with `seed`."""
-    rows = sorted(examples, key=lambda e: (e.content_digest, e.answer_id, e.source))
-    random.Random(seed).shuffle(rows)
-    return rows
+    """The examples in the training order: every prefix holds the set's mix of labels and sources.
+
+    Each (label, source) stratum is sorted by content digest and shuffled with `seed`, then the strata are
+    interleaved evenly. A round cut short by `max_steps` thus sees the same share of rejected drafts whatever
+    the seed; the seed only picks which ones (a plain shuffle let one seed's slice hold twice another's).
+    """
+    strata: dict[tuple[bool, str], list[KtoExample]] = {}
+    for example in sorted(examples, key=lambda e: (e.content_digest, e.answer_id, e.source)):
+        strata.setdefault((example.label, example.source), []).append(example)
+    rng = random.Random(seed)
+    placed = []
+    for key in sorted(strata):
+        rows = strata[key]
+        rng.shuffle(rows)
+        placed += [((index + 0.5) / len(rows), key, row) for index, row in enumerate(rows)]
+    return [row for _, _, row in sorted(placed, key=lambda item: (item[0], item[1]))]
 
 
 def dataset_digest(examples: Sequence[KtoExample]) -> str:
@@ -85,11 +100,32 @@ def dataset_digest(examples: Sequence[KtoExample]) -> str:
     return digest.hexdigest()
 
 
-def replay_sample(older: Sequence[KtoExample], *, new_count: int, config: KTOTrainingConfig) -> list[KtoExample]:
-    """A seeded sample of already-trained examples to mix in: `replay_fraction` per new one, at most `replay_max`."""
-    wanted = min(config.replay_max, math.ceil(new_count * config.replay_fraction), len(older))
+def replay_sample(
+    older: Sequence[KtoExample], *, new: Sequence[KtoExample], config: KTOTrainingConfig
+) -> list[KtoExample]:
+    """A seeded sample of already-trained examples to mix in: `replay_fraction` per new one, at most `replay_max`.
+
+    Desirable older examples of an action the new examples reject come first, one per rejection: a call that
+    is right on some tickets and wrong on others must not be pushed down everywhere by its rejections.
+    """
+    wanted = min(config.replay_max, math.ceil(len(new) * config.replay_fraction), len(older))
+    rng = random.Random(config.seed + 1)
     pool = sorted(older, key=lambda e: e.content_digest)
-    return random.Random(config.seed + 1).sample(pool, wanted) if wanted else []
+    rng.shuffle(pool)
+    rejected = Counter(action(e.completion) for e in new if not e.label)
+    anchors: list[KtoExample] = []
+    for example in pool:
+        key = action(example.completion)
+        if example.label and rejected[key] > 0 and len(anchors) < wanted:
+            rejected[key] -= 1
+            anchors.append(example)
+    chosen = {id(example) for example in anchors}
+    return anchors + [e for e in pool if id(e) not in chosen][: wanted - len(anchors)]
+
+
+def action(completion: str) -> str:
+    """What a completion does: the tool a step calls, else its normalised text."""
+    return tool_scorer.called_tool(completion) or hygiene.normalise(completion)
 
 
 class KTOAdapterTrainer:

@@ -76,7 +76,7 @@ def training_set(conn: psycopg.Connection, *, config: KTOTrainingConfig, setting
     seen = {e.content_digest for e in new}
     older = [e for e in hygiene.deduplicate(feedback.list_examples(conn, trained=True, heldout=False))]
     older = [e for e in older if e.content_digest not in seen]
-    return TrainingSet(new=new, replay=replay_sample(older, new_count=len(new), config=config), capped=capped)
+    return TrainingSet(new=new, replay=replay_sample(older, new=new, config=config), capped=capped)
 
 
 def _set_run(conn: psycopg.Connection, request_id: str, **fields: Any) -> None:
