@@ -364,7 +364,6 @@ def cut_over(url: str, *, batch: int = 64, lock_timeout_s: float = 10.0) -> Embe
             conn.execute(
                 "UPDATE embedding_spaces SET state = 'active', activated_at = now() WHERE name = %s", (shadow.name,)
             )
-            conn.execute("DELETE FROM answer_cache WHERE knowledge_version <> %s", (shadow.name,))
         log.info("cut over to %s (%d chunks embedded under the write lock)", shadow.name, stragglers)
         return active_space(conn)
 
