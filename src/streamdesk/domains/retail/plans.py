@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 import usaddress
 
+from streamdesk.agent import conversations
 from streamdesk.agent.models import ToolCall
 from streamdesk.agent.packs import History
 from streamdesk.domains.retail import intents
@@ -448,3 +450,90 @@ def next_write(found: TicketFeatures, *, history: History) -> ToolCall | None:
             continue
         return call
     return None
+
+
+ITEM_CHANGES = frozenset({"exchange_delivered_order_items", "modify_pending_order_items"})
+"""The writes that swap items for others, paid or refunded with a payment method the customer may name."""
+_NEGATED = re.compile(r"\b(?:do not|don'?t|not|never|no longer)\s+(?:\w+\s+)?$", re.I)
+
+
+def asked_intents(text: str) -> tuple[intents.Intent, ...]:
+    """The intents `text` asks for, less those it negates ("do not exchange anything")."""
+    corrected = intents.correct_spelling(text)
+    found = intents.classify(intents.requests(text))
+    return tuple(i for i in found if not _NEGATED.search(corrected[: max(intents.clause_start(corrected, i), 0)]))
+
+
+def _world_of(facts: Sequence[Any]) -> World:
+    """The user, orders and products among a conversation's trusted results."""
+    history = []
+    for fact in facts:
+        if not isinstance(fact, dict):
+            continue
+        if isinstance(fact.get("payment_methods"), dict):
+            history.append((ToolCall(tool="get_user_details", arguments={}), fact))
+        elif fact.get("order_id") and isinstance(fact.get("items"), list):
+            history.append((ToolCall(tool="get_order_details", arguments={}), fact))
+        elif fact.get("product_id") and isinstance(fact.get("variants"), dict):
+            history.append((ToolCall(tool="get_product_details", arguments={}), fact))
+    return World.of(history)
+
+
+def _covered(intent: intents.Intent, tools: set[str]) -> bool:
+    """Whether held writes `tools` carry out `intent` (an item swap, a refund, a payment change)."""
+    if intent in ("exchange", "modify"):
+        return bool(ITEM_CHANGES & tools)
+    if intent == "payment":
+        return bool(tools & (ITEM_CHANGES | {"modify_pending_order_payment", "return_delivered_order_items"}))
+    return intent == "track" or bool(set(intents.INTENT_TOOLS[intent]) & tools)
+
+
+def _item_names(world: World) -> dict[str, str]:
+    return {str(item.get("item_id")): str(item.get("name") or "") for order in world.orders.values()
+            for item in order.get("items") or []}  # fmt: skip
+
+
+def _narrowed(call: ToolCall, text: str, names: dict[str, str]) -> ToolCall | None:
+    """`call` keeping only the items `text` names (None: it names none of them)."""
+    items = list(call.arguments.get("item_ids") or [])
+    keep = [n for n, item_id in enumerate(items) if names_item(text, names.get(str(item_id), "-"))]
+    if not keep:
+        return None
+    arguments = dict(call.arguments, item_ids=[items[n] for n in keep])
+    if "new_item_ids" in call.arguments:
+        arguments["new_item_ids"] = [call.arguments["new_item_ids"][n] for n in keep]
+    return ToolCall(tool=call.tool, arguments=arguments)
+
+
+def revise_held(held: Sequence[ToolCall], text: str, *, facts: Sequence[Any]) -> list[ToolCall] | None:
+    """The held changes as `text` restates them, or None when it asks for a change they do not carry out.
+
+    "Only the desk lamp" keeps the held lines of the items it names (or the orders it names), dropping the
+    others; a payment method it names ("PayPal") pays the held item swaps; anything else leaves them as held.
+    """
+    tools = {call.tool for call in held}
+    if any(not _covered(intent, tools) for intent in asked_intents(text)):
+        return None
+    world = _world_of(facts)
+    revised = list(held)
+    if conversations.restricts(text):
+        names = _item_names(world)
+        with_items = [call for call in held if call.arguments.get("item_ids")]
+        narrowed = {id(call): _narrowed(call, text, names) for call in with_items}
+        if any(narrowed.values()):
+            revised = [narrowed.get(id(call), call) for call in held if narrowed.get(id(call), call) is not None]
+        named = set(intents.features(text).order_ids)
+        if named & {str(call.arguments.get("order_id")) for call in revised}:
+            revised = [call for call in revised if str(call.arguments.get("order_id", "")) in named | {""}]
+    method = payment_method(text, world.user)
+    if method:
+        revised = [ToolCall(tool=c.tool, arguments=dict(c.arguments, payment_method_id=method))
+                   if c.tool in ITEM_CHANGES else c for c in revised]  # fmt: skip
+    return [call for call in revised if call is not None]
+
+
+def revision(text: str, earlier: str) -> TicketFeatures:
+    """The features of a message that replaces the open request `earlier`: its own intents, both messages' details."""
+    joined = intents.features(f"{text}\n\n{earlier}")
+    asked = asked_intents(text)
+    return dataclasses.replace(joined, intents=asked, conditional=tuple(i for i in joined.conditional if i in asked))
