@@ -9,9 +9,9 @@ arguments proposes nothing (the model and the reply take over); the loop holds a
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
