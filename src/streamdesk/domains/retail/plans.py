@@ -24,7 +24,13 @@ from streamdesk.domains.retail import intents
 from streamdesk.domains.retail.intents import TicketFeatures, mentions, names_item
 
 HANDOFF_SUMMARY_CHARS = 200
-EXCEPT = re.compile(r"\b(?:except(?: for)?|but not|other than|apart from|everything but|all but)\b", re.I)
+EXCEPT = re.compile(
+    r"\b(?:except(?: for)?|but not|other than|apart from|everything but|all but|not (?:associated|related|connected)"
+    r" (?:with|to)|unrelated to)\b",
+    re.I,
+)
+PREFERS = re.compile(r"\bprefer(?:red|s)?\b[^.?!]{0,30}?\b(?P<what>exchang|return)\w*", re.I)
+"""'I prefer to do the exchange': which change wins when a delivered order can take only one."""
 EXTREME = re.compile(
     r"\b(cheapest|priciest|maximum|max|largest|biggest|highest|most expensive|minimum|min|smallest|lowest|least)\b",
     re.I,
@@ -38,6 +44,7 @@ PLACE_ORDER = re.compile(r"\b(?:my|your|the) (?P<place>(?:[A-Za-z]+ ?){1,2}) ord
 ORDER_WORD = re.compile(r"\border\b", re.I)
 ALL_ORDERS = re.compile(r"\ball (?:of )?(?:my |your |the |possible )?(?:pending )?order", re.I)
 ALL_ITEMS = re.compile(r"\b(everything|all (the )?(items|things|of it|of them)|whole order|entire order)\b", re.I)
+WHOLE_ORDER = re.compile(r"\b(?:whole|entire|full) order\b", re.I)
 MISTAKE = re.compile(r"\b(by mistake|mistaken\w*|accident\w*|wrong(ly)?)\b", re.I)
 DEFAULT_ADDRESS = re.compile(r"\b(default|profile|account|user)\b[^.?!]{0,20}\baddress\b", re.I)
 ORIGINAL_PAYMENT = re.compile(r"\boriginal (payment|card|method)\b", re.I)
@@ -107,7 +114,9 @@ def named_lines(text: str, orders: Sequence[dict[str, Any]]) -> list[tuple[dict[
     every = bool(ALL_ITEMS.search(wanted) or re.search(r"\beverything but\b", text, re.I))
     if every and unwanted:  # "everything but the coffee machine": the order the coffee machine came in
         holding = [order for order in orders if _holds(order, unwanted)]
-        orders = holding or orders
+        if not holding:  # "everything not associated with gaming": which items are meant is unclear
+            return []
+        orders = holding
     lines = []
     for order in orders:
         own = [
@@ -286,7 +295,12 @@ def _cancels(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
     pending, text = world.with_status("pending"), intents.clause(found.text, "cancel")
     named = [order for order in pending if order["order_id"] in _order_ids(text, found)]
     lines = _one_order(named_lines(text, pending), found) if not named else []
-    targets = named or [order for order, _ in lines[:1]] or (pending if ALL_ORDERS.search(text) else [])
+    whole = bool(WHOLE_ORDER.search(text))
+    if not named and not lines and whole:  # "cancel the whole order": the order of the items named elsewhere
+        lines = _one_order(named_lines(WHOLE_ORDER.sub(" ", found.text), pending), found)
+    # cancelling cancels the whole order: by its items only when they are all of it, or the text says so
+    by_items = [order for order, _ in lines[:1] if whole or len(lines) == len(order.get("items") or [])]
+    targets = named or by_items or (pending if ALL_ORDERS.search(text) else [])
     reason = "ordered by mistake" if MISTAKE.search(found.text) else "no longer needed"
     for order in targets:
         yield ToolCall(tool="cancel_pending_order", arguments={"order_id": order["order_id"], "reason": reason})
@@ -414,8 +428,27 @@ def _payment_changes(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
 
 
 def planned_writes(found: TicketFeatures, history: History) -> Iterator[ToolCall]:
-    """Every write the ticket's explicit requests call for, given the reads' results, in intent priority order."""
-    world = World.of(history)
+    """Every write the ticket's explicit requests call for, given the reads' results, in intent priority order.
+
+    A delivered order takes one return or exchange: when the ticket asks for both on one order, the one it
+    prefers ("I prefer the exchange") is proposed, else neither.
+    """
+    planned = list(_planned(found, World.of(history)))
+    swaps = {"exchange_delivered_order_items", "return_delivered_order_items"}
+    by_order: dict[str, set[str]] = {}
+    for call in planned:
+        if call.tool in swaps:
+            by_order.setdefault(str(call.arguments.get("order_id")), set()).add(call.tool)
+    preferred = PREFERS.search(found.text)
+    wanted = ("exchange_delivered_order_items" if preferred.group("what").lower().startswith("exchang")
+              else "return_delivered_order_items") if preferred else None  # fmt: skip
+    for call in planned:
+        if call.tool in swaps and len(by_order[str(call.arguments.get("order_id"))]) > 1 and call.tool != wanted:
+            continue
+        yield call
+
+
+def _planned(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
     for intent in intents.INTENT_PRIORITY:
         if intent not in found.intents:
             continue
