@@ -29,6 +29,8 @@ EXCEPT = re.compile(
     r" (?:with|to)|unrelated to)\b",
     re.I,
 )
+SWAPS = frozenset({"exchange_delivered_order_items", "return_delivered_order_items"})
+"""A delivered order takes one of these, once."""
 PREFERS = re.compile(r"\bprefer(?:red|s)?\b[^.?!]{0,30}?\b(?P<what>exchang|return)\w*", re.I)
 """'I prefer to do the exchange': which change wins when a delivered order can take only one."""
 EXTREME = re.compile(
@@ -433,19 +435,27 @@ def planned_writes(found: TicketFeatures, history: History) -> Iterator[ToolCall
     A delivered order takes one return or exchange: when the ticket asks for both on one order, the one it
     prefers ("I prefer the exchange") is proposed, else neither.
     """
-    planned = list(_planned(found, World.of(history)))
-    swaps = {"exchange_delivered_order_items", "return_delivered_order_items"}
-    by_order: dict[str, set[str]] = {}
-    for call in planned:
-        if call.tool in swaps:
-            by_order.setdefault(str(call.arguments.get("order_id")), set()).add(call.tool)
+    world = World.of(history)
+    both = _returned_and_exchanged(found, world)
     preferred = PREFERS.search(found.text)
     wanted = ("exchange_delivered_order_items" if preferred.group("what").lower().startswith("exchang")
               else "return_delivered_order_items") if preferred else None  # fmt: skip
-    for call in planned:
-        if call.tool in swaps and len(by_order[str(call.arguments.get("order_id"))]) > 1 and call.tool != wanted:
+    for call in _planned(found, world):
+        if call.tool in SWAPS and str(call.arguments.get("order_id")) in both and call.tool != wanted:
             continue
         yield call
+
+
+def _returned_and_exchanged(found: TicketFeatures, world: World) -> set[str]:
+    """The delivered orders the ticket asks both to return items of and to exchange items of."""
+    if "exchange" not in found.intents or not {"return", "refund"} & set(found.intents):
+        return set()
+    delivered = world.with_status("delivered")
+    returned = " ".join(intents.clause(found.text, intent) for intent in ("return", "refund"))
+    exchanged = intents.clause(found.text, "exchange")
+    return {str(o["order_id"]) for o, _ in named_lines(returned, delivered)} & {
+        str(o["order_id"]) for o, _ in named_lines(exchanged, delivered)
+    }
 
 
 def _planned(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
