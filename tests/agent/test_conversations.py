@@ -215,3 +215,16 @@ def test_a_different_change_instead_replaces_the_held_one(
     assert not [s for s in second.trace if s.outcome in ("executed", "pending_approval")]
     say(world, backend, "yes", n=3)
     assert done(world) == 0 and done(world, "modify_pending_order_address") == 1
+
+
+@pytest.mark.slow
+def test_a_request_added_to_a_held_change_is_listed_beside_it(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    say(world, backend, f"If it has not shipped, cancel order {CHAIR}, no longer needed.", n=1, email=IVAN)
+    second = say(world, backend, f"I also want to cancel order {BULBS}.", n=2, email=IVAN)
+    held = conversations.load(world, source="zendesk", ticket_id="T-7").held_actions
+    assert sorted(call.arguments["order_id"] for call in held) == sorted([CHAIR, BULBS])
+    assert not [s for s in second.trace if s.outcome in ("executed", "pending_approval")]
+    say(world, backend, "Yes, I confirm.", n=3, email=IVAN)
+    assert done(world) == 2

@@ -548,9 +548,10 @@ class _Run:
         text = self.original.text
         said = conversations.reply_to_held(text)
         revised = self.pack.intents.revise_held(held, text, facts=self.conversation.facts)
-        if revised is None:
+        adds = conversations.adds(text) and said != "withdraw" and bool(self.pack.intents.features(text).intents)
+        if revised is None or adds:
             self.found = self.pack.intents.revise(text, conversation=self.conversation)
-            if conversations.adds(text) and said != "withdraw":
+            if adds:
                 self.held = held
                 return self._turn("extended", held, reason="a new request joins the held change")
             return self._turn("replaced", held, reason="a new request replaces the held change")
