@@ -564,7 +564,8 @@ def revise_held(held: Sequence[ToolCall], text: str, *, facts: Sequence[Any]) ->
         with_items = [call for call in held if call.arguments.get("item_ids")]
         narrowed = {id(call): _narrowed(call, text, names) for call in with_items}
         if any(narrowed.values()):
-            revised = [narrowed.get(id(call), call) for call in held if narrowed.get(id(call), call) is not None]
+            kept = [narrowed.get(id(call), call) for call in held]
+            revised = [call for call in kept if call is not None]
         named = set(intents.features(text).order_ids)
         if named & {str(call.arguments.get("order_id")) for call in revised}:
             revised = [call for call in revised if str(call.arguments.get("order_id", "")) in named | {""}]
@@ -572,7 +573,7 @@ def revise_held(held: Sequence[ToolCall], text: str, *, facts: Sequence[Any]) ->
     if method:
         revised = [ToolCall(tool=c.tool, arguments=dict(c.arguments, payment_method_id=method))
                    if c.tool in ITEM_CHANGES else c for c in revised]  # fmt: skip
-    return [call for call in revised if call is not None]
+    return revised
 
 
 def revision(text: str, earlier: str) -> TicketFeatures:
