@@ -66,6 +66,14 @@ _SPEECH = re.compile(
     r"(?:\s+that)?\s+",
     re.IGNORECASE,
 )
+_CORRECTED = re.compile(
+    r"^(?:(?:say|provide|tell)\s+)?(?:that\s+)?(?:it\s+is\s+)?(?P<first>[\w#-]+)\s+first\b[^,]*,\s*then\s+correct\s+\w+"
+    r"(?:\s+and\s+(?:say|provide))?\s+(?P<then>[\w#-]+)",
+    re.IGNORECASE,
+)
+_PREFERS = re.compile(r"\bprefer", re.IGNORECASE)
+_SAYS_VALUE = re.compile(r",?\s+and\s+(?:then\s+)?(?:say|provide|mention|give)\s+(?:that\s+)?", re.IGNORECASE)
+"""'I made a mistake and provide 9502127': what the customer says after the words about it."""
 _NOTHING = re.compile(r"^[\s.]*(?:none)?[\s.]*$", re.IGNORECASE)
 # First-person rewriting: the simulator is addressed as "you", the agent as "the agent".
 _PERSON = (
@@ -93,7 +101,8 @@ _TO_AGENT = (
         "I would like to know ",
     ),
     (rf"\bI\s+want\s+{_AGENT}\s+to\b", "I want you to"),
-    (rf"\b{_AGENT}\b", "you"),
+    (rf"\b{_AGENT}\s+(?:says?|tells?\s+(?:me|I))\s+(?:that\s+)?(?:they|it|he|she)\s+", "you "),
+    (rf"(?<!human\s)(?<!live\s)(?<!real\s)\b{_AGENT}\b", "you"),  # "a human agent" stays one
 )
 
 
@@ -141,6 +150,7 @@ def _said(consequence: str, *, asked: str) -> str:
     if because and re.search(r"\bnot\s+say\s+yes\b", consequence, re.IGNORECASE):
         consequence = because.group("reason")
     spoken = _SPEECH.sub("", re.sub(r"^then\s+", "", consequence.strip(), flags=re.IGNORECASE))
+    spoken = _SAYS_VALUE.sub(": ", spoken)
     value = re.sub(r"\s+(?:first|initially)$", "", spoken.strip(" ."), flags=re.IGNORECASE)
     wanted = _ASKED_FOR.search(asked)
     if wanted and not re.match(r"(?:I|it|my|you|that|this)\b", value, re.IGNORECASE) and len(value.split()) <= 3:
@@ -166,22 +176,33 @@ def _clauses(text: str) -> list[tuple[str, str, str]]:
     found: list[tuple[str, str, str]] = []
     for sentence in split_sentences(text):
         sentence = _without_kept_back(sentence)
-        if not sentence or _META.match(sentence):
+        if not sentence:
             continue
+        meta = bool(_META.match(sentence))  # advice on how to talk, but a preference in it still counts
         for piece in re.split(r",?\s*\b(?:but|then)\s+(?=(?:if|when|once|after)\b)", sentence, flags=re.IGNORECASE):
             reaction = _REACTION.search(piece)
             if reaction is None:
-                if not _SPOKEN_LATER.match(piece):  # "If that doesn't work, say ...": an outcome's fallback
+                if not meta and not _SPOKEN_LATER.match(piece):  # "If that doesn't work, say ...": a fallback
                     found.append(("opening", piece, ""))
                 continue
             before, clause = piece[: reaction.start()].strip(" ,"), reaction.group("clause")
+            if meta:
+                if _PREFERS.search(reaction.group("then")) and not (_DONE.search(clause) or _ASKS.search(clause)):
+                    found.append(("opening", f"{clause}, {reaction.group('then')}", ""))
+                continue
             if before:
                 found.append(("opening", before, ""))
             said = _said(reaction.group("then"), asked=clause)
             if _DONE.search(clause):
                 found.append(("after", said, clause))
             elif _ASKS.search(clause) or _CONFIRMING.search(clause):
+                corrected = _CORRECTED.match(reaction.group("then"))
+                if corrected:  # "98178 first (common mistake), then correct yourself and say 98186": two replies
+                    found.append(("reply", _said(corrected.group("first"), asked=clause), clause))
+                    said = first_person(f"sorry, it is {corrected.group('then')}")
                 found.append(("reply", said, clause))
+            elif _PREFERS.search(reaction.group("then")):  # "if the agent says only one is possible, you prefer X"
+                found.append(("opening", f"{clause}, {reaction.group('then')}", ""))
     return found
 
 

@@ -165,3 +165,66 @@ def test_a_message_that_asks_for_nothing_new_keeps_the_held_change(
     assert [call.tool for call in conversations.load(world, source="zendesk", ticket_id="T-7").held_actions] == [move]
     confirmed = say(world, backend, "OK, confirmed.", n=3)
     assert [s.tool for s in confirmed.trace if s.outcome == "executed"] == [move] and done(world, move) == 1
+
+
+def test_restating_and_adding_language() -> None:
+    for text in ("Yes, but only the shirt.", "Cancel just order #W2.", "Actually, exchange it instead.",
+                 "I changed my mind, return it."):  # fmt: skip
+        assert conversations.restricts(text), text
+    assert conversations.adds("I also want to return the smart watch.")
+    assert not conversations.adds("I also want only the lamp.")  # a restriction, not an addition
+    assert not conversations.restricts("Yes, I confirm.") and not conversations.adds("Yes, I confirm.")
+
+
+IVAN = "ivan.santos3158@example.com"
+CHAIR, BULBS = "#W8770097", "#W5183325"
+"""Two pending orders of ivan_santos_6635 (an office chair; LED light bulbs and a mechanical keyboard)."""
+
+
+@pytest.mark.slow
+def test_a_confirmation_that_narrows_the_change_lists_the_narrowed_one_again(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    cancel = "cancel_pending_order"
+    first = say(world, backend, f"If they have not shipped, cancel orders {CHAIR} and {BULBS}, no longer needed.", n=1,
+                email=IVAN)  # fmt: skip
+    assert sorted(s.arguments["order_id"] for s in first.trace if s.outcome == "held") == sorted([CHAIR, BULBS])
+
+    second = say(world, backend, f"Yes, but only cancel order {CHAIR}.", n=2, email=IVAN)
+    assert not [s for s in second.trace if s.outcome in ("executed", "pending_approval")] and done(world) == 0
+    held = conversations.load(world, source="zendesk", ticket_id="T-7").held_actions
+    assert [(call.tool, call.arguments["order_id"]) for call in held] == [(cancel, CHAIR)]
+    assert CHAIR in second.text and BULBS not in second.text.split("Nothing has been changed")[-1]
+
+    third = say(world, backend, "Yes, I confirm.", n=3, email=IVAN)
+    assert [s.arguments["order_id"] for s in third.trace if s.outcome == "pending_approval"] == [CHAIR]
+    assert done(world) == 1
+    decisions = [m["decision"] for m in conversations.thread(world, source="zendesk", ticket_id="T-7")]
+    assert decisions[1::2] == ["held", "revised", "confirmed"]
+
+
+@pytest.mark.slow
+def test_a_different_change_instead_replaces_the_held_one(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    say(world, backend, CONDITIONAL, n=1)
+    second = say(world, backend, "Don't cancel it. Ship it to 445 Maple Drive, Suite 394, Fort Worth, Texas 76165 "
+                 "instead.", n=2)  # fmt: skip
+    held = conversations.load(world, source="zendesk", ticket_id="T-7").held_actions
+    assert [call.tool for call in held] == ["modify_pending_order_address"]  # listed, not run
+    assert not [s for s in second.trace if s.outcome in ("executed", "pending_approval")]
+    say(world, backend, "yes", n=3)
+    assert done(world) == 0 and done(world, "modify_pending_order_address") == 1
+
+
+@pytest.mark.slow
+def test_a_request_added_to_a_held_change_is_listed_beside_it(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    say(world, backend, f"If it has not shipped, cancel order {CHAIR}, no longer needed.", n=1, email=IVAN)
+    second = say(world, backend, f"I also want to cancel order {BULBS}.", n=2, email=IVAN)
+    held = conversations.load(world, source="zendesk", ticket_id="T-7").held_actions
+    assert sorted(call.arguments["order_id"] for call in held) == sorted([CHAIR, BULBS])
+    assert not [s for s in second.trace if s.outcome in ("executed", "pending_approval")]
+    say(world, backend, "Yes, I confirm.", n=3, email=IVAN)
+    assert done(world) == 2

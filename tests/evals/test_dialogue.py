@@ -86,3 +86,33 @@ def test_what_the_simulator_keeps_back_is_not_said() -> None:
 def test_an_opening_that_confirms_explicitly_may_write_at_once() -> None:
     turns, writes_after = customer_turns(instructions("Cancel order #W1; I confirm the cancellation."))
     assert writes_after == 1 and turns[-1] == CONFIRMATION
+
+
+def test_a_human_agent_stays_one_and_a_preference_in_advice_is_kept() -> None:
+    turns, _ = customer_turns(
+        instructions(
+            "You want to return the hose and exchange the boots. Make sure you mention both at once, and if the "
+            "agent says they can only do one, you prefer to do the exchange. Otherwise you ask for a human agent."
+        )
+    )
+    assert "If you can only do one, I prefer to do the exchange." in turns[0]
+    assert "human agent" in turns[0] and "human you" not in turns[0]
+
+
+def test_a_mistaken_detail_then_its_correction_are_two_replies() -> None:
+    turns, _ = customer_turns(
+        instructions(
+            "You want to know your last order's total.",
+            task_instructions="If asked for your zip code, say that it is 98178 first (common mistake), then "
+            "correct yourself and say 98186 if an error is found.",
+        )
+    )
+    assert turns[1:3] == ["My zip code is 98178.", "Sorry, it is 98186."]
+    turns, _ = customer_turns(
+        instructions(
+            "You want to return the purifier.",
+            task_instructions="If asked for the order id, say "
+            "9502126; if asked again, you made a mistake and provide 9502127.",
+        )
+    )
+    assert all("provide" not in turn for turn in turns[1:])

@@ -5,8 +5,9 @@ restarts, redelivery and a worker moving partitions. A customer message is recor
 an agent message once per answered event, so a redelivered or replayed event changes nothing.
 
 The language of a reply to a held change is generic English and lives here: a confirmation ("yes", "go
-ahead", "confirmed", "please do") and a withdrawal ("don't cancel it", "never mind"). Anything about a
-business domain comes from the pack.
+ahead", "confirmed", "please do"), a withdrawal ("don't cancel it", "never mind"), a restriction ("only the
+shirt", "just order 2", "... instead") and an addition ("I also want ..."). What the restated change is
+comes from the pack (`IntentRules.revise_held`).
 """
 
 from __future__ import annotations
@@ -42,6 +43,23 @@ _WITHDRAW = re.compile(
     r"|\bhold off\b",
     re.IGNORECASE,
 )
+
+
+_RESTRICTS = re.compile(
+    r"\b(only|just|instead|rather|solely|except|but not|change(d|s)? (my|his|her) mind|on second thought)\b",
+    re.IGNORECASE,
+)
+_ADDS = re.compile(r"\b(also|as well|in addition|additionally|another|one more)\b", re.IGNORECASE)
+
+
+def restricts(text: str) -> bool:
+    """True when the message narrows or swaps what it refers to ("only the shirt", "return it instead")."""
+    return bool(_RESTRICTS.search(text))
+
+
+def adds(text: str) -> bool:
+    """True when the message asks for something on top of what came before ("I also want to return ...")."""
+    return bool(_ADDS.search(text)) and not restricts(text)
 
 
 def reply_to_held(text: str) -> Reply | None:

@@ -531,18 +531,40 @@ class _Run:
         return execution.CallOutcome(step, error=reason)
 
     def answer_held(self) -> str | None:
-        """Act on the changes the conversation holds as this message says: run them, drop them, or neither.
+        """Act on the changes the conversation holds as this message says: run, revise, replace or drop them.
 
-        A confirmation runs each held change on the one path (a high-risk one waits for approval); a
-        withdrawal drops them; a new request replaces them. A turn that carries a possible injection drops
-        them unrun: a held change never runs on an injected turn's say-so.
+        A bare confirmation runs each held change on the one path (a high-risk one waits for approval); a
+        message that restates the change ("yes, but only the shirt", "pay with PayPal") replaces it with the
+        revised one, listed again (run when the message itself confirms explicitly); one that asks for a
+        change the held ones do not cover ("return it instead") drops them and plans the new request, and one
+        that adds a request ("I also want ...") keeps them beside the new one's; a withdrawal drops them. A
+        turn that carries a possible injection drops them unrun: a held change never runs on its say-so.
         """
         held = list(self.conversation.held_actions)
         if not held:
             return None
         if self.injection is not None:
             return self._turn("dropped", held, reason="the message carries a possible prompt injection")
-        said = conversations.reply_to_held(self.original.text)
+        text = self.original.text
+        said = conversations.reply_to_held(text)
+        revised = self.pack.intents.revise_held(held, text, facts=self.conversation.facts)
+        adds = conversations.adds(text) and said != "withdraw" and bool(self.pack.intents.features(text).intents)
+        if revised is None or adds:
+            self.found = self.pack.intents.revise(text, conversation=self.conversation)
+            if adds:
+                self.held = held
+                return self._turn("extended", held, reason="a new request joins the held change")
+            return self._turn("replaced", held, reason="a new request replaces the held change")
+        if revised and revised != held:
+            self.held = revised
+            self._turn("revised", revised, reason="the customer restated the held change")
+            if not conversations.confirms_explicitly(text):
+                return "revised"
+            self.confirmed = True
+            self.held = []
+            for call in revised:
+                self.call(call, source="router")
+            return "confirmed"
         if said == "withdraw":
             self.withdrawn = held
             return self._turn("withdrawn", held, reason="the customer withdrew the held change")
@@ -552,7 +574,7 @@ class _Run:
             for call in held:
                 self.call(call, source="router")
             return "confirmed"
-        if self.pack.intents.recognise(self.original.text).intents:
+        if self.pack.intents.recognise(text).intents:
             return self._turn("replaced", held, reason="a new request replaces the held change")
         self.held = held
         return None
@@ -695,6 +717,8 @@ class _Run:
         """The request still open after this turn: held, or asked for but not yet carried out."""
         if self.injection is not None or decision in ("confirmed", "withdrawn"):
             return None
+        if decision == "revised":
+            return f"{self.conversation.open_request or ''}\n\n{self.original.text}".strip()
         if self.held or (self.found.wants_write and not self.rules_wrote):
             return self.found.text
         if not self.found.intents:
@@ -971,7 +995,7 @@ def answer_ticket(
         reply: Reply | None = None
         knowledge: grounding.KnowledgeAnswer | None = None
         try:
-            if decision in ("confirmed", "withdrawn"):
+            if decision in ("confirmed", "withdrawn", "revised"):
                 reply = Reply(message="")
             else:
                 reply = _answer_message(run, model_text=model_text, max_steps=max_steps or settings.max_steps)

@@ -137,6 +137,16 @@ def _nobody(history: History) -> str | None:
     return None
 
 
+class HeldReviser(Protocol):
+    """The held changes as a later message restates them, or None when it asks for a change they do not cover."""
+
+    def __call__(self, held: Sequence[ToolCall], text: str, *, facts: Sequence[Any]) -> list[ToolCall] | None: ...
+
+
+def _unrevised(held: Sequence[ToolCall], text: str, *, facts: Sequence[Any]) -> list[ToolCall] | None:
+    return list(held)
+
+
 @dataclass(frozen=True)
 class IntentRules:
     """How the router reads a ticket and which tools each intent needs."""
@@ -170,6 +180,13 @@ class IntentRules:
     """The customer id the calls so far established, if any."""
     identity_request: str = "the email address of your account"
     """What the customer is asked for when nothing identifies them ("the email address of your account")."""
+    revise_held: HeldReviser = _unrevised
+    """`revise_held(held, text, facts=...)`: the held changes as a message restates them ("only the shirt", "pay
+    with PayPal"; `facts` the conversation's trusted results), or None when it asks for a change they do not
+    cover (the request is planned again)."""
+    revision: Callable[[str, str], Any] | None = None
+    """`revision(text, earlier)`: the features of a message that replaces the open request `earlier` (its
+    intents, the earlier request's details); None reads the two messages joined."""
 
     def recognise(self, text: str, *, conversation: Conversation = NO_CONVERSATION) -> Features:
         """The features of a message's `text`, read with the open request it answers when it asks for nothing itself.
@@ -181,6 +198,15 @@ class IntentRules:
         if found.intents or not conversation.open_request:
             return found
         joined: Features = self.features(f"{conversation.open_request}\n\n{text}")
+        return joined
+
+    def revise(self, text: str, *, conversation: Conversation = NO_CONVERSATION) -> Features:
+        """The features of a message that changes the open request: the new request, read with the earlier one."""
+        earlier = conversation.open_request or ""
+        if self.revision is not None:
+            revised: Features = self.revision(text, earlier)
+            return revised
+        joined: Features = self.features(f"{text}\n\n{earlier}")
         return joined
 
     def by_priority(self, intents: Sequence[str]) -> list[str]:

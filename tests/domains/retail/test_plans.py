@@ -264,3 +264,63 @@ def test_a_new_default_address_moves_no_order_the_ticket_does_not_ask_about() ->
     assert first is not None and first.tool == "modify_user_address"
     second = plans.next_write(both, history=[*reads, (first, user)])
     assert second is not None and second.tool == "modify_pending_order_address"
+
+
+def _delivered(order_id: str, *names: str) -> dict[str, Any]:
+    items = [{"item_id": f"{order_id}-{n}", "name": name, "product_id": name} for n, name in enumerate(names)]
+    payments = [{"transaction_type": "payment", "payment_method_id": "gift_card_1"}]
+    return {"order_id": order_id, "status": "delivered", "items": items, "payment_history": payments}
+
+
+USER = {"user_id": "u_1", "payment_methods": {"gift_card_1": {"source": "gift_card"}, "paypal_2": {"source": "paypal"}}}
+
+
+def test_a_later_message_narrows_or_repays_the_held_change_or_asks_for_another() -> None:
+    facts = [USER, _delivered("#W1", "Water Bottle", "Desk Lamp")]
+    arguments = {"order_id": "#W1", "item_ids": ["#W1-0", "#W1-1"], "new_item_ids": ["b2", "l2"]}
+    swap = ToolCall(tool="exchange_delivered_order_items", arguments={**arguments, "payment_method_id": "gift_card_1"})
+    lamp = plans.revise_held([swap], "Yes, but only exchange the desk lamp.", facts=facts)
+    assert lamp is not None and [c.arguments["item_ids"] for c in lamp] == [["#W1-1"]]
+    assert [c.arguments["new_item_ids"] for c in lamp] == [["l2"]]
+    paypal = plans.revise_held([swap], "I changed my mind: pay with PayPal, and only the lamp.", facts=facts)
+    assert paypal is not None and paypal[0].arguments["payment_method_id"] == "paypal_2"
+    assert plans.revise_held([swap], "Yes, I confirm.", facts=facts) == [swap]
+    # a change the held one does not carry out: the request is planned again
+    assert plans.revise_held([swap], "Do not exchange anything, return the water bottle instead.", facts=facts) is None
+    assert plans.revision("Do not exchange anything, return the bottle instead.", "Exchange the bottle.").intents == (
+        "return",
+    )
+
+
+def test_a_delivered_order_gets_the_return_or_the_exchange_it_prefers() -> None:
+    order = _delivered("#W1", "Garden Hose", "Hiking Boots")
+    boots = {"product_id": "Hiking Boots", "variants": {
+        "#W1-1": {"options": {"material": "leather"}, "available": True, "price": 10},
+        "b2": {"options": {"material": "suede"}, "available": True, "price": 12},
+    }}  # fmt: skip
+    order["items"][1]["options"] = {"material": "leather"}
+    reads = [
+        (ToolCall(tool="get_user_details", arguments={"user_id": "u_1"}), USER),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W1"}), order),
+        (ToolCall(tool="get_product_details", arguments={"product_id": "Hiking Boots"}), boots),
+    ]
+    text = "I want to return the garden hose and exchange the hiking boots for the suede one."
+    assert [c.tool for c in plans.planned_writes(intents.features(text), reads)] == []
+    preferred = intents.features(f"{text} If you can only do one, I prefer the exchange.")
+    assert [c.tool for c in plans.planned_writes(preferred, reads)] == ["exchange_delivered_order_items"]
+
+
+def test_cancelling_by_an_item_cancels_only_an_order_it_is_all_of() -> None:
+    def pending(order_id: str, *names: str) -> dict[str, Any]:
+        return {**_delivered(order_id, *names), "status": "pending"}
+
+    reads = [
+        (ToolCall(tool="get_user_details", arguments={"user_id": "u_1"}), USER),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W1"}), pending("#W1", "Air Purifier", "Lamp")),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W2"}), pending("#W2", "Grill")),
+    ]
+    assert list(plans.planned_writes(intents.features("Please cancel the air purifier."), reads)) == []
+    grill = list(plans.planned_writes(intents.features("Please cancel the grill."), reads))
+    assert [c.arguments["order_id"] for c in grill] == ["#W2"]
+    whole = intents.features("I ordered the air purifier by mistake. Cancel the whole order.")
+    assert [c.arguments["order_id"] for c in plans.planned_writes(whole, reads)] == ["#W1"]

@@ -267,6 +267,12 @@ def clause(text: str, intent: Intent) -> str:
     return text[start.start() : end]
 
 
+def clause_start(text: str, intent: Intent) -> int:
+    """Where in `text` the first trigger of `intent` starts (-1: none)."""
+    match = dict(_INTENT_RULES)[intent].search(text)
+    return match.start() if match else -1
+
+
 def conditional_intents(text: str) -> tuple[Intent, ...]:
     """The intents `text` asks for only under a condition: named in a sentence with 'if', 'unless', 'otherwise'...
 

@@ -31,8 +31,10 @@ BITEXT_TOOLS: dict[str, tuple[str, ...]] = {
 """Bitext intent -> the tool that carries it out (refunds of delivered goods are returns in the retail world)."""
 
 
-INTENT_RULES = dataclasses.replace(intents.RULES, next_write=plans.next_write)
-"""The intent rules: the reads of `intents.py`, then the writes of `plans.py`."""
+INTENT_RULES = dataclasses.replace(
+    intents.RULES, next_write=plans.next_write, revise_held=plans.revise_held, revision=plans.revision
+)
+"""The intent rules: the reads of `intents.py`, then the writes of `plans.py` (and their revision in a later turn)."""
 
 
 def policy_text() -> str:

@@ -9,6 +9,7 @@ arguments proposes nothing (the model and the reply take over); the loop holds a
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -16,13 +17,22 @@ from typing import Any
 
 import usaddress
 
+from streamdesk.agent import conversations
 from streamdesk.agent.models import ToolCall
 from streamdesk.agent.packs import History
 from streamdesk.domains.retail import intents
 from streamdesk.domains.retail.intents import TicketFeatures, mentions, names_item
 
 HANDOFF_SUMMARY_CHARS = 200
-EXCEPT = re.compile(r"\b(?:except(?: for)?|but not|other than|apart from|everything but|all but)\b", re.I)
+EXCEPT = re.compile(
+    r"\b(?:except(?: for)?|but not|other than|apart from|everything but|all but|not (?:associated|related|connected)"
+    r" (?:with|to)|unrelated to)\b",
+    re.I,
+)
+SWAPS = frozenset({"exchange_delivered_order_items", "return_delivered_order_items"})
+"""A delivered order takes one of these, once."""
+PREFERS = re.compile(r"\bprefer(?:red|s)?\b[^.?!]{0,30}?\b(?P<what>exchang|return)\w*", re.I)
+"""'I prefer to do the exchange': which change wins when a delivered order can take only one."""
 EXTREME = re.compile(
     r"\b(cheapest|priciest|maximum|max|largest|biggest|highest|most expensive|minimum|min|smallest|lowest|least)\b",
     re.I,
@@ -36,6 +46,7 @@ PLACE_ORDER = re.compile(r"\b(?:my|your|the) (?P<place>(?:[A-Za-z]+ ?){1,2}) ord
 ORDER_WORD = re.compile(r"\border\b", re.I)
 ALL_ORDERS = re.compile(r"\ball (?:of )?(?:my |your |the |possible )?(?:pending )?order", re.I)
 ALL_ITEMS = re.compile(r"\b(everything|all (the )?(items|things|of it|of them)|whole order|entire order)\b", re.I)
+WHOLE_ORDER = re.compile(r"\b(?:whole|entire|full) order\b", re.I)
 MISTAKE = re.compile(r"\b(by mistake|mistaken\w*|accident\w*|wrong(ly)?)\b", re.I)
 DEFAULT_ADDRESS = re.compile(r"\b(default|profile|account|user)\b[^.?!]{0,20}\baddress\b", re.I)
 ORIGINAL_PAYMENT = re.compile(r"\boriginal (payment|card|method)\b", re.I)
@@ -105,7 +116,9 @@ def named_lines(text: str, orders: Sequence[dict[str, Any]]) -> list[tuple[dict[
     every = bool(ALL_ITEMS.search(wanted) or re.search(r"\beverything but\b", text, re.I))
     if every and unwanted:  # "everything but the coffee machine": the order the coffee machine came in
         holding = [order for order in orders if _holds(order, unwanted)]
-        orders = holding or orders
+        if not holding:  # "everything not associated with gaming": which items are meant is unclear
+            return []
+        orders = holding
     lines = []
     for order in orders:
         own = [
@@ -284,7 +297,12 @@ def _cancels(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
     pending, text = world.with_status("pending"), intents.clause(found.text, "cancel")
     named = [order for order in pending if order["order_id"] in _order_ids(text, found)]
     lines = _one_order(named_lines(text, pending), found) if not named else []
-    targets = named or [order for order, _ in lines[:1]] or (pending if ALL_ORDERS.search(text) else [])
+    whole = bool(WHOLE_ORDER.search(text))
+    if not named and not lines and whole:  # "cancel the whole order": the order of the items named elsewhere
+        lines = _one_order(named_lines(WHOLE_ORDER.sub(" ", found.text), pending), found)
+    # cancelling cancels the whole order: by its items only when they are all of it, or the text says so
+    by_items = [order for order, _ in lines[:1] if whole or len(lines) == len(order.get("items") or [])]
+    targets = named or by_items or (pending if ALL_ORDERS.search(text) else [])
     reason = "ordered by mistake" if MISTAKE.search(found.text) else "no longer needed"
     for order in targets:
         yield ToolCall(tool="cancel_pending_order", arguments={"order_id": order["order_id"], "reason": reason})
@@ -412,8 +430,35 @@ def _payment_changes(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
 
 
 def planned_writes(found: TicketFeatures, history: History) -> Iterator[ToolCall]:
-    """Every write the ticket's explicit requests call for, given the reads' results, in intent priority order."""
+    """Every write the ticket's explicit requests call for, given the reads' results, in intent priority order.
+
+    A delivered order takes one return or exchange: when the ticket asks for both on one order, the one it
+    prefers ("I prefer the exchange") is proposed, else neither.
+    """
     world = World.of(history)
+    both = _returned_and_exchanged(found, world)
+    preferred = PREFERS.search(found.text)
+    wanted = ("exchange_delivered_order_items" if preferred.group("what").lower().startswith("exchang")
+              else "return_delivered_order_items") if preferred else None  # fmt: skip
+    for call in _planned(found, world):
+        if call.tool in SWAPS and str(call.arguments.get("order_id")) in both and call.tool != wanted:
+            continue
+        yield call
+
+
+def _returned_and_exchanged(found: TicketFeatures, world: World) -> set[str]:
+    """The delivered orders the ticket asks both to return items of and to exchange items of."""
+    if "exchange" not in found.intents or not {"return", "refund"} & set(found.intents):
+        return set()
+    delivered = world.with_status("delivered")
+    returned = " ".join(intents.clause(found.text, intent) for intent in ("return", "refund"))
+    exchanged = intents.clause(found.text, "exchange")
+    return {str(o["order_id"]) for o, _ in named_lines(returned, delivered)} & {
+        str(o["order_id"]) for o, _ in named_lines(exchanged, delivered)
+    }
+
+
+def _planned(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
     for intent in intents.INTENT_PRIORITY:
         if intent not in found.intents:
             continue
@@ -448,3 +493,91 @@ def next_write(found: TicketFeatures, *, history: History) -> ToolCall | None:
             continue
         return call
     return None
+
+
+ITEM_CHANGES = frozenset({"exchange_delivered_order_items", "modify_pending_order_items"})
+"""The writes that swap items for others, paid or refunded with a payment method the customer may name."""
+_NEGATED = re.compile(r"\b(?:do not|don'?t|not|never|no longer)\s+(?:\w+\s+)?$", re.I)
+
+
+def asked_intents(text: str) -> tuple[intents.Intent, ...]:
+    """The intents `text` asks for, less those it negates ("do not exchange anything")."""
+    corrected = intents.correct_spelling(text)
+    found = intents.classify(intents.requests(text))
+    return tuple(i for i in found if not _NEGATED.search(corrected[: max(intents.clause_start(corrected, i), 0)]))
+
+
+def _world_of(facts: Sequence[Any]) -> World:
+    """The user, orders and products among a conversation's trusted results."""
+    history = []
+    for fact in facts:
+        if not isinstance(fact, dict):
+            continue
+        if isinstance(fact.get("payment_methods"), dict):
+            history.append((ToolCall(tool="get_user_details", arguments={}), fact))
+        elif fact.get("order_id") and isinstance(fact.get("items"), list):
+            history.append((ToolCall(tool="get_order_details", arguments={}), fact))
+        elif fact.get("product_id") and isinstance(fact.get("variants"), dict):
+            history.append((ToolCall(tool="get_product_details", arguments={}), fact))
+    return World.of(history)
+
+
+def _covered(intent: intents.Intent, tools: set[str]) -> bool:
+    """Whether held writes `tools` carry out `intent` (an item swap, a refund, a payment change)."""
+    if intent in ("exchange", "modify"):
+        return bool(ITEM_CHANGES & tools)
+    if intent == "payment":
+        return bool(tools & (ITEM_CHANGES | {"modify_pending_order_payment", "return_delivered_order_items"}))
+    return intent == "track" or bool(set(intents.INTENT_TOOLS[intent]) & tools)
+
+
+def _item_names(world: World) -> dict[str, str]:
+    return {str(item.get("item_id")): str(item.get("name") or "") for order in world.orders.values()
+            for item in order.get("items") or []}  # fmt: skip
+
+
+def _narrowed(call: ToolCall, text: str, names: dict[str, str]) -> ToolCall | None:
+    """`call` keeping only the items `text` names (None: it names none of them)."""
+    items = list(call.arguments.get("item_ids") or [])
+    keep = [n for n, item_id in enumerate(items) if names_item(text, names.get(str(item_id), "-"))]
+    if not keep:
+        return None
+    arguments = dict(call.arguments, item_ids=[items[n] for n in keep])
+    if "new_item_ids" in call.arguments:
+        arguments["new_item_ids"] = [call.arguments["new_item_ids"][n] for n in keep]
+    return ToolCall(tool=call.tool, arguments=arguments)
+
+
+def revise_held(held: Sequence[ToolCall], text: str, *, facts: Sequence[Any]) -> list[ToolCall] | None:
+    """The held changes as `text` restates them, or None when it asks for a change they do not carry out.
+
+    "Only the desk lamp" keeps the held lines of the items it names (or the orders it names), dropping the
+    others; a payment method it names ("PayPal") pays the held item swaps; anything else leaves them as held.
+    """
+    tools = {call.tool for call in held}
+    if any(not _covered(intent, tools) for intent in asked_intents(text)):
+        return None
+    world = _world_of(facts)
+    revised = list(held)
+    if conversations.restricts(text):
+        names = _item_names(world)
+        with_items = [call for call in held if call.arguments.get("item_ids")]
+        narrowed = {id(call): _narrowed(call, text, names) for call in with_items}
+        if any(narrowed.values()):
+            kept = [narrowed.get(id(call), call) for call in held]
+            revised = [call for call in kept if call is not None]
+        named = set(intents.features(text).order_ids)
+        if named & {str(call.arguments.get("order_id")) for call in revised}:
+            revised = [call for call in revised if str(call.arguments.get("order_id", "")) in named | {""}]
+    method = payment_method(text, world.user)
+    if method:
+        revised = [ToolCall(tool=c.tool, arguments=dict(c.arguments, payment_method_id=method))
+                   if c.tool in ITEM_CHANGES else c for c in revised]  # fmt: skip
+    return revised
+
+
+def revision(text: str, earlier: str) -> TicketFeatures:
+    """The features of a message that replaces the open request `earlier`: its own intents, both messages' details."""
+    joined = intents.features(f"{text}\n\n{earlier}")
+    asked = asked_intents(text)
+    return dataclasses.replace(joined, intents=asked, conditional=tuple(i for i in joined.conditional if i in asked))
