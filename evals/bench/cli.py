@@ -26,6 +26,21 @@ def bench_ingest(
     typer.echo(json.dumps(ingest.run(shared_data=shared_data, docs=docs, freshness_s=freshness_s)))
 
 
+@bench_app.command("cdc")
+def bench_cdc(
+    events: Annotated[
+        int, typer.Option(help="Changes replayed: 70% metadata-only, 10% each deletes, creates, edits.")
+    ] = 1000,
+    base: Annotated[int, typer.Option(help="Documents loaded before the timed stream.")] = 200,
+    timeout_s: Annotated[float, typer.Option(help="Longest wait for streamdesk to store the stream.")] = 1800,
+    shared_data: SharedDataOpt = SHARED_DATA,
+) -> None:
+    """A CDC stream through streamdesk and a LangChain PGVector pipeline (same embedder); both final states checked."""
+    from evals.bench import cdc
+
+    typer.echo(json.dumps(cdc.run(shared_data=shared_data, events=events, base=base, timeout_s=timeout_s)))
+
+
 @bench_app.command("agent")
 def bench_agent(
     tickets: Annotated[int, typer.Option(help="τ²-bench test tickets to answer.")] = 6,
