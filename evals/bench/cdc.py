@@ -21,6 +21,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from evals.bench.corpus import passages
 from evals.exceptions import EvalError
 from evals.retrieval import IngestStack, ingest_stack
@@ -159,12 +161,19 @@ def run_langchain(url: str, *, base: list[Change], stream: list[Change]) -> dict
     return {"seconds": round(seconds, 2), "events_per_s": rate, "embedded": embeddings.embedded}
 
 
-def _publish(publisher: Publisher, changes: list[Change]) -> None:
+def publish_changes(publisher: Publisher, changes: list[Change]) -> None:
+    """Publish `changes` as `kb_article` messages keyed by article id, and wait for the broker's acks."""
     for change in changes:
         publisher.publish(
             MAPPED_TOPIC, json.dumps(change.article()).encode(), key=change.key, headers={"mapping": KB_ARTICLE_MAPPING}
         )
     publisher.flush()
+
+
+def stored_documents(conn: psycopg.Connection) -> int:
+    """Live articles in streamdesk's store."""
+    row = conn.execute("SELECT count(*) FROM documents WHERE source = %s AND NOT deleted", (SOURCE,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _versions(url: str) -> dict[str, int]:
@@ -194,10 +203,10 @@ def _last_versions(changes: list[Change]) -> dict[str, int]:
 def run_streamdesk(stack: IngestStack, *, base: list[Change], stream: list[Change], timeout_s: float) -> dict[str, Any]:
     """Publish `base` and wait for it, then publish `stream` at once and time it until every change is stored."""
     with Publisher(stack.bootstrap_servers, client_id="bench-cdc") as publisher:
-        _publish(publisher, base)
+        publish_changes(publisher, base)
         _wait_for_versions(stack, _last_versions(base), timeout_s=timeout_s)
         started = time.perf_counter()
-        _publish(publisher, stream)
+        publish_changes(publisher, stream)
         _wait_for_versions(stack, _last_versions(base + stream), timeout_s=timeout_s)
     seconds = time.perf_counter() - started
     return {"seconds": round(seconds, 2), "events_per_s": round(len(stream) / seconds, 2)}
