@@ -19,7 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 
@@ -133,7 +133,7 @@ def _langchain_store(url: str, embeddings: MiniLMEmbeddings) -> Any:
     from langchain_postgres import PGVector
 
     Embeddings.register(MiniLMEmbeddings)
-    return PGVector(embeddings=embeddings, collection_name=COLLECTION, connection=url, use_jsonb=True)
+    return PGVector(embeddings=cast(Embeddings, embeddings), collection_name=COLLECTION, connection=url, use_jsonb=True)
 
 
 def _document(change: Change) -> Any:

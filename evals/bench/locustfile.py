@@ -72,4 +72,4 @@ class WebhookUser(FastHttpUser):
             "X-Zendesk-Webhook-Invocation-Id": f"load-{ticket}",
             "Content-Type": "application/json",
         }
-        self.client.post("/webhooks/zendesk", data=body, headers=headers, name="webhooks")
+        self.client.post("/webhooks/zendesk", data=body.decode(), headers=headers, name="webhooks")
