@@ -27,6 +27,82 @@ def bench_ingest(
     typer.echo(json.dumps(ingest.run(shared_data=shared_data, docs=docs, freshness_s=freshness_s)))
 
 
+@bench_app.command("cdc")
+def bench_cdc(
+    events: Annotated[
+        int, typer.Option(help="Changes replayed: 70% metadata-only, 10% each deletes, creates, edits.")
+    ] = 1000,
+    base: Annotated[int, typer.Option(help="Documents loaded before the timed stream.")] = 200,
+    timeout_s: Annotated[float, typer.Option(help="Longest wait for streamdesk to store the stream.")] = 1800,
+    shared_data: SharedDataOpt = SHARED_DATA,
+) -> None:
+    """A CDC stream through streamdesk and a LangChain PGVector pipeline (same embedder); both final states checked."""
+    from evals.bench import cdc
+
+    typer.echo(json.dumps(cdc.run(shared_data=shared_data, events=events, base=base, timeout_s=timeout_s)))
+
+
+@bench_app.command("load")
+def bench_load(
+    search_rps: Annotated[float, typer.Option(help="Searches per second held.")] = 4.0,
+    tickets_rps: Annotated[float, typer.Option(help="Ticket submissions per second held.")] = 2.0,
+    webhooks_rps: Annotated[float, typer.Option(help="Signed Zendesk webhooks per second held.")] = 4.0,
+    duration_s: Annotated[int, typer.Option(help="Length of the run, in seconds.")] = 120,
+    users: Annotated[int, typer.Option(help="Locust users per endpoint.")] = 4,
+    docs: Annotated[int, typer.Option(help="Knowledge articles stored before the run.")] = 300,
+    agent: Annotated[bool, typer.Option("--agent/--no-agent", help="Run the agent (it answers every ticket).")] = False,
+    broker_port: Annotated[int, typer.Option(help="Port of up's broker; 0 picks a free one.")] = 0,
+    api_port: Annotated[int, typer.Option(help="Port of up's API; 0 picks a free one.")] = 0,
+    shared_data: SharedDataOpt = SHARED_DATA,
+) -> None:
+    """Headless Locust against `streamdesk up`: search, ticket submission, webhooks; rps, p50/p95 and errors each."""
+    from evals.bench import load
+
+    rates = {"search": search_rps, "tickets": tickets_rps, "webhooks": webhooks_rps}
+    result = load.run(
+        shared_data=shared_data,
+        rates=rates,
+        duration_s=duration_s,
+        users=users,
+        docs=docs,
+        agent=agent,
+        broker_port=broker_port,
+        api_port=api_port,
+    )
+    typer.echo(json.dumps(result))
+
+
+@bench_app.command("soak")
+def bench_soak(
+    minutes: Annotated[float, typer.Option(help="Length of the steady stream, in minutes.")] = 30,
+    rate: Annotated[float, typer.Option(help="Article changes per second (the bench cdc mix).")] = 2.0,
+    ticket_every_s: Annotated[float, typer.Option(help="Seconds between tickets through the API; 0: none.")] = 60,
+    sample_s: Annotated[float, typer.Option(help="Seconds between lag and memory samples.")] = 10,
+    window_min: Annotated[float, typer.Option(help="Minutes compared at the start and the end.")] = 5,
+    docs: Annotated[int, typer.Option(help="Knowledge articles stored before the stream.")] = 200,
+    agent: Annotated[bool, typer.Option("--agent/--no-agent", help="Run the agent and learn workers.")] = True,
+    broker_port: Annotated[int, typer.Option(help="Port of up's broker; 0 picks a free one.")] = 0,
+    api_port: Annotated[int, typer.Option(help="Port of up's API; 0 picks a free one.")] = 0,
+    shared_data: SharedDataOpt = SHARED_DATA,
+) -> None:
+    """`streamdesk up` under a steady event stream: consumer lag over time and each process's memory growth."""
+    from evals.bench import soak
+
+    result = soak.run(
+        shared_data=shared_data,
+        minutes=minutes,
+        rate=rate,
+        ticket_every_s=ticket_every_s,
+        sample_s=sample_s,
+        window_min=window_min,
+        docs=docs,
+        agent=agent,
+        broker_port=broker_port,
+        api_port=api_port,
+    )
+    typer.echo(json.dumps(result))
+
+
 @bench_app.command("agent")
 def bench_agent(
     tickets: Annotated[int, typer.Option(help="τ²-bench test tickets to answer.")] = 6,

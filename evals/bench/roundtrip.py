@@ -184,6 +184,7 @@ class UpProcess:
     api_port: int
     env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
+    agent: bool = True
 
     @property
     def output(self) -> Path:
@@ -207,7 +208,7 @@ class UpProcess:
             **self.env,
         }
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "streamdesk.cli.main", "up", "--agent"]
+        argv = [sys.executable, "-m", "streamdesk.cli.main", "up", "--agent" if self.agent else "--no-agent"]
         with self.output.open("wb") as out:
             self.process = subprocess.Popen(argv, env=environ, stdout=out, stderr=subprocess.STDOUT)
 

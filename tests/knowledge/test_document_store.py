@@ -165,7 +165,7 @@ def test_stored_embeddings_are_the_models_embeddings_of_title_and_chunk(
     stored = chunks(conn, "d")
     expected = embedder.embed([embedding_input("Card limits", c["text"]) for c in stored])
     np.testing.assert_allclose([c["embedding"].to_numpy() for c in stored], expected, atol=1e-5)
-    assert {(c["embedding_model"], c["embedding_version"]) for c in stored} == {("all-MiniLM-L6-v2", "1")}
+    assert {(c["embedding_model"], c["embedding_version"]) for c in stored} == {(embedder.model_name, embedder.version)}
     assert all(c["token_count"] <= TOKENS for c in stored)
 
 

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from streamdesk import db
+from streamdesk.config import IngestSettings, Settings
 from streamdesk.identity.models import Principal
 from streamdesk.knowledge import embedders
 from streamdesk.retrieval import cutover, service
@@ -82,3 +83,15 @@ def test_switching_embedding_versions_while_searches_keep_succeeding(clean_db: s
     )
     again = store(clean_db, [document("t-refund", "Refund help", TOPICS["refund"])], embedder=new_embedder)
     assert again.chunks_embedded == 0, "backfilled chunk hashes let the new-model writer reuse the vectors"
+
+
+def test_a_store_moves_to_the_space_the_settings_name(clean_db: str) -> None:
+    """What `up` does when the settings name another embedding than the store's: the zero-downtime cut-over."""
+    store(clean_db, [document(f"t-{name}", f"{name.title()} help", text) for name, text in TOPICS.items()])
+    new = Settings(ingest=IngestSettings(embedding_version=TARGET, embedding_backend="onnx-int8"))
+    report = cutover.follow_settings(clean_db, settings=new)
+    assert report is not None and report.cut_over and report.dropped_old and report.backfilled == len(TOPICS)
+    with db.connect(clean_db) as conn:
+        assert cutover.active_space(conn).name == f"all-MiniLM-L6-v2@{TARGET}"
+        assert conn.execute("SELECT DISTINCT embedding_version FROM chunks").fetchall() == [(TARGET,)]
+    assert cutover.follow_settings(clean_db, settings=new) is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -378,6 +379,7 @@ def _run_platform(
     *, seed: bool, stay: bool, with_api: bool, timeout_s: float, with_agent: bool = False, workers: int | None = None
 ) -> None:
     from streamdesk.exceptions import ConfigurationError
+    from streamdesk.retrieval import cutover
     from streamdesk.runtime.service import check_replicas, platform, refill_fresh_broker
     from streamdesk.runtime.supervisor import Supervisor, child_env
 
@@ -406,6 +408,9 @@ def _run_platform(
             _serve_default_adapter(bootstrap_servers=plat.bootstrap_servers)
         sign_in = _first_admin_line(database_url=plat.database_url, settings=settings, with_api=with_api)
         supervisor.start()
+        threading.Thread(  # a store embedded by another model moves to the settings' one while everything runs
+            target=cutover.follow_settings, args=(plat.database_url,), name="embedding-cutover", daemon=True
+        ).start()
         stop = {"now": False}
 
         def _stop(*_: object) -> None:

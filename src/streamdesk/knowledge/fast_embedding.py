@@ -3,9 +3,10 @@
 The model folder holds only PyTorch weights, so the first use exports the encoder (mean pooling and L2
 normalisation included) to ONNX and, for `onnx-int8`, quantizes its MatMul weights to 8 bits in blocks
 of 32 with int8 compute (`MatMulNBits`, activations quantized per block at run time).
-Both files are cached under `<state_dir>/models/` (written atomically, so concurrent processes are safe)
-and reused afterwards. ONNX Runtime applies its full graph optimisation (attention, GELU and LayerNorm
-fusion) when it loads the file. Inputs are sorted by length before batching to keep padding small.
+Both files are cached under `<state_dir>/models/` (built under a file lock, so processes starting together
+build them once, and written atomically) and reused afterwards. ONNX Runtime applies its full graph
+optimisation (attention, GELU and LayerNorm fusion) when it loads the file. Inputs are sorted by length
+before batching to keep padding small.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+from filelock import FileLock
 
 from streamdesk.config import get_settings
 from streamdesk.knowledge import embedding
@@ -137,16 +139,18 @@ def onnx_file(*, model_path: Path, backend: Backend, cache_dir: Path) -> Path:
         raise EmbedderLoadError(f"backend {backend!r} has no ONNX file; use one of 'onnx', 'onnx-int8'")
     folder = cache_dir / f"onnx-embedder-{model_fingerprint(model_path)}"
     fp32 = folder / "model.onnx"
-    if not fp32.is_file():
-        log.info("exporting %s to ONNX (once) into %s", model_path, folder)
-        export_onnx(model_path=model_path, target=fp32)
-    if backend == "onnx":
-        return fp32
-    int8 = folder / "model.int8.onnx"
-    if not int8.is_file():
-        log.info("quantizing %s to int8 (once)", fp32)
-        quantize_int8(source=fp32, target=int8)
-    return int8
+    target = fp32 if backend == "onnx" else folder / "model.int8.onnx"
+    if target.is_file():
+        return target
+    folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):  # processes starting together (up's workers) build it once
+        if not fp32.is_file():
+            log.info("exporting %s to ONNX (once) into %s", model_path, folder)
+            export_onnx(model_path=model_path, target=fp32)
+        if not target.is_file():
+            log.info("quantizing %s to int8 (once)", fp32)
+            quantize_int8(source=fp32, target=target)
+    return target
 
 
 class OnnxEmbedder(embedding.BatchEmbedder):

@@ -451,3 +451,35 @@ def change_embedding_model(
         report.repaired = finish(url, batch=batch, progress=progress)
         report.dropped_old = True
     return report
+
+
+def follow_settings(url: str, *, settings: Settings | None = None) -> CutoverReport | None:
+    """Move a store whose active space is not the one the ingest settings name onto it, by the cut-over.
+
+    None when the store is already there. A cut-over under way to another target, or a target used
+    before, is left alone (logged): `streamdesk embeddings` resolves those by hand.
+    """
+    ingest = (settings or get_settings()).ingest
+    with db.connect(url) as conn:
+        active = active_space(conn)
+        conn.commit()
+    if (active.model, active.version) == (ingest.embedding_model, ingest.embedding_version):
+        return None
+    target = space_name(model=ingest.embedding_model, version=ingest.embedding_version)
+    log.info(
+        "the store's embeddings are %s and the settings name %s: cutting over without downtime", active.name, target
+    )
+    try:
+        report = change_embedding_model(
+            url,
+            model=ingest.embedding_model,
+            version=ingest.embedding_version,
+            backend=ingest.embedding_backend,
+            path=ingest.embedding_path,
+            progress=False,
+        )
+    except EmbeddingSpaceError as exc:
+        log.warning("embedding cut-over to %s not started: %s", target, exc)
+        return None
+    log.info("embedding cut-over %s -> %s done: %s", report.source, report.target, report.comparison)
+    return report
