@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -248,19 +249,37 @@ class AnswerService:
         self.publisher = Publisher(settings.kafka.bootstrap_servers, client_id="streamdesk-agent")
         self.errors = ErrorRunner(retry_for_s=self.answer_settings.worker_retry_for_s, on_error=self._drop_connection)
         self._conn: psycopg.Connection | None = None
+        self._next: AnswerSettings | None = None
+        self._swap = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> AnswerService:
         """The service with the configured backend (loaded and warmed now, before the worker joins its group)."""
         settings = settings or get_settings()
         service = cls(settings=settings, backend=backends.get_backend(settings.agent))
-        loop.warm_up(
-            service.backend,
-            registry=service.registry,
-            principal=agent_for_customer(WARM_UP_CUSTOMER),
-            settings=service.answer_settings,
-        )
+        service.warm_up(service.answer_settings)
         return service
+
+    def warm_up(self, settings: AnswerSettings) -> None:
+        """Have the backend read the system prompt under `settings.adapter` (loading the adapter beside the others)."""
+        principal = agent_for_customer(WARM_UP_CUSTOMER)
+        loop.warm_up(self.backend, registry=self.registry, principal=principal, settings=settings)
+
+    def prepare_adapter(self, adapter: str | None) -> None:
+        """Load and warm `adapter` (None: the base model) while tickets go on; the next ticket runs under it."""
+        settings = self.answer_settings.model_copy(update={"adapter": adapter})
+        self.warm_up(settings)
+        with self._swap:
+            self._next = settings
+
+    def settings_for_next_ticket(self) -> AnswerSettings:
+        """The settings the next ticket runs under, every step of it: a prepared adapter takes over here."""
+        with self._swap:
+            prepared, self._next = self._next, None
+        if prepared is not None:
+            log.info("answering under adapter %s from here on", prepared.adapter or "base")
+            self.answer_settings = prepared
+        return self.answer_settings
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -325,7 +344,7 @@ class AnswerService:
                     ticket=Ticket.from_stored(record),
                     backend=self.backend,
                     registry=self.registry,
-                    settings=self.answer_settings,
+                    settings=self.settings_for_next_ticket(),
                 )
                 telemetry.record_answer(seconds=time.perf_counter() - started, status=stored.status)
             elif answers.is_published(self.conn, answer_id=stored.answer_id):

@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from streamdesk import topics
 from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditAction, AuditEvent
 from streamdesk.contracts import utcnow
@@ -26,7 +27,7 @@ from streamdesk.kafka import Publisher
 from streamdesk.training.exceptions import AdapterVersionNotFoundError, PromotionError
 from streamdesk.training.models import AdapterVersion, ModelEvent
 
-MODEL_TOPIC = "model"
+MODEL_TOPIC = topics.MODEL
 PROMOTION_AUDIT = AuditAction.MODEL_PROMOTED
 ROLLBACK_AUDIT = AuditAction.MODEL_ROLLED_BACK
 REGISTRY_LOCK = 0x5D0A0D18

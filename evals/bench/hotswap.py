@@ -1,0 +1,150 @@
+"""`streamdesk bench hotswap`: tickets answered on `streamdesk up` while the serving adapter changes under them.
+
+A fresh `up --agent` serves the shipped SFT bootstrap. A second adapter is registered (a copy of the
+bootstrap's weights under a version of its own: the bench measures the swap, not the adapters), the bench
+posts N tickets from a known customer, and while the agent works through them it changes the serving
+adapter through the API at evenly spaced points (promote the copy, roll back to the bootstrap, roll back
+to the base model, promote the bootstrap again). Counted from the database and the agent's log:
+
+- `requests`: tickets answered; `failed`: tickets with no answer within the time limit;
+- `mixed`: answers whose model calls (audit trail) ran under more than one adapter, or under another
+  adapter than the answer records;
+- `swaps`: changes the agent prepared; `swap_s`: the longest time from a change's `model` event to its
+  adapter loaded, warmed and serving from the next ticket on (`swap_p50_s` the median).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from evals.bench.roundtrip import UpProcess
+from streamdesk.training import registry, service
+
+KEY = "hotswap-bench-admin-key-0123456789"
+OPERATORS = json.dumps({"hotswap-bench": {"roles": ["agent", "supervisor", "admin"], "token": KEY}})
+AUTH = {"X-API-Key": KEY}
+SWAP_LINE = re.compile(r"adapter swap (\{.*\})")
+
+
+def swaps_in(log: str) -> list[dict[str, Any]]:
+    """The swaps the agent's log records (`agent/hotswap.py`), after the start-up one."""
+    found = [json.loads(match.group(1)) for match in SWAP_LINE.finditer(log)]
+    return [swap for swap in found if swap["event_id"] != "start"]
+
+
+def register_copy(up: UpProcess, *, of: str) -> str:
+    """Register a copy of adapter `of` as a candidate of its own (what a retrain would register); its version."""
+    with up.connect() as conn:
+        original = registry.get(conn, version=of)
+        staging = Path(original.path).parent / f".staging-bench-{os.getpid()}"
+        shutil.copytree(original.path, staging)
+        return registry.register_candidate(
+            conn,
+            staging_dir=staging,
+            adapters_dir=Path(original.path).parent,
+            base_model=original.base_model,
+            parent=original.version,
+            dataset_digest=original.dataset_digest,
+            config={"copy_of": original.version},
+            metrics={},
+        ).version
+
+
+def mixed_answers(up: UpProcess, *, ticket_ids: list[str]) -> int:
+    """Answers whose model calls ran under two adapters, or under another one than the answer records."""
+    with up.connect() as conn:
+        rows = conn.execute(
+            "SELECT a.answer_id, coalesce(a.adapter, ''), "
+            "array_agg(DISTINCT coalesce(r.content::jsonb ->> 'adapter_version', '')) "
+            "FROM answers a JOIN audit_records r ON r.trace_id = a.trace_id AND r.action = 'model_call' "
+            "WHERE a.ticket_id = ANY(%s) GROUP BY a.answer_id, a.adapter",
+            (ticket_ids,),
+        ).fetchall()
+    return sum(1 for _, adapter, used in rows if list(used) != [adapter])
+
+
+def answered(up: UpProcess, *, ticket_ids: list[str]) -> int:
+    with up.connect() as conn:
+        row = conn.execute("SELECT count(*) FROM answers WHERE ticket_id = ANY(%s)", (ticket_ids,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def change(up: UpProcess, step: str, *, bootstrap: str, copy: str) -> None:
+    """One change of the serving adapter through the API."""
+    if step == "rollback":
+        response = httpx.post(f"{up.api_url}/models/rollback", json={"reason": "bench"}, headers=AUTH, timeout=30)
+    else:
+        version = copy if step == "copy" else bootstrap
+        response = httpx.post(f"{up.api_url}/models/promote/{version}", headers=AUTH, timeout=30)
+    response.raise_for_status()
+
+
+def run(*, tickets: int = 12, timeout_s: float = 1800.0) -> dict[str, Any]:
+    """Start `up`, post `tickets`, change the serving adapter 4 times while they are answered, count."""
+    plan = ["copy", "rollback", "rollback", "bootstrap"]  # copy -> bootstrap -> base -> bootstrap
+    ticket_ids = [f"HOTSWAP-{n}" for n in range(tickets)]
+    with tempfile.TemporaryDirectory(prefix="streamdesk-hotswap-") as tmp:
+        up = UpProcess(
+            Path(tmp) / "state",
+            broker_port=int(os.environ.get("HOTSWAP_BROKER_PORT", "19492")),
+            api_port=int(os.environ.get("HOTSWAP_API_PORT", "8104")),
+            env={"STREAMDESK_IDENTITY__OPERATORS": OPERATORS, "STREAMDESK_RUNTIME__BOOTSTRAP_ADAPTER": "true"},
+        )
+        up.start()
+        try:
+            up.ready()
+            with up.connect() as conn:
+                serving = registry.serving(conn, base_model=service.BASE_MODEL)
+            if serving is None:
+                raise RuntimeError(f"up serves no adapter; the bench swaps from the bootstrap:\n{up.log()}")
+            copy = register_copy(up, of=serving.version)
+            for n, ticket_id in enumerate(ticket_ids):
+                body = {"subject": "Where is my order?", "body": f"Its status, please ({n})", "customer_id": "c1"}
+                body["ticket_id"] = ticket_id
+                response = httpx.post(f"{up.api_url}/tickets", json=body, headers=AUTH, timeout=30)
+                response.raise_for_status()
+            agent_log = up.state_dir / "logs" / "agent.log"
+            deadline = time.monotonic() + timeout_s
+            done = 0
+            for index, step in enumerate(plan):  # a change after each share of the tickets is answered
+                due = (index + 1) * tickets // (len(plan) + 1)
+                up.wait_for(
+                    lambda due=due: answered(up, ticket_ids=ticket_ids) >= due or time.monotonic() > deadline,
+                    what=f"{due} answers",
+                    timeout_s=timeout_s,
+                )
+                change(up, step, bootstrap=serving.version, copy=copy)
+                up.wait_for(
+                    lambda index=index: len(swaps_in(agent_log.read_text(errors="replace"))) > index,
+                    what=f"swap {index + 1}",
+                    timeout_s=300,
+                )
+            up.wait_for(
+                lambda: answered(up, ticket_ids=ticket_ids) == tickets or time.monotonic() > deadline,
+                what="every answer",
+                timeout_s=timeout_s,
+            )
+            done = answered(up, ticket_ids=ticket_ids)
+            mixed = mixed_answers(up, ticket_ids=ticket_ids)
+            swaps = swaps_in(agent_log.read_text(errors="replace"))
+        finally:
+            up.stop()
+    seconds = [float(swap["swap_s"]) for swap in swaps]
+    return {
+        "requests": done,
+        "failed": tickets - done,
+        "mixed": mixed,
+        "swaps": len(swaps),
+        "swap_s": round(max(seconds), 3) if seconds else None,
+        "swap_p50_s": round(statistics.median(seconds), 3) if seconds else None,
+    }
