@@ -112,10 +112,12 @@ def test_the_compose_file_runs_exactly_the_expected_streamdesk_commands(
         ("migrate",),
         ("operators", "first-run"),
         ("topics", "create"),
+        ("worker", "agent"),
         ("worker", "audit-relay"),
         ("worker", "commands"),
         ("worker", "delivery"),
         ("worker", "ingest"),
+        ("worker", "learn"),
         ("worker", "reference-erp"),
         ("worker", "relay"),
     ]

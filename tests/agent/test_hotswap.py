@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 import shutil
 import time
 import uuid
@@ -16,10 +18,11 @@ from streamdesk.agent.service import AnswerService
 from streamdesk.config import get_settings
 from streamdesk.kafka import Publisher
 from streamdesk.training import registry
-from tests.waiting import wait_for
+from tests import waiting
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
 BASE = "smollm2-135m-instruct"
+wait_for = functools.partial(waiting.wait_for, log=Path(os.devnull))  # the follower runs here: no worker log
 
 
 @pytest.fixture(scope="module")

@@ -41,6 +41,7 @@ TRAINING = {
     "STREAMDESK_RUNTIME__BOOTSTRAP_ADAPTER": "false",  # the base model serves first; the gate compares with it
     "STREAMDESK_TRAINING__CHECK_INTERVAL_S": "2",
     "STREAMDESK_TRAINING__MIN_NEW_EXAMPLES": "12",
+    "STREAMDESK_TRAINING__SCHEDULE_HOURS": "0",  # only the count of new reviews starts a retrain
     "STREAMDESK_TRAINING__MIN_HELDOUT_PER_CLASS": "1",
     "STREAMDESK_TRAINING__GENERAL_TEXTS": "2",
     "STREAMDESK_FEEDBACK__HELDOUT_PERCENT": "34",
@@ -97,7 +98,8 @@ def test_reviews_retrain_promote_and_the_running_agent_swaps_then_rolls_back(tmp
 
         def promoted() -> str | None:
             listed = httpx.get(up.url("/models"), headers=AUTH, timeout=30).json()
-            assert not [v for v in listed if v["status"] == "candidate" and v["gate"]], f"the gate refused: {listed}"
+            refused = [v for v in listed if v["status"] == "candidate" and v["gate"] and not v["gate"]["passed"]]
+            assert not refused, f"the gate refused: {refused}"
             return next((v["version"] for v in listed if v["status"] == "promoted"), None)
 
         version = up.wait_for(promoted, what="a retrain promoted by the gate", timeout_s=900)

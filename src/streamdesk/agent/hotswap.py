@@ -113,22 +113,27 @@ class AdapterFollower:
         return consumer
 
     def _run(self) -> None:
-        try:
-            consumer = self._consumer()
-        except Exception:
-            log.exception("cannot follow the %s topic; the worker keeps serving %s", topics.MODEL, self.serving)
-            return
+        while not self._stop.is_set():
+            try:
+                self._follow_topic()
+            except Exception:
+                log.exception("following the %s topic failed; again in 5 s (serving %s)", topics.MODEL, self.serving)
+                self._stop.wait(5.0)
+
+    def _follow_topic(self) -> None:
+        consumer = self._consumer()
         try:
             self.follow(self.serving, event_id="start", occurred_at=None)  # anything promoted before the assignment
             self.ready.set()
             while not self._stop.is_set():
                 message = consumer.poll(self.poll_s)
-                if message is None or message.error() is not None or not message.value():
+                payload = None if message is None or message.error() is not None else message.value()
+                if not payload:
                     continue
                 try:
-                    event = model_change(message.value(), base_model=self.base_model)
+                    event = model_change(payload, base_model=self.base_model)
                 except (ValueError, ContractError) as exc:
-                    log.warning("ignoring a %s record at offset %s: %s", topics.MODEL, message.offset(), exc)
+                    log.warning("ignoring a %s record: %s", topics.MODEL, exc)
                     continue
                 if event is not None:
                     occurred = datetime.fromisoformat(str(event["occurred_at"]))
