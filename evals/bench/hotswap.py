@@ -10,7 +10,7 @@ to the base model, promote the bootstrap again). Counted from the database and t
 - `mixed`: answers whose model calls (audit trail) ran under more than one adapter, or under another
   adapter than the answer records;
 - `swaps`: changes the agent prepared; `swap_s`: the longest time from a change's `model` event to its
-  adapter loaded, warmed and serving from the next ticket on (`swap_p50_s` the median).
+  adapter loaded and serving from the next ticket on (`swap_p50_s` the median).
 """
 
 from __future__ import annotations

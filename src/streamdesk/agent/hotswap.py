@@ -3,8 +3,8 @@
 Every agent worker reads the topic's partitions itself (assigned, not subscribed: no consumer group, so
 each instance sees every event and no rebalance waits on another). An event only says that the serving
 adapter changed; which one serves now is asked of the registry (`resolve`), so events read twice, late
-or out of order all end on the registry's answer. The worker loads and warms that adapter on this
-thread (`prepare`) while the current ticket goes on under the old one, and the next ticket starts
+or out of order all end on the registry's answer. The worker loads that adapter beside the others on
+this thread (`prepare`) while the current ticket goes on under the old one, and the next ticket starts
 under the new one (`service.AnswerService.settings_for_next_ticket`): an answer never mixes adapters.
 """
 
@@ -31,7 +31,7 @@ SWAP_ACTIONS = frozenset({"promoted", "rolled_back"})
 Resolve = Callable[[], str | None]
 """The registry's serving adapter of the worker's base model (None: the base model)."""
 Prepare = Callable[[str | None], None]
-"""Load and warm an adapter (None: the base model) for the next ticket; raises when it cannot."""
+"""Load an adapter (None: the base model) for the next ticket; raises when it cannot."""
 
 
 @dataclass(frozen=True)

@@ -257,18 +257,22 @@ class AnswerService:
         """The service with the configured backend (loaded and warmed now, before the worker joins its group)."""
         settings = settings or get_settings()
         service = cls(settings=settings, backend=backends.get_backend(settings.agent))
-        service.warm_up(service.answer_settings)
+        loop.warm_up(
+            service.backend,
+            registry=service.registry,
+            principal=agent_for_customer(WARM_UP_CUSTOMER),
+            settings=service.answer_settings,
+        )
         return service
 
-    def warm_up(self, settings: AnswerSettings) -> None:
-        """Have the backend read the system prompt under `settings.adapter` (loading the adapter beside the others)."""
-        principal = agent_for_customer(WARM_UP_CUSTOMER)
-        loop.warm_up(self.backend, registry=self.registry, principal=principal, settings=settings)
-
     def prepare_adapter(self, adapter: str | None) -> None:
-        """Load and warm `adapter` (None: the base model) while tickets go on; the next ticket runs under it."""
+        """Load `adapter` (None: the base model) beside the serving one while tickets go on; the next runs under it.
+
+        Not warmed: reading the system prompt under it would hold the model from the ticket in flight for a
+        whole prefill; the first ticket under it reads the prompt once, as after a cache eviction.
+        """
         settings = self.answer_settings.model_copy(update={"adapter": adapter})
-        self.warm_up(settings)
+        self.backend.load_adapter(adapter)
         with self._swap:
             self._next = settings
 
