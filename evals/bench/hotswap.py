@@ -1,10 +1,10 @@
 """`streamdesk bench hotswap`: tickets answered on `streamdesk up` while the serving adapter changes under them.
 
-A fresh `up --agent` serves the shipped SFT bootstrap. A second adapter is registered (a copy of the
-bootstrap's weights under a version of its own: the bench measures the swap, not the adapters), the bench
-posts N tickets from a known customer, and while the agent works through them it changes the serving
-adapter through the API at evenly spaced points (promote the copy, roll back to the bootstrap, roll back
-to the base model, promote the bootstrap again). Counted from the database and the agent's log:
+A fresh `up --agent` (the bootstrap switched off: the base model serves) gets two registered adapters,
+copies of the shipped SFT bootstrap's weights under versions of their own (the bench measures the swap,
+not the adapters); the bench posts N tickets from a known customer, and while the agent works through
+them it changes the serving adapter through the API at evenly spaced points (promote the first, promote
+the second, roll back to the first, roll back to the base model). Counted from the database and the agent's log:
 
 - `requests`: tickets answered; `failed`: tickets with no answer within the time limit;
 - `mixed`: answers whose model calls (audit trail) ran under more than one adapter, or under another
@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 
 from evals.bench.roundtrip import UpProcess
-from streamdesk.training import registry, service
+from streamdesk.training import default_adapter, registry, service
 
 KEY = "hotswap-bench-admin-key-0123456789"
 OPERATORS = json.dumps({"hotswap-bench": {"roles": ["agent", "supervisor", "admin"], "token": KEY}})
@@ -42,20 +42,20 @@ def swaps_in(log: str) -> list[dict[str, Any]]:
     return [swap for swap in found if swap["event_id"] != "start"]
 
 
-def register_copy(up: UpProcess, *, of: str) -> str:
-    """Register a copy of adapter `of` as a candidate of its own (what a retrain would register); its version."""
+def register_copy(up: UpProcess, *, name: str) -> str:
+    """Register a copy of the shipped SFT bootstrap as a candidate of its own, as a retrain would; its version."""
+    [shipped] = [path for path in default_adapter.SHIPPED.iterdir() if (path / "adapter_config.json").is_file()]
+    staging = up.state_dir / f".staging-{name}"
+    shutil.copytree(shipped, staging)
     with up.connect() as conn:
-        original = registry.get(conn, version=of)
-        staging = Path(original.path).parent / f".staging-bench-{os.getpid()}"
-        shutil.copytree(original.path, staging)
         return registry.register_candidate(
             conn,
             staging_dir=staging,
-            adapters_dir=Path(original.path).parent,
-            base_model=original.base_model,
-            parent=original.version,
-            dataset_digest=original.dataset_digest,
-            config={"copy_of": original.version},
+            adapters_dir=up.state_dir / "adapters",
+            base_model=service.BASE_MODEL,
+            parent=None,
+            dataset_digest="0" * 64,
+            config={"copy_of": shipped.name, "bench": name},
             metrics={},
         ).version
 
@@ -79,35 +79,30 @@ def answered(up: UpProcess, *, ticket_ids: list[str]) -> int:
     return int(row[0]) if row else 0
 
 
-def change(up: UpProcess, step: str, *, bootstrap: str, copy: str) -> None:
-    """One change of the serving adapter through the API."""
+def change(up: UpProcess, step: str) -> None:
+    """One change of the serving adapter through the API: promote `step`, or roll back."""
     if step == "rollback":
         response = httpx.post(f"{up.api_url}/models/rollback", json={"reason": "bench"}, headers=AUTH, timeout=30)
     else:
-        version = copy if step == "copy" else bootstrap
-        response = httpx.post(f"{up.api_url}/models/promote/{version}", headers=AUTH, timeout=30)
+        response = httpx.post(f"{up.api_url}/models/promote/{step}", headers=AUTH, timeout=30)
     response.raise_for_status()
 
 
 def run(*, tickets: int = 12, timeout_s: float = 1800.0) -> dict[str, Any]:
     """Start `up`, post `tickets`, change the serving adapter 4 times while they are answered, count."""
-    plan = ["copy", "rollback", "rollback", "bootstrap"]  # copy -> bootstrap -> base -> bootstrap
     ticket_ids = [f"HOTSWAP-{n}" for n in range(tickets)]
     with tempfile.TemporaryDirectory(prefix="streamdesk-hotswap-") as tmp:
         up = UpProcess(
             Path(tmp) / "state",
             broker_port=int(os.environ.get("HOTSWAP_BROKER_PORT", "19492")),
             api_port=int(os.environ.get("HOTSWAP_API_PORT", "8104")),
-            env={"STREAMDESK_IDENTITY__OPERATORS": OPERATORS, "STREAMDESK_RUNTIME__BOOTSTRAP_ADAPTER": "true"},
+            env={"STREAMDESK_IDENTITY__OPERATORS": OPERATORS},
         )
         up.start()
         try:
             up.ready()
-            with up.connect() as conn:
-                serving = registry.serving(conn, base_model=service.BASE_MODEL)
-            if serving is None:
-                raise RuntimeError(f"up serves no adapter; the bench swaps from the bootstrap:\n{up.log()}")
-            copy = register_copy(up, of=serving.version)
+            first, second = register_copy(up, name="a"), register_copy(up, name="b")
+            plan = [first, second, "rollback", "rollback"]  # base -> first -> second -> first -> base
             for n, ticket_id in enumerate(ticket_ids):
                 body = {"subject": "Where is my order?", "body": f"Its status, please ({n})", "customer_id": "c1"}
                 body["ticket_id"] = ticket_id
@@ -115,7 +110,6 @@ def run(*, tickets: int = 12, timeout_s: float = 1800.0) -> dict[str, Any]:
                 response.raise_for_status()
             agent_log = up.state_dir / "logs" / "agent.log"
             deadline = time.monotonic() + timeout_s
-            done = 0
             for index, step in enumerate(plan):  # a change after each share of the tickets is answered
                 due = (index + 1) * tickets // (len(plan) + 1)
                 up.wait_for(
@@ -123,7 +117,7 @@ def run(*, tickets: int = 12, timeout_s: float = 1800.0) -> dict[str, Any]:
                     what=f"{due} answers",
                     timeout_s=timeout_s,
                 )
-                change(up, step, bootstrap=serving.version, copy=copy)
+                change(up, step)
                 up.wait_for(
                     lambda index=index: len(swaps_in(agent_log.read_text(errors="replace"))) > index,
                     what=f"swap {index + 1}",
