@@ -9,6 +9,7 @@ the API takes effect the same way.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +87,7 @@ def test_reviews_retrain_promote_and_the_running_agent_swaps_then_rolls_back(tmp
     up = Up(tmp_path / "state")
     up.start(agent=True, STREAMDESK_AGENT__MODEL_DIR=str(model_dir), **TRAINING)
     try:
-        up.ready()
+        up.wait_for(api_ready(up), what="the API", timeout_s=900)  # a loaded host: up's default 240 s is short
         for n, (asked, _) in enumerate(TOPICS):  # nobody identifiable: each draft asks who the customer is
             post_ticket(up, f"FLY-{n}", subject=asked.capitalize(), body=f"Hello, {asked}. What can you do?")
         for n, (_, about) in enumerate(TOPICS):
@@ -122,6 +123,10 @@ def test_reviews_retrain_promote_and_the_running_agent_swaps_then_rolls_back(tmp
         assert "agent exited" not in up.output.read_text(errors="replace")
     finally:
         up.interrupt()
+
+
+def api_ready(up: Up) -> Callable[[], bool]:
+    return lambda: httpx.get(up.url("/readyz"), timeout=2).status_code == 200
 
 
 def agent_log(up: Up) -> str:
