@@ -15,6 +15,7 @@ the second, roll back to the first, roll back to the base model). Counted from t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -79,12 +80,14 @@ def answered(up: UpProcess, *, ticket_ids: list[str]) -> int:
     return int(row[0]) if row else 0
 
 
-def change(up: UpProcess, step: str) -> None:
-    """One change of the serving adapter through the API: promote `step`, or roll back."""
-    if step == "rollback":
-        response = httpx.post(f"{up.api_url}/models/rollback", json={"reason": "bench"}, headers=AUTH, timeout=30)
-    else:
-        response = httpx.post(f"{up.api_url}/models/promote/{step}", headers=AUTH, timeout=30)
+def change(up: UpProcess, step: str, *, attempts: int = 20) -> None:
+    """One change of the serving adapter through the API: promote `step`, or roll back (a 503 is asked again)."""
+    path = "/models/rollback" if step == "rollback" else f"/models/promote/{step}"
+    for _ in range(attempts):
+        response = httpx.post(f"{up.api_url}{path}", json={"reason": "bench"}, headers=AUTH, timeout=60)
+        if response.status_code != 503:
+            break
+        time.sleep(float(response.headers.get("Retry-After", "2")))
     response.raise_for_status()
 
 
@@ -110,24 +113,19 @@ def run(*, tickets: int = 12, timeout_s: float = 1800.0) -> dict[str, Any]:
                 response.raise_for_status()
             agent_log = up.state_dir / "logs" / "agent.log"
             deadline = time.monotonic() + timeout_s
+
+            def answered_at_least(count: int) -> bool:
+                return answered(up, ticket_ids=ticket_ids) >= count or time.monotonic() > deadline
+
+            def swapped(count: int) -> bool:
+                return len(swaps_in(agent_log.read_text(errors="replace"))) >= count
+
             for index, step in enumerate(plan):  # a change after each share of the tickets is answered
                 due = (index + 1) * tickets // (len(plan) + 1)
-                up.wait_for(
-                    lambda due=due: answered(up, ticket_ids=ticket_ids) >= due or time.monotonic() > deadline,
-                    what=f"{due} answers",
-                    timeout_s=timeout_s,
-                )
+                up.wait_for(functools.partial(answered_at_least, due), what=f"{due} answers", timeout_s=timeout_s)
                 change(up, step)
-                up.wait_for(
-                    lambda index=index: len(swaps_in(agent_log.read_text(errors="replace"))) > index,
-                    what=f"swap {index + 1}",
-                    timeout_s=300,
-                )
-            up.wait_for(
-                lambda: answered(up, ticket_ids=ticket_ids) == tickets or time.monotonic() > deadline,
-                what="every answer",
-                timeout_s=timeout_s,
-            )
+                up.wait_for(functools.partial(swapped, index + 1), what=f"swap {index + 1}", timeout_s=300)
+            up.wait_for(functools.partial(answered_at_least, tickets), what="every answer", timeout_s=timeout_s)
             done = answered(up, ticket_ids=ticket_ids)
             mixed = mixed_answers(up, ticket_ids=ticket_ids)
             swaps = swaps_in(agent_log.read_text(errors="replace"))
