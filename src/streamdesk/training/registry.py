@@ -30,8 +30,8 @@ from streamdesk.training.models import AdapterVersion, ModelEvent
 MODEL_TOPIC = topics.MODEL
 PROMOTION_AUDIT = AuditAction.MODEL_PROMOTED
 ROLLBACK_AUDIT = AuditAction.MODEL_ROLLED_BACK
-REGISTRY_LOCK = 0x5D0A0D18
-"""Advisory lock key that serialises promotions and rollbacks."""
+REGISTRY_LOCK = 0x5D0A0D19
+"""Advisory lock key that serialises promotions and rollbacks (not the audit relay's 0x5D0A0D18, held for its life)."""
 _COLUMNS = (
     "version, base_model, parent, dataset_digest, config, metrics, gate, status, path, created_at, promoted_at, "
     "retired_at"
