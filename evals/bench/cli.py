@@ -155,6 +155,17 @@ def bench_roundtrip(
     typer.echo(json.dumps(roundtrip.run(tickets=tickets, timeout_s=timeout_s, shared_data=shared_data)))
 
 
+@bench_app.command("hotswap")
+def bench_hotswap(
+    tickets: Annotated[int, typer.Option(help="Tickets from a known customer, answered while adapters change.")] = 12,
+    timeout_s: Annotated[float, typer.Option(help="Longest wait for the answers.")] = 1800,
+) -> None:
+    """Tickets answered on `up` while the serving adapter is changed 4 times: failed, mixed, swap time."""
+    from evals.bench import hotswap
+
+    typer.echo(json.dumps(hotswap.run(tickets=tickets, timeout_s=timeout_s)))
+
+
 @bench_app.command("retrain")
 def bench_retrain(
     examples: Annotated[int, typer.Option(help="Training examples per run.")] = 32,

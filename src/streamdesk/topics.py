@@ -17,6 +17,7 @@ ENTITY = "canonical.entity"
 TICKET = "canonical.ticket"
 STORED_TICKET = "ticket.stored"
 DEAD_LETTER = "deadletter"
+MODEL = "model"
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_576
 RAW_ENVELOPE_BYTES = 64 * 1024
 """Room a raw topic keeps beyond `ingest.max_body_bytes` for the key, the headers and the record framing."""

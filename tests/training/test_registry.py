@@ -143,3 +143,10 @@ def test_retrain_cli(conn: psycopg.Connection, monkeypatch: pytest.MonkeyPatch) 
     assert conn.execute("SELECT status, reason FROM retrain_runs").fetchall() == [("finished", "manual")]
     table = runner.invoke(retrain_app, ["--now", "--max-steps", "1"])
     assert table.exit_code == 0 and "skipped" in table.stdout
+
+
+def test_the_registry_lock_is_no_other_advisory_lock() -> None:
+    from streamdesk.audit import relay
+    from streamdesk.audit import service as audit_service
+
+    assert registry.REGISTRY_LOCK not in {relay.RELAY_LOCK, audit_service.AUDIT_LOCK}  # the relay holds its for life

@@ -71,6 +71,9 @@ class LLMBackend(ABC):
     def warm(self, messages: Sequence[Message], *, adapter: str | None = None) -> None:  # noqa: B027
         """Prepare for prompts that start with `messages` (a local backend reads them into its cache)."""
 
+    def load_adapter(self, name: str | None) -> None:  # noqa: B027
+        """Have adapter `name` ready beside the loaded ones (a local backend reads its weights now); None: the base."""
+
 
 def recorded(generation: Generation) -> Generation:
     """`generation`, after counting its tokens and time in the model metrics (by model and adapter)."""
@@ -429,6 +432,12 @@ class TransformersBackend(LLMBackend):
             pad_token_id=eos,
             return_dict_in_generate=True,
         )
+
+    def load_adapter(self, name: str | None) -> None:
+        """Load LoRA adapter `name` beside the loaded ones, between model calls; each call picks its own adapter."""
+        with self._lock:
+            if name is not None and name not in self._adapters:
+                self._load_adapter(name)
 
     def _adapter(self, name: str | None) -> Any:
         """A context in which the model runs with LoRA adapter `name` (None: the base model)."""

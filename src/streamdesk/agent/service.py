@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -265,6 +266,8 @@ class AnswerService:
         self.publisher = Publisher(settings.kafka.bootstrap_servers, client_id="streamdesk-agent")
         self.errors = ErrorRunner(retry_for_s=self.answer_settings.worker_retry_for_s, on_error=self._drop_connection)
         self._conn: psycopg.Connection | None = None
+        self._next: AnswerSettings | None = None
+        self._swap = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> AnswerService:
@@ -278,6 +281,26 @@ class AnswerService:
             settings=service.answer_settings,
         )
         return service
+
+    def prepare_adapter(self, adapter: str | None) -> None:
+        """Load `adapter` (None: the base model) beside the serving one while tickets go on; the next runs under it.
+
+        Not warmed: reading the system prompt under it would hold the model from the ticket in flight for a
+        whole prefill; the first ticket under it reads the prompt once, as after a cache eviction.
+        """
+        settings = self.answer_settings.model_copy(update={"adapter": adapter})
+        self.backend.load_adapter(adapter)
+        with self._swap:
+            self._next = settings
+
+    def settings_for_next_ticket(self) -> AnswerSettings:
+        """The settings the next ticket runs under, every step of it: a prepared adapter takes over here."""
+        with self._swap:
+            prepared, self._next = self._next, None
+        if prepared is not None:
+            log.info("answering under adapter %s from here on", prepared.adapter or "base")
+            self.answer_settings = prepared
+        return self.answer_settings
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -349,7 +372,7 @@ class AnswerService:
                         ticket=Ticket.from_stored(record),
                         backend=self.backend,
                         registry=self.registry,
-                        settings=self.answer_settings,
+                        settings=self.settings_for_next_ticket(),
                     )
                     telemetry.record_answer(seconds=time.perf_counter() - started, status=stored.status)
                 elif answers.is_published(self.conn, answer_id=stored.answer_id):

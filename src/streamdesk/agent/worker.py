@@ -20,6 +20,8 @@ from typing import Any
 import faust
 
 from streamdesk import telemetry, topics
+from streamdesk.agent import config as agent_config
+from streamdesk.agent import hotswap
 from streamdesk.agent.answer_config import get_answer_settings
 from streamdesk.agent.service import AnswerService
 from streamdesk.config import Settings, get_settings
@@ -30,8 +32,14 @@ from streamdesk.streams.messages import raw_message
 APP_ID = "streamdesk-agent"
 
 
-def create_app(settings: Settings | None = None, *, service: AnswerService | None = None) -> faust.App:
-    """The agent's Faust app: one agent, `answer_tickets`, on ticket.stored."""
+def create_app(
+    settings: Settings | None = None, *, service: AnswerService | None = None, resolve: hotswap.Resolve | None = None
+) -> faust.App:
+    """The agent's Faust app: one agent, `answer_tickets`, on ticket.stored.
+
+    With `resolve` (the registry's serving adapter) the worker follows the `model` topic and swaps adapters
+    between tickets (`agent/hotswap.py`); without it, it serves the configured adapter only.
+    """
     settings = settings or get_settings()
     answer_settings = get_answer_settings()
     servers = bootstrap_servers(settings)
@@ -39,6 +47,14 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     telemetry.configure_metrics(settings=settings.telemetry, service_name=APP_ID)
     telemetry.watch_consumer_lag(bootstrap_servers=servers, group=APP_ID, topic_names=[topics.STORED_TICKET])
     service = service or AnswerService.from_settings(settings)  # the model loads before the worker joins
+    if resolve is not None:
+        hotswap.AdapterFollower(
+            bootstrap_servers=servers,
+            base_model=agent_config.MODEL_CACHE_NAME,
+            serving=service.answer_settings.adapter,
+            prepare=service.prepare_adapter,
+            resolve=resolve,
+        ).start()
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agent")
     app = faust_app(APP_ID, settings=settings, broker_max_poll_interval=answer_settings.worker_max_poll_interval_s)
     tickets = raw_topic(app, topics.STORED_TICKET)
@@ -59,6 +75,8 @@ def create_app(settings: Settings | None = None, *, service: AnswerService | Non
     return app
 
 
-def run_worker(settings: Settings | None = None, *, loglevel: str = "info") -> None:
-    """Run the agent worker in the foreground until stopped."""
-    run_app(create_app(settings), loglevel=loglevel)
+def run_worker(
+    settings: Settings | None = None, *, loglevel: str = "info", resolve: hotswap.Resolve | None = None
+) -> None:
+    """Run the agent worker in the foreground until stopped (following the registry when `resolve` is given)."""
+    run_app(create_app(settings, resolve=resolve), loglevel=loglevel)

@@ -120,24 +120,33 @@ WORKERS: dict[str, tuple[str, str]] = {
 """`streamdesk worker NAME`: the module whose `run_worker` runs it (imported only then), and what it does."""
 
 
-def _serve_promoted_adapter() -> None:
-    """Let the agent serve the registry's promoted adapter, unless STREAMDESK_ANSWER__ADAPTER names one."""
-    if os.environ.get("STREAMDESK_ANSWER__ADAPTER") or get_settings().agent.backend != "transformers":
-        return
+def _serving_adapter() -> str | None:
+    """The registry's promoted adapter of the agent's base model (None: the base model serves)."""
     from streamdesk.training import registry, service
 
     with db.connect(autocommit=True) as conn:
         serving = registry.serving(conn, base_model=service.BASE_MODEL)
+    return None if serving is None else serving.version
+
+
+def _follow_promoted_adapter() -> dict[str, Any]:
+    """The agent starts on the registry's promoted adapter and follows the `model` topic from there.
+
+    STREAMDESK_ANSWER__ADAPTER pins the adapter instead (no following), as does a non-local backend.
+    """
+    if os.environ.get("STREAMDESK_ANSWER__ADAPTER") or get_settings().agent.backend != "transformers":
+        return {}
+    serving = _serving_adapter()
     if serving is not None:
-        os.environ["STREAMDESK_ANSWER__ADAPTER"] = serving.version
+        os.environ["STREAMDESK_ANSWER__ADAPTER"] = serving
         reset_settings()
+    return {"resolve": _serving_adapter}
 
 
 def _add_worker(name: str, module: str, summary: str) -> None:
     def run() -> None:
-        if name == "agent":
-            _serve_promoted_adapter()
-        importlib.import_module(module).run_worker()
+        options = _follow_promoted_adapter() if name == "agent" else {}
+        importlib.import_module(module).run_worker(**options)
 
     worker_app.command(name, help=summary)(run)
 

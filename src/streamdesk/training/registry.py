@@ -19,6 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
+from streamdesk import topics
 from streamdesk.audit import service as audit
 from streamdesk.audit.models import AuditAction, AuditEvent
 from streamdesk.contracts import utcnow
@@ -26,11 +27,11 @@ from streamdesk.kafka import Publisher
 from streamdesk.training.exceptions import AdapterVersionNotFoundError, PromotionError
 from streamdesk.training.models import AdapterVersion, ModelEvent
 
-MODEL_TOPIC = "model"
+MODEL_TOPIC = topics.MODEL
 PROMOTION_AUDIT = AuditAction.MODEL_PROMOTED
 ROLLBACK_AUDIT = AuditAction.MODEL_ROLLED_BACK
-REGISTRY_LOCK = 0x5D0A0D18
-"""Advisory lock key that serialises promotions and rollbacks."""
+REGISTRY_LOCK = 0x5D0A0D19
+"""Advisory lock key that serialises promotions and rollbacks (not the audit relay's 0x5D0A0D18, held for its life)."""
 _COLUMNS = (
     "version, base_model, parent, dataset_digest, config, metrics, gate, status, path, created_at, promoted_at, "
     "retired_at"
