@@ -1,4 +1,4 @@
-"""Drop the semantic answer cache: measured, it does not pay (README, "Semantic answer cache (issue 17): measured, removed").
+"""Drop the semantic answer cache: measured, it does not pay (README, "Semantic answer cache (issue 17)").
 
 A knowledge question is answered extractively from the retrieved passages with no model step, so a hit saves
 only the search and the extraction (tens of milliseconds), while the cache's scope keys and invalidation are
@@ -7,7 +7,7 @@ one more way to serve a stale or another scope's answer. The downgrade restores 
 
 from alembic import op
 
-revision = "0017"
+revision = "0016"
 down_revision = "0015"
 
 
