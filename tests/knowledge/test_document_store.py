@@ -37,6 +37,11 @@ def document(conn: psycopg.Connection, external_id: str, source: str = "kb") -> 
         ).fetchone()
 
 
+def vector(value: Any) -> np.ndarray:
+    """A stored embedding as an array: pgvector >= 0.4 loads a `Vector`, 0.3 (langchain-postgres pins it) an array."""
+    return np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value)
+
+
 def chunks(conn: psycopg.Connection, external_id: str, source: str = "kb") -> list[dict[str, Any]]:
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         return cur.execute(
@@ -129,7 +134,7 @@ def test_unchanged_text_is_never_re_embedded(conn: psycopg.Connection, embedder:
     )
     assert counting.calls == [first.chunks_embedded], "the copy reused the stored embeddings"
     np.testing.assert_array_equal(
-        [c["embedding"].to_numpy() for c in chunks(conn, "copy")], [c["embedding"].to_numpy() for c in before]
+        [vector(c["embedding"]) for c in chunks(conn, "copy")], [vector(c["embedding"]) for c in before]
     )
 
 
@@ -164,7 +169,7 @@ def test_stored_embeddings_are_the_models_embeddings_of_title_and_chunk(
     apply(conn, [document_event("d", body=prose(40, words=200), title="Card limits")], embedder)
     stored = chunks(conn, "d")
     expected = embedder.embed([embedding_input("Card limits", c["text"]) for c in stored])
-    np.testing.assert_allclose([c["embedding"].to_numpy() for c in stored], expected, atol=1e-5)
+    np.testing.assert_allclose([vector(c["embedding"]) for c in stored], expected, atol=1e-5)
     assert {(c["embedding_model"], c["embedding_version"]) for c in stored} == {(embedder.model_name, embedder.version)}
     assert all(c["token_count"] <= TOKENS for c in stored)
 
