@@ -88,7 +88,9 @@ def change_stream(
                 current, op=op, url=f"{current.url.split('#')[0]}#v{len(stream)}", tags=(f"t{rng.randrange(50)}",)
             )
         elif op == "text":
-            change = replace(current, op=op, text=f"{current.text} Revised {len(stream)}: {next(texts)[2][:200]}")
+            change = replace(
+                current, op=op, text=f"{current.text} Revised {len(stream)}: {next(texts)[2][:200].strip()}"
+            )
         else:
             change = replace(current, op=op)
         change = replace(change, version_ms=next(clock))
