@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,10 +111,7 @@ class Supervisor:
 
     def groups(self) -> dict[str, int]:
         """Each group's replica count, in the order the groups were added."""
-        counts: dict[str, int] = {}
-        for proc in self.processes:
-            counts[proc.group] = counts.get(proc.group, 0) + 1
-        return counts
+        return dict(Counter(proc.group for proc in self.processes))
 
     def child(self, name: str) -> ManagedProcess:
         """The child named `name`."""

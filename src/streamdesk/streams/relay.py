@@ -10,7 +10,6 @@ stop on SIGTERM or SIGINT after the batch in hand.
 from __future__ import annotations
 
 import abc
-import contextlib
 import logging
 import signal
 import threading
@@ -113,9 +112,8 @@ class OutboxRelay(abc.ABC):
     def _discard_publisher(self) -> None:
         """Shut the producer down without waiting (its queue is dropped), so it stops reconnecting to the broker."""
         found, self._publisher = self._publisher, None
-        if found is not None and not found.closed:
-            with contextlib.suppress(PublishError):
-                found.close(0)
+        if found is not None:
+            found.release(0)
 
     def close(self) -> None:
         """Release the connection and the producer (after waiting up to `FLUSH_TIMEOUT_S` for its queue)."""
