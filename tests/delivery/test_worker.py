@@ -128,8 +128,15 @@ def test_an_accepted_and_an_edited_draft_are_delivered(
     bodies = {c["ticket_id"]: c["body"] for c in standin.state.comments()}
     assert bodies[9101].startswith("It ships today.") and stamp(accepted.answer_id) in bodies[9101]
     assert bodies[9102].startswith("Refund in 5 days; write to a@b.example")  # as the reviewer wrote it
-    kinds = conn.execute("SELECT kind, status FROM deliveries ORDER BY ticket_id").fetchall()
-    assert kinds == [("accepted", "delivered"), ("edited", "delivered")]
+    # the vendor has the comment before the worker records its answer: wait for the record, not only the comment
+    wait_for(
+        lambda: (
+            conn.execute("SELECT kind, status FROM deliveries ORDER BY ticket_id").fetchall()
+            == [("accepted", "delivered"), ("edited", "delivered")]
+        ),
+        log=log,
+        what="both deliveries recorded as delivered",
+    )
 
 
 def test_a_sigkilled_worker_loses_and_duplicates_nothing(

@@ -12,8 +12,8 @@ from streamdesk.knowledge import embedders, embedding
 
 
 @pytest.fixture(scope="session")
-def embedder() -> embedding.Embedder:
-    """The real all-MiniLM-L6-v2 embedder, loaded once."""
+def embedder() -> embedding.BatchEmbedder:
+    """The default embedder (all-MiniLM-L6-v2 on ONNX Runtime, int8), loaded once."""
     return embedders.get_embedder()
 
 

@@ -16,7 +16,11 @@ from tests.retrieval.conftest import TOPICS
 from tests.retrieval.factories import document, store
 
 pytestmark = [pytest.mark.slow, pytest.mark.stack]
-TARGET = "2-onnx-int8"
+DEFAULT = IngestSettings()
+SOURCE = f"{DEFAULT.embedding_model}@{DEFAULT.embedding_version}"
+"""The space a store starts in: the settings' default embedder (ONNX int8)."""
+TARGET, TARGET_BACKEND = ("1", "torch") if DEFAULT.embedding_backend != "torch" else ("2-onnx-int8", "onnx-int8")
+"""The space the tests cut over to: the other embedder (PyTorch fp32, version 1)."""
 PRINCIPAL = Principal.parse("user:mo?roles=agent")
 
 
@@ -49,7 +53,7 @@ def test_switching_embedding_versions_while_searches_keep_succeeding(clean_db: s
     loop = SearchLoop(clean_db)
     loop.start()
     try:
-        target = cutover.start(clean_db, model="all-MiniLM-L6-v2", version=TARGET, backend="onnx-int8", path=None)
+        target = cutover.start(clean_db, model="all-MiniLM-L6-v2", version=TARGET, backend=TARGET_BACKEND, path=None)
         assert cutover.backfill(clean_db, space=target, progress=False) == len(TOPICS)
         store(
             clean_db,
@@ -69,17 +73,17 @@ def test_switching_embedding_versions_while_searches_keep_succeeding(clean_db: s
         loop.join(10)
     assert not loop.errors, loop.errors[:3]
     assert loop.count > 5 and loop.empty == 0
-    assert loop.spaces == ["all-MiniLM-L6-v2@1", f"all-MiniLM-L6-v2@{TARGET}"]
+    assert loop.spaces == [SOURCE, f"all-MiniLM-L6-v2@{TARGET}"]
     with db.connect(clean_db) as conn:
         versions = conn.execute("SELECT DISTINCT embedding_version FROM chunks").fetchall()
         leftovers = conn.execute("SELECT count(embedding_shadow) FROM chunks").fetchone()
         states: dict[str, str] = dict(conn.execute("SELECT name, state FROM embedding_spaces").fetchall())
         top = service.search(conn=conn, query="I forgot my password", principal=PRINCIPAL, k=1)
     assert versions == [(TARGET,)] and leftovers == (0,)
-    assert states == {"all-MiniLM-L6-v2@1": "retired", f"all-MiniLM-L6-v2@{TARGET}": "active"}
+    assert states == {SOURCE: "retired", f"all-MiniLM-L6-v2@{TARGET}": "active"}
     assert top.hits[0].citation.external_id == "t-password"
     new_embedder = embedders.cached_embedder(
-        backend="onnx-int8", path=None, model_name="all-MiniLM-L6-v2", version=TARGET
+        backend=TARGET_BACKEND, path=None, model_name="all-MiniLM-L6-v2", version=TARGET
     )
     again = store(clean_db, [document("t-refund", "Refund help", TOPICS["refund"])], embedder=new_embedder)
     assert again.chunks_embedded == 0, "backfilled chunk hashes let the new-model writer reuse the vectors"
@@ -88,7 +92,7 @@ def test_switching_embedding_versions_while_searches_keep_succeeding(clean_db: s
 def test_a_store_moves_to_the_space_the_settings_name(clean_db: str) -> None:
     """What `up` does when the settings name another embedding than the store's: the zero-downtime cut-over."""
     store(clean_db, [document(f"t-{name}", f"{name.title()} help", text) for name, text in TOPICS.items()])
-    new = Settings(ingest=IngestSettings(embedding_version=TARGET, embedding_backend="onnx-int8"))
+    new = Settings(ingest=IngestSettings(embedding_version=TARGET, embedding_backend=TARGET_BACKEND))
     report = cutover.follow_settings(clean_db, settings=new)
     assert report is not None and report.cut_over and report.dropped_old and report.backfilled == len(TOPICS)
     with db.connect(clean_db) as conn:

@@ -118,6 +118,9 @@ def quantize_int8(*, source: Path, target: Path, block_size: int = INT8_BLOCK) -
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
+    # the quantizer logs one INFO line per node it skips (hundreds): only its warnings reach `up`'s output
+    logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer").setLevel(logging.WARNING)
+
     quantizer = MatMulNBitsQuantizer(
         onnx.load(str(source)),
         bits=8,
@@ -173,7 +176,8 @@ class OnnxEmbedder(embedding.BatchEmbedder):
 
         folder = embedding.model_folder(path)
         super().__init__(model_name=model_name, version=version, batch_size=batch_size)
-        cache_dir = cache_dir or get_settings().state_dir / "models"
+        settings = get_settings()
+        cache_dir = cache_dir or settings.ingest.embedding_cache_dir or settings.state_dir / "models"
         self.onnx_path = onnx_file(model_path=folder, backend=backend, cache_dir=cache_dir)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
