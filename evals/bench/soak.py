@@ -71,6 +71,19 @@ def _produce(
                 next_ticket += ticket_every_s
 
 
+def _warm_up_agent(up: UpProcess) -> None:
+    """One ticket answered before the clock starts: the agent loads its model on its first ticket, and memory
+    growth is measured from a serving worker, not from one still loading."""
+    body = {"subject": "Soak warm-up", "body": "Where is my order?"}
+    httpx.post(f"{up.api_url}/tickets", json=body, headers=AUTH, timeout=30).raise_for_status()
+    with up.connect() as conn:
+        up.wait_for(
+            lambda: (conn.execute("SELECT count(*) FROM answers").fetchone() or (0,))[0] > 0,
+            what="the warm-up ticket's answer",
+            timeout_s=900,
+        )
+
+
 def _window_mean(samples: list[dict[str, Any]], role: str) -> float | None:
     values = [s["rss"][role] for s in samples if role in s["rss"]]
     return statistics.fmean(values) if values else None
@@ -134,6 +147,8 @@ def run(
             api_port=api_port,
         ) as (up, _),
     ):
+        if agent:
+            _warm_up_agent(up)
         pool = passages(shared_data, words=100)
         _, stream = cdc.change_stream(pool, base=docs, events=events, seed=30)
         stop = threading.Event()
