@@ -45,6 +45,8 @@ CUSTOMER_PRINCIPAL = "agent:eval-customer"
 """The agent acting for a customer: what the ticket loop searches as (public documents only)."""
 REGULARISATION = 3.0
 """Inverse L2 strength of the answerability fit (`C`), chosen by 5-fold cross-validation in the calibration half."""
+FOLDS = 5
+"""Cross-validation folds inside the calibration half: for `REGULARISATION` and the threshold's probabilities."""
 MODEL_REPLY_CHARS = 400
 MODEL_PROMPT = (
     "You answer a customer's question using only the passages below. Copy the sentences of a passage that "
@@ -225,21 +227,25 @@ def _share(results: Sequence[QueryResult], test: Callable[[QueryResult], bool]) 
 def fit_answerability(results: Sequence[QueryResult]) -> dict[str, float]:
     """Logistic weights over `grounding.FEATURES` and the threshold, fitted on the calibration half's results.
 
-    The threshold is the `grounding.ANSWERABLE_DECLINE_BUDGET` quantile of the answerable calibration
-    queries' probabilities: it declines at most that share of them.
+    The threshold is the `grounding.ANSWERABLE_DECLINE_BUDGET` quantile of the answerable calibration queries'
+    out-of-fold probabilities (`FOLDS`-fold cross-validation): the fitted model's own probabilities on the
+    queries it was fitted on flatter it, and a threshold set on them declines more of the queries it never saw.
     """
     import numpy as np
     from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     calibration = [r for r in results if r.query.calibration and r.features]
-    features = [[r.features[name] for name in grounding.FEATURES] for r in calibration]
-    model = LogisticRegression(max_iter=5000, C=REGULARISATION).fit(features, [r.query.answerable for r in calibration])
+    features = np.asarray([[r.features[name] for name in grounding.FEATURES] for r in calibration])
+    labels = np.asarray([r.query.answerable for r in calibration])
+    model = LogisticRegression(max_iter=5000, C=REGULARISATION)
+    folds = StratifiedKFold(FOLDS, shuffle=True, random_state=0)
+    held_out = cross_val_predict(model, features, labels, cv=folds, method="predict_proba")[:, 1]
+    model.fit(features, labels)
     weights = {"bias": round(float(model.intercept_[0]), 4)}
     weights.update({name: round(float(w), 4) for name, w in zip(grounding.FEATURES, model.coef_[0], strict=True)})
-    answerable = [
-        p for p, r in zip(model.predict_proba(features)[:, 1], calibration, strict=True) if r.query.answerable
-    ]
-    weights["threshold"] = round(float(np.quantile(answerable, grounding.ANSWERABLE_DECLINE_BUDGET)), 4)
+    threshold = np.quantile(held_out[labels], grounding.ANSWERABLE_DECLINE_BUDGET)
+    weights["threshold"] = round(float(threshold), 4)
     return weights
 
 

@@ -59,6 +59,16 @@ def test_the_next_passage_and_the_title_are_features_of_the_decision() -> None:
     assert both.features["title_coverage"] == pytest.approx(2 / 3)  # gift, wrapping (not cost) in the title
 
 
+def test_the_residual_cosine_takes_the_title_out() -> None:
+    asked = grounding.answer_question("How much does gift wrapping cost?", [GIFT], embedder=get_embedder())
+    on_topic = grounding.answer_question("Who invented gift wrapping paper?", [GIFT], embedder=get_embedder())
+    untitled = Passage(chunk_id="kb:untitled#0", title="", text=GIFT.text)
+    plain = grounding.answer_question("How much does gift wrapping cost?", [untitled], embedder=get_embedder())
+    assert asked.features["residual_cosine"] < asked.features["sentence_cosine"]
+    assert on_topic.features["residual_cosine"] < asked.features["residual_cosine"]
+    assert plain.features["residual_cosine"] == pytest.approx(plain.features["sentence_cosine"])
+
+
 def test_a_question_the_passages_do_not_answer_is_declined() -> None:
     answer = grounding.answer_question(
         "What is the warranty on a lawn mower engine?", [HOURS, GIFT], embedder=get_embedder()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import random
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,34 @@ def test_eval_answers_ingests_through_the_worker_and_answers_through_the_answer_
     assert summary["unanswerable_declined"] == 1.0 and summary["grounded_sentence_rate"] == 1.0
     assert summary["p50_s"] > 0 and set(summary["split"]) == {"calibration", "held_out"}
     assert json.loads(lines[0])["declined"] is False
+
+
+def test_the_fit_sets_its_threshold_on_out_of_fold_probabilities() -> None:
+    from streamdesk.agent import grounding
+
+    rng = random.Random(7)
+    queries = [evaluation.AnswerQuery(f"q{n}", "?", answerable=n % 2 == 0) for n in range(400)]
+    results = [
+        evaluation.QueryResult(
+            query=query,
+            reply="",
+            answer="",
+            declined=False,
+            rouge_l=None,
+            sentences=1,
+            grounded=1,
+            seconds=0.1,
+            features={name: rng.gauss(0.6 if query.answerable else 0.4, 0.15) for name in grounding.FEATURES},
+        )
+        for query in queries
+    ]
+    weights = evaluation.fit_answerability(results)
+    assert set(weights) == {"bias", "threshold", *grounding.FEATURES}
+    assert all(weights[name] > 0 for name in grounding.FEATURES)
+    fitted = [r for r in results if r.query.calibration and r.query.answerable]
+    probability = [
+        1 / (1 + math.exp(-weights["bias"] - sum(weights[n] * r.features[n] for n in grounding.FEATURES)))
+        for r in fitted
+    ]
+    declined = sum(p < weights["threshold"] for p in probability) / len(fitted)
+    assert 0 < declined <= grounding.ANSWERABLE_DECLINE_BUDGET + 0.05
