@@ -116,6 +116,11 @@ def summarize(samples: list[dict[str, Any]], *, window_s: float, rate: float) ->
         "lag_bounded": ingest_last <= max(rate * 60, 1) and agent_last <= max(agent_first, 2),
         "memory": memory,
         "memory_growth_max": max((m["growth"] for m in memory.values()), default=0.0),
+        # the workers' own growth: the embedded broker keeps every message in memory (Tansu's memory storage), so
+        # its RSS grows with the retained log by design; a Kafka cluster's brokers keep it on disk
+        "worker_memory_growth_max": max(
+            (m["growth"] for role, m in memory.items() if role.startswith("worker ")), default=0.0
+        ),
     }
 
 

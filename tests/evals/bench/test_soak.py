@@ -24,7 +24,9 @@ def test_the_summary_compares_the_first_and_the_last_window() -> None:
     assert summary["memory"]["worker ingest"] == {"first_mb": 100.0, "last_mb": 105.0, "growth": 0.05}
     assert summary["ingest_lag_max"] == 5 and summary["lag_bounded"]
     growing = soak.summarize([sample(0, ingest=0, rss_mb=1), sample(60, ingest=500, rss_mb=2)], window_s=10, rate=2)
-    assert growing["memory_growth_max"] == 1.0 and not growing["lag_bounded"]
+    assert growing["memory_growth_max"] == growing["worker_memory_growth_max"] == 1.0 and not growing["lag_bounded"]
+    broker = [{**each, "rss": {**each["rss"], "broker": int((1 + each["t"] / 60) * MB)}} for each in samples]
+    assert soak.summarize(broker, window_s=30, rate=2)["worker_memory_growth_max"] == 0.05
 
 
 @pytest.mark.slow
