@@ -228,3 +228,51 @@ def test_a_request_added_to_a_held_change_is_listed_beside_it(
     assert not [s for s in second.trace if s.outcome in ("executed", "pending_approval")]
     say(world, backend, "Yes, I confirm.", n=3, email=IVAN)
     assert done(world) == 2
+
+
+YUSUF = "yusuf.rossi7301@example.com"
+"""yusuf_rossi_9620: delivered order #W2378156 (headphones, a vacuum cleaner, a keyboard, a thermostat, a watch)."""
+
+
+@pytest.mark.slow
+def test_a_customer_who_asks_for_a_person_is_handed_over_and_nothing_else_runs(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    first = say(world, backend, f"Please cancel order {ORDER}. If not possible, I ask for a human representative.", n=1)
+    assert [(s.tool, s.outcome) for s in first.trace if s.outcome in ("executed", "held")] == [
+        ("transfer_to_human_agents", "executed")
+    ]  # the hand-off ends the turn's writes: no cancellation held beside it
+    assert conversations.load(world, source="zendesk", ticket_id="T-7").held_actions == ()
+    second = say(world, backend, "Yes, I confirm.", n=2)
+    assert not [s for s in second.trace if s.outcome in ("executed", "pending_approval", "held")]
+    assert done(world) == 0
+
+
+@pytest.mark.slow
+def test_a_change_of_mind_to_another_kind_of_change_never_runs_the_first(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    returned = "return_delivered_order_items"
+    first = say(world, backend, "I want to return the smart watch from order #W2378156.", n=1, email=YUSUF)
+    assert [s.tool for s in first.trace if s.outcome == "held"] == [returned]
+    say(world, backend, "I changed my mind: exchange it for the very same item instead.", n=2, email=YUSUF)
+    assert conversations.load(world, source="zendesk", ticket_id="T-7").held_actions == ()
+    third = say(world, backend, "Yes, I confirm.", n=3, email=YUSUF)  # confirms nothing listed: no return
+    assert returned not in [s.tool for s in third.trace if s.outcome in ("executed", "pending_approval", "held")]
+    assert done(world, returned) == 0
+
+
+@pytest.mark.slow
+def test_a_message_that_names_how_to_pay_keeps_the_held_change_and_asks_for_no_other(
+    world: psycopg.Connection, backend: backends.TransformersBackend
+) -> None:
+    move, repay = "modify_pending_order_address", "modify_pending_order_payment"
+    say(world, backend, MOVE, n=1)
+    second = say(world, backend, "My payment method is PayPal.", n=2)
+    held = conversations.load(world, source="zendesk", ticket_id="T-7").held_actions
+    assert [call.tool for call in held] == [move] and "445 Maple Drive" in second.text
+    assert not [s for s in second.trace if s.tool == repay]
+    say(world, backend, "Yes, I confirm.", n=3)
+    assert done(world, move) == 1 and done(world, repay) == 0
+    decisions = [m["decision"] for m in conversations.thread(world, source="zendesk", ticket_id="T-7")]
+    assert decisions[1::2] == ["held", "restated", "confirmed"]

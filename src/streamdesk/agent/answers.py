@@ -63,7 +63,14 @@ class Ticket(BaseModel):
 
     @property
     def text(self) -> str:
-        """Subject and body as one text (what the router and the injection detector read)."""
+        """Subject and body as one text (what the router and the injection detector read).
+
+        A subject that is only the body's beginning ("I want to return the hose, and exchange..." above the whole
+        message) is left out: read twice, its cut-off request would hide the body's whole one.
+        """
+        lead = self.subject.strip().removesuffix("...").removesuffix("\u2026").strip()
+        if lead and self.body.strip().startswith(lead):
+            return self.body.strip()
         return f"{self.subject}\n\n{self.body}".strip()
 
     @classmethod

@@ -392,7 +392,12 @@ class _Run:
         self.held: list[ToolCall] = []
         self.knowledge: grounding.KnowledgeAnswer | None = None
         self.withdrawn: list[ToolCall] = []
-        self.confirmed = conversations.confirms_explicitly(self.ticket.text) and not self.found.needs_confirmation
+        # a later message confirms what was listed to the customer; one that states no change of its own ("Yes, I
+        # confirm.") authorises no change that was never listed
+        states = not conversation.turns or bool(pack.intents.features(self.ticket.text).intents)
+        self.confirmed = (
+            conversations.confirms_explicitly(self.ticket.text) and not self.found.needs_confirmation and states
+        )
         if cut is not None:
             self.record_cut(cut)
 
@@ -537,7 +542,8 @@ class _Run:
         message that restates the change ("yes, but only the shirt", "pay with PayPal") replaces it with the
         revised one, listed again (run when the message itself confirms explicitly); one that asks for a
         change the held ones do not cover ("return it instead") drops them and plans the new request, and one
-        that adds a request ("I also want ...") keeps them beside the new one's; a withdrawal drops them. A
+        that adds a request ("I also want ...") keeps them beside the new one's; a withdrawal drops them; one
+        that asks only for what they already do lists them again (`restated`), planning nothing beside them. A
         turn that carries a possible injection drops them unrun: a held change never runs on its say-so.
         """
         held = list(self.conversation.held_actions)
@@ -574,9 +580,10 @@ class _Run:
             for call in held:
                 self.call(call, source="router")
             return "confirmed"
-        if self.pack.intents.recognise(text).intents:
-            return self._turn("replaced", held, reason="a new request replaces the held change")
         self.held = held
+        if self.pack.intents.features(text).wants_write:
+            # the change it asks for is what the held ones do ("my payment method is ..."): listed again, not re-planned
+            return self._turn("restated", held, reason="the message asks for what the held change already does")
         return None
 
     def _turn(self, decision: str, held: list[ToolCall], *, reason: str) -> str:
@@ -682,11 +689,13 @@ class _Run:
 
         Nothing is proposed for a ticket that carries a possible injection. A change of customer data the
         customer has not confirmed (or asked for only under a condition) is held and listed to them instead.
-        The model sees each call and its result; it is offered no customer-data write afterwards.
+        The model sees each call and its result; it is offered no customer-data write afterwards. A hand-off
+        to a person ends the turn's writes: the person takes the ticket over, nothing else runs or is held.
         """
         if self.scope.writes_refused:
             return
         considered = list(self.history)
+        handoffs = HANDOFF_TOOLS | self.pack.intents.handoff_tools
         for _ in range(self.settings.router_max_calls):
             self.deadline.check(before="the rules' writes")
             proposal = self.pack.intents.next_write(self.found, history=considered)
@@ -694,6 +703,8 @@ class _Run:
                 break
             outcome = self.call(proposal, source="router")
             considered.append((proposal, outcome.result))
+            if proposal.tool in handoffs:
+                break
 
     @property
     def rules_wrote(self) -> bool:
@@ -717,7 +728,7 @@ class _Run:
         """The request still open after this turn: held, or asked for but not yet carried out."""
         if self.injection is not None or decision in ("confirmed", "withdrawn"):
             return None
-        if decision == "revised":
+        if decision in ("revised", "restated"):
             return f"{self.conversation.open_request or ''}\n\n{self.original.text}".strip()
         if self.held or (self.found.wants_write and not self.rules_wrote):
             return self.found.text
@@ -995,7 +1006,7 @@ def answer_ticket(
         reply: Reply | None = None
         knowledge: grounding.KnowledgeAnswer | None = None
         try:
-            if decision in ("confirmed", "withdrawn", "revised"):
+            if decision in ("confirmed", "withdrawn", "revised", "restated"):
                 reply = Reply(message="")
             else:
                 reply = _answer_message(run, model_text=model_text, max_steps=max_steps or settings.max_steps)

@@ -324,3 +324,56 @@ def test_cancelling_by_an_item_cancels_only_an_order_it_is_all_of() -> None:
     assert [c.arguments["order_id"] for c in grill] == ["#W2"]
     whole = intents.features("I ordered the air purifier by mistake. Cancel the whole order.")
     assert [c.arguments["order_id"] for c in plans.planned_writes(whole, reads)] == ["#W1"]
+
+
+def test_a_whole_order_mentioned_under_a_condition_or_a_negation_cancels_nothing() -> None:
+    reads = [
+        (ToolCall(tool="get_user_details", arguments={"user_id": "u_1"}), USER),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W1"}),
+         {**_delivered("#W1", "Garden Hose", "Lamp"), "status": "pending"}),
+    ]  # fmt: skip
+    guarded = "Cancel the garden hose (if this would require cancelling the entire order, please do not do it)."
+    assert list(plans.planned_writes(intents.features(guarded), reads)) == []
+    named = "I want to cancel the garden hose in order #W1. If I cannot, cancel the whole order."
+    assert list(plans.planned_writes(intents.features(named), reads)) == []  # some of #W1's items, not all
+    plain = "Cancel the garden hose, the whole order."
+    assert [c.arguments["order_id"] for c in plans.planned_writes(intents.features(plain), reads)] == ["#W1"]
+
+
+def test_a_refund_asked_to_a_method_policy_cannot_refund_to_returns_nothing() -> None:
+    reads = [
+        (ToolCall(tool="get_user_details", arguments={"user_id": "u_1"}), USER),
+        (ToolCall(tool="get_order_details", arguments={"order_id": "#W1"}), _delivered("#W1", "Lamp")),
+    ]
+    user = {"payment_methods": {"paypal_2": {"source": "paypal"}}}
+    paid_by_paypal = {"payment_history": [{"transaction_type": "payment", "payment_method_id": "paypal_2"}]}
+    assert plans.refund_kinds("I want the refund to my amex credit card.") == {"credit_card"}
+    assert not plans.refund_possible("I want the refund to my amex credit card.", paid_by_paypal, user)
+    assert plans.refund_possible("Refund to credit card, or if not possible refund to PayPal.", paid_by_paypal, user)
+    assert plans.refund_possible("Return it, refund on my original payment method.", paid_by_paypal, user)
+    card = list(plans.planned_writes(intents.features("Return the lamp and refund to my credit card."), reads))
+    assert card == []  # #W1 was paid with a gift card: the card refund cannot be made, nothing else is made instead
+    gift = plans.next_write(intents.features("Return the lamp and refund to GC."), history=reads)
+    assert gift is not None and gift.arguments["payment_method_id"] == "gift_card_1"
+
+
+def test_a_yes_no_option_is_asked_for_by_its_name() -> None:
+    item = {"item_id": "1", "options": {"size": "12", "waterproof": "no"}}
+    product = {"variants": {
+        "2": {"available": True, "options": {"size": "12", "waterproof": "yes"}},
+        "3": {"available": True, "options": {"size": "8", "waterproof": "no"}},
+    }}  # fmt: skip
+    assert plans.wanted_variant("the exact same boots but a waterproof variant", item, product) == "2"
+    assert plans.wanted_variant("size 8, I do not care about waterproof or not", item, product) == "3"
+    assert plans.wanted_variant("Yes, I confirm. A non-waterproof one in size 12.", item, product) is None
+
+
+def test_a_replacing_request_strikes_the_earlier_ask_and_a_stated_method_asks_for_no_payment_change() -> None:
+    replaced = plans.revision("I changed my mind: exchange it for the same item.", "I want to return the office chair.")
+    assert replaced.intents == ("exchange",) and "office chair" in replaced.text
+    assert "return" not in intents.features(f"{replaced.text}\n\nYes, I confirm.").intents  # read again later
+    assert plans.asked_intents("My payment method is gift card.") == ()
+    assert "payment" in plans.asked_intents("Please change the payment method of order #W1 to PayPal.")
+    assert "modify" not in intents.classify("I changed my mind about the order.")
+    assert intents.classify("I will adjust the desk lamp to be black color.") == ("modify",)
+    assert intents.classify("If not possible, I am angry and ask for a human representative.") == ("human",)

@@ -75,7 +75,12 @@ _WHO_HUMAN = (
     r"|employee|people|supervisor|manager|assistant|live support)"
 )
 _INTENT_PATTERNS: tuple[tuple[Intent, str], ...] = (
-    ("human", rf"\b{_VERB_HUMAN}\b[^.?!]{{0,40}}?\b{_WHO_HUMAN}\b|\b(human|live) agent\b|\breal person\b"),
+    (
+        "human",
+        rf"\b{_VERB_HUMAN}\b[^.?!]{{0,40}}?\b{_WHO_HUMAN}\b|\b(human|live) agent\b|\breal person\b"
+        r"|\b(ask|demand|request)(s|ed|ing)? (for|to see) (a |an |the )?"
+        r"(human|person|representative|supervisor|manager)",
+    ),
     (
         "cancel",
         r"\b(cancel(?!lation (fee|charge|penalt))\w*|call off|revoke)\b"
@@ -96,7 +101,9 @@ _INTENT_PATTERNS: tuple[tuple[Intent, str], ...] = (
     ("payment", r"\b(payment method|pay(ing)? with|paid with|charge (it|my|to)|split the payment)\b"),
     (
         "modify",
-        r"\b(modify|change|edit|switch|update|alter|remove|delete|add)\b[^.?!]{0,40}\b(order|purchase|item|items|"
+        r"\b(modify|change(?! (?:my|his|her|their|our) mind)|edit|switch|update|alter|adjust|remove|delete|add)\b"
+        r"[^.?!]{0,40}"
+        r"\b(order|purchase|item|items|"
         r"product|products|size|colou?r|option|options)\b",
     ),
     (
@@ -265,6 +272,16 @@ def clause(text: str, intent: Intent) -> str:
         if found is not None:
             end = min(end, found.start())
     return text[start.start() : end]
+
+
+def without_asks(text: str, dropped: Sequence[Intent]) -> str:
+    """`text` with the words that ask for the `dropped` intents struck out (typos corrected first)."""
+    if not dropped:
+        return text
+    text = correct_spelling(text)
+    for intent in dropped:
+        text = dict(_INTENT_RULES)[intent].sub(" ", text)
+    return text
 
 
 def clause_start(text: str, intent: Intent) -> int:

@@ -50,6 +50,22 @@ WHOLE_ORDER = re.compile(r"\b(?:whole|entire|full) order\b", re.I)
 MISTAKE = re.compile(r"\b(by mistake|mistaken\w*|accident\w*|wrong(ly)?)\b", re.I)
 DEFAULT_ADDRESS = re.compile(r"\b(default|profile|account|user)\b[^.?!]{0,20}\baddress\b", re.I)
 ORIGINAL_PAYMENT = re.compile(r"\boriginal (payment|card|method)\b", re.I)
+REFUND_TO = re.compile(r"\brefund\w*\b[^.?!]{0,20}?\b(?:to|on|onto|into|via)\b(?P<what>[^.?!,;]{1,40})", re.I)
+"""'refund to my amex credit card': the kind of payment method a refund is asked to go to."""
+METHOD_KINDS = (
+    ("original", re.compile(r"\boriginal\b", re.I)),
+    ("gift_card", re.compile(r"\bgift ?card\b|\bgc\b", re.I)),
+    ("paypal", re.compile(r"\bpay ?pal\b", re.I)),
+    (
+        "credit_card",
+        re.compile(r"\b(?:credit|debit)? ?card\b|\b(?:visa|mastercard|amex|american express|discover)\b", re.I),
+    ),
+)
+"""The kinds of payment method customers name (the `source` of a user's methods), 'original' first."""
+METHOD_ALIASES = {"gift card": ("gc",)}
+"""Short names customers use for a kind of payment method ('refund to GC')."""
+NEGATED_OR_CONDITIONAL = re.compile(r"\b(?:not|don'?t|never|no|cannot|can'?t|if|unless|otherwise)\b", re.I)
+SEGMENT = re.compile(r"(?<=[.!?;])\s+|\n+|\s*[()\u2014]\s*|\s+-\s+")
 STATES = {
     "alabama": "AL", "alaska": "AK", "arizona": "AZ", "arkansas": "AR", "california": "CA", "colorado": "CO",
     "connecticut": "CT", "delaware": "DE", "florida": "FL", "georgia": "GA", "hawaii": "HI", "idaho": "ID",
@@ -144,7 +160,7 @@ def _one_order(lines: list[tuple[dict[str, Any], dict[str, Any]]], found: Ticket
 
 
 def payment_method(text: str, user: dict[str, Any], *, exclude: str | None = None) -> str | None:
-    """The user's payment method the text names ('PayPal', 'gift card', 'credit card ending 1234', 'visa')."""
+    """The user's payment method the text names ('PayPal', 'gift card' or 'GC', 'credit card ending 1234', 'visa')."""
     methods = user.get("payment_methods") or {}
     named = []
     for method_id, method in methods.items():
@@ -152,7 +168,8 @@ def payment_method(text: str, user: dict[str, Any], *, exclude: str | None = Non
             continue
         source = str(method.get("source") or "").replace("_", " ")
         details = [str(method[key]) for key in ("brand", "last_four") if method.get(key)]
-        if any(mentions(text, detail) for detail in details) or (source and mentions(text, source)):
+        names = [source, *METHOD_ALIASES.get(source, ())] if source else []
+        if any(mentions(text, detail) for detail in details) or any(mentions(text, name) for name in names):
             named.append(method_id)
     specific = [m for m in named if any(mentions(text, str(methods[m].get(k) or "-")) for k in ("brand", "last_four"))]
     chosen = specific or named
@@ -173,6 +190,26 @@ def _asked(text: str, value: str) -> float:
         return 1.0
     words = value.split()
     return sum(mentions(text, word) for word in words if len(word) > 2) / len(words) if len(words) > 1 else 0.0
+
+
+def _flag(text: str, key: str) -> str | None:
+    """What the text asks of a yes/no option named `key`: 'yes' ('a waterproof variant'), 'no' ('not waterproof',
+    'non-waterproof'), or None (not named, or 'do not care about waterproof or not')."""
+    normal = " ".join(re.findall(r"[a-z0-9]+", text.lower().replace("-", " ")))
+    found = None
+    for match in re.finditer(rf"\b{re.escape(key.lower())}\b", normal):
+        before, after = normal[max(match.start() - 30, 0) : match.start()], normal[match.end() : match.end() + 10]
+        if re.search(r"\b(care|matter|whether|either)\b", before) or re.match(r"\s*or not\b", after):
+            return None
+        found = "no" if re.search(r"\b(not|non|no|without|never)\s+(\w+\s+)?$", before) else "yes"
+    return found
+
+
+def _option_asked(text: str, key: str, value: str) -> float:
+    """How much of the new `value` of option `key` the text names; a yes/no option by its name ('waterproof')."""
+    if value.lower() in ("yes", "no"):
+        return 1.0 if _flag(text, key) == value.lower() else 0.0
+    return _asked(text, value)
 
 
 def _number(value: str) -> float | None:
@@ -208,7 +245,7 @@ def wanted_variant(text: str, item: dict[str, Any], product: dict[str, Any]) -> 
     for item_id, variant in (product.get("variants") or {}).items():
         if not isinstance(variant, dict) or not variant.get("available") or item_id == str(item.get("item_id")):
             continue
-        changed = {key: _asked(text, str(value)) for key, value in (variant.get("options") or {}).items()
+        changed = {key: _option_asked(text, key, str(value)) for key, value in (variant.get("options") or {}).items()
                    if current.get(key) != value}  # fmt: skip
         if extreme is not None and extreme[0] in changed:
             changed[extreme[0]] = 1.0
@@ -293,11 +330,46 @@ def _handoff(found: TicketFeatures) -> Iterator[ToolCall]:
     yield ToolCall(tool="transfer_to_human_agents", arguments={"summary": summary})
 
 
+def refund_kinds(text: str) -> set[str]:
+    """The kinds of payment method the text asks refunds to go to ('refund to my amex card' -> credit_card)."""
+    kinds = set()
+    for match in REFUND_TO.finditer(text):
+        kinds |= {kind for kind, pattern in METHOD_KINDS if pattern.search(match.group("what"))}
+        if "original" in kinds:
+            return {"original"}
+    return kinds
+
+
+def refund_possible(text: str, order: dict[str, Any], user: dict[str, Any]) -> bool:
+    """False when every kind of method the text asks the refund to go to is one policy cannot refund to.
+
+    A refund goes to the original payment method or one of the user's gift cards; 'refund to my credit card'
+    on an order paid with PayPal asks for what cannot be done, and no other change is made in its place.
+    """
+    kinds = refund_kinds(text)
+    methods = user.get("payment_methods") or {}
+    original = methods.get(original_method(order) or "", {})
+    allowed = {"original", str(original.get("source") or "")}
+    allowed |= {
+        str(m.get("source")) for m in methods.values() if isinstance(m, dict) and m.get("source") == "gift_card"
+    }
+    return not kinds or bool(kinds & allowed)
+
+
+def plain_wholes(text: str) -> str:
+    """`text` less the parts that mention the whole order under a condition or a negation ('if this would require
+    cancelling the entire order, do not do it'): they ask for no whole order."""
+    parts = SEGMENT.split(text)
+    return " ".join(p for p in parts if not (WHOLE_ORDER.search(p) and NEGATED_OR_CONDITIONAL.search(p)))
+
+
 def _cancels(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
-    pending, text = world.with_status("pending"), intents.clause(found.text, "cancel")
-    named = [order for order in pending if order["order_id"] in _order_ids(text, found)]
-    lines = _one_order(named_lines(text, pending), found) if not named else []
+    pending, text = world.with_status("pending"), plain_wholes(intents.clause(found.text, "cancel"))
     whole = bool(WHOLE_ORDER.search(text))
+    named = [order for order in pending if order["order_id"] in _order_ids(text, found)]
+    if not whole and any(0 < len(named_lines(text, [order])) < len(order.get("items") or []) for order in named):
+        named = []  # "cancel the air purifier in order #W1": some of its items, and cancelling takes them all
+    lines = _one_order(named_lines(text, pending), found) if not named else []
     if not named and not lines and whole:  # "cancel the whole order": the order of the items named elsewhere
         lines = _one_order(named_lines(WHOLE_ORDER.sub(" ", found.text), pending), found)
     # cancelling cancels the whole order: by its items only when they are all of it, or the text says so
@@ -318,6 +390,8 @@ def _returns(found: TicketFeatures, world: World) -> Iterator[ToolCall]:
         lines = [(order, item) for order in named for item in order.get("items") or []]
     for order_id in dict.fromkeys(str(order["order_id"]) for order, _ in lines):
         order = world.orders[order_id]
+        if not refund_possible(found.text, order, world.user):
+            continue
         original = original_method(order)
         chosen = None if ORIGINAL_PAYMENT.search(found.text) else payment_method(found.text, world.user)
         method = chosen if chosen and (chosen == original or chosen.startswith("gift_card")) else original
@@ -498,12 +572,20 @@ def next_write(found: TicketFeatures, *, history: History) -> ToolCall | None:
 ITEM_CHANGES = frozenset({"exchange_delivered_order_items", "modify_pending_order_items"})
 """The writes that swap items for others, paid or refunded with a payment method the customer may name."""
 _NEGATED = re.compile(r"\b(?:do not|don'?t|not|never|no longer)\s+(?:\w+\s+)?$", re.I)
+STATES_METHOD = re.compile(
+    r"^\W*(?:my|the) payment (?:method|option) (?:is|will be|would be)\b|^\W*I(?:'ll| will)? pay (?:with|by|using)\b",
+    re.I,
+)
+"""'My payment method is gift card': which method pays the change asked for, not a change of an order's payment."""
 
 
 def asked_intents(text: str) -> tuple[intents.Intent, ...]:
-    """The intents `text` asks for, less those it negates ("do not exchange anything")."""
+    """The intents `text` asks for, less those it negates ("do not exchange anything") and a payment method it only
+    states ("my payment method is PayPal")."""
     corrected = intents.correct_spelling(text)
     found = intents.classify(intents.requests(text))
+    if STATES_METHOD.search(text):
+        found = tuple(intent for intent in found if intent != "payment")
     return tuple(i for i in found if not _NEGATED.search(corrected[: max(intents.clause_start(corrected, i), 0)]))
 
 
@@ -557,6 +639,9 @@ def revise_held(held: Sequence[ToolCall], text: str, *, facts: Sequence[Any]) ->
     tools = {call.tool for call in held}
     if any(not _covered(intent, tools) for intent in asked_intents(text)):
         return None
+    named = set(intents.features(text).order_ids)
+    if named and not named & {str(call.arguments.get("order_id")) for call in held}:
+        return None  # a request about another order: planned anew
     world = _world_of(facts)
     revised = list(held)
     if conversations.restricts(text):
@@ -577,7 +662,12 @@ def revise_held(held: Sequence[ToolCall], text: str, *, facts: Sequence[Any]) ->
 
 
 def revision(text: str, earlier: str) -> TicketFeatures:
-    """The features of a message that replaces the open request `earlier`: its own intents, both messages' details."""
-    joined = intents.features(f"{text}\n\n{earlier}")
+    """The features of a message that replaces the open request `earlier`: its own intents, both messages' details.
+
+    The earlier request's asks for changes the message does not ask for are struck from its text ("return the
+    chair" reads "the chair"), so a later turn that reads the open request again does not ask for them anew.
+    """
     asked = asked_intents(text)
+    dropped = [intent for intent in intents.classify(intents.requests(earlier)) if intent not in asked]
+    joined = intents.features(f"{text}\n\n{intents.without_asks(earlier, dropped)}")
     return dataclasses.replace(joined, intents=asked, conditional=tuple(i for i in joined.conditional if i in asked))
