@@ -282,7 +282,8 @@ def _passage_cosines(passages: Sequence[Passage], *, query: np.ndarray, embedder
 
 def _residual_cosine(sentences: np.ndarray, query: np.ndarray, *, topic: np.ndarray) -> float:
     """Best cosine of the question and a sentence once both lose their component along the `topic` vector."""
-    rest = _normalised(np.vstack([query, sentences]) - np.outer(np.vstack([query, sentences]) @ topic, topic))
+    stacked = np.vstack([query, sentences])
+    rest = _normalised(stacked - np.outer(stacked @ topic, topic))
     return float(np.max(rest[1:] @ rest[0]))
 
 

@@ -113,6 +113,7 @@ _INTENT_PATTERNS: tuple[tuple[Intent, str], ...] = (
     ),
 )
 _INTENT_RULES = tuple((intent, re.compile(pattern, re.IGNORECASE)) for intent, pattern in _INTENT_PATTERNS)
+_RULE_OF = dict(_INTENT_RULES)
 VOCABULARY = (
     "cancel",
     "canceling",
@@ -259,7 +260,7 @@ def clause(text: str, intent: Intent) -> str:
     Empty when the text does not ask for `intent`.
     """
     text = correct_spelling(text)
-    pattern = dict(_INTENT_RULES)[intent]
+    pattern = _RULE_OF[intent]
     start = pattern.search(text)
     if start is None:
         return ""
@@ -280,13 +281,13 @@ def without_asks(text: str, dropped: Sequence[Intent]) -> str:
         return text
     text = correct_spelling(text)
     for intent in dropped:
-        text = dict(_INTENT_RULES)[intent].sub(" ", text)
+        text = _RULE_OF[intent].sub(" ", text)
     return text
 
 
 def clause_start(text: str, intent: Intent) -> int:
     """Where in `text` the first trigger of `intent` starts (-1: none)."""
-    match = dict(_INTENT_RULES)[intent].search(text)
+    match = _RULE_OF[intent].search(text)
     return match.start() if match else -1
 
 
